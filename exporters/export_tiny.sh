@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Regenerate the tiny test bundle (models/tiny), its golden outputs
+# (tests/golden/tiny.json) and fixture images (tests/fixtures/images)
+# deterministically, then verify the ONNX graphs against PyTorch with onnxruntime.
+# Usage: exporters/export_tiny.sh   (from anywhere)
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "${repo_root}/exporters/setup.sh"
+cd "${repo_root}"
+# Single-threaded, deterministic PyTorch / onnxruntime math.
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYTHONHASHSEED=0 CUDA_VISIBLE_DEVICES=""
+exec "${repo_root}/.cache/venv-exporters/bin/python" -m exporters.tiny_llava "$@"

@@ -1,0 +1,153 @@
+"""Run an exported bundle with onnxruntime exactly the way the Rust runtime does.
+
+Everything is driven by ``bundle.json``: tensor names, preprocessing, prompt
+format, KV-cache naming. The flow for one request:
+
+1. preprocess each image (:mod:`exporters.preprocess`) -> ``pixel_values`` [n, 3, H, W];
+2. ``vision_encoder`` -> ``image_features`` [n, T, d_vision];
+3. ``projector`` -> ``image_embeds`` [n, T, d_text];
+4. prompt ids (:mod:`exporters.prompt`), ``embed`` -> ``inputs_embeds`` [1, s, d_text];
+5. merge: the rows at image-token positions are replaced, in order, by the
+   ``n * T`` image embedding rows;
+6. decoder prefill with empty past tensors ``[1, kv_heads, 0, head_dim]``,
+   ``attention_mask`` = ones [1, s], ``position_ids`` = [[0 .. s-1]];
+7. greedy loop: argmax of the last logits row; stop after an EOS id (which is
+   kept in the output, as ``generate()`` does) or ``max_new_tokens``; the next
+   step feeds the token's embedding, ``attention_mask`` = ones [1, past+1],
+   ``position_ids`` = [[past]] and the previous ``present.*`` as ``past_key_values.*``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from tokenizers import Tokenizer
+
+from .preprocess import ImagePreprocess, preprocess_paths
+from .prompt import PromptFormat, build_input_ids
+
+
+def _session(path: Path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+@dataclass
+class OrtResult:
+    """What one request produced."""
+
+    input_ids: list[int]
+    output_ids: list[int]
+    image_embeds: np.ndarray  # [n, T, d_text]
+    prefill_logits: np.ndarray = field(repr=False, default=None)  # [vocab], last prompt position
+
+
+class OrtPipeline:
+    """The bundle's graphs in onnxruntime, orchestrated from the manifest."""
+
+    def __init__(self, bundle_dir: Path):
+        self.dir = Path(bundle_dir)
+        self.manifest = json.loads((self.dir / "bundle.json").read_text())
+        stages = {stage["kind"]: stage for stage in self.manifest["stages"]}
+        self.encoder_stage = stages["modality_encoder"]
+        self.projector_stage = stages["input_projector"]
+        self.decoder_stage = stages["llm_decoder"]
+
+        pre = self.encoder_stage["preprocess"]
+        self.preprocess = ImagePreprocess(
+            shortest_edge=pre["resize"]["shortest_edge"],
+            crop_width=pre["crop"]["width"],
+            crop_height=pre["crop"]["height"],
+            rescale_factor=pre["rescale_factor"],
+            mean=tuple(pre["mean"]),
+            std=tuple(pre["std"]),
+        )
+        p = self.manifest["prompt"]
+        self.prompt = PromptFormat(
+            template=p["template"],
+            image_placeholder=p["placeholders"]["image"],
+            image_token_id=p["media_token_ids"]["image"],
+            bos_token_id=p["bos_token_id"],
+            eos_token_ids=tuple(p["eos_token_ids"]),
+            pad_token_id=p["pad_token_id"],
+        )
+        self.tokenizer = Tokenizer.from_file(str(self.dir / self.manifest["tokenizer"]))
+
+        self.vision = _session(self.dir / self.encoder_stage["graph"])  # pixel_values -> image_features
+        self.projector = _session(self.dir / self.projector_stage["graph"])  # image_features -> image_embeds
+        self.embed = _session(self.dir / self.decoder_stage["embedding"]["graph"])  # input_ids -> inputs_embeds
+        self.decoder = _session(self.dir / self.decoder_stage["graph"])  # embeds, mask, pos, past -> logits, present
+
+        kv = self.decoder_stage["kv_cache"]
+        layers = range(kv["num_layers"])
+        self.past_names = [(kv["past_key"].format(layer=i), kv["past_value"].format(layer=i)) for i in layers]
+        self.present_names = [(kv["present_key"].format(layer=i), kv["present_value"].format(layer=i)) for i in layers]
+        # KV heads and head_dim come from the graph's own input metadata, not from constants.
+        past_meta = {i.name: i for i in self.decoder.get_inputs()}[self.past_names[0][0]]
+        self.kv_heads, self.head_dim = past_meta.shape[1], past_meta.shape[3]
+        self.tokens_per_image = self.projector.get_outputs()[0].shape[1]
+
+    # -- stages -----------------------------------------------------------------------------
+
+    def image_embeds(self, image_paths: list[str]) -> np.ndarray:
+        """Preprocess, encode and project images: [n, T, d_text]."""
+        pixels = preprocess_paths(image_paths, self.preprocess)
+        (features,) = self.vision.run([self.encoder_stage["output"]], {self.encoder_stage["input"]: pixels})
+        (embeds,) = self.projector.run([self.projector_stage["output"]], {self.projector_stage["input"]: features})
+        return embeds
+
+    def embed_ids(self, ids: list[int]) -> np.ndarray:
+        """[1, s, d_text] token embeddings."""
+        emb = self.decoder_stage["embedding"]
+        (out,) = self.embed.run([emb["output"]], {emb["input"]: np.asarray([ids], dtype=np.int64)})
+        return out
+
+    def step(self, embeds: np.ndarray, past: list[tuple[np.ndarray, np.ndarray]], past_len: int):
+        """One decoder call: returns (logits [1, s, vocab], present KV list)."""
+        seq = embeds.shape[1]
+        names = self.decoder_stage["inputs"]
+        feed = {
+            names["inputs_embeds"]: embeds,
+            names["attention_mask"]: np.ones((1, past_len + seq), dtype=np.int64),
+            names["position_ids"]: np.arange(past_len, past_len + seq, dtype=np.int64)[None],
+        }
+        for (key_name, value_name), (key, value) in zip(self.past_names, past):
+            feed[key_name], feed[value_name] = key, value
+        output_names = [self.decoder_stage["outputs"]["logits"]] + [n for pair in self.present_names for n in pair]
+        logits, *flat = self.decoder.run(output_names, feed)
+        present = [(flat[2 * i], flat[2 * i + 1]) for i in range(len(self.present_names))]
+        return logits, present
+
+    # -- request ------------------------------------------------------------------------------
+
+    def generate(self, prompt: str, image_paths: list[str], max_new_tokens: int) -> OrtResult:
+        """Greedy generation for one request."""
+        ids = build_input_ids(self.prompt, self.tokenizer, prompt, len(image_paths), self.tokens_per_image)
+        embeds = self.embed_ids(ids)
+        image_embeds = self.image_embeds(image_paths)
+        positions = [i for i, t in enumerate(ids) if t == self.prompt.image_token_id]
+        rows = image_embeds.reshape(-1, image_embeds.shape[-1])
+        assert len(positions) == rows.shape[0], "image token count != image embedding rows"
+        embeds[0, positions] = rows
+
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+        past = [(empty, empty) for _ in self.past_names]
+        past_len = 0
+        output: list[int] = []
+        prefill_logits = None
+        while len(output) < max_new_tokens:
+            logits, past = self.step(embeds, past, past_len)
+            past_len += embeds.shape[1]
+            if prefill_logits is None:
+                prefill_logits = logits[0, -1].copy()
+            token = int(np.argmax(logits[0, -1]))
+            output.append(token)
+            if token in self.prompt.eos_token_ids:
+                break
+            embeds = self.embed_ids([token])
+        return OrtResult(ids, output, image_embeds, prefill_logits)

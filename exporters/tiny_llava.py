@@ -1,0 +1,236 @@
+"""Build the tiny LLaVA test bundle, its fixtures and goldens, and verify them.
+
+Run from the repository root (``exporters/export_tiny.sh`` does it)::
+
+    python -m exporters.tiny_llava
+
+Writes (deterministically, fixed seeds):
+
+* ``models/tiny/``: tokenizer.json, vision_encoder.onnx, projector.onnx,
+  embed.onnx, decoder.onnx, bundle.json;
+* ``tests/fixtures/images/*.png``: synthesized fixture images;
+* ``tests/golden/tiny.json``: PyTorch goldens.
+
+Then runs the ONNX graphs with onnxruntime the way the Rust runtime does and
+asserts they reproduce the PyTorch embeddings (1e-4) and greedy token ids.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import bundle, fixtures, goldens, onnx_export
+from .ort_pipeline import OrtPipeline
+from .preprocess import ImagePreprocess
+from .prompt import PromptFormat
+from .stages import Decoder, Embed, Projector, VisionEncoder
+from .tiny_model import TinyDims, build_model
+from .tokenizer_build import build_tokenizer
+
+BUNDLE_DIR = Path("models/tiny")
+GOLDEN_PATH = Path("tests/golden/tiny.json")
+EMBED_ATOL = 1e-4
+LOGITS_ATOL = 1e-3
+
+DESCRIPTION = (
+    "Tiny random-weight LLaVA-style model (CLIP vision tower, MLP projector, "
+    "Llama decoder with grouped KV heads) for tests."
+)
+GRAPHS = {
+    "vision_encoder": "vision_encoder.onnx",
+    "projector": "projector.onnx",
+    "embed": "embed.onnx",
+    "decoder": "decoder.onnx",
+}
+GENERATION_DEFAULTS = {"max_new_tokens": 24, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+
+
+def generate_cases() -> list[goldens.GenerateCase]:
+    """The golden generation requests."""
+    image_dir = fixtures.FIXTURE_DIR.as_posix()
+    a, b = f"{image_dir}/a_32.png", f"{image_dir}/b_32.png"
+    return [
+        goldens.GenerateCase("text_only", "Tell me a short story about a cat.", (), 16),
+        goldens.GenerateCase("one_image", "Describe the image.", (a,), 16),
+        goldens.GenerateCase("two_images", "Compare the two images.", (a, b), 16),
+    ]
+
+
+def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat) -> dict:
+    """The bundle.json body (format, version and checksums are added by :mod:`bundle`)."""
+    kv = {
+        "num_layers": dims.text_layers,
+        "past_key": "past_key_values.{layer}.key",
+        "past_value": "past_key_values.{layer}.value",
+        "present_key": "present.{layer}.key",
+        "present_value": "present.{layer}.value",
+    }
+    return {
+        "name": "tiny",
+        "description": DESCRIPTION,
+        "tokenizer": "tokenizer.json",
+        "stages": [
+            {
+                "kind": "modality_encoder",
+                "name": "vision_encoder",
+                "modality": "image",
+                "graph": GRAPHS["vision_encoder"],
+                "input": "pixel_values",
+                "output": "image_features",
+                "preprocess": prep.to_manifest(),
+            },
+            {
+                "kind": "input_projector",
+                "name": "projector",
+                "modality": "image",
+                "graph": GRAPHS["projector"],
+                "input": "image_features",
+                "output": "image_embeds",
+            },
+            {
+                "kind": "llm_decoder",
+                "name": "decoder",
+                "embedding": {"graph": GRAPHS["embed"], "input": "input_ids", "output": "inputs_embeds"},
+                "graph": GRAPHS["decoder"],
+                "inputs": {
+                    "inputs_embeds": "inputs_embeds",
+                    "attention_mask": "attention_mask",
+                    "position_ids": "position_ids",
+                },
+                "outputs": {"logits": "logits"},
+                "kv_cache": kv,
+                "context_length": dims.context_length,
+            },
+        ],
+        "prompt": fmt.to_manifest(),
+        "generation": dict(GENERATION_DEFAULTS),
+    }
+
+
+def export_graphs(model, dims: TinyDims, out_dir: Path) -> list[str]:
+    """Export the four stage graphs; returns report lines of the decoder shape check."""
+    onnx_export.export_vision_encoder(VisionEncoder(model), out_dir / GRAPHS["vision_encoder"], dims.image_size)
+    onnx_export.export_projector(
+        Projector(model), out_dir / GRAPHS["projector"], dims.tokens_per_image, dims.vision_hidden
+    )
+    onnx_export.export_embed(Embed(model), out_dir / GRAPHS["embed"])
+    decoder = Decoder(model)
+    path = out_dir / GRAPHS["decoder"]
+    onnx_export.export_decoder(decoder, path, dims.text_kv_heads, dims.head_dim)
+    return onnx_export.check_decoder_shapes(decoder, path, dims.text_kv_heads, dims.head_dim)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bundle-dir", type=Path, default=BUNDLE_DIR)
+    parser.add_argument("--golden", type=Path, default=GOLDEN_PATH)
+    parser.add_argument(
+        "--verify-only",
+        action="store_true",
+        help="do not regenerate anything: check the committed bundle (checksums) and goldens with onnxruntime",
+    )
+    args = parser.parse_args(argv)
+    if args.verify_only:
+        return verify_committed(args.bundle_dir, args.golden)
+
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    out_dir: Path = args.bundle_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dims, prep, fmt = TinyDims(), ImagePreprocess(), PromptFormat()
+
+    # 1. tokenizer, model, fixtures
+    tokenizer = build_tokenizer()
+    tokenizer.save(str(out_dir / "tokenizer.json"), pretty=True)
+    model = build_model(tokenizer.get_vocab_size(), dims)
+    images = [p.as_posix() for p in fixtures.write_fixtures()]
+
+    # 2. graphs + manifest
+    decoder_report = export_graphs(model, dims, out_dir)
+    bundle.write_manifest(out_dir, manifest(dims, prep, fmt), ["tokenizer.json", *GRAPHS.values()])
+
+    # 3. PyTorch goldens
+    square = [p for p in images if p.endswith("_32.png")]
+    golden = {
+        "preprocess": goldens.preprocess_goldens(images, prep),
+        "embeddings": goldens.embedding_goldens(model, square, prep),
+        "generate": [],
+    }
+    torch_logits = {}
+    for case in generate_cases():
+        ids, new_ids, logits = goldens.torch_generate(model, tokenizer, fmt, prep, case, dims.tokens_per_image)
+        golden["generate"].append(goldens.generate_golden(case, ids, new_ids, tokenizer))
+        torch_logits[case.name] = logits
+    args.golden.parent.mkdir(parents=True, exist_ok=True)
+    args.golden.write_text(json.dumps(golden, indent=1) + "\n")
+
+    # 4. verify the bundle with onnxruntime, the way the Rust runtime runs it
+    report = verify(out_dir, golden, torch_logits)
+    print_report(out_dir, args.golden, tokenizer.get_vocab_size(), dims, decoder_report, report)
+    return 0
+
+
+def verify_committed(bundle_dir: Path, golden_path: Path) -> int:
+    """Check checksums and rerun the onnxruntime pipeline against existing goldens (no PyTorch)."""
+    manifest_json = json.loads((bundle_dir / "bundle.json").read_text())
+    for name, digest in manifest_json["checksums"].items():
+        got = bundle.sha256_file(bundle_dir / name)
+        assert got == digest, f"{bundle_dir / name}: sha256 {got} != manifest {digest}"
+    golden = json.loads(golden_path.read_text())
+    for line in verify(bundle_dir, golden, torch_logits=None):
+        print(line)
+    print("OK")
+    return 0
+
+
+def verify(bundle_dir: Path, golden: dict, torch_logits: dict[str, np.ndarray] | None) -> list[str]:
+    """Assert the ONNX pipeline reproduces the goldens; returns report lines."""
+    pipe = OrtPipeline(bundle_dir)
+    lines = []
+    for entry in golden["embeddings"]:
+        got = pipe.image_embeds([entry["image"]])[0]
+        want = np.asarray(entry["values"], dtype=np.float32).reshape(entry["shape"])
+        diff = float(np.abs(got - want).max())
+        assert diff <= EMBED_ATOL, f"{entry['image']}: image embeddings differ by {diff} > {EMBED_ATOL}"
+        lines.append(f"embeddings {Path(entry['image']).name}: max|ort-torch|={diff:.2e} (tol {EMBED_ATOL})")
+    for entry in golden["generate"]:
+        result = pipe.generate(entry["prompt"], entry["images"], entry["max_new_tokens"])
+        assert result.input_ids == entry["input_ids"], f"{entry['name']}: prompt ids differ"
+        assert result.output_ids == entry["output_ids"], (
+            f"{entry['name']}: greedy ids differ\n  ort:   {result.output_ids}\n  torch: {entry['output_ids']}"
+        )
+        logits_note = ""
+        if torch_logits is not None:
+            diff = float(np.abs(result.prefill_logits - torch_logits[entry["name"]]).max())
+            assert diff <= LOGITS_ATOL, f"{entry['name']}: prefill logits differ by {diff}"
+            logits_note = f"prefill logits max|ort-torch|={diff:.2e}; "
+        lines.append(
+            f"generate {entry['name']}: prompt {len(entry['input_ids'])} ids, "
+            f"{len(result.output_ids)} new ids equal to torch generate(); {logits_note}text={entry['text']!r}"
+        )
+    return lines
+
+
+def print_report(bundle_dir: Path, golden_path: Path, vocab: int, dims: TinyDims, decoder_report, report) -> None:
+    print(f"bundle {bundle_dir}:")
+    for path in sorted(bundle_dir.iterdir()):
+        print(f"  {path.name:22s} {path.stat().st_size:>9,d} bytes")
+    print(f"golden {golden_path}: {golden_path.stat().st_size:,d} bytes")
+    print(f"vocab {vocab}, tokens per image {dims.tokens_per_image}, kv heads {dims.text_kv_heads}, head dim {dims.head_dim}")
+    print("decoder graph vs torch (past_seq=0 included):")
+    for line in decoder_report:
+        print(f"  {line}")
+    print("onnxruntime pipeline vs PyTorch goldens:")
+    for line in report:
+        print(f"  {line}")
+    print("OK")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
