@@ -1,0 +1,78 @@
+//! `mmrt inspect`: what a bundle holds (stages, graphs, tensors, prompt
+//! format) and what the runtime offers (ONNX Runtime version, providers).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::Cli;
+use crate::error::Result;
+use crate::manifest::Stage;
+use crate::runtime::OrtRuntime;
+use crate::Bundle;
+
+/// Arguments of `mmrt inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Bundle directory (holds bundle.json).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// Print the validated manifest and runtime facts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run the command.
+pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
+    let bundle = Bundle::open(&args.bundle)?;
+    let runtime = OrtRuntime::load(cli.ort_lib.as_deref()).map(|rt| rt.info).map_err(|e| e.to_string());
+    let providers = crate::runtime::ep::available_providers_if_loaded(runtime.is_ok());
+    if args.json {
+        let json = serde_json::json!({
+            "root": bundle.root,
+            "manifest": bundle.manifest,
+            "onnxruntime": runtime.as_ref().ok(),
+            "onnxruntime_error": runtime.as_ref().err(),
+            "execution_providers": providers,
+        });
+        println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
+        return Ok(());
+    }
+    let m = &bundle.manifest;
+    println!("bundle      {} ({})", m.name, bundle.root.display());
+    if !m.description.is_empty() {
+        println!("            {}", m.description);
+    }
+    println!("checksums   {} file(s) verified", m.checksums.len());
+    println!("stages");
+    for stage in &m.stages {
+        println!("  {}", describe(stage));
+    }
+    println!("prompt      {:?}", m.prompt.template);
+    println!("stop ids    {:?}", m.prompt.eos_token_ids);
+    let g = &m.generation;
+    println!(
+        "generation  max_new_tokens={} temperature={} top_k={} top_p={} repetition_penalty={}",
+        g.max_new_tokens, g.temperature, g.top_k, g.top_p, g.repetition_penalty
+    );
+    match runtime {
+        Ok(info) => println!("onnxruntime {} ({}); providers: {}", info.version, info.library.display(), providers.join(", ")),
+        Err(e) => println!("onnxruntime not loaded: {e}"),
+    }
+    Ok(())
+}
+
+fn describe(stage: &Stage) -> String {
+    match stage {
+        Stage::ModalityEncoder(s) => format!("modality_encoder  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
+        Stage::InputProjector(s) => format!("input_projector   {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
+        Stage::LlmDecoder(s) => format!(
+            "llm_decoder       {:<16} {} (+ {}): {} layers, context {}",
+            s.name, s.graph, s.embedding.graph, s.kv_cache.num_layers, s.context_length
+        ),
+        Stage::OutputProjector(s) => format!("output_projector  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
+        Stage::ModalityGenerator(s) => {
+            format!("modality_generator {:<15} {} {} + {}", s.name, s.modality, s.denoiser.graph, s.decoder.graph)
+        }
+    }
+}

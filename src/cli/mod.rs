@@ -1,0 +1,96 @@
+//! The clap front end: `mmrt run`, `mmrt inspect`, `mmrt --version`.
+//! Raw arguments are turned into library types here; the library never sees clap.
+
+mod inspect;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
+
+/// mmrt: run multimodal LLMs (every stage its own ONNX graph) on edge devices.
+#[derive(Debug, Parser)]
+#[command(name = "mmrt", disable_version_flag = true, arg_required_else_help = true)]
+pub struct Cli {
+    /// ONNX Runtime library to load (otherwise: $MMRT_ORT_LIB, next to the
+    /// executable, .cache/onnxruntime/, a Python onnxruntime package).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub ort_lib: Option<PathBuf>,
+    /// More logging on stderr (-v info, -vv debug).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Print mmrt's version, the ONNX Runtime version and its execution providers.
+    #[arg(short = 'V', long)]
+    pub version: bool,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate text from a prompt and optional images.
+    Run(run::RunArgs),
+    /// Show a bundle's stages, tensors, and the runtime's providers.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Options shared by commands that open sessions.
+#[derive(Debug, Args, Clone)]
+pub struct SessionArgs {
+    /// Execution provider.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub ep: ExecutionProviderKind,
+    /// Fail when the provider cannot register instead of falling back to CPU.
+    #[arg(long)]
+    pub strict_ep: bool,
+    /// Intra-op threads (default: ONNX Runtime's choice).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
+}
+
+impl SessionArgs {
+    fn config(&self) -> SessionConfig {
+        SessionConfig { provider: self.ep, strict_provider: self.strict_ep, threads: self.threads.map(usize::from) }
+    }
+}
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level)).format_timestamp(None).init();
+    match dispatch(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn dispatch(cli: &Cli) -> crate::Result<()> {
+    if cli.version {
+        return print_version(cli);
+    }
+    match &cli.command {
+        Some(Command::Run(args)) => run::run(cli, args),
+        Some(Command::Inspect(args)) => inspect::inspect(cli, args),
+        None => Ok(()),
+    }
+}
+
+fn print_version(cli: &Cli) -> crate::Result<()> {
+    println!("mmrt {}", env!("CARGO_PKG_VERSION"));
+    let rt = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    println!("onnxruntime {} ({}, found by: {})", rt.info.version, rt.info.library.display(), rt.info.found_by);
+    println!("execution providers: {}", crate::runtime::ep::available_providers().join(", "));
+    Ok(())
+}

@@ -1,0 +1,297 @@
+//! The end-to-end pipeline: the prompt stage (preprocess → encoder →
+//! projector → tokenize with placeholder expansion → embed → merge → prefill)
+//! then the decode stage (sample → embed → decoder step, KV cache moved).
+//!
+//! Encoders run once per request, on the prompt only.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ndarray::{Array4, ArrayD, Axis};
+use ort::value::DynValue;
+use tokenizers::Tokenizer;
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::generate::{self, GenerateParams, LanguageModel, Sampler, SamplingConfig, StopReason, StreamDecoder};
+use crate::manifest::Modality;
+use crate::preprocess;
+use crate::prompt;
+use crate::runtime::{OrtRuntime, ProviderReport, RuntimeInfo, SessionConfig};
+use crate::stages::decoder::Decoder;
+use crate::stages::encoder::ImageEncoder;
+use crate::stages::projector::InputProjector;
+use crate::tensor;
+
+/// One request: a prompt, optional images, sampling settings.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// User text; may contain the bundle's image placeholder to place images.
+    pub prompt: String,
+    /// Image files, in prompt order.
+    pub images: Vec<PathBuf>,
+    /// Sampling settings (see [`Pipeline::default_sampling`]).
+    pub sampling: SamplingConfig,
+    /// New tokens at most (`None`: the bundle's default).
+    pub max_new_tokens: Option<usize>,
+}
+
+impl Request {
+    /// A text request with greedy decoding.
+    pub fn new(prompt: impl Into<String>) -> Self {
+        Self { prompt: prompt.into(), images: Vec::new(), sampling: SamplingConfig::default(), max_new_tokens: None }
+    }
+
+    /// Attach images.
+    pub fn with_images(mut self, images: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        self.images = images.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Set sampling.
+    pub fn with_sampling(mut self, sampling: SamplingConfig) -> Self {
+        self.sampling = sampling;
+        self
+    }
+
+    /// Set the new-token budget.
+    pub fn with_max_new_tokens(mut self, n: usize) -> Self {
+        self.max_new_tokens = Some(n);
+        self
+    }
+}
+
+/// Milliseconds per stage of one request, in pipeline order.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct StageTimings(pub Vec<(String, f64)>);
+
+impl StageTimings {
+    fn push(&mut self, name: &str, d: Duration) {
+        self.0.push((name.to_string(), d.as_secs_f64() * 1e3));
+    }
+
+    /// Milliseconds of a stage, if it ran.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, ms)| *ms)
+    }
+
+    /// As a JSON object keeping pipeline order.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::Value::Object(self.0.iter().map(|(n, ms)| (n.clone(), serde_json::json!(ms))).collect())
+    }
+}
+
+/// The result of a request.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Generated ids (a final stop token included).
+    pub token_ids: Vec<u32>,
+    /// Generated text (special tokens skipped).
+    pub text: String,
+    /// Prompt length in tokens after placeholder expansion.
+    pub prompt_tokens: usize,
+    /// Why generation ended.
+    pub stop_reason: StopReason,
+    /// Per-stage milliseconds.
+    pub timings: StageTimings,
+}
+
+/// Projected media embeddings, ready to merge.
+pub struct MediaEmbeddings {
+    /// `[n_items, tokens, d_llm]`.
+    pub value: DynValue,
+    /// Rows per item (placeholder expansion length).
+    pub tokens_per_item: Vec<usize>,
+}
+
+struct ImageBranch {
+    encoder: ImageEncoder,
+    projector: InputProjector,
+}
+
+/// A loaded bundle ready to serve requests.
+pub struct Pipeline {
+    bundle: Bundle,
+    tokenizer: Tokenizer,
+    image: Option<ImageBranch>,
+    decoder: Decoder,
+    provider: ProviderReport,
+    runtime: RuntimeInfo,
+    load_time: Duration,
+}
+
+impl Pipeline {
+    /// Open every stage of `bundle` with `config`.
+    pub fn load(runtime: &OrtRuntime, bundle: Bundle, config: &SessionConfig) -> Result<Pipeline> {
+        let start = Instant::now();
+        let tokenizer_path = bundle.resolve(&bundle.manifest.tokenizer)?;
+        let tokenizer = Tokenizer::from_file(&tokenizer_path).map_err(|e| Error::Tokenizer {
+            context: format!("loading {}", tokenizer_path.display()),
+            message: e.to_string(),
+        })?;
+        let mut fallbacks = Vec::new();
+        let image = match (bundle.manifest.encoder(Modality::Image), bundle.manifest.projector(Modality::Image)) {
+            (Some(enc), Some(proj)) => {
+                let (encoder, f1) = ImageEncoder::open(runtime, &bundle, enc, config)?;
+                let (projector, f2) = InputProjector::open(runtime, &bundle, proj, config)?;
+                fallbacks.extend([f1, f2]);
+                Some(ImageBranch { encoder, projector })
+            }
+            _ => None,
+        };
+        let (decoder, f) = Decoder::open(runtime, &bundle, bundle.manifest.decoder(), config)?;
+        fallbacks.push(f);
+        let fallback_reason = fallbacks.into_iter().flatten().next();
+        let provider = ProviderReport {
+            requested: config.provider,
+            active: if fallback_reason.is_some() { crate::runtime::ExecutionProviderKind::Cpu } else { config.provider },
+            fallback_reason,
+        };
+        Ok(Pipeline { bundle, tokenizer, image, decoder, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
+    }
+
+    /// The bundle served.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Which execution provider runs, and why not the requested one.
+    pub fn provider(&self) -> &ProviderReport {
+        &self.provider
+    }
+
+    /// The ONNX Runtime library in use.
+    pub fn runtime_info(&self) -> &RuntimeInfo {
+        &self.runtime
+    }
+
+    /// Time spent opening sessions and the tokenizer.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Sampling settings from the bundle's generation defaults (seed 0).
+    pub fn default_sampling(&self) -> SamplingConfig {
+        let g = &self.bundle.manifest.generation;
+        SamplingConfig {
+            temperature: g.temperature,
+            top_k: g.top_k,
+            top_p: g.top_p,
+            repetition_penalty: g.repetition_penalty,
+            seed: 0,
+        }
+    }
+
+    /// Preprocess, encode and project images: `[n, tokens, d_llm]` embeddings.
+    pub fn encode_images(&mut self, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+        let branch = self.image.as_mut().ok_or_else(|| {
+            Error::Request(format!("bundle \"{}\" has no image encoder; remove --image", self.bundle.name()))
+        })?;
+        let start = Instant::now();
+        let mut batches: Vec<Array4<f32>> = Vec::with_capacity(paths.len());
+        for path in paths {
+            let rgb = preprocess::image::load_image(path)?;
+            let pixels = preprocess::image::preprocess(std::slice::from_ref(&rgb), branch.encoder.preprocess())
+                .map_err(|source| Error::Image { path: path.clone(), source })?;
+            batches.push(pixels);
+        }
+        let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
+        let pixels = ndarray::concatenate(Axis(0), &views).expect("same preprocessing gives same shapes");
+        timings.push("preprocess", start.elapsed());
+
+        let (features, t) = branch.encoder.encode(pixels)?;
+        timings.push(branch.encoder.name(), t);
+        let (value, t) = branch.projector.project(features)?;
+        timings.push(branch.projector.name(), t);
+        let dims = tensor::dims(&value);
+        if dims.len() != 3 || dims[0] as usize != paths.len() {
+            return Err(Error::Tensor {
+                stage: branch.projector.name().into(),
+                tensor: "output".into(),
+                expected: format!("[{}, tokens, d_llm]", paths.len()),
+                found: format!("{dims:?}"),
+            });
+        }
+        Ok(MediaEmbeddings { value, tokens_per_item: vec![dims[1] as usize; paths.len()] })
+    }
+
+    /// Run a request, calling `on_text` with each newly decoded piece of text.
+    pub fn run(&mut self, request: &Request, mut on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
+        request.sampling.validate()?;
+        let mut timings = StageTimings::default();
+        let media = if request.images.is_empty() { None } else { Some(self.encode_images(&request.images, &mut timings)?) };
+        let tokens_per_item = media.as_ref().map(|m| m.tokens_per_item.clone()).unwrap_or_default();
+
+        let format = &self.bundle.manifest.prompt;
+        let text = prompt::render(format, Modality::Image, &request.prompt, request.images.len())?;
+        let encoded = prompt::encode(&self.tokenizer, format, Modality::Image, &text, &tokens_per_item)?;
+        let context = self.decoder.context_length();
+        if encoded.ids.len() >= context {
+            return Err(Error::PromptTooLong { tokens: encoded.ids.len(), context });
+        }
+
+        let start = Instant::now();
+        let text_embeds = self.decoder.embed(&encoded.ids)?;
+        let embeds = match &media {
+            Some(m) => self.merge(text_embeds, m, &encoded.media_positions)?,
+            None => text_embeds,
+        };
+        timings.push("embed", start.elapsed());
+
+        let params = GenerateParams {
+            max_new_tokens: request.max_new_tokens.unwrap_or(self.bundle.manifest.generation.max_new_tokens),
+            stop_tokens: format.eos_token_ids.clone(),
+        };
+        let mut sampler = Sampler::new(request.sampling.clone());
+        let mut stream = StreamDecoder::new();
+        let mut text_out = String::new();
+        let tokenizer = &self.tokenizer;
+        let generation = generate::generate(&mut self.decoder, embeds, &encoded.ids, &mut sampler, &params, |id| {
+            if let Some(piece) = stream.push(tokenizer, id)? {
+                on_text(&piece)?;
+                text_out.push_str(&piece);
+            }
+            Ok(())
+        })?;
+        if let Some(piece) = stream.finish(tokenizer)? {
+            on_text(&piece)?;
+            text_out.push_str(&piece);
+        }
+        timings.push("prefill", generation.prefill);
+        timings.push("decode", generation.decode);
+        Ok(Output {
+            token_ids: generation.ids,
+            text: text_out,
+            prompt_tokens: encoded.ids.len(),
+            stop_reason: generation.stop_reason,
+            timings,
+        })
+    }
+
+    /// Replace the placeholder rows of `text_embeds` `[1, seq, d]` with the
+    /// media rows `[n, tokens, d]`, in the element type the decoder declares.
+    fn merge(&self, text_embeds: DynValue, media: &MediaEmbeddings, positions: &[usize]) -> Result<DynValue> {
+        let stage = self.decoder.name();
+        let mut merged: ArrayD<f32> = tensor::to_f32_array(&text_embeds, stage, "inputs_embeds")?;
+        let rows = tensor::to_f32_array(&media.value, stage, "media embeddings")?;
+        let (d_text, d_media) = (merged.shape()[2], rows.shape()[2]);
+        if d_text != d_media {
+            return Err(Error::Tensor {
+                stage: stage.into(),
+                tensor: "inputs_embeds".into(),
+                expected: format!("projected embeddings of width {d_text} (the token embedding width)"),
+                found: format!("width {d_media}"),
+            });
+        }
+        for (item, (&pos, &n)) in positions.iter().zip(&media.tokens_per_item).enumerate() {
+            let src = rows.index_axis(Axis(0), item);
+            merged.slice_mut(ndarray::s![0, pos..pos + n, ..]).assign(&src);
+        }
+        tensor::float_value(merged, self.decoder.embeds_type(), stage, "inputs_embeds")
+    }
+}

@@ -1,0 +1,649 @@
+//! Image preprocessing for the image modality encoder: file bytes → RGB pixels →
+//! the encoder's `pixel_values` tensor, `[n, 3, H, W]` (NCHW) or `[n, H, W, 3]`
+//! (NHWC), as the manifest's [`ImagePreprocess`] block describes.
+//!
+//! Pure functions, no ONNX Runtime. The reference is PIL as used by Hugging Face
+//! image processors (and `exporters/preprocess.py`, the Python twin of this file):
+//!
+//! 1. [`decode_image`]: any format the enabled `image` features read (PNG, JPEG,
+//!    GIF, BMP, TIFF, WebP, PNM), recognized by its leading bytes, never by the
+//!    file name. Untrusted headers are checked before any pixel buffer is
+//!    allocated ([`MAX_SIDE`], [`MAX_DECODED_BYTES`]). Conversion to 8-bit RGB
+//!    follows PIL's `Image.convert("RGB")`: gray is replicated, alpha is dropped
+//!    (not composited), palettes are expanded, 16-bit samples keep their high
+//!    byte. Only the first frame of animated/multi-page files is used and EXIF
+//!    orientation is not applied (PIL's `Image.open` does neither).
+//! 2. [`preprocess`]: resize ([`resized_size`], `fast_image_resize` with PIL's
+//!    filters), center crop ([`center_crop_offsets`]), then
+//!    `x = (u8 * rescale_factor - mean[c]) / std[c]` in `f32`, written straight
+//!    into one preallocated array.
+
+use std::io::Cursor;
+use std::path::Path;
+
+use ::image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+use fast_image_resize as fir;
+use ndarray::Array4;
+
+use crate::error::Error;
+use crate::manifest::{ImagePreprocess, Layout, Resize, ResizeFilter};
+
+/// Largest accepted image width or height, in pixels, checked from the header
+/// before decoding (and on the resized image, before resizing).
+pub const MAX_SIDE: u32 = 16384;
+
+/// Largest decoded pixel buffer accepted, in bytes (512 MiB: a 16384 × 8192
+/// RGBA8 image), checked from the header before decoding.
+pub const MAX_DECODED_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Why an image could not be decoded or preprocessed. Each message says what
+/// was expected and what was found; [`Error::Image`] adds the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// The input has no bytes at all.
+    #[error("the file is empty (0 bytes); expected image data")]
+    Empty,
+    /// The leading bytes match no enabled image format.
+    #[error("the bytes are not a recognized image format (expected PNG, JPEG, GIF, BMP, TIFF, WebP or PNM; the data starts with {found})")]
+    UnknownFormat {
+        /// The first bytes, in hex and as text.
+        found: String,
+    },
+    /// The decoder failed: the data is cut short or damaged.
+    #[error("{format} data is truncated or corrupt: {message}")]
+    Corrupt {
+        /// Format recognized from the leading bytes.
+        format: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The format is recognized but uses a feature the decoder does not support.
+    #[error("{format} image uses an unsupported feature: {message}")]
+    Unsupported {
+        /// Format recognized from the leading bytes.
+        format: &'static str,
+        /// The decoder's message.
+        message: String,
+    },
+    /// The header claims dimensions beyond [`MAX_SIDE`]; nothing was allocated.
+    #[error("{format} header claims {width}x{height} pixels, larger than the {max}x{max} limit (rejected before decoding)")]
+    TooLarge {
+        /// Format recognized from the leading bytes.
+        format: &'static str,
+        /// Claimed width.
+        width: u32,
+        /// Claimed height.
+        height: u32,
+        /// [`MAX_SIDE`].
+        max: u32,
+    },
+    /// Decoding would need a buffer beyond [`MAX_DECODED_BYTES`] (or the decoder's own limits).
+    #[error("{format} image needs {needed} to decode, more than the {max_bytes}-byte limit (rejected before decoding)")]
+    TooManyBytes {
+        /// Format recognized from the leading bytes.
+        format: &'static str,
+        /// What the header implies, e.g. "805306368 bytes", or the decoder's limit message.
+        needed: String,
+        /// [`MAX_DECODED_BYTES`].
+        max_bytes: u64,
+    },
+    /// The image has no pixels.
+    #[error("{format} image has zero size ({width}x{height}); expected at least 1x1 pixels")]
+    ZeroSize {
+        /// Format recognized from the leading bytes.
+        format: &'static str,
+        /// Width.
+        width: u32,
+        /// Height.
+        height: u32,
+    },
+    /// After resizing, the image does not cover the center crop.
+    #[error("image is {width}x{height} after resizing, smaller than the {crop_width}x{crop_height} center crop")]
+    SmallerThanCrop {
+        /// Resized width.
+        width: u32,
+        /// Resized height.
+        height: u32,
+        /// Crop width.
+        crop_width: u32,
+        /// Crop height.
+        crop_height: u32,
+    },
+    /// The resize rule would produce an image beyond [`MAX_SIDE`] (an extreme aspect ratio).
+    #[error("image {width}x{height} would be resized to {resized_width}x{resized_height}, beyond the {max}x{max} limit")]
+    ResizedTooLarge {
+        /// Input width.
+        width: u32,
+        /// Input height.
+        height: u32,
+        /// Width after the resize rule.
+        resized_width: u32,
+        /// Height after the resize rule.
+        resized_height: u32,
+        /// [`MAX_SIDE`].
+        max: u32,
+    },
+    /// Without a crop, images of a batch must come out the same size.
+    #[error("image {index} is {width}x{height} after preprocessing but image 0 is {first_width}x{first_height}; a batch needs one size (set `crop` in the manifest)")]
+    MixedSizes {
+        /// Index of the first image that differs.
+        index: usize,
+        /// Its width.
+        width: u32,
+        /// Its height.
+        height: u32,
+        /// Width of image 0.
+        first_width: u32,
+        /// Height of image 0.
+        first_height: u32,
+    },
+    /// The preprocessing block is inconsistent (normally caught by manifest validation).
+    #[error("invalid image preprocessing config: {0}")]
+    Config(String),
+    /// `fast_image_resize` refused the buffers (a bug, not bad input).
+    #[error("resizing {width}x{height} to {resized_width}x{resized_height} failed: {message}")]
+    Resize {
+        /// Input width.
+        width: u32,
+        /// Input height.
+        height: u32,
+        /// Target width.
+        resized_width: u32,
+        /// Target height.
+        resized_height: u32,
+        /// The resizer's message.
+        message: String,
+    },
+}
+
+/// Read and decode an image file into 8-bit RGB (see [`decode_image`]).
+///
+/// A file that cannot be read is [`Error::Io`]; bytes that are not an acceptable
+/// image are [`Error::Image`] naming the file.
+pub fn load_image(path: &Path) -> Result<RgbImage, Error> {
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    decode_image(&bytes).map_err(|source| Error::Image { path: path.to_path_buf(), source })
+}
+
+/// Decode image bytes into 8-bit RGB, `[height, width, 3]` row-major.
+///
+/// The format is recognized from the leading bytes. The header's dimensions are
+/// checked against [`MAX_SIDE`] and [`MAX_DECODED_BYTES`] before the pixel buffer
+/// is allocated, so a hostile header cannot exhaust memory. Conversion matches
+/// PIL's `convert("RGB")` (verified against Pillow 13):
+///
+/// * gray (`L`, `LA`): the value is replicated to R, G and B;
+/// * alpha (`RGBA`, `LA`, palette with `tRNS`): dropped, not composited over a
+///   background — PIL's `convert("RGB")` simply discards it;
+/// * palette: expanded to the palette colors;
+/// * 16-bit samples: the high byte (`v >> 8`), which is what PIL stores for 16-bit
+///   RGB, RGBA and LA PNGs. (For 16-bit *gray* PNGs PIL opens mode `I;16` and
+///   `convert` saturates at 255, turning almost every pixel white; we keep the
+///   high byte there too, a deliberate deviation.)
+/// * 32-bit float samples: clamped to `[0, 1]`, times 255, rounded.
+pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
+    if bytes.is_empty() {
+        return Err(ImageError::Empty);
+    }
+    let format = ::image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat { found: leading_bytes(bytes) })?;
+    let name = format_name(format);
+
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
+    // Dimensions are checked below, by us, so the error can name them; the
+    // allocation limit also reaches decoders' internal buffers (PNG).
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(MAX_DECODED_BYTES);
+    reader.limits(limits);
+    let decoder = reader.into_decoder().map_err(|e| decode_error(name, e))?;
+
+    let (width, height) = decoder.dimensions();
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize { format: name, width, height });
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(ImageError::TooLarge { format: name, width, height, max: MAX_SIDE });
+    }
+    let total = decoder.total_bytes();
+    if total > MAX_DECODED_BYTES {
+        return Err(ImageError::TooManyBytes {
+            format: name,
+            needed: format!("{total} bytes"),
+            max_bytes: MAX_DECODED_BYTES,
+        });
+    }
+    let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(name, e))?;
+    Ok(to_rgb8(image))
+}
+
+/// `(width, height)` after the resize rule, for an input of `width × height`.
+///
+/// * `exact`: that size.
+/// * `shortest_edge: S`: the shorter side becomes `S`, the longer one
+///   `long * S / short` rounded to nearest with ties **up**, computed exactly in
+///   integers as `(2 * long * S + short) / (2 * short)`. This is the rule of
+///   `exporters/preprocess.py`, which produced the golden files. It equals Python's
+///   `int(round(long * S / short))` except at exact `.5` ties, where Python rounds
+///   half to even; note that Hugging Face's `get_resize_output_image_size` and
+///   torchvision truncate (`int(...)`) instead. A square input gives `S × S`.
+///
+/// Returns [`ImageError::Config`] when `resize` has neither or both rules.
+pub fn resized_size(width: u32, height: u32, resize: &Resize) -> Result<(u32, u32), ImageError> {
+    match (resize.shortest_edge, resize.exact) {
+        (Some(s), None) => {
+            if s == 0 {
+                return Err(ImageError::Config("`resize.shortest_edge` must be positive".into()));
+            }
+            let short = width.min(height).max(1) as u64;
+            let scale = |edge: u32| {
+                let v = (2 * edge as u64 * s as u64 + short) / (2 * short);
+                u32::try_from(v).unwrap_or(u32::MAX)
+            };
+            Ok(if width <= height { (s, scale(height)) } else { (scale(width), s) })
+        }
+        (None, Some(size)) => Ok((size.width, size.height)),
+        (Some(_), Some(_)) => Err(ImageError::Config("`resize` takes either `shortest_edge` or `exact`, not both".into())),
+        (None, None) => Err(ImageError::Config("`resize` needs `shortest_edge` or `exact`".into())),
+    }
+}
+
+/// `(left, top)` of a `crop_width × crop_height` center crop of a `width × height`
+/// image: `((width - crop_width) / 2, (height - crop_height) / 2)`, integer
+/// division (an odd remainder leaves the extra pixel on the right / bottom), as
+/// PIL-based `center_crop` in Hugging Face processors.
+///
+/// An image smaller than the crop is an error ([`ImageError::SmallerThanCrop`]),
+/// not zero-padded: with a `shortest_edge` resize it only happens when the
+/// manifest's crop exceeds the resize target, a configuration mistake better
+/// reported than hidden (the Python twin raises too).
+pub fn center_crop_offsets(width: u32, height: u32, crop_width: u32, crop_height: u32) -> Result<(u32, u32), ImageError> {
+    if width < crop_width || height < crop_height {
+        return Err(ImageError::SmallerThanCrop { width, height, crop_width, crop_height });
+    }
+    Ok(((width - crop_width) / 2, (height - crop_height) / 2))
+}
+
+/// Preprocess decoded images into the encoder's input tensor, always `f32`:
+/// `[n, 3, H, W]` for [`Layout::Nchw`], `[n, H, W, 3]` for [`Layout::Nhwc`].
+///
+/// Per image: resize by `cfg.resize` (see [`resized_size`]; skipped when the size
+/// is unchanged) with `fast_image_resize`, whose convolution matches PIL's
+/// resampling (bicubic = Catmull-Rom, a = -0.5, as PIL's `BICUBIC`); center crop to
+/// `cfg.crop` when set ([`center_crop_offsets`]); then per channel `c`
+/// `x = (u8 as f32 * rescale_factor - mean[c]) / std[c]`, each operation in `f32`
+/// in that order, so results are bit-identical to numpy's float32 arithmetic.
+///
+/// `H × W` is the crop size, else the resized size, which must then be the same
+/// for every image ([`ImageError::MixedSizes`]). With no images the result is
+/// `[0, 3, H, W]` with `H × W` the crop, the exact size, or `S × S`.
+///
+/// `cfg.dtype` is not applied: the caller converts to `f16` when the encoder
+/// declares it, right before building the ONNX tensor.
+pub fn preprocess(images: &[RgbImage], cfg: &ImagePreprocess) -> Result<Array4<f32>, ImageError> {
+    // Plan every image first, so bad input fails before any allocation.
+    let mut plans = Vec::with_capacity(images.len());
+    for (index, image) in images.iter().enumerate() {
+        let plan = plan(image, cfg)?;
+        if let Some(first) = plans.first().map(|p: &Plan| (p.out_w, p.out_h)) {
+            if (plan.out_w, plan.out_h) != first {
+                return Err(ImageError::MixedSizes {
+                    index,
+                    width: plan.out_w,
+                    height: plan.out_h,
+                    first_width: first.0,
+                    first_height: first.1,
+                });
+            }
+        }
+        plans.push(plan);
+    }
+    let (out_w, out_h) = match plans.first() {
+        Some(p) => (p.out_w, p.out_h),
+        None => match (cfg.crop, resized_size(1, 1, &cfg.resize)?) {
+            (Some(crop), _) => (crop.width, crop.height),
+            (None, size) => size,
+        },
+    };
+    let (w, h) = (out_w as usize, out_h as usize);
+    let shape = match cfg.layout {
+        Layout::Nchw => [images.len(), 3, h, w],
+        Layout::Nhwc => [images.len(), h, w, 3],
+    };
+    let mut out = Array4::<f32>::zeros(shape);
+    let dst = out.as_slice_mut().expect("a fresh array is contiguous");
+
+    // Normalization of every u8 value, per channel: the per-pixel work is a lookup.
+    let mut lut = [[0f32; 256]; 3];
+    for (c, table) in lut.iter_mut().enumerate() {
+        for (v, x) in table.iter_mut().enumerate() {
+            *x = (v as f32 * cfg.rescale_factor - cfg.mean[c]) / cfg.std[c];
+        }
+    }
+
+    let options = fir::ResizeOptions::new().resize_alg(resize_alg(cfg.resize.filter));
+    let mut resizer = fir::Resizer::new();
+    let mut resized: Vec<u8> = Vec::new(); // reused across images
+    let per_image = 3 * h * w;
+    for (i, (image, plan)) in images.iter().zip(&plans).enumerate() {
+        let (pixels, stride): (&[u8], usize) = if (plan.rw, plan.rh) == image.dimensions() {
+            (image.as_raw(), image.width() as usize)
+        } else {
+            resize_into(&mut resizer, &options, image, plan.rw, plan.rh, &mut resized)?;
+            (&resized, plan.rw as usize)
+        };
+        let dst = &mut dst[i * per_image..(i + 1) * per_image];
+        let (left, top) = (plan.left as usize, plan.top as usize);
+        for y in 0..h {
+            let start = ((top + y) * stride + left) * 3;
+            let row = &pixels[start..start + w * 3];
+            match cfg.layout {
+                // [3, H, W]: one plane per channel.
+                Layout::Nchw => {
+                    for (c, table) in lut.iter().enumerate() {
+                        let plane = &mut dst[c * h * w + y * w..c * h * w + (y + 1) * w];
+                        for (x, px) in plane.iter_mut().zip(row.chunks_exact(3)) {
+                            *x = table[px[c] as usize];
+                        }
+                    }
+                }
+                // [H, W, 3]: channels interleaved, as in the source.
+                Layout::Nhwc => {
+                    let line = &mut dst[y * w * 3..(y + 1) * w * 3];
+                    for (x, px) in line.chunks_exact_mut(3).zip(row.chunks_exact(3)) {
+                        for c in 0..3 {
+                            x[c] = lut[c][px[c] as usize];
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where one image goes: resized size, crop origin, output size.
+struct Plan {
+    rw: u32,
+    rh: u32,
+    left: u32,
+    top: u32,
+    out_w: u32,
+    out_h: u32,
+}
+
+fn plan(image: &RgbImage, cfg: &ImagePreprocess) -> Result<Plan, ImageError> {
+    let (width, height) = image.dimensions();
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize { format: "decoded", width, height });
+    }
+    let (rw, rh) = resized_size(width, height, &cfg.resize)?;
+    if rw == 0 || rh == 0 {
+        return Err(ImageError::Config(format!("resize target {rw}x{rh} has a zero side")));
+    }
+    if rw > MAX_SIDE || rh > MAX_SIDE {
+        return Err(ImageError::ResizedTooLarge { width, height, resized_width: rw, resized_height: rh, max: MAX_SIDE });
+    }
+    let (left, top, out_w, out_h) = match cfg.crop {
+        Some(crop) => {
+            let (left, top) = center_crop_offsets(rw, rh, crop.width, crop.height)?;
+            (left, top, crop.width, crop.height)
+        }
+        None => (0, 0, rw, rh),
+    };
+    Ok(Plan { rw, rh, left, top, out_w, out_h })
+}
+
+/// Resize `image` to `rw × rh` into `buf` (resized to fit), `[rh, rw, 3]` u8.
+fn resize_into(
+    resizer: &mut fir::Resizer,
+    options: &fir::ResizeOptions,
+    image: &RgbImage,
+    rw: u32,
+    rh: u32,
+    buf: &mut Vec<u8>,
+) -> Result<(), ImageError> {
+    let (width, height) = image.dimensions();
+    let fail = |message: String| ImageError::Resize { width, height, resized_width: rw, resized_height: rh, message };
+    buf.clear();
+    buf.resize(rw as usize * rh as usize * 3, 0);
+    let src = fir::images::ImageRef::new(width, height, image.as_raw(), fir::PixelType::U8x3)
+        .map_err(|e| fail(e.to_string()))?;
+    let mut dst = fir::images::Image::from_slice_u8(rw, rh, buf, fir::PixelType::U8x3).map_err(|e| fail(e.to_string()))?;
+    resizer.resize(&src, &mut dst, options).map_err(|e| fail(e.to_string()))
+}
+
+/// The `fast_image_resize` algorithm for a PIL filter name.
+fn resize_alg(filter: ResizeFilter) -> fir::ResizeAlg {
+    match filter {
+        ResizeFilter::Nearest => fir::ResizeAlg::Nearest,
+        ResizeFilter::Bilinear => fir::ResizeAlg::Convolution(fir::FilterType::Bilinear),
+        // PIL's BICUBIC is the cubic convolution with a = -0.5, i.e. Catmull-Rom.
+        ResizeFilter::Bicubic => fir::ResizeAlg::Convolution(fir::FilterType::CatmullRom),
+        ResizeFilter::Lanczos => fir::ResizeAlg::Convolution(fir::FilterType::Lanczos3),
+    }
+}
+
+/// 8-bit RGB as PIL's `convert("RGB")` makes it (see [`decode_image`]). An RGB8
+/// image is moved through without a copy.
+fn to_rgb8(image: DynamicImage) -> RgbImage {
+    let (width, height) = (image.width(), image.height());
+    match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        DynamicImage::ImageRgba8(img) => pack(width, height, img.as_raw(), 4, |v| v),
+        DynamicImage::ImageLuma8(img) => pack(width, height, img.as_raw(), 1, |v| v),
+        DynamicImage::ImageLumaA8(img) => pack(width, height, img.as_raw(), 2, |v| v),
+        DynamicImage::ImageRgb16(img) => pack(width, height, img.as_raw(), 3, high_byte),
+        DynamicImage::ImageRgba16(img) => pack(width, height, img.as_raw(), 4, high_byte),
+        DynamicImage::ImageLuma16(img) => pack(width, height, img.as_raw(), 1, high_byte),
+        DynamicImage::ImageLumaA16(img) => pack(width, height, img.as_raw(), 2, high_byte),
+        // Float images (TIFF): clamp to [0, 1], scale, round.
+        other => other.to_rgb8(),
+    }
+}
+
+fn high_byte(v: u16) -> u8 {
+    (v >> 8) as u8
+}
+
+/// Gather `[h, w, channels]` samples into RGB: 1 or 2 channels are gray (+ alpha),
+/// 3 or 4 are RGB (+ alpha); alpha is dropped.
+fn pack<T: Copy>(width: u32, height: u32, samples: &[T], channels: usize, to_u8: impl Fn(T) -> u8) -> RgbImage {
+    let mut rgb = Vec::with_capacity(width as usize * height as usize * 3);
+    for px in samples.chunks_exact(channels) {
+        if channels < 3 {
+            let v = to_u8(px[0]);
+            rgb.extend_from_slice(&[v, v, v]);
+        } else {
+            rgb.extend_from_slice(&[to_u8(px[0]), to_u8(px[1]), to_u8(px[2])]);
+        }
+    }
+    RgbImage::from_raw(width, height, rgb).expect("one RGB triple per decoded pixel")
+}
+
+fn decode_error(format: &'static str, e: ::image::ImageError) -> ImageError {
+    use ::image::ImageError as E;
+    match e {
+        E::Unsupported(u) => ImageError::Unsupported { format, message: u.to_string() },
+        E::Limits(l) => ImageError::TooManyBytes { format, needed: l.to_string(), max_bytes: MAX_DECODED_BYTES },
+        // Reading from memory, an I/O error means the data ended early.
+        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            ImageError::Corrupt { format, message: format!("unexpected end of data ({io})") }
+        }
+        other => ImageError::Corrupt { format, message: other.to_string() },
+    }
+}
+
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Png => "PNG",
+        ImageFormat::Jpeg => "JPEG",
+        ImageFormat::Gif => "GIF",
+        ImageFormat::Bmp => "BMP",
+        ImageFormat::Tiff => "TIFF",
+        ImageFormat::WebP => "WebP",
+        ImageFormat::Pnm => "PNM",
+        _ => "image",
+    }
+}
+
+/// Up to 8 leading bytes in hex, plus their printable ASCII: `3c 68 74 6d 6c 3e ("<html>")`.
+fn leading_bytes(bytes: &[u8]) -> String {
+    let head = &bytes[..bytes.len().min(8)];
+    let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
+    let text: String = head.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+    format!("{} ({text:?})", hex.join(" "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{Size, TensorDtype};
+
+    fn cfg(resize: Resize, crop: Option<Size>, layout: Layout) -> ImagePreprocess {
+        ImagePreprocess {
+            resize,
+            crop,
+            rescale_factor: 1.0 / 255.0,
+            mean: [0.48145466, 0.4578275, 0.40821073],
+            std: [0.26862954, 0.26130258, 0.27577711],
+            layout,
+            dtype: TensorDtype::Float32,
+        }
+    }
+
+    fn shortest(s: u32) -> Resize {
+        Resize { shortest_edge: Some(s), exact: None, filter: ResizeFilter::Bicubic }
+    }
+
+    fn size(width: u32, height: u32) -> Size {
+        Size { width, height }
+    }
+
+    #[test]
+    fn shortest_edge_rule() {
+        // (w, h, S) -> (w', h'): table of exact values, ties included.
+        let cases = [
+            ((640, 480, 224), (299, 224)), // 298.67 -> 299
+            ((480, 640, 224), (224, 299)),
+            ((100, 100, 32), (32, 32)),
+            ((64, 48, 32), (43, 32)),  // 42.67 -> 43
+            ((50, 40, 32), (40, 32)),  // exactly 40
+            ((3, 2, 3), (5, 3)),       // 4.5: tie rounds up (Python's round would give 4)
+            ((5, 2, 3), (8, 3)),       // 7.5 -> 8
+            ((2, 3, 1), (1, 2)),       // 1.5 -> 2
+            ((40, 40, 32), (32, 32)),  // downscale square
+            ((16, 24, 32), (32, 48)),  // upscale
+            ((1, 1000, 32), (32, 32000)),
+        ];
+        for ((w, h, s), want) in cases {
+            assert_eq!(resized_size(w, h, &shortest(s)).unwrap(), want, "{w}x{h} S={s}");
+        }
+        let exact = Resize { shortest_edge: None, exact: Some(size(7, 9)), filter: ResizeFilter::Bilinear };
+        assert_eq!(resized_size(100, 3, &exact).unwrap(), (7, 9));
+        let neither = Resize { shortest_edge: None, exact: None, filter: ResizeFilter::Bilinear };
+        assert!(resized_size(1, 1, &neither).unwrap_err().to_string().contains("needs `shortest_edge` or `exact`"));
+    }
+
+    #[test]
+    fn crop_offsets() {
+        assert_eq!(center_crop_offsets(43, 32, 32, 32).unwrap(), (5, 0)); // 11 / 2
+        assert_eq!(center_crop_offsets(32, 43, 32, 32).unwrap(), (0, 5));
+        assert_eq!(center_crop_offsets(32, 32, 32, 32).unwrap(), (0, 0));
+        assert_eq!(center_crop_offsets(299, 224, 224, 224).unwrap(), (37, 0)); // 75 / 2
+        assert_eq!(center_crop_offsets(10, 9, 4, 2).unwrap(), (3, 3));
+        let e = center_crop_offsets(31, 40, 32, 32).unwrap_err().to_string();
+        assert!(e.contains("31x40 after resizing, smaller than the 32x32 center crop"), "{e}");
+    }
+
+    #[test]
+    fn normalizes_a_known_pixel() {
+        // One 1x1 pixel, no resize (exact 1x1), no crop.
+        let c = cfg(Resize { shortest_edge: None, exact: Some(size(1, 1)), filter: ResizeFilter::Bicubic }, None, Layout::Nchw);
+        let img = RgbImage::from_raw(1, 1, vec![255, 128, 0]).unwrap();
+        let x = preprocess(&[img], &c).unwrap();
+        assert_eq!(x.shape(), &[1, 3, 1, 1]);
+        let want = [
+            (1.0f32 - 0.48145466) / 0.26862954,                    // 1.9303361
+            (128.0f32 * (1.0 / 255.0) - 0.4578275) / 0.26130258,   // 0.16885...
+            (0.0f32 - 0.40821073) / 0.27577711,                    // -1.4802197
+        ];
+        for c in 0..3 {
+            assert_eq!(x[[0, c, 0, 0]], want[c], "channel {c}");
+        }
+        assert!((x[[0, 0, 0, 0]] - 1.930_336_1).abs() < 1e-6);
+        assert!((x[[0, 2, 0, 0]] + 1.480_219_7).abs() < 1e-6);
+    }
+
+    /// A `w × h` image whose pixel (x, y) is `(x, y, x + y)` (mod 256).
+    fn ramp(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| ::image::Rgb([x as u8, y as u8, (x + y) as u8]))
+    }
+
+    #[test]
+    fn crops_without_resizing_in_both_layouts() {
+        let img = ramp(7, 5);
+        let exact = Resize { shortest_edge: None, exact: Some(size(7, 5)), filter: ResizeFilter::Bicubic };
+        let mut c = cfg(exact, Some(size(4, 2)), Layout::Nchw);
+        c.rescale_factor = 1.0;
+        c.mean = [0.0; 3];
+        c.std = [1.0; 3];
+        let nchw = preprocess(&[img.clone(), img.clone()], &c).unwrap();
+        assert_eq!(nchw.shape(), &[2, 3, 2, 4]);
+        c.layout = Layout::Nhwc;
+        let nhwc = preprocess(&[img], &c).unwrap();
+        assert_eq!(nhwc.shape(), &[1, 2, 4, 3]);
+        // left = (7 - 4) / 2 = 1, top = (5 - 2) / 2 = 1.
+        for y in 0..2 {
+            for x in 0..4 {
+                let (sx, sy) = (x + 1, y + 1);
+                let want = [sx as f32, sy as f32, (sx + sy) as f32];
+                for ch in 0..3 {
+                    assert_eq!(nchw[[1, ch, y, x]], want[ch]);
+                    assert_eq!(nhwc[[0, y, x, ch]], want[ch]);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn resizes_then_crops() {
+        // 64x48 -> shortest edge 32 -> 43x32 -> crop 32x32 at left 5.
+        let img = RgbImage::from_pixel(64, 48, ::image::Rgb([10, 20, 30]));
+        let c = cfg(shortest(32), Some(size(32, 32)), Layout::Nchw);
+        let x = preprocess(&[img], &c).unwrap();
+        assert_eq!(x.shape(), &[1, 3, 32, 32]);
+        // A flat image stays flat through any normalized filter.
+        let want = (20.0f32 * (1.0 / 255.0) - c.mean[1]) / c.std[1];
+        assert!(x.index_axis(ndarray::Axis(1), 1).iter().all(|&v| v == want));
+    }
+
+    #[test]
+    fn batch_rules() {
+        let c = cfg(shortest(8), None, Layout::Nchw);
+        let e = preprocess(&[ramp(8, 8), ramp(16, 8)], &c).unwrap_err().to_string();
+        assert!(e.contains("image 1 is 16x8 after preprocessing but image 0 is 8x8"), "{e}");
+        assert_eq!(preprocess(&[], &c).unwrap().shape(), &[0, 3, 8, 8]);
+        let c = cfg(shortest(8), Some(size(6, 4)), Layout::Nhwc);
+        assert_eq!(preprocess(&[], &c).unwrap().shape(), &[0, 4, 6, 3]);
+        let small = cfg(shortest(8), Some(size(10, 10)), Layout::Nchw);
+        assert!(matches!(preprocess(&[ramp(8, 8)], &small), Err(ImageError::SmallerThanCrop { .. })));
+        let e = preprocess(&[ramp(1, 4000)], &cfg(shortest(64), None, Layout::Nchw)).unwrap_err().to_string();
+        assert!(e.contains("would be resized to 64x256000"), "{e}");
+    }
+
+    #[test]
+    fn sixteen_bit_and_alpha_conversion() {
+        let rgba16 = ::image::ImageBuffer::<::image::Rgba<u16>, _>::from_raw(2, 1, vec![0x80ff, 0x00ff, 0xffff, 0x1234, 0x7f80, 0x0101, 0x0000, 0xffff]).unwrap();
+        let rgb = to_rgb8(DynamicImage::ImageRgba16(rgba16));
+        assert_eq!(rgb.as_raw(), &[0x80, 0x00, 0xff, 0x7f, 0x01, 0x00]);
+        let la8 = ::image::GrayAlphaImage::from_raw(1, 1, vec![77, 0]).unwrap();
+        assert_eq!(to_rgb8(DynamicImage::ImageLumaA8(la8)).as_raw(), &[77, 77, 77]);
+    }
+
+    #[test]
+    fn unknown_bytes_are_described() {
+        let e = decode_image(b"hello, world").unwrap_err().to_string();
+        assert!(e.contains("not a recognized image format"), "{e}");
+        assert!(e.contains("68 65 6c 6c 6f 2c 20 77 (\"hello, w\")"), "{e}");
+        assert!(matches!(decode_image(&[]), Err(ImageError::Empty)));
+    }
+}

@@ -1,0 +1,15 @@
+//! ONNX Runtime plumbing: finding and loading the shared library, choosing
+//! execution providers, and opening one session per stage graph.
+//!
+//! Everything here is model-agnostic; stages only ask for a [`Session`] and
+//! read its input/output metadata.
+//!
+//! [`Session`]: ort::session::Session
+
+pub mod ep;
+pub mod library;
+pub mod session;
+
+pub use ep::{ExecutionProviderKind, ProviderReport};
+pub use library::{OrtRuntime, RuntimeInfo};
+pub use session::SessionConfig;

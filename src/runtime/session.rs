@@ -1,0 +1,104 @@
+//! Opening one ONNX Runtime session per stage graph, with the requested
+//! execution provider and thread count, plus metadata checks that turn a
+//! mismatched graph into an error naming the stage and tensor.
+
+use std::path::Path;
+
+use ort::session::Session;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::TensorElementType;
+
+use super::{ExecutionProviderKind, OrtRuntime};
+use crate::error::{Error, Result};
+
+/// How sessions are created: provider, threads, strictness.
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    /// Requested execution provider.
+    pub provider: ExecutionProviderKind,
+    /// Fail instead of falling back to CPU when the provider cannot register.
+    pub strict_provider: bool,
+    /// Intra-op threads; `None` lets ONNX Runtime pick (one per physical core).
+    pub threads: Option<usize>,
+}
+
+impl Default for SessionConfig {
+    /// CPU, ONNX Runtime's own thread choice, lenient fallback.
+    fn default() -> Self {
+        Self { provider: ExecutionProviderKind::Cpu, strict_provider: false, threads: None }
+    }
+}
+
+/// Outcome of opening a session: the session and the provider fallback, if any.
+pub struct OpenedSession {
+    /// The session.
+    pub session: Session,
+    /// Why the requested provider was not used, if it was not.
+    pub fallback: Option<String>,
+}
+
+/// Open `graph` (already confined to the bundle) for stage `stage`.
+pub fn open(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionConfig) -> Result<OpenedSession> {
+    let err = |what: &str, e: &dyn std::fmt::Display| Error::stage(stage, what, e);
+    let mut builder = Session::builder(&runtime.environment).map_err(|e| err("creating session options", &e))?;
+    builder = builder
+        .with_optimization_level(GraphOptimizationLevel::Level3)
+        .map_err(|e| err("setting the optimization level", &e))?;
+    if let Some(n) = config.threads {
+        builder = builder.with_intra_threads(n).map_err(|e| err("setting the thread count", &e))?;
+    }
+    let fallback = register_provider(&mut builder, config, stage)?;
+    let session = builder
+        .commit_from_file(graph)
+        .map_err(|e| err(&format!("loading {}", graph.display()), &e))?;
+    Ok(OpenedSession { session, fallback })
+}
+
+fn register_provider(builder: &mut SessionBuilder, config: &SessionConfig, stage: &str) -> Result<Option<String>> {
+    match config.provider.register(builder) {
+        Ok(()) => Ok(None),
+        Err(reason) if config.strict_provider => {
+            Err(Error::ExecutionProvider { ep: config.provider.cli_name().into(), reason })
+        }
+        Err(reason) => {
+            log::debug!("stage {stage}: {reason}; using CPU");
+            Ok(Some(reason))
+        }
+    }
+}
+
+/// Element type of a named graph input, or an error naming the stage and what exists.
+pub fn input_type(session: &Session, stage: &str, name: &str) -> Result<TensorElementType> {
+    let outlet = session.inputs().iter().find(|o| o.name() == name).ok_or_else(|| Error::Tensor {
+        stage: stage.into(),
+        tensor: name.into(),
+        expected: "a graph input of this name (named in bundle.json)".into(),
+        found: format!("inputs {:?}", session.inputs().iter().map(|o| o.name()).collect::<Vec<_>>()),
+    })?;
+    outlet.dtype().tensor_type().ok_or_else(|| Error::Tensor {
+        stage: stage.into(),
+        tensor: name.into(),
+        expected: "a tensor".into(),
+        found: format!("{:?}", outlet.dtype()),
+    })
+}
+
+/// Check a named graph output exists.
+pub fn require_output(session: &Session, stage: &str, name: &str) -> Result<()> {
+    if session.outputs().iter().any(|o| o.name() == name) {
+        return Ok(());
+    }
+    Err(Error::Tensor {
+        stage: stage.into(),
+        tensor: name.into(),
+        expected: "a graph output of this name (named in bundle.json)".into(),
+        found: format!("outputs {:?}", session.outputs().iter().map(|o| o.name()).collect::<Vec<_>>()),
+    })
+}
+
+/// Static dimensions of a named input (`None` for symbolic ones).
+pub fn input_dims(session: &Session, name: &str) -> Option<Vec<Option<i64>>> {
+    let outlet = session.inputs().iter().find(|o| o.name() == name)?;
+    let shape = outlet.dtype().tensor_shape()?;
+    Some(shape.iter().map(|&d| (d >= 0).then_some(d)).collect())
+}

@@ -1,0 +1,212 @@
+//! LLM backbone stage: the token embedding graph and the decoder graph with
+//! its KV cache. Implements [`LanguageModel`] for the generation loop.
+//!
+//! Shapes (batch is always 1 here):
+//! * embedding: `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
+//! * decoder: `inputs_embeds [1, n, d_llm]`, `attention_mask [1, past + n]`,
+//!   `position_ids [1, n]`, `past.* [1, kv_heads, past, head_dim]` ->
+//!   `logits [1, n, vocab]`, `present.* [1, kv_heads, past + n, head_dim]`
+
+use std::borrow::Cow;
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, TensorElementType};
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::generate::LanguageModel;
+use crate::kv_cache::KvCache;
+use crate::manifest::DecoderStage;
+use crate::runtime::session::{self, OpenedSession, SessionConfig};
+use crate::runtime::OrtRuntime;
+use crate::tensor;
+
+/// The token embedding graph.
+pub struct TokenEmbedder {
+    stage: String,
+    /// `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
+    session: Session,
+    input: String,
+    input_type: TensorElementType,
+    output: String,
+    scale: f32,
+}
+
+impl TokenEmbedder {
+    /// Embed `ids` as `[1, ids.len(), d_llm]`, applying the manifest's scale.
+    pub fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
+        let data = ids.iter().map(|&i| i as i64).collect();
+        let input = tensor::int_value(&[1, ids.len()], data, self.input_type, &self.stage, &self.input)?;
+        let mut out = super::run_named(&mut self.session, &self.stage, vec![(self.input.as_str().into(), input.into())], &[&self.output])?;
+        let embeds = out.remove(0);
+        if self.scale == 1.0 {
+            return Ok(embeds);
+        }
+        let dtype = tensor::element_type(&embeds).unwrap_or(TensorElementType::Float32);
+        let scaled = tensor::to_f32_array(&embeds, &self.stage, &self.output)? * self.scale;
+        tensor::float_value(scaled, dtype, &self.stage, &self.output)
+    }
+}
+
+/// The decoder graph plus everything needed to feed it.
+pub struct Decoder {
+    name: String,
+    embedder: TokenEmbedder,
+    /// `inputs_embeds, attention_mask, position_ids, past.*` -> `logits, present.*`
+    session: Session,
+    embeds_input: String,
+    embeds_type: TensorElementType,
+    mask: Option<(String, TensorElementType)>,
+    positions: Option<(String, TensorElementType)>,
+    logits_output: String,
+    past_names: Vec<String>,
+    present_names: Vec<String>,
+    /// Element type and `[1, kv_heads, 0, head_dim]` of an empty past tensor, per past input.
+    empty_past: Vec<(TensorElementType, Vec<usize>)>,
+    context_length: usize,
+}
+
+impl Decoder {
+    /// Open the embedding and decoder graphs and check every named tensor exists.
+    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, stage: &DecoderStage, config: &SessionConfig) -> Result<(Self, Option<String>)> {
+        let name = stage.name.clone();
+        let embed_stage = format!("{name}.embedding");
+        let OpenedSession { session: embed_session, fallback } =
+            session::open(runtime, &bundle.resolve(&stage.embedding.graph)?, &embed_stage, config)?;
+        let embed_input_type = session::input_type(&embed_session, &embed_stage, &stage.embedding.input)?;
+        session::require_output(&embed_session, &embed_stage, &stage.embedding.output)?;
+        let embedder = TokenEmbedder {
+            stage: embed_stage,
+            session: embed_session,
+            input: stage.embedding.input.clone(),
+            input_type: embed_input_type,
+            output: stage.embedding.output.clone(),
+            scale: stage.embedding.scale,
+        };
+
+        let OpenedSession { session, .. } = session::open(runtime, &bundle.resolve(&stage.graph)?, &name, config)?;
+        let embeds_type = session::input_type(&session, &name, &stage.inputs.inputs_embeds)?;
+        let optional = |input: &Option<String>| -> Result<Option<(String, TensorElementType)>> {
+            input.as_ref().map(|n| Ok((n.clone(), session::input_type(&session, &name, n)?))).transpose()
+        };
+        let mask = optional(&stage.inputs.attention_mask)?;
+        let positions = optional(&stage.inputs.position_ids)?;
+        session::require_output(&session, &name, &stage.outputs.logits)?;
+        let past_names = stage.kv_cache.past_names();
+        let present_names = stage.kv_cache.present_names();
+        for present in &present_names {
+            session::require_output(&session, &name, present)?;
+        }
+        let empty_past = past_names.iter().map(|p| empty_past_spec(&session, &name, p)).collect::<Result<_>>()?;
+        let decoder = Self {
+            name,
+            embedder,
+            session,
+            embeds_input: stage.inputs.inputs_embeds.clone(),
+            embeds_type,
+            mask,
+            positions,
+            logits_output: stage.outputs.logits.clone(),
+            past_names,
+            present_names,
+            empty_past,
+            context_length: stage.context_length,
+        };
+        Ok((decoder, fallback))
+    }
+
+    /// The stage name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Element type the decoder declares for `inputs_embeds`.
+    pub fn embeds_type(&self) -> TensorElementType {
+        self.embeds_type
+    }
+}
+
+/// `[1, kv_heads, 0, head_dim]` from the graph's declared past shape: heads
+/// and head_dim must be static, batch and sequence may be symbolic.
+fn empty_past_spec(session: &Session, stage: &str, name: &str) -> Result<(TensorElementType, Vec<usize>)> {
+    let dtype = session::input_type(session, stage, name)?;
+    let dims = session::input_dims(session, name).unwrap_or_default();
+    let bad = || Error::Tensor {
+        stage: stage.into(),
+        tensor: name.into(),
+        expected: "shape [batch, kv_heads, past_seq, head_dim] with static kv_heads and head_dim".into(),
+        found: format!("{dims:?}"),
+    };
+    if dims.len() != 4 {
+        return Err(bad());
+    }
+    let heads = dims[1].ok_or_else(bad)?;
+    let head_dim = dims[3].ok_or_else(bad)?;
+    Ok((dtype, vec![1, heads as usize, 0, head_dim as usize]))
+}
+
+impl LanguageModel for Decoder {
+    fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
+        self.embedder.embed(ids)
+    }
+
+    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
+        let dims = tensor::dims(&embeds);
+        let seq = match dims.as_slice() {
+            [1, n, _] if *n > 0 => *n as usize,
+            _ => {
+                return Err(Error::Tensor {
+                    stage: self.name.clone(),
+                    tensor: self.embeds_input.clone(),
+                    expected: "[1, seq, d_llm] with seq >= 1".into(),
+                    found: format!("{dims:?}"),
+                })
+            }
+        };
+        let past = cache.seq_len();
+        let total = past + seq;
+        let embeds = if tensor::element_type(&embeds) == Some(self.embeds_type) {
+            embeds
+        } else {
+            let host = tensor::to_f32_array(&embeds, &self.name, &self.embeds_input)?;
+            tensor::float_value(host, self.embeds_type, &self.name, &self.embeds_input)?
+        };
+
+        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
+        inputs.push((self.embeds_input.as_str().into(), embeds.into()));
+        if let Some((name, dtype)) = &self.mask {
+            let mask = tensor::int_value(&[1, total], vec![1; total], *dtype, &self.name, name)?;
+            inputs.push((name.as_str().into(), mask.into()));
+        }
+        if let Some((name, dtype)) = &self.positions {
+            let pos = tensor::int_value(&[1, seq], (past as i64..total as i64).collect(), *dtype, &self.name, name)?;
+            inputs.push((name.as_str().into(), pos.into()));
+        }
+        // The cache moves into the graph's past inputs: no host copy.
+        for (name, value) in self.past_names.iter().zip(cache.into_values()) {
+            inputs.push((name.as_str().into(), value.into()));
+        }
+
+        let mut wanted: Vec<&str> = Vec::with_capacity(1 + self.present_names.len());
+        wanted.push(&self.logits_output);
+        wanted.extend(self.present_names.iter().map(String::as_str));
+        let mut outputs = super::run_named(&mut self.session, &self.name, inputs, &wanted)?.into_iter();
+        let logits_value = outputs.next().expect("logits requested first");
+        tensor::last_row_f32(&logits_value, &self.name, &self.logits_output, logits)?;
+        Ok(KvCache::new(outputs.collect(), total))
+    }
+
+    fn empty_cache(&mut self) -> Result<KvCache> {
+        let values = self
+            .empty_past
+            .iter()
+            .zip(&self.past_names)
+            .map(|((dtype, shape), name)| tensor::zeros(shape, *dtype, &self.name, name))
+            .collect::<Result<_>>()?;
+        Ok(KvCache::new(values, 0))
+    }
+
+    fn context_length(&self) -> usize {
+        self.context_length
+    }
+}

@@ -1,0 +1,111 @@
+//! Small helpers between host arrays and ONNX Runtime values: feed a graph the
+//! element type it declares (f32 / f16 / int64 / int32) and read float outputs
+//! back whatever their precision.
+
+use ndarray::{ArrayD, IxDyn};
+use ort::value::{DynValue, Tensor, TensorElementType};
+
+use crate::error::{Error, Result};
+
+/// Build a float tensor of the declared element type from f32 data.
+pub fn float_value(data: ArrayD<f32>, dtype: TensorElementType, stage: &str, tensor: &str) -> Result<DynValue> {
+    let err = |e: ort::Error| Error::stage(stage, &format!("creating tensor {tensor}"), e);
+    match dtype {
+        TensorElementType::Float32 => Ok(Tensor::from_array(data).map_err(err)?.into_dyn()),
+        TensorElementType::Float16 => {
+            Ok(Tensor::from_array(data.mapv(half::f16::from_f32)).map_err(err)?.into_dyn())
+        }
+        other => Err(unsupported(stage, tensor, "float32 or float16", other)),
+    }
+}
+
+/// Build an integer tensor (int64 or int32, as declared) of the given shape.
+pub fn int_value(shape: &[usize], data: Vec<i64>, dtype: TensorElementType, stage: &str, tensor: &str) -> Result<DynValue> {
+    let err = |e: ort::Error| Error::stage(stage, &format!("creating tensor {tensor}"), e);
+    let shape = shape.to_vec();
+    match dtype {
+        TensorElementType::Int64 => Ok(Tensor::from_array((shape, data)).map_err(err)?.into_dyn()),
+        TensorElementType::Int32 => {
+            let data: Vec<i32> = data.into_iter().map(|v| v as i32).collect();
+            Ok(Tensor::from_array((shape, data)).map_err(err)?.into_dyn())
+        }
+        other => Err(unsupported(stage, tensor, "int64 or int32", other)),
+    }
+}
+
+/// Copy a float tensor (f32 or f16) into an f32 host array.
+pub fn to_f32_array(value: &DynValue, stage: &str, tensor: &str) -> Result<ArrayD<f32>> {
+    let err = |e: ort::Error| Error::stage(stage, &format!("reading tensor {tensor}"), e);
+    match element_type(value) {
+        Some(TensorElementType::Float32) => Ok(value.try_extract_array::<f32>().map_err(err)?.to_owned()),
+        Some(TensorElementType::Float16) => {
+            Ok(value.try_extract_array::<half::f16>().map_err(err)?.mapv(half::f16::to_f32))
+        }
+        other => Err(Error::Tensor {
+            stage: stage.into(),
+            tensor: tensor.into(),
+            expected: "float32 or float16".into(),
+            found: format!("{other:?}"),
+        }),
+    }
+}
+
+/// Row `index` of the last axis-1 position of a `[batch, seq, n]` float tensor, as f32.
+/// Used to read the last position's logits without copying the whole tensor.
+pub fn last_row_f32(value: &DynValue, stage: &str, tensor: &str, out: &mut Vec<f32>) -> Result<()> {
+    let err = |e: ort::Error| Error::stage(stage, &format!("reading tensor {tensor}"), e);
+    let shape_err = |shape: &[i64]| Error::Tensor {
+        stage: stage.into(),
+        tensor: tensor.into(),
+        expected: "shape [batch, seq, n] with seq >= 1".into(),
+        found: format!("{shape:?}"),
+    };
+    out.clear();
+    match element_type(value) {
+        Some(TensorElementType::Float32) => {
+            let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
+            let n = last_dim(shape).ok_or_else(|| shape_err(shape))?;
+            out.extend_from_slice(&data[data.len() - n..]);
+        }
+        Some(TensorElementType::Float16) => {
+            let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(err)?;
+            let n = last_dim(shape).ok_or_else(|| shape_err(shape))?;
+            out.extend(data[data.len() - n..].iter().map(|v| v.to_f32()));
+        }
+        other => {
+            return Err(Error::Tensor {
+                stage: stage.into(),
+                tensor: tensor.into(),
+                expected: "float32 or float16".into(),
+                found: format!("{other:?}"),
+            })
+        }
+    }
+    Ok(())
+}
+
+fn last_dim(shape: &[i64]) -> Option<usize> {
+    if shape.len() != 3 || shape[1] < 1 || shape[2] < 1 {
+        return None;
+    }
+    Some(shape[2] as usize)
+}
+
+/// Element type of a tensor value, `None` for non-tensors.
+pub fn element_type(value: &DynValue) -> Option<TensorElementType> {
+    value.dtype().tensor_type()
+}
+
+/// Dimensions of a tensor value.
+pub fn dims(value: &DynValue) -> Vec<i64> {
+    value.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default()
+}
+
+/// A zero-filled float tensor of a declared type (used for empty KV caches, `seq = 0`).
+pub fn zeros(shape: &[usize], dtype: TensorElementType, stage: &str, tensor: &str) -> Result<DynValue> {
+    float_value(ArrayD::zeros(IxDyn(shape)), dtype, stage, tensor)
+}
+
+fn unsupported(stage: &str, tensor: &str, expected: &str, found: TensorElementType) -> Error {
+    Error::Tensor { stage: stage.into(), tensor: tensor.into(), expected: expected.into(), found: format!("{found:?}") }
+}
