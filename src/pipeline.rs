@@ -88,8 +88,8 @@ pub struct Output {
     pub token_ids: Vec<u32>,
     /// Generated text (special tokens skipped).
     pub text: String,
-    /// Prompt length in tokens after placeholder expansion.
-    pub prompt_tokens: usize,
+    /// Prompt ids after placeholder expansion (BOS included).
+    pub prompt_ids: Vec<u32>,
     /// Why generation ended.
     pub stop_reason: StopReason,
     /// Per-stage milliseconds.
@@ -266,8 +266,8 @@ impl Pipeline {
         timings.push("decode", generation.decode);
         Ok(Output {
             token_ids: generation.ids,
+            prompt_ids: encoded.ids,
             text: text_out,
-            prompt_tokens: encoded.ids.len(),
             stop_reason: generation.stop_reason,
             timings,
         })

@@ -109,3 +109,10 @@ pub fn zeros(shape: &[usize], dtype: TensorElementType, stage: &str, tensor: &st
 fn unsupported(stage: &str, tensor: &str, expected: &str, found: TensorElementType) -> Error {
     Error::Tensor { stage: stage.into(), tensor: tensor.into(), expected: expected.into(), found: format!("{found:?}") }
 }
+
+/// Address of a tensor's data buffer (device memory for GPU tensors): the
+/// identity of a buffer, used to check that values are moved, not copied.
+pub fn data_address(value: &DynValue) -> Option<usize> {
+    let tensor = value.view().downcast::<ort::value::DynTensorValueType>().ok()?;
+    Some(tensor.data_ptr() as usize)
+}

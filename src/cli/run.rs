@@ -92,7 +92,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         let steps = output.token_ids.len().saturating_sub(1);
         let json = serde_json::json!({
             "bundle": pipeline.bundle().name(),
-            "prompt_tokens": output.prompt_tokens,
+            "prompt_tokens": output.prompt_ids.len(),
             "token_ids": output.token_ids,
             "text": output.text,
             "stop_reason": output.stop_reason,

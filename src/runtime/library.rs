@@ -53,29 +53,28 @@ impl OrtRuntime {
         if let Some(rt) = RUNTIME.get() {
             return Ok(rt.clone());
         }
-        let rt = load_first(&candidates(explicit))?;
+        let rt = load_first(candidates(explicit))?;
         Ok(RUNTIME.get_or_init(|| rt).clone())
     }
 }
 
-/// The candidate list, in search order. An explicit path or `MMRT_ORT_LIB`,
-/// when given, is the only candidate of its kind and is never skipped silently.
-pub fn candidates(explicit: Option<&Path>) -> Vec<Candidate> {
-    let mut out = Vec::new();
+/// The candidate list, in search order. A library the user names (`--ort-lib`,
+/// else `MMRT_ORT_LIB`) is the only candidate: if it fails to load, that is an
+/// error, never a silent switch to some other library.
+/// Lazy: the Python interpreter is only asked when the earlier candidates failed.
+pub fn candidates(explicit: Option<&Path>) -> Box<dyn Iterator<Item = Candidate>> {
     if let Some(p) = explicit {
-        out.push(Candidate { path: p.to_path_buf(), source: "--ort-lib" });
+        return Box::new(std::iter::once(Candidate { path: p.to_path_buf(), source: "--ort-lib" }));
     }
     if let Some(p) = std::env::var_os("MMRT_ORT_LIB").filter(|v| !v.is_empty()) {
-        out.push(Candidate { path: PathBuf::from(p), source: "MMRT_ORT_LIB" });
+        return Box::new(std::iter::once(Candidate { path: PathBuf::from(p), source: "MMRT_ORT_LIB" }));
     }
-    if let Some(dir) = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf)) {
-        out.push(Candidate { path: dir, source: "next to the executable" });
-    }
-    out.push(Candidate { path: setup_dir(), source: "setup folder (.ci/setup-ort)" });
-    for dir in python_package_dirs() {
-        out.push(Candidate { path: dir, source: "Python onnxruntime package" });
-    }
-    out
+    let exe_dir = std::env::current_exe().ok().and_then(|e| e.parent().map(Path::to_path_buf));
+    let exe = exe_dir.map(|path| Candidate { path, source: "next to the executable" });
+    let setup = Candidate { path: setup_dir(), source: "setup folder (.ci/setup-ort)" };
+    let python = std::iter::once(()).flat_map(|()| python_package_dirs())
+        .map(|path| Candidate { path, source: "Python onnxruntime package" });
+    Box::new(exe.into_iter().chain(std::iter::once(setup)).chain(python))
 }
 
 /// The folder `.ci/setup-ort` extracts the library into.
@@ -83,7 +82,7 @@ pub fn setup_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join("onnxruntime")
 }
 
-fn load_first(candidates: &[Candidate]) -> Result<OrtRuntime> {
+fn load_first(candidates: impl IntoIterator<Item = Candidate>) -> Result<OrtRuntime> {
     let mut tried = Vec::new();
     for c in candidates {
         let files = match library_files(&c.path) {
@@ -185,15 +184,15 @@ mod tests {
     }
 
     #[test]
-    fn explicit_path_comes_first() {
-        let c = candidates(Some(Path::new("/x/libonnxruntime.so")));
+    fn explicit_path_is_the_only_candidate() {
+        let c: Vec<_> = candidates(Some(Path::new("/x/libonnxruntime.so"))).collect();
+        assert_eq!(c.len(), 1);
         assert_eq!(c[0].source, "--ort-lib");
-        assert!(c.iter().any(|c| c.source.starts_with("setup folder")));
     }
 
     #[test]
     fn missing_library_lists_every_place_tried() {
-        let err = load_first(&[
+        let err = load_first([
             Candidate { path: "/nonexistent/libonnxruntime.so".into(), source: "--ort-lib" },
             Candidate { path: "/nonexistent-dir".into(), source: "MMRT_ORT_LIB" },
         ])

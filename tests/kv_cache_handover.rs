@@ -1,0 +1,155 @@
+//! The KV cache is handed from step n's `present` outputs to step n+1's
+//! `past` inputs by move, never copied: checked through the `LanguageModel`
+//! seam, both with a fake model and around the real ONNX decoder.
+
+use std::path::Path;
+
+use mmrt::generate::{generate, GenerateParams, LanguageModel, Sampler, SamplingConfig};
+use mmrt::kv_cache::KvCache;
+use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::stages::decoder::Decoder;
+use mmrt::Bundle;
+use ort::value::{DynValue, Tensor};
+
+/// Data pointers of each tensor of a cache.
+fn pointers(cache: &KvCache) -> Vec<usize> {
+    cache.values().iter().map(|v| mmrt::tensor::data_address(v).expect("tensor")).collect()
+}
+
+/// Records, per forward call, the pointers received as past and returned as present.
+#[derive(Default)]
+struct Log {
+    received: Vec<Vec<usize>>,
+    returned: Vec<Vec<usize>>,
+    seq_lens: Vec<usize>,
+}
+
+impl Log {
+    fn assert_moved(&self) {
+        assert!(self.received.len() >= 3, "several steps ran");
+        for step in 1..self.received.len() {
+            assert_eq!(self.received[step], self.returned[step - 1], "step {step} got step {}'s presents", step - 1);
+        }
+    }
+}
+
+/// A 2-layer fake decoder whose logits favour token (position % 5).
+struct FakeModel {
+    log: Log,
+    vocab: usize,
+}
+
+fn tensor(shape: [usize; 4], fill: f32) -> DynValue {
+    let n = shape.iter().product();
+    Tensor::from_array((shape.to_vec(), vec![fill; n])).unwrap().into_dyn()
+}
+
+impl LanguageModel for FakeModel {
+    fn embed(&mut self, ids: &[u32]) -> mmrt::Result<DynValue> {
+        Ok(Tensor::from_array((vec![1, ids.len(), 4], vec![0.0f32; ids.len() * 4])).unwrap().into_dyn())
+    }
+
+    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
+        let seq = embeds.dtype().tensor_shape().unwrap()[1] as usize;
+        self.log.received.push(pointers(&cache));
+        self.log.seq_lens.push(cache.seq_len());
+        let total = cache.seq_len() + seq;
+        drop(cache);
+        let present = KvCache::new((0..4).map(|i| tensor([1, 2, total, 8], i as f32)).collect(), total);
+        self.log.returned.push(pointers(&present));
+        logits.clear();
+        logits.resize(self.vocab, 0.0);
+        logits[total % 5] = 1.0;
+        Ok(present)
+    }
+
+    fn empty_cache(&mut self) -> mmrt::Result<KvCache> {
+        Ok(KvCache::new((0..4).map(|_| tensor([1, 2, 0, 8], 0.0)).collect(), 0))
+    }
+
+    fn context_length(&self) -> usize {
+        64
+    }
+}
+
+/// Wraps the real decoder, recording the same pointers.
+struct Recording {
+    inner: Decoder,
+    log: Log,
+}
+
+impl LanguageModel for Recording {
+    fn embed(&mut self, ids: &[u32]) -> mmrt::Result<DynValue> {
+        self.inner.embed(ids)
+    }
+
+    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
+        self.log.received.push(pointers(&cache));
+        self.log.seq_lens.push(cache.seq_len());
+        let present = self.inner.forward(embeds, cache, logits)?;
+        self.log.returned.push(pointers(&present));
+        Ok(present)
+    }
+
+    fn empty_cache(&mut self) -> mmrt::Result<KvCache> {
+        self.inner.empty_cache()
+    }
+
+    fn context_length(&self) -> usize {
+        self.inner.context_length()
+    }
+}
+
+fn run(model: &mut dyn LanguageModel, prompt: &[u32], max_new_tokens: usize) -> Vec<u32> {
+    let embeds = model.embed(prompt).unwrap();
+    let params = GenerateParams { max_new_tokens, stop_tokens: vec![] };
+    let mut sampler = Sampler::new(SamplingConfig::default());
+    generate(model, embeds, prompt, &mut sampler, &params, |_| Ok(())).unwrap().ids
+}
+
+#[test]
+fn fake_model_receives_previous_presents() {
+    OrtRuntime::load(None).expect("ONNX Runtime");
+    let mut model = FakeModel { log: Log::default(), vocab: 10 };
+    let ids = run(&mut model, &[1, 2, 3], 6);
+    assert_eq!(ids, vec![3, 4, 0, 1, 2, 3], "greedy follows the fake logits");
+    model.log.assert_moved();
+    assert_eq!(model.log.seq_lens, vec![0, 3, 4, 5, 6, 7], "cache length grows by one per step");
+}
+
+#[test]
+fn real_decoder_receives_previous_presents() {
+    let runtime = OrtRuntime::load(None).expect("ONNX Runtime");
+    let bundle = Bundle::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny")).unwrap();
+    let (decoder, _) = Decoder::open(&runtime, &bundle, bundle.manifest.decoder(), &SessionConfig::default()).unwrap();
+    let mut model = Recording { inner: decoder, log: Log::default() };
+    run(&mut model, &[1, 10, 20, 30], 8);
+    model.log.assert_moved();
+    assert_eq!(model.log.seq_lens, vec![0, 4, 5, 6, 7, 8, 9, 10]);
+}
+
+#[test]
+fn generation_stops_at_the_context_length() {
+    OrtRuntime::load(None).expect("ONNX Runtime");
+    let mut model = FakeModel { log: Log::default(), vocab: 10 };
+    let prompt: Vec<u32> = (0..60).collect();
+    let embeds = model.embed(&prompt).unwrap();
+    let params = GenerateParams { max_new_tokens: 100, stop_tokens: vec![] };
+    let mut sampler = Sampler::new(SamplingConfig::default());
+    let g = generate(&mut model, embeds, &prompt, &mut sampler, &params, |_| Ok(())).unwrap();
+    assert_eq!(g.stop_reason, mmrt::generate::StopReason::ContextFull);
+    assert_eq!(60 + g.decode_steps, 64, "the last forward pass fills the context exactly");
+}
+
+#[test]
+fn prompt_over_the_context_is_an_error() {
+    OrtRuntime::load(None).expect("ONNX Runtime");
+    let mut model = FakeModel { log: Log::default(), vocab: 10 };
+    let prompt: Vec<u32> = (0..64).collect();
+    let embeds = model.embed(&prompt).unwrap();
+    let params = GenerateParams { max_new_tokens: 4, stop_tokens: vec![] };
+    let err = generate(&mut model, embeds, &prompt, &mut Sampler::new(SamplingConfig::default()), &params, |_| Ok(()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("64 tokens") && err.contains("context length is 64"), "{err}");
+}
