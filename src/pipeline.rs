@@ -177,7 +177,12 @@ impl Pipeline {
 
     /// Sampling settings from the bundle's generation defaults (seed 0).
     pub fn default_sampling(&self) -> SamplingConfig {
-        let g = &self.bundle.manifest.generation;
+        Self::sampling_defaults(&self.bundle.manifest)
+    }
+
+    /// Sampling settings from a manifest's generation defaults (seed 0).
+    pub fn sampling_defaults(manifest: &crate::manifest::Manifest) -> SamplingConfig {
+        let g = &manifest.generation;
         SamplingConfig {
             temperature: g.temperature,
             top_k: g.top_k,

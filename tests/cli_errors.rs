@@ -257,7 +257,7 @@ fn bad_images_fail_naming_the_file_and_the_problem() {
     std::fs::create_dir(&a_dir).unwrap();
 
     let cases: Vec<(&str, &Path, Vec<&str>)> = vec![
-        ("1 nonexistent path", &missing, vec!["does_not_exist.png", "no such file"]),
+        ("1 nonexistent path", &missing, vec!["does_not_exist.png", "No such file"]),
         ("2 zero-byte file", &empty, vec!["empty.png", "empty (0 bytes)"]),
         ("3 truncated PNG", &truncated, vec!["truncated.png", "PNG", "truncated"]),
         ("4 text named x.jpg", &text_jpg, vec!["x.jpg", "not a recognized image format", "this is "]),
@@ -288,9 +288,8 @@ fn huge_png_header_only_names_the_claimed_size() {
     assert_fails("header-only 100000x100000 PNG", &out, &["huge.png", "100000x100000"]);
 }
 
-/// A directory passed as `--image` is reported as "no such file" although it exists.
+/// A directory passed as `--image` is reported as a directory, not a missing file.
 #[test]
-#[ignore = "KNOWN SRC ISSUE: src/cli/run.rs: --image DIR says \"no such file\" instead of \"is a directory\""]
 fn image_that_is_a_directory_says_so() {
     let tmp = TempDir::new("image-dir");
     let dir = tmp.path().join("pics");
@@ -503,10 +502,9 @@ fn bad_option_values_name_the_option() {
     assert_all_fail(rows);
 }
 
-/// `--temperature -1` (space-separated) is taken by clap for a new flag:
-/// "unexpected argument '-1' found", which does not say the temperature is bad.
+/// `--temperature -1` (space-separated) reaches mmrt's own validation, which
+/// names the temperature (clap would otherwise take `-1` for a flag).
 #[test]
-#[ignore = "KNOWN SRC ISSUE: src/cli/run.rs: `--temperature -1` gives \"unexpected argument '-1'\" (needs allow_negative_numbers)"]
 fn negative_temperature_with_a_space_names_the_temperature() {
     let out = run_bundle(Path::new(TINY), "hi", &[], &["--temperature", "-1"]);
     assert_fails("--temperature -1", &out, &["temperature", "-1"]);

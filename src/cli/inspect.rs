@@ -8,8 +8,9 @@ use clap::Args;
 use super::Cli;
 use crate::error::Result;
 use crate::manifest::Stage;
+use crate::runtime::session::{self, SessionConfig};
 use crate::runtime::OrtRuntime;
-use crate::Bundle;
+use crate::{Bundle, Pipeline};
 
 /// Arguments of `mmrt inspect`.
 #[derive(Debug, Args)]
@@ -25,7 +26,16 @@ pub struct InspectArgs {
 /// Run the command.
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let bundle = Bundle::open(&args.bundle)?;
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref()).map(|rt| rt.info).map_err(|e| e.to_string());
+    let loaded = OrtRuntime::load(cli.ort_lib.as_deref());
+    let graphs = match &loaded {
+        // Opening every stage checks the manifest's tensor names against the graphs.
+        Ok(rt) => {
+            Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            graph_io(rt, &bundle)?
+        }
+        Err(_) => Vec::new(),
+    };
+    let runtime = loaded.map(|rt| rt.info).map_err(|e| e.to_string());
     let providers = crate::runtime::ep::available_providers_if_loaded(runtime.is_ok());
     if args.json {
         let json = serde_json::json!({
@@ -34,6 +44,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
             "onnxruntime": runtime.as_ref().ok(),
             "onnxruntime_error": runtime.as_ref().err(),
             "execution_providers": providers,
+            "graphs": graphs.iter().map(|(g, io)| (g.clone(), serde_json::json!(io))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
         return Ok(());
@@ -47,6 +58,12 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     println!("stages");
     for stage in &m.stages {
         println!("  {}", describe(stage));
+    }
+    for (graph, io) in &graphs {
+        println!("graph       {graph}");
+        for line in io {
+            println!("              {line}");
+        }
     }
     println!("prompt      {:?}", m.prompt.template);
     println!("stop ids    {:?}", m.prompt.eos_token_ids);
@@ -75,4 +92,16 @@ fn describe(stage: &Stage) -> String {
             format!("modality_generator {:<15} {} {} + {}", s.name, s.modality, s.denoiser.graph, s.decoder.graph)
         }
     }
+}
+
+/// Inputs and outputs of every graph of the bundle, in manifest order.
+fn graph_io(runtime: &OrtRuntime, bundle: &Bundle) -> Result<Vec<(String, Vec<String>)>> {
+    let mut out = Vec::new();
+    for stage in &bundle.manifest.stages {
+        for graph in stage.files() {
+            let opened = session::open(runtime, &bundle.resolve(graph)?, stage.name(), &SessionConfig::default())?;
+            out.push((graph.to_string(), session::describe_io(&opened.session)));
+        }
+    }
+    Ok(out)
 }

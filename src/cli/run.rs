@@ -28,16 +28,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
     /// Sampling temperature; 0 is greedy (default: the bundle's).
-    #[arg(long, value_name = "T")]
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
     pub temperature: Option<f32>,
     /// Keep the K most likely tokens; 0 keeps all.
     #[arg(long, value_name = "K")]
     pub top_k: Option<usize>,
     /// Nucleus sampling mass in (0, 1].
-    #[arg(long, value_name = "P")]
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
     pub top_p: Option<f32>,
     /// Penalty (> 0) on tokens already seen; 1 disables.
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
     pub repetition_penalty: Option<f32>,
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
@@ -65,18 +65,16 @@ impl RunArgs {
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     // Check the cheap things before loading anything heavy.
     for image in &args.images {
-        if !image.is_file() {
-            return Err(Error::io(image, std::io::Error::new(std::io::ErrorKind::NotFound, "no such file")));
-        }
+        check_image_path(image)?;
     }
     let bundle = Bundle::open(&args.bundle)?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
+    sampling.validate()?;
     let mut pipeline = Pipeline::load(&runtime, bundle, &args.session.config())?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let sampling = args.sampling(pipeline.default_sampling());
-    sampling.validate()?;
     let mut request = Request::new(args.prompt.clone()).with_images(args.images.iter().cloned()).with_sampling(sampling);
     request.max_new_tokens = args.max_tokens;
 
@@ -108,4 +106,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
     }
     Ok(())
+}
+
+/// A missing or non-file image is reported before any model is loaded.
+fn check_image_path(image: &std::path::Path) -> Result<()> {
+    let problem = match std::fs::metadata(image) {
+        Ok(meta) if meta.is_file() => return Ok(()),
+        Ok(meta) if meta.is_dir() => "is a directory, expected an image file",
+        Ok(_) => "is not a regular file, expected an image file",
+        Err(e) => return Err(Error::io(image, e)),
+    };
+    Err(Error::io(image, std::io::Error::new(std::io::ErrorKind::InvalidInput, problem)))
 }

@@ -33,7 +33,7 @@ impl SamplingConfig {
     /// Reject values that have no meaning.
     pub fn validate(&self) -> Result<()> {
         if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return Err(Error::Request(format!("temperature must be >= 0, got {}", self.temperature)));
+            return Err(Error::Request(format!("temperature must be finite and >= 0, got {}", self.temperature)));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return Err(Error::Request(format!("top-p must be in (0, 1], got {}", self.top_p)));

@@ -66,7 +66,9 @@ pub enum ImageError {
         message: String,
     },
     /// The header claims dimensions beyond [`MAX_SIDE`]; nothing was allocated.
-    #[error("{format} header claims {width}x{height} pixels, larger than the {max}x{max} limit (rejected before decoding)")]
+    #[error(
+        "{format} header claims {width}x{height} pixels, larger than the {max}x{max} limit (rejected before decoding)"
+    )]
     TooLarge {
         /// Format recognized from the leading bytes.
         format: &'static str,
@@ -78,7 +80,9 @@ pub enum ImageError {
         max: u32,
     },
     /// Decoding would need a buffer beyond [`MAX_DECODED_BYTES`] (or the decoder's own limits).
-    #[error("{format} image needs {needed} to decode, more than the {max_bytes}-byte limit (rejected before decoding)")]
+    #[error(
+        "{format} image needs {needed} to decode, more than the {max_bytes}-byte limit (rejected before decoding)"
+    )]
     TooManyBytes {
         /// Format recognized from the leading bytes.
         format: &'static str,
@@ -110,7 +114,9 @@ pub enum ImageError {
         crop_height: u32,
     },
     /// The resize rule would produce an image beyond [`MAX_SIDE`] (an extreme aspect ratio).
-    #[error("image {width}x{height} would be resized to {resized_width}x{resized_height}, beyond the {max}x{max} limit")]
+    #[error(
+        "image {width}x{height} would be resized to {resized_width}x{resized_height}, beyond the {max}x{max} limit"
+    )]
     ResizedTooLarge {
         /// Input width.
         width: u32,
@@ -162,7 +168,10 @@ pub enum ImageError {
 /// image are [`Error::Image`] naming the file.
 pub fn load_image(path: &Path) -> Result<RgbImage, Error> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-    decode_image(&bytes).map_err(|source| Error::Image { path: path.to_path_buf(), source })
+    decode_image(&bytes).map_err(|source| Error::Image {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// Decode image bytes into 8-bit RGB, `[height, width, 3]` row-major.
@@ -185,7 +194,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     if bytes.is_empty() {
         return Err(ImageError::Empty);
     }
-    let format = ::image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat { found: leading_bytes(bytes) })?;
+    let format = ::image::guess_format(bytes).map_err(|_| ImageError::UnknownFormat {
+        found: leading_bytes(bytes),
+    })?;
     let name = format_name(format);
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
@@ -198,10 +209,19 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
 
     let (width, height) = decoder.dimensions();
     if width == 0 || height == 0 {
-        return Err(ImageError::ZeroSize { format: name, width, height });
+        return Err(ImageError::ZeroSize {
+            format: name,
+            width,
+            height,
+        });
     }
     if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(ImageError::TooLarge { format: name, width, height, max: MAX_SIDE });
+        return Err(ImageError::TooLarge {
+            format: name,
+            width,
+            height,
+            max: MAX_SIDE,
+        });
     }
     let total = decoder.total_bytes();
     if total > MAX_DECODED_BYTES {
@@ -238,10 +258,16 @@ pub fn resized_size(width: u32, height: u32, resize: &Resize) -> Result<(u32, u3
                 let v = (2 * edge as u64 * s as u64 + short) / (2 * short);
                 u32::try_from(v).unwrap_or(u32::MAX)
             };
-            Ok(if width <= height { (s, scale(height)) } else { (scale(width), s) })
+            Ok(if width <= height {
+                (s, scale(height))
+            } else {
+                (scale(width), s)
+            })
         }
         (None, Some(size)) => Ok((size.width, size.height)),
-        (Some(_), Some(_)) => Err(ImageError::Config("`resize` takes either `shortest_edge` or `exact`, not both".into())),
+        (Some(_), Some(_)) => Err(ImageError::Config(
+            "`resize` takes either `shortest_edge` or `exact`, not both".into(),
+        )),
         (None, None) => Err(ImageError::Config("`resize` needs `shortest_edge` or `exact`".into())),
     }
 }
@@ -255,9 +281,19 @@ pub fn resized_size(width: u32, height: u32, resize: &Resize) -> Result<(u32, u3
 /// not zero-padded: with a `shortest_edge` resize it only happens when the
 /// manifest's crop exceeds the resize target, a configuration mistake better
 /// reported than hidden (the Python twin raises too).
-pub fn center_crop_offsets(width: u32, height: u32, crop_width: u32, crop_height: u32) -> Result<(u32, u32), ImageError> {
+pub fn center_crop_offsets(
+    width: u32,
+    height: u32,
+    crop_width: u32,
+    crop_height: u32,
+) -> Result<(u32, u32), ImageError> {
     if width < crop_width || height < crop_height {
-        return Err(ImageError::SmallerThanCrop { width, height, crop_width, crop_height });
+        return Err(ImageError::SmallerThanCrop {
+            width,
+            height,
+            crop_width,
+            crop_height,
+        });
     }
     Ok(((width - crop_width) / 2, (height - crop_height) / 2))
 }
@@ -266,9 +302,10 @@ pub fn center_crop_offsets(width: u32, height: u32, crop_width: u32, crop_height
 /// `[n, 3, H, W]` for [`Layout::Nchw`], `[n, H, W, 3]` for [`Layout::Nhwc`].
 ///
 /// Per image: resize by `cfg.resize` (see [`resized_size`]; skipped when the size
-/// is unchanged) with `fast_image_resize`: PIL's kernels (bicubic = Catmull-Rom,
-/// a = -0.5, as PIL's `BICUBIC`) in PIL's pass order, so resized pixels are within
-/// one u8 level of PIL's (rarely off at all); center crop to
+/// is unchanged) like PIL 13: `fast_image_resize` with PIL's kernels (bicubic =
+/// Catmull-Rom, a = -0.5, as PIL's `BICUBIC`) in PIL's pass order, so resized
+/// pixels are within one u8 level of PIL's and rarely off at all; `Nearest` is
+/// bit-exact. Then center crop to
 /// `cfg.crop` when set ([`center_crop_offsets`]); then per channel `c`
 /// `x = (u8 as f32 * rescale_factor - mean[c]) / std[c]`, each operation in `f32`
 /// in that order, so results are bit-identical to numpy's float32 arithmetic.
@@ -371,14 +408,24 @@ struct Plan {
 fn plan(image: &RgbImage, cfg: &ImagePreprocess) -> Result<Plan, ImageError> {
     let (width, height) = image.dimensions();
     if width == 0 || height == 0 {
-        return Err(ImageError::ZeroSize { format: "decoded", width, height });
+        return Err(ImageError::ZeroSize {
+            format: "decoded",
+            width,
+            height,
+        });
     }
     let (rw, rh) = resized_size(width, height, &cfg.resize)?;
     if rw == 0 || rh == 0 {
         return Err(ImageError::Config(format!("resize target {rw}x{rh} has a zero side")));
     }
     if rw > MAX_SIDE || rh > MAX_SIDE {
-        return Err(ImageError::ResizedTooLarge { width, height, resized_width: rw, resized_height: rh, max: MAX_SIDE });
+        return Err(ImageError::ResizedTooLarge {
+            width,
+            height,
+            resized_width: rw,
+            resized_height: rh,
+            max: MAX_SIDE,
+        });
     }
     let (left, top, out_w, out_h) = match cfg.crop {
         Some(crop) => {
@@ -387,21 +434,34 @@ fn plan(image: &RgbImage, cfg: &ImagePreprocess) -> Result<Plan, ImageError> {
         }
         None => (0, 0, rw, rh),
     };
-    Ok(Plan { rw, rh, left, top, out_w, out_h })
+    Ok(Plan {
+        rw,
+        rh,
+        left,
+        top,
+        out_w,
+        out_h,
+    })
 }
 
-/// Resizes like PIL: `fast_image_resize` kernels, PIL's pass order.
+/// Resizes like PIL 13's `Image.resize` on an RGB image.
 ///
-/// For 8-bit images `fast_image_resize` runs the vertical pass first (faster),
-/// PIL the horizontal one; each pass rounds to u8, so the order changes about a
-/// fifth of the output values by 1-3 levels. Running the passes as two
-/// one-dimensional resizes, horizontal first, leaves only rare ±1 differences
-/// from coefficient precision (PIL: 22-bit, `fast_image_resize`: ~15-bit).
+/// Convolution filters use `fast_image_resize` kernels, run as two one-axis
+/// passes in PIL's order. Each pass rounds to u8, so the order matters (left to
+/// itself, `fast_image_resize` always goes vertical first for u8 and differs from
+/// PIL by up to 3 levels on a fifth of the values). PIL (`ImagingResampleInner`)
+/// goes vertical first only when the height shrinks by more than twice as many
+/// pixels as the width does. What remains is rare ±1 differences from
+/// coefficient precision (PIL: 22-bit fixed point, `fast_image_resize`: ~15-bit).
+///
+/// `Nearest` is PIL's own `ImagingScaleAffine`, bit-exact (`fast_image_resize`
+/// picks different source pixels at rounding boundaries).
 struct Resampler {
+    filter: ResizeFilter,
     resizer: fir::Resizer,
     options: fir::ResizeOptions,
-    /// Horizontal pass output, `[height, resized_width, 3]`, reused across images.
-    horizontal: Vec<u8>,
+    /// First-pass output, reused across images.
+    first: Vec<u8>,
     /// Final output, `[resized_height, resized_width, 3]`, reused across images.
     out: Vec<u8>,
 }
@@ -409,9 +469,10 @@ struct Resampler {
 impl Resampler {
     fn new(filter: ResizeFilter) -> Self {
         Self {
+            filter,
             resizer: fir::Resizer::new(),
             options: fir::ResizeOptions::new().resize_alg(resize_alg(filter)),
-            horizontal: Vec::new(),
+            first: Vec::new(),
             out: Vec::new(),
         }
     }
@@ -419,19 +480,68 @@ impl Resampler {
     /// Resize `image` to `rw × rh`; returns the pixels, `[rh, rw, 3]` u8.
     fn resize(&mut self, image: &RgbImage, rw: u32, rh: u32) -> Result<&[u8], ImageError> {
         let (width, height) = image.dimensions();
-        let fail = |message: String| ImageError::Resize { width, height, resized_width: rw, resized_height: rh, message };
+        if self.filter == ResizeFilter::Nearest {
+            nearest(image, rw, rh, &mut self.out);
+            return Ok(&self.out);
+        }
+        let fail = |message: String| ImageError::Resize {
+            width,
+            height,
+            resized_width: rw,
+            resized_height: rh,
+            message,
+        };
         let src = fir::images::ImageRef::new(width, height, image.as_raw(), fir::PixelType::U8x3)
             .map_err(|e| fail(e.to_string()))?;
-        let two_pass = rw != width && rh != height && !matches!(self.options.algorithm, fir::ResizeAlg::Nearest);
-        if two_pass {
-            resize_pass(&mut self.resizer, &self.options, &src, rw, height, &mut self.horizontal).map_err(fail)?;
-            let mid = fir::images::ImageRef::new(rw, height, &self.horizontal, fir::PixelType::U8x3)
-                .map_err(|e| fail(e.to_string()))?;
-            resize_pass(&mut self.resizer, &self.options, &mid, rw, rh, &mut self.out).map_err(fail)?;
-        } else {
+        if rw == width || rh == height {
             resize_pass(&mut self.resizer, &self.options, &src, rw, rh, &mut self.out).map_err(fail)?;
+            return Ok(&self.out);
         }
+        // PIL's rule, in signed pixel counts.
+        let (dh, dw) = (height as i64 - rh as i64, width as i64 - rw as i64);
+        let (mid_w, mid_h) = if dh > 0 && dh > 2 * dw {
+            (width, rh)
+        } else {
+            (rw, height)
+        };
+        resize_pass(&mut self.resizer, &self.options, &src, mid_w, mid_h, &mut self.first).map_err(fail)?;
+        let mid = fir::images::ImageRef::new(mid_w, mid_h, &self.first, fir::PixelType::U8x3)
+            .map_err(|e| fail(e.to_string()))?;
+        resize_pass(&mut self.resizer, &self.options, &mid, rw, rh, &mut self.out).map_err(fail)?;
         Ok(&self.out)
+    }
+}
+
+/// PIL's `NEAREST` resize (`ImagingScaleAffine`): the source column of output
+/// column `x` is the truncation of `scale / 2 + x * scale`, accumulated in `f64`
+/// step by step exactly as PIL does (same for rows). Writes `[rh, rw, 3]` into `out`.
+fn nearest(image: &RgbImage, rw: u32, rh: u32, out: &mut Vec<u8>) {
+    let (width, height) = image.dimensions();
+    // PIL's box is f32 and the scale a double: (float)width / xsize.
+    let sources = |len: u32, size: u32| -> Vec<Option<usize>> {
+        let scale = f64::from(len as f32) / f64::from(size);
+        let mut pos = scale * 0.5;
+        (0..size)
+            .map(|_| {
+                let i = pos as usize; // pos >= 0: truncation is PIL's COORD()
+                pos += scale;
+                (i < len as usize).then_some(i)
+            })
+            .collect()
+    };
+    let (xs, ys) = (sources(width, rw), sources(height, rh));
+    out.clear();
+    out.resize(rw as usize * rh as usize * 3, 0);
+    let src = image.as_raw();
+    let stride = width as usize * 3;
+    for (row, y) in out.chunks_exact_mut(rw as usize * 3).zip(&ys) {
+        // Out-of-range sources stay 0, as PIL's fill; the accumulation never gets there in practice.
+        let Some(y) = *y else { continue };
+        for (px, x) in row.chunks_exact_mut(3).zip(&xs) {
+            if let Some(x) = *x {
+                px.copy_from_slice(&src[y * stride + x * 3..y * stride + x * 3 + 3]);
+            }
+        }
     }
 }
 
@@ -453,7 +563,7 @@ fn resize_pass(
 /// The `fast_image_resize` algorithm for a PIL filter name.
 fn resize_alg(filter: ResizeFilter) -> fir::ResizeAlg {
     match filter {
-        ResizeFilter::Nearest => fir::ResizeAlg::Nearest,
+        ResizeFilter::Nearest => fir::ResizeAlg::Nearest, // unused: see `nearest`
         ResizeFilter::Bilinear => fir::ResizeAlg::Convolution(fir::FilterType::Bilinear),
         // PIL's BICUBIC is the cubic convolution with a = -0.5, i.e. Catmull-Rom.
         ResizeFilter::Bicubic => fir::ResizeAlg::Convolution(fir::FilterType::CatmullRom),
@@ -501,13 +611,24 @@ fn pack<T: Copy>(width: u32, height: u32, samples: &[T], channels: usize, to_u8:
 fn decode_error(format: &'static str, e: ::image::ImageError) -> ImageError {
     use ::image::ImageError as E;
     match e {
-        E::Unsupported(u) => ImageError::Unsupported { format, message: u.to_string() },
-        E::Limits(l) => ImageError::TooManyBytes { format, needed: l.to_string(), max_bytes: MAX_DECODED_BYTES },
+        E::Unsupported(u) => ImageError::Unsupported {
+            format,
+            message: u.to_string(),
+        },
+        E::Limits(l) => ImageError::TooManyBytes {
+            format,
+            needed: l.to_string(),
+            max_bytes: MAX_DECODED_BYTES,
+        },
         // Reading from memory, an I/O error means the data ended early.
-        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
-            ImageError::Corrupt { format, message: format!("unexpected end of data ({io})") }
-        }
-        other => ImageError::Corrupt { format, message: other.to_string() },
+        E::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => ImageError::Corrupt {
+            format,
+            message: format!("unexpected end of data ({io})"),
+        },
+        other => ImageError::Corrupt {
+            format,
+            message: other.to_string(),
+        },
     }
 }
 
@@ -528,11 +649,21 @@ fn format_name(format: ImageFormat) -> &'static str {
 fn leading_bytes(bytes: &[u8]) -> String {
     let head = &bytes[..bytes.len().min(8)];
     let hex: Vec<String> = head.iter().map(|b| format!("{b:02x}")).collect();
-    let text: String = head.iter().map(|&b| if b.is_ascii_graphic() || b == b' ' { b as char } else { '.' }).collect();
+    let text: String = head
+        .iter()
+        .map(|&b| {
+            if b.is_ascii_graphic() || b == b' ' {
+                b as char
+            } else {
+                '.'
+            }
+        })
+        .collect();
     format!("{} ({text:?})", hex.join(" "))
 }
 
 #[cfg(test)]
+#[allow(clippy::excessive_precision)] // CLIP's mean/std, digit for digit as published
 mod tests {
     use super::*;
     use crate::manifest::{Size, TensorDtype};
@@ -550,7 +681,11 @@ mod tests {
     }
 
     fn shortest(s: u32) -> Resize {
-        Resize { shortest_edge: Some(s), exact: None, filter: ResizeFilter::Bicubic }
+        Resize {
+            shortest_edge: Some(s),
+            exact: None,
+            filter: ResizeFilter::Bicubic,
+        }
     }
 
     fn size(width: u32, height: u32) -> Size {
@@ -564,22 +699,33 @@ mod tests {
             ((640, 480, 224), (299, 224)), // 298.67 -> 299
             ((480, 640, 224), (224, 299)),
             ((100, 100, 32), (32, 32)),
-            ((64, 48, 32), (43, 32)),  // 42.67 -> 43
-            ((50, 40, 32), (40, 32)),  // exactly 40
-            ((3, 2, 3), (5, 3)),       // 4.5: tie rounds up (Python's round would give 4)
-            ((5, 2, 3), (8, 3)),       // 7.5 -> 8
-            ((2, 3, 1), (1, 2)),       // 1.5 -> 2
-            ((40, 40, 32), (32, 32)),  // downscale square
-            ((16, 24, 32), (32, 48)),  // upscale
+            ((64, 48, 32), (43, 32)), // 42.67 -> 43
+            ((50, 40, 32), (40, 32)), // exactly 40
+            ((3, 2, 3), (5, 3)),      // 4.5: tie rounds up (Python's round would give 4)
+            ((5, 2, 3), (8, 3)),      // 7.5 -> 8
+            ((2, 3, 1), (1, 2)),      // 1.5 -> 2
+            ((40, 40, 32), (32, 32)), // downscale square
+            ((16, 24, 32), (32, 48)), // upscale
             ((1, 1000, 32), (32, 32000)),
         ];
         for ((w, h, s), want) in cases {
             assert_eq!(resized_size(w, h, &shortest(s)).unwrap(), want, "{w}x{h} S={s}");
         }
-        let exact = Resize { shortest_edge: None, exact: Some(size(7, 9)), filter: ResizeFilter::Bilinear };
+        let exact = Resize {
+            shortest_edge: None,
+            exact: Some(size(7, 9)),
+            filter: ResizeFilter::Bilinear,
+        };
         assert_eq!(resized_size(100, 3, &exact).unwrap(), (7, 9));
-        let neither = Resize { shortest_edge: None, exact: None, filter: ResizeFilter::Bilinear };
-        assert!(resized_size(1, 1, &neither).unwrap_err().to_string().contains("needs `shortest_edge` or `exact`"));
+        let neither = Resize {
+            shortest_edge: None,
+            exact: None,
+            filter: ResizeFilter::Bilinear,
+        };
+        assert!(resized_size(1, 1, &neither)
+            .unwrap_err()
+            .to_string()
+            .contains("needs `shortest_edge` or `exact`"));
     }
 
     #[test]
@@ -590,26 +736,40 @@ mod tests {
         assert_eq!(center_crop_offsets(299, 224, 224, 224).unwrap(), (37, 0)); // 75 / 2
         assert_eq!(center_crop_offsets(10, 9, 4, 2).unwrap(), (3, 3));
         let e = center_crop_offsets(31, 40, 32, 32).unwrap_err().to_string();
-        assert!(e.contains("31x40 after resizing, smaller than the 32x32 center crop"), "{e}");
+        assert!(
+            e.contains("31x40 after resizing, smaller than the 32x32 center crop"),
+            "{e}"
+        );
     }
 
     #[test]
     fn normalizes_a_known_pixel() {
         // One 1x1 pixel, no resize (exact 1x1), no crop.
-        let c = cfg(Resize { shortest_edge: None, exact: Some(size(1, 1)), filter: ResizeFilter::Bicubic }, None, Layout::Nchw);
+        let c = cfg(
+            Resize {
+                shortest_edge: None,
+                exact: Some(size(1, 1)),
+                filter: ResizeFilter::Bicubic,
+            },
+            None,
+            Layout::Nchw,
+        );
         let img = RgbImage::from_raw(1, 1, vec![255, 128, 0]).unwrap();
         let x = preprocess(&[img], &c).unwrap();
         assert_eq!(x.shape(), &[1, 3, 1, 1]);
-        let want = [
-            (1.0f32 - 0.48145466) / 0.26862954,                    // 1.9303361
-            (128.0f32 * (1.0 / 255.0) - 0.4578275) / 0.26130258,   // 0.16885...
-            (0.0f32 - 0.40821073) / 0.27577711,                    // -1.4802197
-        ];
-        for c in 0..3 {
-            assert_eq!(x[[0, c, 0, 0]], want[c], "channel {c}");
+        // The formula, operation by operation in f32 (bit-exact)...
+        for (ch, v) in [255u8, 128, 0].into_iter().enumerate() {
+            let want = (v as f32 * c.rescale_factor - c.mean[ch]) / c.std[ch];
+            assert_eq!(x[[0, ch, 0, 0]], want, "channel {ch}");
         }
-        assert!((x[[0, 0, 0, 0]] - 1.930_336_1).abs() < 1e-6);
-        assert!((x[[0, 2, 0, 0]] + 1.480_219_7).abs() < 1e-6);
+        // ...and the values it should give, computed in f64.
+        for (ch, want) in [1.930_336_254, 0.168_897_239, -1.480_219_769].into_iter().enumerate() {
+            assert!(
+                (x[[0, ch, 0, 0]] as f64 - want).abs() < 1e-6,
+                "channel {ch}: {}",
+                x[[0, ch, 0, 0]]
+            );
+        }
     }
 
     /// A `w × h` image whose pixel (x, y) is `(x, y, x + y)` (mod 256).
@@ -620,7 +780,11 @@ mod tests {
     #[test]
     fn crops_without_resizing_in_both_layouts() {
         let img = ramp(7, 5);
-        let exact = Resize { shortest_edge: None, exact: Some(size(7, 5)), filter: ResizeFilter::Bicubic };
+        let exact = Resize {
+            shortest_edge: None,
+            exact: Some(size(7, 5)),
+            filter: ResizeFilter::Bicubic,
+        };
         let mut c = cfg(exact, Some(size(4, 2)), Layout::Nchw);
         c.rescale_factor = 1.0;
         c.mean = [0.0; 3];
@@ -659,19 +823,32 @@ mod tests {
     fn batch_rules() {
         let c = cfg(shortest(8), None, Layout::Nchw);
         let e = preprocess(&[ramp(8, 8), ramp(16, 8)], &c).unwrap_err().to_string();
-        assert!(e.contains("image 1 is 16x8 after preprocessing but image 0 is 8x8"), "{e}");
+        assert!(
+            e.contains("image 1 is 16x8 after preprocessing but image 0 is 8x8"),
+            "{e}"
+        );
         assert_eq!(preprocess(&[], &c).unwrap().shape(), &[0, 3, 8, 8]);
         let c = cfg(shortest(8), Some(size(6, 4)), Layout::Nhwc);
         assert_eq!(preprocess(&[], &c).unwrap().shape(), &[0, 4, 6, 3]);
         let small = cfg(shortest(8), Some(size(10, 10)), Layout::Nchw);
-        assert!(matches!(preprocess(&[ramp(8, 8)], &small), Err(ImageError::SmallerThanCrop { .. })));
-        let e = preprocess(&[ramp(1, 4000)], &cfg(shortest(64), None, Layout::Nchw)).unwrap_err().to_string();
+        assert!(matches!(
+            preprocess(&[ramp(8, 8)], &small),
+            Err(ImageError::SmallerThanCrop { .. })
+        ));
+        let e = preprocess(&[ramp(1, 4000)], &cfg(shortest(64), None, Layout::Nchw))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("would be resized to 64x256000"), "{e}");
     }
 
     #[test]
     fn sixteen_bit_and_alpha_conversion() {
-        let rgba16 = ::image::ImageBuffer::<::image::Rgba<u16>, _>::from_raw(2, 1, vec![0x80ff, 0x00ff, 0xffff, 0x1234, 0x7f80, 0x0101, 0x0000, 0xffff]).unwrap();
+        let rgba16 = ::image::ImageBuffer::<::image::Rgba<u16>, _>::from_raw(
+            2,
+            1,
+            vec![0x80ff, 0x00ff, 0xffff, 0x1234, 0x7f80, 0x0101, 0x0000, 0xffff],
+        )
+        .unwrap();
         let rgb = to_rgb8(DynamicImage::ImageRgba16(rgba16));
         assert_eq!(rgb.as_raw(), &[0x80, 0x00, 0xff, 0x7f, 0x01, 0x00]);
         let la8 = ::image::GrayAlphaImage::from_raw(1, 1, vec![77, 0]).unwrap();

@@ -102,3 +102,18 @@ pub fn input_dims(session: &Session, name: &str) -> Option<Vec<Option<i64>>> {
     let shape = outlet.dtype().tensor_shape()?;
     Some(shape.iter().map(|&d| (d >= 0).then_some(d)).collect())
 }
+
+/// One line per graph input and output: direction, name, element type, shape
+/// (symbolic dimensions shown as `?`).
+pub fn describe_io(session: &Session) -> Vec<String> {
+    let line = |dir: &str, o: &ort::value::Outlet| {
+        let dtype = o.dtype().tensor_type().map(|t| format!("{t:?}")).unwrap_or_else(|| "non-tensor".into());
+        let dims = o
+            .dtype()
+            .tensor_shape()
+            .map(|s| s.iter().map(|&d| if d < 0 { "?".to_string() } else { d.to_string() }).collect::<Vec<_>>().join(", "))
+            .unwrap_or_default();
+        format!("{dir} {:<28} {dtype} [{dims}]", o.name())
+    };
+    session.inputs().iter().map(|o| line("in ", o)).chain(session.outputs().iter().map(|o| line("out", o))).collect()
+}
