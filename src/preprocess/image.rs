@@ -13,8 +13,9 @@
 //!    (not composited), palettes are expanded, 16-bit samples keep their high
 //!    byte. Only the first frame of animated/multi-page files is used and EXIF
 //!    orientation is not applied (PIL's `Image.open` does neither).
-//! 2. [`preprocess`]: resize ([`resized_size`], `fast_image_resize` with PIL's
-//!    filters), center crop ([`center_crop_offsets`]), then
+//! 2. [`preprocess`]: resize ([`resized_size`]; `fast_image_resize` with PIL's
+//!    kernels in PIL 13's pass order, within one u8 level of PIL; `nearest` is
+//!    PIL's own, bit-exact), center crop ([`center_crop_offsets`]), then
 //!    `x = (u8 * rescale_factor - mean[c]) / std[c]` in `f32`, written straight
 //!    into one preallocated array.
 
@@ -817,6 +818,71 @@ mod tests {
         // A flat image stays flat through any normalized filter.
         let want = (20.0f32 * (1.0 / 255.0) - c.mean[1]) / c.std[1];
         assert!(x.index_axis(ndarray::Axis(1), 1).iter().all(|&v| v == want));
+    }
+
+    /// Pixel (x, y) = ((37x + 11y) % 256, 53y % 256, (29xy + 7x) % 256).
+    fn pattern(w: u32, h: u32) -> RgbImage {
+        RgbImage::from_fn(w, h, |x, y| {
+            ::image::Rgb([
+                ((37 * x + 11 * y) % 256) as u8,
+                (53 * y % 256) as u8,
+                ((29 * x * y + 7 * x) % 256) as u8,
+            ])
+        })
+    }
+
+    /// Resize through `preprocess` with identity normalization: the u8 values as f32.
+    fn resized(image: &RgbImage, w: u32, h: u32, filter: ResizeFilter) -> Vec<u8> {
+        let mut c = cfg(
+            Resize {
+                shortest_edge: None,
+                exact: Some(size(w, h)),
+                filter,
+            },
+            None,
+            Layout::Nhwc,
+        );
+        c.rescale_factor = 1.0;
+        c.mean = [0.0; 3];
+        c.std = [1.0; 3];
+        preprocess(std::slice::from_ref(image), &c)
+            .unwrap()
+            .iter()
+            .map(|&v| v as u8)
+            .collect()
+    }
+
+    #[test]
+    fn matches_pil_pass_order() {
+        // 9x12 -> 7x4: the height shrinks by 8 > 2 * 2 pixels, so PIL 13 runs the
+        // vertical pass first; horizontal-first differs on 9 values. Expected values
+        // from Pillow 13.0.0: `img.resize((7, 4), Image.Resampling.BICUBIC)`.
+        #[rustfmt::skip]
+        let pil = [
+            18, 67, 5, 65, 67, 60, 112, 67, 96, 160, 67, 77, 226, 67, 114, 116, 67, 159, 31, 67, 80,
+            49, 124, 25, 96, 124, 147, 143, 124, 130, 200, 124, 148, 197, 124, 162, 60, 124, 125, 72, 124, 179,
+            84, 115, 44, 131, 115, 174, 181, 115, 120, 216, 115, 131, 69, 115, 124, 56, 115, 159, 113, 115, 150,
+            115, 107, 11, 162, 107, 77, 213, 107, 125, 99, 107, 103, 38, 107, 146, 97, 107, 140, 143, 107, 78,
+        ];
+        assert_eq!(resized(&pattern(9, 12), 7, 4, ResizeFilter::Bicubic), pil);
+    }
+
+    #[test]
+    fn nearest_is_pils() {
+        // Pillow 13.0.0: `img.resize(size, Image.Resampling.NEAREST)`.
+        #[rustfmt::skip]
+        let up = [
+            0, 0, 0, 37, 0, 7, 37, 0, 7, 74, 0, 14, 74, 0, 14, 111, 0, 21,
+            0, 0, 0, 37, 0, 7, 37, 0, 7, 74, 0, 14, 74, 0, 14, 111, 0, 21,
+            11, 53, 0, 48, 53, 36, 48, 53, 36, 85, 53, 72, 85, 53, 72, 122, 53, 108,
+            22, 106, 0, 59, 106, 65, 59, 106, 65, 96, 106, 130, 96, 106, 130, 133, 106, 195,
+            22, 106, 0, 59, 106, 65, 59, 106, 65, 96, 106, 130, 96, 106, 130, 133, 106, 195,
+        ];
+        assert_eq!(resized(&pattern(4, 3), 6, 5, ResizeFilter::Nearest), up);
+        let down = [
+            48, 53, 36, 122, 53, 108, 196, 53, 180, 70, 159, 94, 144, 159, 26, 218, 159, 214,
+        ];
+        assert_eq!(resized(&pattern(7, 5), 3, 2, ResizeFilter::Nearest), down);
     }
 
     #[test]
