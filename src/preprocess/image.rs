@@ -199,6 +199,9 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
         found: leading_bytes(bytes),
     })?;
     let name = format_name(format);
+    if let Some((width, height)) = png_header_size(bytes) {
+        check_dimensions(name, width, height)?;
+    }
 
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     // Dimensions are checked below, by us, so the error can name them; the
@@ -209,21 +212,7 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     let decoder = reader.into_decoder().map_err(|e| decode_error(name, e))?;
 
     let (width, height) = decoder.dimensions();
-    if width == 0 || height == 0 {
-        return Err(ImageError::ZeroSize {
-            format: name,
-            width,
-            height,
-        });
-    }
-    if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(ImageError::TooLarge {
-            format: name,
-            width,
-            height,
-            max: MAX_SIDE,
-        });
-    }
+    check_dimensions(name, width, height)?;
     let total = decoder.total_bytes();
     if total > MAX_DECODED_BYTES {
         return Err(ImageError::TooManyBytes {
@@ -234,6 +223,29 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     }
     let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(name, e))?;
     Ok(to_rgb8(image))
+}
+
+/// Reject empty or oversized images from their header dimensions.
+fn check_dimensions(format: &'static str, width: u32, height: u32) -> Result<(), ImageError> {
+    if width == 0 || height == 0 {
+        return Err(ImageError::ZeroSize { format, width, height });
+    }
+    if width > MAX_SIDE || height > MAX_SIDE {
+        return Err(ImageError::TooLarge { format, width, height, max: MAX_SIDE });
+    }
+    Ok(())
+}
+
+/// A PNG's size straight from its IHDR chunk. The png decoder reads ahead to
+/// the first image-data chunk before reporting dimensions, so a header-only
+/// file claiming a huge size would otherwise be reported as merely truncated.
+fn png_header_size(bytes: &[u8]) -> Option<(u32, u32)> {
+    const SIGNATURE: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.len() < 24 || !bytes.starts_with(SIGNATURE) || &bytes[12..16] != b"IHDR" {
+        return None;
+    }
+    let be = |i: usize| u32::from_be_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+    Some((be(16), be(20)))
 }
 
 /// `(width, height)` after the resize rule, for an input of `width × height`.
