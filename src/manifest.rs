@@ -454,6 +454,19 @@ impl Default for GenerationDefaults {
     }
 }
 
+impl GenerationDefaults {
+    /// These defaults as sampler settings with the given seed.
+    pub fn sampling(&self, seed: u64) -> crate::generate::SamplingConfig {
+        crate::generate::SamplingConfig {
+            temperature: self.temperature,
+            top_k: self.top_k,
+            top_p: self.top_p,
+            repetition_penalty: self.repetition_penalty,
+            seed,
+        }
+    }
+}
+
 impl Manifest {
     /// Parse `bundle.json` text; `origin` names the file in errors.
     pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
@@ -509,7 +522,7 @@ impl Manifest {
         if !self.prompt.template.contains("{content}") {
             return Err("`prompt.template` must contain {content}".into());
         }
-        validate_generation(&self.generation)
+        self.generation.sampling(0).validate().map_err(|e| format!("`generation`: {e}"))
     }
 
     /// Every file the manifest references (tokenizer and graphs).
@@ -631,18 +644,6 @@ fn validate_image_preprocess(p: &ImagePreprocess) -> std::result::Result<(), Str
     Ok(())
 }
 
-fn validate_generation(g: &GenerationDefaults) -> std::result::Result<(), String> {
-    if !(g.temperature.is_finite() && g.temperature >= 0.0) {
-        return Err(format!("`generation.temperature` must be >= 0, found {}", g.temperature));
-    }
-    if !(g.top_p > 0.0 && g.top_p <= 1.0) {
-        return Err(format!("`generation.top_p` must be in (0, 1], found {}", g.top_p));
-    }
-    if !(g.repetition_penalty.is_finite() && g.repetition_penalty > 0.0) {
-        return Err(format!("`generation.repetition_penalty` must be > 0, found {}", g.repetition_penalty));
-    }
-    Ok(())
-}
 
 /// A manifest path must be relative and must not climb out of the bundle.
 pub fn check_relative_path(path: &str) -> std::result::Result<(), String> {

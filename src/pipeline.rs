@@ -182,14 +182,7 @@ impl Pipeline {
 
     /// Sampling settings from a manifest's generation defaults (seed 0).
     pub fn sampling_defaults(manifest: &crate::manifest::Manifest) -> SamplingConfig {
-        let g = &manifest.generation;
-        SamplingConfig {
-            temperature: g.temperature,
-            top_k: g.top_k,
-            top_p: g.top_p,
-            repetition_penalty: g.repetition_penalty,
-            seed: 0,
-        }
+        manifest.generation.sampling(0)
     }
 
     /// Preprocess, encode and project images: `[n, tokens, d_llm]` embeddings.
