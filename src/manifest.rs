@@ -661,3 +661,76 @@ pub fn check_relative_path(path: &str) -> std::result::Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> serde_json::Value {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny/bundle.json");
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn parse(v: &serde_json::Value) -> std::result::Result<Manifest, String> {
+        Manifest::from_json(&v.to_string(), Path::new("bundle.json")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn tiny_manifest_parses_and_names_every_file() {
+        let m = parse(&tiny()).unwrap();
+        assert_eq!(m.files(), ["tokenizer.json", "vision_encoder.onnx", "projector.onnx", "embed.onnx", "decoder.onnx"]);
+        assert_eq!(m.decoder().kv_cache.past_names()[..2], ["past_key_values.0.key", "past_key_values.0.value"]);
+        assert_eq!(m.decoder().kv_cache.present_names().len(), 2 * m.decoder().kv_cache.num_layers);
+    }
+
+    #[test]
+    fn invalid_manifests_say_what_is_wrong() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, &str); 12] = [
+            ("format", |v| v["format"] = "other".into(), "`format` must be"),
+            ("version", |v| v["version"] = 2.into(), "version` 2 is not supported"),
+            ("unknown field", |v| v["stages"][0]["foo"] = 1.into(), "unknown field `foo`"),
+            ("unknown kind", |v| v["stages"][0]["kind"] = "teleporter".into(), "unknown variant `teleporter`"),
+            ("missing tensor", |v| { v["stages"][1].as_object_mut().unwrap().remove("output"); }, "missing field `output`"),
+            ("empty tensor", |v| v["stages"][1]["output"] = " ".into(), "`output` names no tensor"),
+            ("parent path", |v| v["stages"][1]["graph"] = "../x.onnx".into(), "points outside the bundle"),
+            ("absolute path", |v| v["tokenizer"] = "/etc/passwd".into(), "points outside the bundle"),
+            ("no decoder", |v| { v["stages"].as_array_mut().unwrap().remove(2); }, "exactly one `llm_decoder`"),
+            ("layer pattern", |v| v["stages"][2]["kv_cache"]["past_key"] = "past.key".into(), "must contain {layer}"),
+            ("std", |v| v["stages"][0]["preprocess"]["std"][1] = 0.0.into(), "`std` must be positive"),
+            ("top_p", |v| v["generation"]["top_p"] = 1.5.into(), "top-p must be in (0, 1]"),
+        ];
+        for (what, edit, needle) in cases {
+            let mut v = tiny();
+            edit(&mut v);
+            let err = parse(&v).expect_err(what);
+            assert!(err.contains(needle), "{what}: {err}");
+            assert!(err.contains("bundle.json"), "{what}: names the file: {err}");
+        }
+    }
+
+    #[test]
+    fn audio_video_and_output_stages_are_described() {
+        let mut v = tiny();
+        let stages = v["stages"].as_array_mut().unwrap();
+        stages.push(serde_json::json!({"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio",
+            "graph": "a.onnx", "input": "input_features", "output": "audio_features",
+            "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80, "chunk_seconds": 30.0}}));
+        stages.push(serde_json::json!({"kind": "input_projector", "name": "audio_projector", "modality": "audio",
+            "graph": "ap.onnx", "input": "audio_features", "output": "audio_embeds"}));
+        stages.push(serde_json::json!({"kind": "output_projector", "name": "image_out", "modality": "image",
+            "graph": "op.onnx", "input": "hidden", "output": "cond", "signal_tokens": ["[IMG0]"]}));
+        stages.push(serde_json::json!({"kind": "modality_generator", "name": "image_gen", "modality": "image",
+            "denoiser": {"graph": "unet.onnx", "inputs": {"latents": "sample"}, "outputs": {"noise": "out"}},
+            "decoder": {"graph": "vae.onnx", "inputs": {"latents": "z"}, "outputs": {"image": "rgb"}},
+            "scheduler": {"kind": "ddim", "steps": 20}}));
+        v["prompt"]["placeholders"]["audio"] = "<audio>".into();
+        v["prompt"]["media_token_ids"]["audio"] = 4.into();
+        let m = parse(&v).unwrap();
+        assert!(m.encoder(Modality::Audio).is_some() && m.projector(Modality::Audio).is_some());
+        assert!(m.files().contains(&"vae.onnx"));
+        // An encoder without its projector is rejected.
+        v["stages"].as_array_mut().unwrap().remove(4);
+        assert!(parse(&v).unwrap_err().contains("has no input_projector"));
+    }
+}
