@@ -14,5 +14,6 @@ the Rust runtime reads.  The package is organised in small modules:
 * :mod:`exporters.goldens`         - golden outputs computed by PyTorch.
 * :mod:`exporters.ort_pipeline`    - run the exported graphs with onnxruntime like the Rust runtime.
 * :mod:`exporters.bundle`          - write ``bundle.json`` with checksums.
+* :mod:`exporters.fp16`            - derive the float16 twin of a bundle (``models/tiny-f16``).
 * :mod:`exporters.tiny_llava`      - entry point: ``python -m exporters.tiny_llava``.
 """

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Regenerate the tiny test bundle (models/tiny), its golden outputs
-# (tests/golden/tiny.json) and fixture images (tests/fixtures/images)
+# Regenerate the tiny test bundle (models/tiny), its float16 twin (models/tiny-f16),
+# its golden outputs (tests/golden/tiny.json) and fixture images (tests/fixtures/images)
 # deterministically, then verify the ONNX graphs against PyTorch with onnxruntime.
 # Usage: exporters/export_tiny.sh   (from anywhere)
 set -euo pipefail

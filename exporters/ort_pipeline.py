@@ -15,6 +15,10 @@ format, KV-cache naming. The flow for one request:
    kept in the output, as ``generate()`` does) or ``max_new_tokens``; the next
    step feeds the token's embedding, ``attention_mask`` = ones [1, past+1],
    ``position_ids`` = [[past]] and the previous ``present.*`` as ``past_key_values.*``.
+
+Like the Rust runtime, every float input is fed in the element type its graph
+declares (float32 or float16, read from the session's input metadata), so the
+same code runs a float32 bundle and its float16 twin (``models/tiny-f16``).
 """
 
 from __future__ import annotations
@@ -31,6 +35,15 @@ from .preprocess import ImagePreprocess, preprocess_paths
 from .prompt import PromptFormat, build_input_ids
 
 
+_NUMPY_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
+
+
+def _declared(session: ort.InferenceSession, name: str) -> type:
+    """The numpy dtype ``session`` declares for input ``name``."""
+    (meta,) = [i for i in session.get_inputs() if i.name == name]
+    return _NUMPY_DTYPES[meta.type]
+
+
 def _session(path: Path) -> ort.InferenceSession:
     options = ort.SessionOptions()
     options.intra_op_num_threads = 1
@@ -43,8 +56,8 @@ class OrtResult:
 
     input_ids: list[int]
     output_ids: list[int]
-    image_embeds: np.ndarray  # [n, T, d_text]
-    prefill_logits: np.ndarray = field(repr=False, default=None)  # [vocab], last prompt position
+    image_embeds: np.ndarray  # [n, T, d_text], in the projector's output dtype
+    prefill_logits: np.ndarray = field(repr=False, default=None)  # [vocab] float32, last prompt position
 
 
 class OrtPipeline:
@@ -90,14 +103,20 @@ class OrtPipeline:
         # KV heads and head_dim come from the graph's own input metadata, not from constants.
         past_meta = {i.name: i for i in self.decoder.get_inputs()}[self.past_names[0][0]]
         self.kv_heads, self.head_dim = past_meta.shape[1], past_meta.shape[3]
+        # Element types the graphs declare (float32 or float16), fed as such.
+        self.pixel_dtype = _declared(self.vision, self.encoder_stage["input"])
+        self.features_dtype = _declared(self.projector, self.projector_stage["input"])
+        self.embeds_dtype = _declared(self.decoder, self.decoder_stage["inputs"]["inputs_embeds"])
+        self.past_dtype = _declared(self.decoder, self.past_names[0][0])
         self.tokens_per_image = self.projector.get_outputs()[0].shape[1]
 
     # -- stages -----------------------------------------------------------------------------
 
     def image_embeds(self, image_paths: list[str]) -> np.ndarray:
         """Preprocess, encode and project images: [n, T, d_text]."""
-        pixels = preprocess_paths(image_paths, self.preprocess)
+        pixels = preprocess_paths(image_paths, self.preprocess).astype(self.pixel_dtype)
         (features,) = self.vision.run([self.encoder_stage["output"]], {self.encoder_stage["input"]: pixels})
+        features = features.astype(self.features_dtype, copy=False)
         (embeds,) = self.projector.run([self.projector_stage["output"]], {self.projector_stage["input"]: features})
         return embeds
 
@@ -112,7 +131,7 @@ class OrtPipeline:
         seq = embeds.shape[1]
         names = self.decoder_stage["inputs"]
         feed = {
-            names["inputs_embeds"]: embeds,
+            names["inputs_embeds"]: embeds.astype(self.embeds_dtype, copy=False),
             names["attention_mask"]: np.ones((1, past_len + seq), dtype=np.int64),
             names["position_ids"]: np.arange(past_len, past_len + seq, dtype=np.int64)[None],
         }
@@ -135,7 +154,7 @@ class OrtPipeline:
         assert len(positions) == rows.shape[0], "image token count != image embedding rows"
         embeds[0, positions] = rows
 
-        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=np.float32)
+        empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self.past_dtype)
         past = [(empty, empty) for _ in self.past_names]
         past_len = 0
         output: list[int] = []
@@ -144,7 +163,7 @@ class OrtPipeline:
             logits, past = self.step(embeds, past, past_len)
             past_len += embeds.shape[1]
             if prefill_logits is None:
-                prefill_logits = logits[0, -1].copy()
+                prefill_logits = logits[0, -1].astype(np.float32)
             token = int(np.argmax(logits[0, -1]))
             output.append(token)
             if token in self.prompt.eos_token_ids:

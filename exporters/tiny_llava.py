@@ -8,11 +8,14 @@ Writes (deterministically, fixed seeds):
 
 * ``models/tiny/``: tokenizer.json, vision_encoder.onnx, projector.onnx,
   embed.onnx, decoder.onnx, bundle.json;
+* ``models/tiny-f16/``: the same bundle converted to float16, float
+  inputs/outputs included (:mod:`exporters.fp16`);
 * ``tests/fixtures/images/*.png``: synthesized fixture images;
 * ``tests/golden/tiny.json``: PyTorch goldens.
 
 Then runs the ONNX graphs with onnxruntime the way the Rust runtime does and
-asserts they reproduce the PyTorch embeddings (1e-4) and greedy token ids.
+asserts they reproduce the PyTorch embeddings (1e-4) and greedy token ids;
+the float16 bundle is checked within the tolerances of :mod:`exporters.fp16`.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import bundle, fixtures, goldens, onnx_export
+from . import bundle, fixtures, fp16, goldens, onnx_export
 from .ort_pipeline import OrtPipeline
 from .preprocess import ImagePreprocess
 from .prompt import PromptFormat
@@ -34,6 +37,7 @@ from .tiny_model import TinyDims, build_model
 from .tokenizer_build import build_tokenizer
 
 BUNDLE_DIR = Path("models/tiny")
+F16_BUNDLE_DIR = Path("models/tiny-f16")
 GOLDEN_PATH = Path("tests/golden/tiny.json")
 EMBED_ATOL = 1e-4
 LOGITS_ATOL = 1e-3
@@ -129,6 +133,7 @@ def export_graphs(model, dims: TinyDims, out_dir: Path) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle-dir", type=Path, default=BUNDLE_DIR)
+    parser.add_argument("--f16-bundle-dir", type=Path, default=F16_BUNDLE_DIR)
     parser.add_argument("--golden", type=Path, default=GOLDEN_PATH)
     parser.add_argument(
         "--verify-only",
@@ -137,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.verify_only:
-        return verify_committed(args.bundle_dir, args.golden)
+        return verify_committed(args.bundle_dir, args.f16_bundle_dir, args.golden)
 
     torch.use_deterministic_algorithms(True)
     torch.set_num_threads(1)
@@ -173,17 +178,25 @@ def main(argv: list[str] | None = None) -> int:
     # 4. verify the bundle with onnxruntime, the way the Rust runtime runs it
     report = verify(out_dir, golden, torch_logits)
     print_report(out_dir, args.golden, tokenizer.get_vocab_size(), dims, decoder_report, report)
+
+    # 5. the float16 twin, derived from the float32 graphs and checked against the same goldens
+    fp16.export_f16(out_dir, args.f16_bundle_dir)
+    fp16.print_report(args.f16_bundle_dir, fp16.verify(args.f16_bundle_dir, out_dir, golden))
+    print("OK")
     return 0
 
 
-def verify_committed(bundle_dir: Path, golden_path: Path) -> int:
-    """Check checksums and rerun the onnxruntime pipeline against existing goldens (no PyTorch)."""
-    manifest_json = json.loads((bundle_dir / "bundle.json").read_text())
-    for name, digest in manifest_json["checksums"].items():
-        got = bundle.sha256_file(bundle_dir / name)
-        assert got == digest, f"{bundle_dir / name}: sha256 {got} != manifest {digest}"
+def verify_committed(bundle_dir: Path, f16_dir: Path, golden_path: Path) -> int:
+    """Check checksums and rerun the onnxruntime pipelines against existing goldens (no PyTorch)."""
+    for directory in (bundle_dir, f16_dir):
+        manifest_json = json.loads((directory / "bundle.json").read_text())
+        for name, digest in manifest_json["checksums"].items():
+            got = bundle.sha256_file(directory / name)
+            assert got == digest, f"{directory / name}: sha256 {got} != manifest {digest}"
     golden = json.loads(golden_path.read_text())
     for line in verify(bundle_dir, golden, torch_logits=None):
+        print(line)
+    for line in fp16.verify(f16_dir, bundle_dir, golden):
         print(line)
     print("OK")
     return 0
