@@ -339,6 +339,13 @@ fn bad_bundles_fail_naming_the_file_stage_or_field() {
             vec!["stage \"projector\"", "tensor \"nope\"", "image_embeds"],
         ),
         (
+            "8 preprocess dtype disagrees with the encoder graph",
+            Box::new(|b: &Path| {
+                edit_manifest(b, |j| drop(stage(j, "vision_encoder")["preprocess"].as_object_mut().unwrap().insert("dtype".into(), "float16".into())))
+            }),
+            vec!["stage \"vision_encoder\"", "pixel_values", "Float16", "Float32"],
+        ),
+        (
             "9 graph path with ..",
             Box::new(|b: &Path| edit_manifest(b, |j| drop(stage(j, "projector").insert("graph".into(), "../../etc/passwd".into())))),
             vec!["bundle.json", "../../etc/passwd", "outside the bundle"],

@@ -8,7 +8,7 @@ use ort::value::{DynValue, TensorElementType};
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::manifest::{EncoderStage, ImagePreprocess, Preprocess};
+use crate::manifest::{EncoderStage, ImagePreprocess, Preprocess, TensorDtype};
 use crate::runtime::session::{self, OpenedSession, SessionConfig};
 use crate::runtime::OrtRuntime;
 
@@ -31,6 +31,18 @@ impl ImageEncoder {
         };
         let OpenedSession { session, fallback } = session::open(runtime, &bundle.resolve(&stage.graph)?, &stage.name, config)?;
         let input_type = session::input_type(&session, &stage.name, &stage.input)?;
+        let declared = match preprocess.dtype {
+            TensorDtype::Float32 => TensorElementType::Float32,
+            TensorDtype::Float16 => TensorElementType::Float16,
+        };
+        if input_type != declared {
+            return Err(Error::Tensor {
+                stage: stage.name.clone(),
+                tensor: stage.input.clone(),
+                expected: format!("{declared:?} (preprocess.dtype in bundle.json)"),
+                found: format!("{input_type:?} declared by {}", stage.graph),
+            });
+        }
         session::require_output(&session, &stage.name, &stage.output)?;
         let encoder = Self {
             name: stage.name.clone(),
