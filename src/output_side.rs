@@ -86,6 +86,12 @@ impl OutputSide {
         &mut self.projector
     }
 
+    /// Check generation settings against the generator (step count within the
+    /// scheduler's training range, guidance) before any model runs.
+    pub fn check(&self, settings: &GenerationSettings) -> Result<()> {
+        self.generator.check(settings)
+    }
+
     /// Turn each run's hidden states `[k, d_llm]` into media; write it into
     /// `out_dir` when given. Run `i` draws seeded noise from stream `i`.
     pub fn generate(&mut self, runs: &[Vec<f32>], settings: &GenerationSettings, out_dir: Option<&Path>) -> Result<Vec<GeneratedMedia>> {

@@ -268,6 +268,9 @@ impl Pipeline {
     pub fn run(&mut self, request: &Request, mut on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
         request.sampling.validate()?;
         request.generation.validate()?;
+        if let Some(side) = &self.output {
+            side.check(&request.generation)?;
+        }
         let mut timings = StageTimings::default();
         let media = if request.images.is_empty() { None } else { Some(self.encode_images(&request.images, &mut timings)?) };
         let tokens_per_item = media.as_ref().map(|m| m.tokens_per_item.clone()).unwrap_or_default();

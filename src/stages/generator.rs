@@ -173,6 +173,12 @@ impl ModalityGenerator {
         })
     }
 
+    /// Validate `settings` and build the scheduler they ask for, without running anything.
+    pub fn check(&self, settings: &GenerationSettings) -> Result<()> {
+        let used = self.resolve(settings)?;
+        Scheduler::new(&self.scheduler, used.steps).map(|_| ())
+    }
+
     /// Initial noise for generation `stream` of a request, `latent_shape` elements.
     fn initial_noise(&self, noise: &Noise, stream: u64) -> Result<Vec<f32>> {
         let n: usize = self.latent_shape.iter().product();
