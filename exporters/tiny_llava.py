@@ -259,7 +259,10 @@ def any_to_any_goldens(model, tokenizer, fmt, prep, dims, signal_ids, alpha, cas
     requests = []
     for case in cases:
         result = signal_tokens.generate(model, tokenizer, fmt, prep, case, dims.tokens_per_image, signal_ids)
-        conditioning = out_projector(torch.from_numpy(result.hidden)).numpy() if len(result.hidden) else result.hidden[:, :0]
+        if len(result.hidden):
+            conditioning = out_projector(torch.from_numpy(result.hidden)).numpy()
+        else:
+            conditioning = np.zeros((0, gen_dims.n_cond, gen_dims.d_cond), dtype=np.float32)
         requests.append(
             {
                 **goldens.generate_golden(case, result.input_ids, result.output_ids, tokenizer),
