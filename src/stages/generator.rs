@@ -224,6 +224,10 @@ impl ModalityGenerator {
 
         let mut shape = vec![batch];
         shape.extend_from_slice(&self.latent_shape);
+        // Allocated once: the conditioning value is fed by reference every step,
+        // the latents value is rewritten in place, the host buffers are reused.
+        let cond_value = tensor::float_value(cond, self.conditioning_in.1, &den, &self.conditioning_in.0)?;
+        let mut latents_value = tensor::zeros(&shape, self.latents_in.1, &den, &self.latents_in.0)?;
         let mut model_in = vec![0.0f32; batch * n];
         let mut guided = vec![0.0f32; n];
         let mut step_ms = Vec::with_capacity(scheduler.len());
@@ -233,19 +237,12 @@ impl ModalityGenerator {
                 row.copy_from_slice(&latents);
                 scheduler.scale_model_input(i, row);
             }
-            let t = scheduler.timestep(i);
-            let latents_value = tensor::float_value(
-                ArrayD::from_shape_vec(IxDyn(&shape), model_in.clone()).expect("shape"),
-                self.latents_in.1,
-                &den,
-                &self.latents_in.0,
-            )?;
-            let timestep_value = timestep_value(t, batch, self.timestep_in.1, &den, &self.timestep_in.0)?;
-            let cond_value = tensor::float_value(cond.clone(), self.conditioning_in.1, &den, &self.conditioning_in.0)?;
+            write_floats(&mut latents_value, &model_in, &den, &self.latents_in.0)?;
+            let timestep_value = timestep_value(scheduler.timestep(i), batch, self.timestep_in.1, &den, &self.timestep_in.0)?;
             let inputs = vec![
-                (self.latents_in.0.as_str().into(), latents_value.into()),
+                (self.latents_in.0.as_str().into(), (&latents_value).into()),
                 (self.timestep_in.0.as_str().into(), timestep_value.into()),
-                (self.conditioning_in.0.as_str().into(), cond_value.into()),
+                (self.conditioning_in.0.as_str().into(), (&cond_value).into()),
             ];
             let mut out = super::run_named(&mut self.denoiser, &den, inputs, &[&self.prediction_out])?;
             let pred = tensor::to_f32_array(&out.remove(0), &den, &self.prediction_out)?;
@@ -305,6 +302,22 @@ impl ModalityGenerator {
         let timings = GeneratorTimings { denoise_step_ms, denoise_ms: ms(denoise), decode_ms: ms(start.elapsed()) };
         Ok((media, used, timings))
     }
+}
+
+/// Overwrite a float tensor's data (f32 or f16, as created) with `data`.
+fn write_floats(value: &mut ort::value::DynValue, data: &[f32], stage: &str, name: &str) -> Result<()> {
+    let err = |e: ort::Error| Error::stage(stage, &format!("writing tensor {name}"), e);
+    match tensor::element_type(value) {
+        Some(TensorElementType::Float16) => {
+            let (_, buf) = value.try_extract_tensor_mut::<half::f16>().map_err(err)?;
+            buf.iter_mut().zip(data).for_each(|(b, &x)| *b = half::f16::from_f32(x));
+        }
+        _ => {
+            let (_, buf) = value.try_extract_tensor_mut::<f32>().map_err(err)?;
+            buf.copy_from_slice(data);
+        }
+    }
+    Ok(())
 }
 
 fn ms(d: Duration) -> f64 {
