@@ -65,7 +65,8 @@ impl OutputSide {
             return Ok(None);
         };
         let generator_stage = manifest.generator(stage.modality).expect("validated: a generator per output projector");
-        let signals = signal_ids(tokenizer, &stage.signal_tokens, &stage.name, &manifest.tokenizer)?;
+        let signals = signal_ids(tokenizer, &stage.signal_tokens, &stage.name, &manifest.tokenizer)
+            .map_err(|message| Error::Manifest { path: bundle.root.join(crate::bundle::MANIFEST_FILE), message })?;
         let (projector, f1) = OutputProjector::open(runtime, bundle, stage, config)?;
         let (generator, f2) = ModalityGenerator::open(runtime, bundle, generator_stage, config)?;
         Ok(Some((Self { signals, projector, generator }, vec![f1, f2])))
@@ -122,18 +123,19 @@ impl OutputSide {
     }
 }
 
-/// Ids of the manifest's signal tokens; each must be a single token of the tokenizer.
-pub fn signal_ids(tokenizer: &Tokenizer, tokens: &[String], stage: &str, tokenizer_file: &str) -> Result<SignalTokens> {
+/// Ids of the manifest's signal tokens; each must be a single token of the
+/// tokenizer. The error says which token, stage and tokenizer file.
+pub fn signal_ids(tokenizer: &Tokenizer, tokens: &[String], stage: &str, tokenizer_file: &str) -> std::result::Result<SignalTokens, String> {
     let ids = tokens
         .iter()
         .map(|t| {
             tokenizer.token_to_id(t).ok_or_else(|| {
-                Error::Request(format!(
-                    "signal token \"{t}\" of stage \"{stage}\" is not in the tokenizer ({tokenizer_file}); \
+                format!(
+                    "signal token \"{t}\" of stage \"{stage}\" is not a token of the tokenizer ({tokenizer_file}); \
                      the bundle's tokenizer and manifest disagree"
-                ))
+                )
             })
         })
-        .collect::<Result<Vec<u32>>>()?;
+        .collect::<std::result::Result<Vec<u32>, String>>()?;
     Ok(SignalTokens { ids })
 }

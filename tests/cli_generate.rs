@@ -169,5 +169,5 @@ fn signal_tokens_missing_from_the_tokenizer_are_a_clear_error() {
     stage["signal_tokens"][3] = "[IMG9]".into();
     std::fs::write(&manifest, serde_json::to_string_pretty(&json).unwrap()).unwrap();
     let out = mmrt(&["run", "--bundle", bundle.to_str().unwrap(), "--prompt", "hi"]);
-    assert_clean_failure("missing signal token", &out, &["signal token \"[IMG9]\"", "image_output_projector", "tokenizer.json"]);
+    assert_clean_failure("missing signal token", &out, &["invalid manifest", "bundle.json", "signal token \"[IMG9]\"", "image_output_projector", "tokenizer.json"]);
 }
