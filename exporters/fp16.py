@@ -9,7 +9,9 @@ weights, computation *and* the float inputs/outputs become float16
 exercises the runtime's "feed each graph the element type it declares" path.
 
 The manifest is the float32 one with ``name`` = ``<name>-f16`` and the image
-``preprocess.dtype`` = ``float16``; ``tokenizer.json`` is copied byte for byte
+``preprocess.dtype`` = ``float16``, without the output side (``output_projector``
+and ``modality_generator`` stages: the f16 twin exercises the text path; the
+decoder still returns its last hidden state, in float16); ``tokenizer.json`` is copied byte for byte
 and checksums are recomputed. The conversion is a pure function of the float32
 graphs, so the output is deterministic.
 
@@ -46,6 +48,10 @@ LOGITS_ATOL = 2e-2
 LOGITS_MIN_COSINE = 0.9999
 
 
+#: Stage kinds left out of the float16 twin.
+OUTPUT_SIDE = ("output_projector", "modality_generator")
+
+
 def convert_graph(src: Path, dst: Path) -> onnx.ModelProto:
     """Convert one float32 graph to float16, float inputs/outputs included."""
     model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=False)
@@ -59,6 +65,7 @@ def f16_manifest(manifest: dict) -> dict:
     """The float16 bundle's manifest body (without format, version and checksums)."""
     body = {k: v for k, v in json.loads(json.dumps(manifest)).items() if k not in ("format", "version", "checksums")}
     body["name"] = f"{manifest['name']}-f16"
+    body["stages"] = [s for s in body["stages"] if s["kind"] not in OUTPUT_SIDE]
     for stage in body["stages"]:
         if stage["kind"] == "modality_encoder" and stage["preprocess"].get("type") == "image":
             stage["preprocess"]["dtype"] = "float16"
@@ -80,11 +87,12 @@ def export_f16(src_dir: Path, dst_dir: Path) -> list[str]:
     manifest = json.loads((src_dir / "bundle.json").read_text())
     dst_dir.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(src_dir / manifest["tokenizer"], dst_dir / manifest["tokenizer"])
-    graphs = graph_files(manifest)
+    body = f16_manifest(manifest)
+    graphs = graph_files(body)
     for graph in graphs:
         convert_graph(src_dir / graph, dst_dir / graph)
     files = [manifest["tokenizer"], *graphs]
-    bundle.write_manifest(dst_dir, f16_manifest(manifest), files)
+    bundle.write_manifest(dst_dir, body, files)
     return ["bundle.json", *files]
 
 

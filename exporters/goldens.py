@@ -75,8 +75,10 @@ def torch_generate(
     params: ImagePreprocess,
     case: GenerateCase,
     tokens_per_image: int,
+    logits_processor=None,
 ) -> tuple[list[int], list[int], np.ndarray]:
-    """Greedy ``generate()``: returns (prompt ids, new ids, last-position prefill logits)."""
+    """Greedy ``generate()`` (with ``logits_processor``, e.g. the signal-run forcing):
+    returns (prompt ids, new ids, last-position prefill logits)."""
     ids = build_input_ids(fmt, tokenizer, case.prompt, len(case.images), tokens_per_image)
     input_ids = torch.tensor([ids], dtype=torch.int64)
     kwargs = {}
@@ -89,6 +91,7 @@ def torch_generate(
         do_sample=False,
         eos_token_id=list(fmt.eos_token_ids),
         pad_token_id=fmt.pad_token_id,
+        logits_processor=logits_processor,
         **kwargs,
     )
     new_ids = out[0, input_ids.shape[1] :].tolist()

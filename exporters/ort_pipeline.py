@@ -14,7 +14,9 @@ format, KV-cache naming. The flow for one request:
 7. greedy loop: argmax of the last logits row; stop after an EOS id (which is
    kept in the output, as ``generate()`` does) or ``max_new_tokens``; the next
    step feeds the token's embedding, ``attention_mask`` = ones [1, past+1],
-   ``position_ids`` = [[past]] and the previous ``present.*`` as ``past_key_values.*``.
+   ``position_ids`` = [[past]] and the previous ``present.*`` as ``past_key_values.*``;
+   after a signal token ``[IMG{j}]`` of the output projector (j < k-1) the next
+   token is ``[IMG{j+1}]``, forced (a signal run is always complete).
 
 Like the Rust runtime, every float input is fed in the element type its graph
 declares (float32 or float16, read from the session's input metadata), so the
@@ -109,6 +111,9 @@ class OrtPipeline:
         self.embeds_dtype = _declared(self.decoder, self.decoder_stage["inputs"]["inputs_embeds"])
         self.past_dtype = _declared(self.decoder, self.past_names[0][0])
         self.tokens_per_image = self.projector.get_outputs()[0].shape[1]
+        signal = [self.tokenizer.token_to_id(t) for s in self.manifest["stages"] if s["kind"] == "output_projector"
+                  for t in s["signal_tokens"]]
+        self.forced_next = dict(zip(signal, signal[1:]))
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -164,7 +169,8 @@ class OrtPipeline:
             past_len += embeds.shape[1]
             if prefill_logits is None:
                 prefill_logits = logits[0, -1].astype(np.float32)
-            token = int(np.argmax(logits[0, -1]))
+            token = self.forced_next.get(output[-1]) if output else None
+            token = int(np.argmax(logits[0, -1])) if token is None else token
             output.append(token)
             if token in self.prompt.eos_token_ids:
                 break

@@ -9,7 +9,8 @@ computes. Tensor contracts (also written into bundle.json):
 * :class:`Embed`:         ``input_ids`` int64 [b, s] -> ``inputs_embeds`` [b, s, d_text]
 * :class:`Decoder`:       ``inputs_embeds`` [b, s, d_text], ``attention_mask`` int64 [b, p+s],
   ``position_ids`` int64 [b, s], ``past_key_values.{i}.key|value`` [b, kv_heads, p, head_dim]
-  -> ``logits`` [b, s, vocab], ``present.{i}.key|value`` [b, kv_heads, p+s, head_dim]
+  -> ``logits`` [b, s, vocab], ``last_hidden_state`` [b, s, d_text] (after the final norm, what
+  NExT-GPT's output projector reads at signal tokens), ``present.{i}.key|value`` [b, kv_heads, p+s, head_dim]
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ class Decoder(torch.nn.Module):
     """Llama decoder over ``inputs_embeds`` with an explicit, flattened KV cache.
 
     ``forward(inputs_embeds, attention_mask, position_ids, k0, v0, k1, v1, ...)``
-    returns ``(logits, present_k0, present_v0, present_k1, present_v1, ...)``.
+    returns ``(logits, last_hidden_state, present_k0, present_v0, present_k1, present_v1, ...)``.
     """
 
     def __init__(self, model: LlavaForConditionalGeneration):
@@ -93,7 +94,7 @@ class Decoder(torch.nn.Module):
         present: list[torch.Tensor] = []
         for layer in cache.layers:
             present += [layer.keys, layer.values]
-        return (logits, *present)
+        return (logits, out.last_hidden_state, *present)
 
     def input_names(self) -> list[str]:
         names = ["inputs_embeds", "attention_mask", "position_ids"]
@@ -102,7 +103,7 @@ class Decoder(torch.nn.Module):
         return names
 
     def output_names(self) -> list[str]:
-        names = ["logits"]
+        names = ["logits", "last_hidden_state"]
         for i in range(self.num_layers):
             names += [f"present.{i}.key", f"present.{i}.value"]
         return names

@@ -6,12 +6,16 @@ Run from the repository root (``exporters/export_tiny.sh`` does it)::
 
 Writes (deterministically, fixed seeds):
 
-* ``models/tiny/``: tokenizer.json, vision_encoder.onnx, projector.onnx,
-  embed.onnx, decoder.onnx, bundle.json;
+* ``models/tiny/``: tokenizer.json (with the ``[IMG0]``…``[IMG3]`` signal tokens),
+  vision_encoder.onnx, projector.onnx, embed.onnx, decoder.onnx (logits and the
+  last hidden state), output_projector.onnx, generator_denoiser.onnx,
+  generator_decoder.onnx, bundle.json;
 * ``models/tiny-f16/``: the same bundle converted to float16, float
   inputs/outputs included (:mod:`exporters.fp16`);
 * ``tests/fixtures/images/*.png``: synthesized fixture images;
-* ``tests/golden/tiny.json``: PyTorch goldens.
+* ``tests/golden/tiny.json``: PyTorch goldens;
+* ``tests/golden/any_to_any.json``: signal-token, output-projector and diffusers
+  scheduler / pipeline goldens (:mod:`exporters.diffusion_goldens`).
 
 Then runs the ONNX graphs with onnxruntime the way the Rust runtime does and
 asserts they reproduce the PyTorch embeddings (1e-4) and greedy token ids;
@@ -21,36 +25,46 @@ the float16 bundle is checked within the tolerances of :mod:`exporters.fp16`.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import LogitsProcessorList
 
-from . import bundle, fixtures, fp16, goldens, onnx_export
+from . import bundle, diffusion_goldens, fixtures, fp16, generator_export, goldens, onnx_export, signal_tokens
+from .generator_model import GeneratorDims, build_output_projector, build_unet, build_vae
 from .ort_pipeline import OrtPipeline
 from .preprocess import ImagePreprocess
 from .prompt import PromptFormat
 from .stages import Decoder, Embed, Projector, VisionEncoder
-from .tiny_model import TinyDims, build_model
+from .tiny_model import INITIALIZER_RANGE, TinyDims, build_model
 from .tokenizer_build import build_tokenizer
 
 BUNDLE_DIR = Path("models/tiny")
 F16_BUNDLE_DIR = Path("models/tiny-f16")
 GOLDEN_PATH = Path("tests/golden/tiny.json")
+ANY_GOLDEN_PATH = Path("tests/golden/any_to_any.json")
 EMBED_ATOL = 1e-4
 LOGITS_ATOL = 1e-3
 
 DESCRIPTION = (
     "Tiny random-weight LLaVA-style model (CLIP vision tower, MLP projector, "
-    "Llama decoder with grouped KV heads) for tests."
+    "Llama decoder with grouped KV heads) with NExT-GPT style image output "
+    "(signal tokens, transformer output projector, UNet + VAE diffusion generator) for tests."
 )
+#: Projected conditioning of the output projector vs PyTorch, onnxruntime.
+COND_ATOL = 1e-5
+#: Final latents of the onnxruntime denoise loop vs the diffusers pipeline.
+LATENTS_ATOL = 1e-3
 GRAPHS = {
     "vision_encoder": "vision_encoder.onnx",
     "projector": "projector.onnx",
     "embed": "embed.onnx",
     "decoder": "decoder.onnx",
+    **generator_export.GRAPHS,
 }
 GENERATION_DEFAULTS = {"max_new_tokens": 24, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
 
@@ -63,6 +77,37 @@ def generate_cases() -> list[goldens.GenerateCase]:
         goldens.GenerateCase("text_only", "Tell me a short story about a cat.", (), 16),
         goldens.GenerateCase("one_image", "Describe the image.", (a,), 16),
         goldens.GenerateCase("two_images", "Compare the two images.", (a, b), 16),
+    ]
+
+
+def output_stages(gen: GeneratorDims) -> list[dict]:
+    """The ``output_projector`` and ``modality_generator`` stages of bundle.json."""
+    return [
+        {
+            "kind": "output_projector",
+            "name": "image_output_projector",
+            "modality": "image",
+            "graph": GRAPHS["output_projector"],
+            "input": "hidden_states",
+            "output": "conditioning",
+            "signal_tokens": list(signal_tokens.SIGNAL_TOKENS),
+        },
+        {
+            "kind": "modality_generator",
+            "name": "image_generator",
+            "modality": "image",
+            "denoiser": {
+                "graph": GRAPHS["generator_denoiser"],
+                "inputs": {"latents": "latents", "timestep": "timestep", "conditioning": "conditioning"},
+                "output": "noise_pred",
+            },
+            "decoder": {"graph": GRAPHS["generator_decoder"], "input": "latents", "output": "image"},
+            "scheduler": diffusion_goldens.manifest_scheduler("ddim"),
+            "latent_shape": [gen.latent_channels, gen.latent_size, gen.latent_size],
+            "steps": diffusion_goldens.DEFAULT_STEPS,
+            "guidance_scale": diffusion_goldens.DEFAULT_GUIDANCE,
+            "output": {"type": "image", "format": "png", "value_range": [-1.0, 1.0]},
+        },
     ]
 
 
@@ -107,10 +152,11 @@ def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat) -> dict:
                     "attention_mask": "attention_mask",
                     "position_ids": "position_ids",
                 },
-                "outputs": {"logits": "logits"},
+                "outputs": {"logits": "logits", "hidden_states": "last_hidden_state"},
                 "kv_cache": kv,
                 "context_length": dims.context_length,
             },
+            *output_stages(GeneratorDims(d_llm=dims.text_hidden)),
         ],
         "prompt": fmt.to_manifest(),
         "generation": dict(GENERATION_DEFAULTS),
@@ -150,14 +196,29 @@ def main(argv: list[str] | None = None) -> int:
     out_dir.mkdir(parents=True, exist_ok=True)
     dims, prep, fmt = TinyDims(), ImagePreprocess(), PromptFormat()
 
-    # 1. tokenizer, model, fixtures
+    # 1. tokenizer (+ signal tokens), model (+ signal rows, alpha by search), fixtures
     tokenizer = build_tokenizer()
+    bpe_vocab = tokenizer.get_vocab_size()
+    signal_ids = signal_tokens.add_signal_tokens(tokenizer)
     tokenizer.save(str(out_dir / "tokenizer.json"), pretty=True)
-    model = build_model(tokenizer.get_vocab_size(), dims)
+    base = build_model(bpe_vocab, dims)
     images = [p.as_posix() for p in fixtures.write_fixtures()]
+
+    def with_signal_rows(alpha: float):
+        model = copy.deepcopy(base)
+        signal_tokens.add_signal_rows(model, signal_ids, alpha, INITIALIZER_RANGE)
+        return model.eval()
+
+    alpha, model, signal_case, silent_case = signal_tokens.search(
+        with_signal_rows, tokenizer, fmt, prep, dims.tokens_per_image, signal_ids
+    )
+    forcing = LogitsProcessorList([signal_tokens.ForceSignalRun(signal_ids)])
+    gen_dims = GeneratorDims(d_llm=dims.text_hidden, signal_tokens=len(signal_ids))
+    out_projector, unet, vae = build_output_projector(gen_dims), build_unet(gen_dims), build_vae(gen_dims)
 
     # 2. graphs + manifest
     decoder_report = export_graphs(model, dims, out_dir)
+    generator_export.export_all(out_projector, unet, vae, gen_dims, out_dir)
     bundle.write_manifest(out_dir, manifest(dims, prep, fmt), ["tokenizer.json", *GRAPHS.values()])
 
     # 3. PyTorch goldens
@@ -169,14 +230,20 @@ def main(argv: list[str] | None = None) -> int:
     }
     torch_logits = {}
     for case in generate_cases():
-        ids, new_ids, logits = goldens.torch_generate(model, tokenizer, fmt, prep, case, dims.tokens_per_image)
+        ids, new_ids, logits = goldens.torch_generate(
+            model, tokenizer, fmt, prep, case, dims.tokens_per_image, forcing
+        )
         golden["generate"].append(goldens.generate_golden(case, ids, new_ids, tokenizer))
         torch_logits[case.name] = logits
     args.golden.parent.mkdir(parents=True, exist_ok=True)
     args.golden.write_text(json.dumps(golden, indent=1) + "\n")
+    any_golden = any_to_any_goldens(
+        model, tokenizer, fmt, prep, dims, signal_ids, alpha, (signal_case, silent_case), out_projector, unet, vae, gen_dims
+    )
+    ANY_GOLDEN_PATH.write_text(json.dumps(any_golden, indent=1) + "\n")
 
     # 4. verify the bundle with onnxruntime, the way the Rust runtime runs it
-    report = verify(out_dir, golden, torch_logits)
+    report = verify(out_dir, golden, torch_logits) + verify_output_side(out_dir, any_golden)
     print_report(out_dir, args.golden, tokenizer.get_vocab_size(), dims, decoder_report, report)
 
     # 5. the float16 twin, derived from the float32 graphs and checked against the same goldens
@@ -184,6 +251,67 @@ def main(argv: list[str] | None = None) -> int:
     fp16.print_report(args.f16_bundle_dir, fp16.verify(args.f16_bundle_dir, out_dir, golden))
     print("OK")
     return 0
+
+
+@torch.no_grad()
+def any_to_any_goldens(model, tokenizer, fmt, prep, dims, signal_ids, alpha, cases, out_projector, unet, vae, gen_dims) -> dict:
+    """``tests/golden/any_to_any.json`` (layout in :mod:`exporters.diffusion_goldens`)."""
+    requests = []
+    for case in cases:
+        result = signal_tokens.generate(model, tokenizer, fmt, prep, case, dims.tokens_per_image, signal_ids)
+        if len(result.hidden):
+            conditioning = out_projector(torch.from_numpy(result.hidden)).numpy()
+        else:
+            conditioning = np.zeros((0, gen_dims.n_cond, gen_dims.d_cond), dtype=np.float32)
+        requests.append(
+            {
+                **goldens.generate_golden(case, result.input_ids, result.output_ids, tokenizer),
+                "emits_signal": bool(len(result.hidden)),
+                "hidden_shape": list(result.hidden.shape),
+                "hidden": [float(v) for v in result.hidden.reshape(-1)],
+                "conditioning_shape": list(conditioning.shape),
+                "conditioning": [float(v) for v in conditioning.reshape(-1)],
+            }
+        )
+    (signal_request,) = [r for r in requests if r["emits_signal"]]
+    conditioning = torch.tensor(signal_request["conditioning"]).reshape(signal_request["conditioning_shape"])
+    denoise = {}
+    for name, kind, steps, guidance in diffusion_goldens.DENOISE_CASES:
+        denoise[name] = diffusion_goldens.denoise_golden(unet, vae, conditioning, kind, steps, guidance, gen_dims.image_size)
+    return {
+        "signal": {
+            "tokens": list(signal_tokens.SIGNAL_TOKENS),
+            "ids": signal_ids,
+            "alpha": alpha,
+            "requests": requests,
+        },
+        **diffusion_goldens.schedule_goldens(),
+        "denoise": denoise,
+        "end_to_end": {"request": signal_request["name"], "denoise": "ddim_cfg"},
+    }
+
+
+def verify_output_side(bundle_dir: Path, any_golden: dict) -> list[str]:
+    """The exported output projector and generator graphs against the PyTorch / diffusers goldens."""
+    lines = []
+    for request in any_golden["signal"]["requests"]:
+        if not request["emits_signal"]:
+            continue
+        hidden = np.asarray(request["hidden"], dtype=np.float32).reshape(request["hidden_shape"])
+        want = np.asarray(request["conditioning"], dtype=np.float32).reshape(request["conditioning_shape"])
+        diff = float(np.abs(generator_export.ort_project(bundle_dir, hidden) - want).max())
+        assert diff <= COND_ATOL, f"output projector differs by {diff}"
+        lines.append(f"output projector ({request['name']}): max|ort-torch|={diff:.2e} (tol {COND_ATOL})")
+        conditioning = want
+    for name, case in any_golden["denoise"].items():
+        latents, pixels = generator_export.ort_denoise(bundle_dir, conditioning, case)
+        diff = float(np.abs(latents.reshape(-1) - np.asarray(case["latents"], dtype=np.float32)).max())
+        px = int(np.abs(pixels.astype(int).reshape(-1) - np.asarray(case["pixels"])).max())
+        assert diff <= LATENTS_ATOL and px <= 2, f"denoise {name}: latents differ by {diff}, pixels by {px}"
+        lines.append(f"denoise {name}: final latents max|ort-diffusers|={diff:.2e} (tol {LATENTS_ATOL}), pixels max diff {px}/255")
+    for entry in any_golden["signal"]["requests"]:
+        lines.append(f"signal request {entry['name']!r} ({entry['prompt']!r}): emits signal tokens: {entry['emits_signal']}")
+    return lines
 
 
 def verify_committed(bundle_dir: Path, f16_dir: Path, golden_path: Path) -> int:
@@ -195,6 +323,8 @@ def verify_committed(bundle_dir: Path, f16_dir: Path, golden_path: Path) -> int:
             assert got == digest, f"{directory / name}: sha256 {got} != manifest {digest}"
     golden = json.loads(golden_path.read_text())
     for line in verify(bundle_dir, golden, torch_logits=None):
+        print(line)
+    for line in verify_output_side(bundle_dir, json.loads(ANY_GOLDEN_PATH.read_text())):
         print(line)
     for line in fp16.verify(f16_dir, bundle_dir, golden):
         print(line)

@@ -31,6 +31,22 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A generated file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The output directory for generated media is unusable.
+    #[error("output directory {}: {message}", path.display())]
+    OutputDir {
+        /// The directory.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A bundle file's sha256 differs from the manifest's.
     #[error("checksum mismatch for {}: manifest says {expected}, file has {found}", path.display())]
     Checksum {

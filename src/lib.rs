@@ -20,10 +20,13 @@
 //! ```
 
 pub mod bundle;
+pub mod diffusion;
 pub mod error;
 pub mod generate;
 pub mod kv_cache;
 pub mod manifest;
+pub mod media;
+pub mod output_side;
 pub mod pipeline;
 pub mod preprocess;
 pub mod prompt;

@@ -262,32 +262,120 @@ pub struct OutputProjectorStage {
 }
 
 /// `modality_generator`: conditioning -> media, through a denoiser loop and a decoder.
+///
+/// The same stage kind serves images (latents -> VAE decoder -> RGB -> PNG) and
+/// audio (latents -> vocoder / VAE -> waveform -> WAV); `output` says which.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GeneratorStage {
     /// Stage name.
     pub name: String,
-    /// What it produces.
+    /// What it produces (its conditioning comes from the output projector of the same modality).
     pub modality: Modality,
     /// Denoiser graph: latents, timestep, conditioning -> prediction.
-    pub denoiser: GraphIo,
-    /// Decoder graph (VAE / vocoder): latents -> media.
-    pub decoder: GraphIo,
-    /// Scheduler kind and configuration, as free-form JSON (read by the generator).
-    #[serde(default)]
-    pub scheduler: serde_json::Value,
+    pub denoiser: DenoiserGraph,
+    /// Decoder graph (VAE / vocoder): final latents -> media tensor.
+    pub decoder: LatentDecoderGraph,
+    /// Scheduler kind and its diffusers configuration.
+    pub scheduler: crate::diffusion::SchedulerConfig,
+    /// Latent shape without the batch dimension, e.g. `[4, 64, 64]` (image) or `[8, 256]` (audio).
+    pub latent_shape: Vec<usize>,
+    /// Default number of denoising steps.
+    pub steps: usize,
+    /// Default classifier-free guidance scale; guidance runs when it is > 1 (as in diffusers),
+    /// with all-zero conditioning as the unconditional input.
+    pub guidance_scale: f32,
+    /// How the decoder's tensor becomes a media file.
+    pub output: MediaOutput,
 }
 
-/// A graph with named inputs and outputs (role -> tensor name).
+/// The denoiser graph: `latents [b, ...latent_shape]`, `timestep [b]`,
+/// `conditioning [b, n_cond, d_cond]` -> `output [b, ...latent_shape]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GraphIo {
+pub struct DenoiserGraph {
     /// ONNX graph, bundle-relative.
     pub graph: String,
-    /// Role -> input tensor name.
-    pub inputs: BTreeMap<String, String>,
-    /// Role -> output tensor name.
-    pub outputs: BTreeMap<String, String>,
+    /// Input tensor names.
+    pub inputs: DenoiserInputs,
+    /// Prediction output name (noise, sample or velocity, per the scheduler's `prediction_type`).
+    pub output: String,
+}
+
+/// Input names of the denoiser graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DenoiserInputs {
+    /// Noisy latents.
+    pub latents: String,
+    /// Timestep per batch row (float or integer, as the graph declares).
+    pub timestep: String,
+    /// Output-projector conditioning.
+    pub conditioning: String,
+}
+
+/// The decoder graph: `input` latents `[1, ...latent_shape]` -> `output` media tensor.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatentDecoderGraph {
+    /// ONNX graph, bundle-relative.
+    pub graph: String,
+    /// Latents input name.
+    pub input: String,
+    /// Media output name: `[1, channels, height, width]` images, `[1, samples]` or `[1, channels, samples]` audio.
+    pub output: String,
+}
+
+/// What a generator writes, tagged by `type`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum MediaOutput {
+    /// An image file.
+    Image(ImageOutput),
+    /// An audio file.
+    Audio(AudioOutput),
+}
+
+/// Image output: `[1, 1|3|4, H, W]` floats in `value_range` -> 8-bit pixels.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageOutput {
+    /// File format.
+    #[serde(default)]
+    pub format: ImageFormat,
+    /// Values mapped to 0 and 255 (diffusers' VAEs: `[-1, 1]`).
+    pub value_range: [f32; 2],
+}
+
+/// Image file formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageFormat {
+    /// PNG, lossless.
+    #[default]
+    Png,
+}
+
+/// Audio output: `[1, samples]` or `[1, channels, samples]` floats in `value_range` -> 16-bit PCM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioOutput {
+    /// File format.
+    #[serde(default)]
+    pub format: AudioFormat,
+    /// Samples per second of the waveform.
+    pub sample_rate: u32,
+    /// Values mapped to -1 and 1.
+    pub value_range: [f32; 2],
+}
+
+/// Audio file formats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AudioFormat {
+    /// RIFF WAVE, 16-bit PCM.
+    #[default]
+    Wav,
 }
 
 /// Native preprocessing of a modality, before its encoder graph.
@@ -519,6 +607,25 @@ impl Manifest {
                 return Err(format!("`prompt` needs a placeholder and a media token id for {modality}"));
             }
         }
+        for stage in &self.stages {
+            match stage {
+                Stage::OutputProjector(o) => {
+                    if self.generator(o.modality).is_none() {
+                        return Err(format!("output_projector \"{}\" has no modality_generator for {}", o.name, o.modality));
+                    }
+                    if self.decoder().outputs.hidden_states.is_none() {
+                        return Err(format!(
+                            "output_projector \"{}\" needs the decoder's last hidden state: set `outputs.hidden_states` of the llm_decoder stage",
+                            o.name
+                        ));
+                    }
+                }
+                Stage::ModalityGenerator(g) if self.output_projector(g.modality).is_none() => {
+                    return Err(format!("modality_generator \"{}\" has no output_projector for {}", g.name, g.modality));
+                }
+                _ => {}
+            }
+        }
         if !self.prompt.template.contains("{content}") {
             return Err("`prompt.template` must contain {content}".into());
         }
@@ -552,6 +659,22 @@ impl Manifest {
     /// The encoder for a modality, if the bundle has one.
     pub fn encoder(&self, modality: Modality) -> Option<&EncoderStage> {
         self.encoders().find(|(m, _)| *m == modality).map(|(_, e)| e)
+    }
+
+    /// The output projector for a modality, if the bundle has one.
+    pub fn output_projector(&self, modality: Modality) -> Option<&OutputProjectorStage> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::OutputProjector(o) if o.modality == modality => Some(o),
+            _ => None,
+        })
+    }
+
+    /// The modality generator for a modality, if the bundle has one.
+    pub fn generator(&self, modality: Modality) -> Option<&GeneratorStage> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::ModalityGenerator(g) if g.modality == modality => Some(g),
+            _ => None,
+        })
     }
 
     /// The input projector for a modality, if the bundle has one.
@@ -619,8 +742,49 @@ fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             }
             Ok(())
         }
-        Stage::ModalityGenerator(_) => Ok(()),
+        Stage::ModalityGenerator(g) => validate_generator(g).map_err(|m| format!("stage \"{name}\": {m}")),
     }
+}
+
+fn validate_generator(g: &GeneratorStage) -> std::result::Result<(), String> {
+    for (field, value) in [
+        ("denoiser.inputs.latents", &g.denoiser.inputs.latents),
+        ("denoiser.inputs.timestep", &g.denoiser.inputs.timestep),
+        ("denoiser.inputs.conditioning", &g.denoiser.inputs.conditioning),
+        ("denoiser.output", &g.denoiser.output),
+        ("decoder.input", &g.decoder.input),
+        ("decoder.output", &g.decoder.output),
+    ] {
+        if value.trim().is_empty() {
+            return Err(format!("`{field}` names no tensor"));
+        }
+    }
+    g.scheduler.validate().map_err(|m| format!("`scheduler`: {m}"))?;
+    if g.latent_shape.is_empty() || g.latent_shape.contains(&0) {
+        return Err(format!("`latent_shape` must be non-empty with positive sizes, found {:?}", g.latent_shape));
+    }
+    if g.steps == 0 {
+        return Err("`steps` must be at least 1".into());
+    }
+    if !(g.guidance_scale.is_finite() && g.guidance_scale >= 0.0) {
+        return Err(format!("`guidance_scale` must be finite and >= 0, found {}", g.guidance_scale));
+    }
+    let (range, modality) = match &g.output {
+        MediaOutput::Image(o) => (o.value_range, Modality::Image),
+        MediaOutput::Audio(o) => {
+            if o.sample_rate == 0 {
+                return Err("`output.sample_rate` must be positive".into());
+            }
+            (o.value_range, Modality::Audio)
+        }
+    };
+    if !(range[0].is_finite() && range[1].is_finite() && range[0] < range[1]) {
+        return Err(format!("`output.value_range` must be [low, high] with low < high, found {range:?}"));
+    }
+    if modality != g.modality {
+        return Err(format!("`output` is {modality} but the stage's modality is {}", g.modality));
+    }
+    Ok(())
 }
 
 fn validate_image_preprocess(p: &ImagePreprocess) -> std::result::Result<(), String> {
@@ -678,7 +842,19 @@ mod tests {
     #[test]
     fn tiny_manifest_parses_and_names_every_file() {
         let m = parse(&tiny()).unwrap();
-        assert_eq!(m.files(), ["tokenizer.json", "vision_encoder.onnx", "projector.onnx", "embed.onnx", "decoder.onnx"]);
+        assert_eq!(
+            m.files(),
+            [
+                "tokenizer.json",
+                "vision_encoder.onnx",
+                "projector.onnx",
+                "embed.onnx",
+                "decoder.onnx",
+                "output_projector.onnx",
+                "generator_denoiser.onnx",
+                "generator_decoder.onnx"
+            ]
+        );
         assert_eq!(m.decoder().kv_cache.past_names()[..2], ["past_key_values.0.key", "past_key_values.0.value"]);
         assert_eq!(m.decoder().kv_cache.present_names().len(), 2 * m.decoder().kv_cache.num_layers);
     }
@@ -710,6 +886,28 @@ mod tests {
     }
 
     #[test]
+    fn invalid_output_side_says_what_is_wrong() {
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, &str); 7] = [
+            ("scheduler kind", |v| v["stages"][4]["scheduler"]["kind"] = "pndm".into(), "unknown variant `pndm`"),
+            ("scheduler option", |v| v["stages"][4]["scheduler"]["eta"] = 0.5.into(), "unknown field `eta`"),
+            ("zero steps", |v| v["stages"][4]["steps"] = 0.into(), "`steps` must be at least 1"),
+            ("guidance", |v| v["stages"][4]["guidance_scale"] = (-1.0).into(), "`guidance_scale` must be finite and >= 0"),
+            ("latent shape", |v| v["stages"][4]["latent_shape"] = serde_json::json!([4, 0, 8]), "`latent_shape`"),
+            ("no hidden states", |v| { v["stages"][2]["outputs"].as_object_mut().unwrap().remove("hidden_states"); }, "outputs.hidden_states"),
+            ("no generator", |v| { v["stages"].as_array_mut().unwrap().remove(4); }, "has no modality_generator"),
+        ];
+        let tiny = tiny();
+        assert_eq!(tiny["stages"][4]["kind"], "modality_generator");
+        for (what, edit, needle) in cases {
+            let mut v = tiny.clone();
+            edit(&mut v);
+            let err = parse(&v).expect_err(what);
+            assert!(err.contains(needle), "{what}: {err}");
+        }
+    }
+
+    #[test]
     fn audio_video_and_output_stages_are_described() {
         let mut v = tiny();
         let stages = v["stages"].as_array_mut().unwrap();
@@ -718,19 +916,23 @@ mod tests {
             "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80, "chunk_seconds": 30.0}}));
         stages.push(serde_json::json!({"kind": "input_projector", "name": "audio_projector", "modality": "audio",
             "graph": "ap.onnx", "input": "audio_features", "output": "audio_embeds"}));
-        stages.push(serde_json::json!({"kind": "output_projector", "name": "image_out", "modality": "image",
-            "graph": "op.onnx", "input": "hidden", "output": "cond", "signal_tokens": ["[IMG0]"]}));
-        stages.push(serde_json::json!({"kind": "modality_generator", "name": "image_gen", "modality": "image",
-            "denoiser": {"graph": "unet.onnx", "inputs": {"latents": "sample"}, "outputs": {"noise": "out"}},
-            "decoder": {"graph": "vae.onnx", "inputs": {"latents": "z"}, "outputs": {"image": "rgb"}},
-            "scheduler": {"kind": "ddim", "steps": 20}}));
+        stages.push(serde_json::json!({"kind": "output_projector", "name": "audio_out", "modality": "audio",
+            "graph": "op.onnx", "input": "hidden", "output": "cond", "signal_tokens": ["[AUD0]"]}));
+        stages.push(serde_json::json!({"kind": "modality_generator", "name": "audio_gen", "modality": "audio",
+            "denoiser": {"graph": "unet.onnx", "inputs": {"latents": "sample", "timestep": "t", "conditioning": "c"}, "output": "out"},
+            "decoder": {"graph": "vocoder.onnx", "input": "z", "output": "wave"},
+            "scheduler": {"kind": "euler_discrete", "beta_schedule": "scaled_linear"},
+            "latent_shape": [8, 256], "steps": 20, "guidance_scale": 2.5,
+            "output": {"type": "audio", "format": "wav", "sample_rate": 16000, "value_range": [-1.0, 1.0]}}));
         v["prompt"]["placeholders"]["audio"] = "<audio>".into();
         v["prompt"]["media_token_ids"]["audio"] = 4.into();
         let m = parse(&v).unwrap();
         assert!(m.encoder(Modality::Audio).is_some() && m.projector(Modality::Audio).is_some());
-        assert!(m.files().contains(&"vae.onnx"));
+        assert!(m.files().contains(&"vocoder.onnx"));
+        assert!(m.generator(Modality::Audio).is_some() && m.output_projector(Modality::Audio).is_some());
         // An encoder without its projector is rejected.
-        v["stages"].as_array_mut().unwrap().remove(4);
+        assert_eq!(v["stages"][6]["name"], "audio_projector");
+        v["stages"].as_array_mut().unwrap().remove(6);
         assert!(parse(&v).unwrap_err().contains("has no input_projector"));
     }
 }

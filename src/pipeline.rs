@@ -2,7 +2,9 @@
 //! projector → tokenize with placeholder expansion → embed → merge → prefill)
 //! then the decode stage (sample → embed → decoder step, KV cache moved).
 //!
-//! Encoders run once per request, on the prompt only.
+//! Encoders run once per request, on the prompt only. When the bundle has an
+//! output side and generation emits its signal tokens, the output projector
+//! and modality generator run after decoding ([`crate::output_side`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -14,6 +16,8 @@ use tokenizers::Tokenizer;
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::generate::{self, GenerateParams, LanguageModel, Sampler, SamplingConfig, StopReason, StreamDecoder};
+use crate::output_side::{GeneratedMedia, OutputSide};
+use crate::stages::generator::GenerationSettings;
 use crate::manifest::Modality;
 use crate::preprocess;
 use crate::prompt;
@@ -34,12 +38,23 @@ pub struct Request {
     pub sampling: SamplingConfig,
     /// New tokens at most (`None`: the bundle's default).
     pub max_new_tokens: Option<usize>,
+    /// Steps, guidance and noise of media generation (signal tokens emitted).
+    pub generation: GenerationSettings,
+    /// Where generated media files are written (`None`: kept in memory only).
+    pub out_dir: Option<PathBuf>,
 }
 
 impl Request {
     /// A text request with greedy decoding.
     pub fn new(prompt: impl Into<String>) -> Self {
-        Self { prompt: prompt.into(), images: Vec::new(), sampling: SamplingConfig::default(), max_new_tokens: None }
+        Self {
+            prompt: prompt.into(),
+            images: Vec::new(),
+            sampling: SamplingConfig::default(),
+            max_new_tokens: None,
+            generation: GenerationSettings::default(),
+            out_dir: None,
+        }
     }
 
     /// Attach images.
@@ -51,6 +66,18 @@ impl Request {
     /// Set sampling.
     pub fn with_sampling(mut self, sampling: SamplingConfig) -> Self {
         self.sampling = sampling;
+        self
+    }
+
+    /// Set media generation settings.
+    pub fn with_generation(mut self, generation: GenerationSettings) -> Self {
+        self.generation = generation;
+        self
+    }
+
+    /// Write generated media into `dir`.
+    pub fn with_out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.out_dir = Some(dir.into());
         self
     }
 
@@ -66,8 +93,12 @@ impl Request {
 pub struct StageTimings(pub Vec<(String, f64)>);
 
 impl StageTimings {
-    fn push(&mut self, name: &str, d: Duration) {
-        self.0.push((name.to_string(), d.as_secs_f64() * 1e3));
+    pub(crate) fn push(&mut self, name: &str, d: Duration) {
+        self.push_ms(name, d.as_secs_f64() * 1e3);
+    }
+
+    pub(crate) fn push_ms(&mut self, name: &str, ms: f64) {
+        self.0.push((name.to_string(), ms));
     }
 
     /// Milliseconds of a stage, if it ran.
@@ -94,6 +125,8 @@ pub struct Output {
     pub stop_reason: StopReason,
     /// Per-stage milliseconds.
     pub timings: StageTimings,
+    /// Media generated from signal-token runs, in run order.
+    pub media: Vec<GeneratedMedia>,
 }
 
 /// Projected media embeddings, ready to merge.
@@ -115,6 +148,7 @@ pub struct Pipeline {
     tokenizer: Tokenizer,
     image: Option<ImageBranch>,
     decoder: Decoder,
+    output: Option<OutputSide>,
     provider: ProviderReport,
     runtime: RuntimeInfo,
     load_time: Duration,
@@ -141,13 +175,20 @@ impl Pipeline {
         };
         let (decoder, f) = Decoder::open(runtime, &bundle, bundle.manifest.decoder(), config)?;
         fallbacks.push(f);
+        let output = match OutputSide::open(runtime, &bundle, &tokenizer, config)? {
+            Some((side, f)) => {
+                fallbacks.extend(f);
+                Some(side)
+            }
+            None => None,
+        };
         let fallback_reason = fallbacks.into_iter().flatten().next();
         let provider = ProviderReport {
             requested: config.provider,
             active: if fallback_reason.is_some() { crate::runtime::ExecutionProviderKind::Cpu } else { config.provider },
             fallback_reason,
         };
-        Ok(Pipeline { bundle, tokenizer, image, decoder, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
+        Ok(Pipeline { bundle, tokenizer, image, decoder, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
     }
 
     /// The bundle served.
@@ -168,6 +209,11 @@ impl Pipeline {
     /// The ONNX Runtime library in use.
     pub fn runtime_info(&self) -> &RuntimeInfo {
         &self.runtime
+    }
+
+    /// The output side (output projector + generator), if the bundle has one.
+    pub fn output_side(&mut self) -> Option<&mut OutputSide> {
+        self.output.as_mut()
     }
 
     /// Time spent opening sessions and the tokenizer.
@@ -221,6 +267,10 @@ impl Pipeline {
     /// Run a request, calling `on_text` with each newly decoded piece of text.
     pub fn run(&mut self, request: &Request, mut on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
         request.sampling.validate()?;
+        request.generation.validate()?;
+        if let Some(side) = &self.output {
+            side.check(&request.generation)?;
+        }
         let mut timings = StageTimings::default();
         let media = if request.images.is_empty() { None } else { Some(self.encode_images(&request.images, &mut timings)?) };
         let tokens_per_item = media.as_ref().map(|m| m.tokens_per_item.clone()).unwrap_or_default();
@@ -249,7 +299,8 @@ impl Pipeline {
         let mut stream = StreamDecoder::new();
         let mut text_out = String::new();
         let tokenizer = &self.tokenizer;
-        let generation = generate::generate(&mut self.decoder, embeds, &encoded.ids, &mut sampler, &params, |id| {
+        let signals = self.output.as_ref().map(|o| o.signals().clone());
+        let generation = generate::generate_with_signals(&mut self.decoder, embeds, &encoded.ids, &mut sampler, &params, signals.as_ref(), |id| {
             if let Some(piece) = stream.push(tokenizer, id)? {
                 on_text(&piece)?;
                 text_out.push_str(&piece);
@@ -262,12 +313,25 @@ impl Pipeline {
         }
         timings.push("prefill", generation.prefill);
         timings.push("decode", generation.decode);
+        let media = match self.output.as_mut() {
+            Some(side) if !generation.signal_hidden.is_empty() => {
+                let media = side.generate(&generation.signal_hidden, &request.generation, request.out_dir.as_deref())?;
+                for m in &media {
+                    timings.push_ms("output_projector", m.output_projector_ms);
+                    timings.push_ms("denoise", m.timings.denoise_ms);
+                    timings.push_ms("generator_decode", m.timings.decode_ms);
+                }
+                media
+            }
+            _ => Vec::new(),
+        };
         Ok(Output {
             token_ids: generation.ids,
             prompt_ids: encoded.ids,
             text: text_out,
             stop_reason: generation.stop_reason,
             timings,
+            media,
         })
     }
 

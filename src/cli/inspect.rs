@@ -89,7 +89,17 @@ fn describe(stage: &Stage) -> String {
         ),
         Stage::OutputProjector(s) => format!("output_projector  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
         Stage::ModalityGenerator(s) => {
-            format!("modality_generator {:<15} {} {} + {}", s.name, s.modality, s.denoiser.graph, s.decoder.graph)
+            format!(
+                "modality_generator {:<15} {} {} + {}: {}, {} steps, guidance {}, latents {:?}",
+                s.name,
+                s.modality,
+                s.denoiser.graph,
+                s.decoder.graph,
+                s.scheduler.class_name(),
+                s.steps,
+                s.guidance_scale,
+                s.latent_shape
+            )
         }
     }
 }

@@ -1,5 +1,6 @@
 //! `mmrt run`: one request through the pipeline, text streamed to stdout or
-//! one JSON object with ids, text and per-stage timings.
+//! one JSON object with ids, text and per-stage timings; media generated from
+//! signal tokens is written into `--out-dir`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -9,6 +10,7 @@ use clap::Args;
 use super::{Cli, SessionArgs};
 use crate::error::{Error, Result};
 use crate::generate::SamplingConfig;
+use crate::stages::generator::GenerationSettings;
 use crate::runtime::OrtRuntime;
 use crate::{Bundle, Pipeline, Request};
 
@@ -42,6 +44,15 @@ pub struct RunArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Directory for generated media (images from signal tokens); created if missing.
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: Option<PathBuf>,
+    /// Denoising steps of the generator (default: the bundle's).
+    #[arg(long, value_name = "N")]
+    pub steps: Option<usize>,
+    /// Classifier-free guidance scale of the generator, >= 0; guidance runs above 1 (default: the bundle's).
+    #[arg(long, value_name = "G", allow_negative_numbers = true)]
+    pub guidance: Option<f32>,
     /// Print one JSON object (ids, text, stage timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -67,7 +78,20 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     for image in &args.images {
         check_image_path(image)?;
     }
+    let generation = GenerationSettings {
+        steps: args.steps,
+        guidance_scale: args.guidance,
+        noise: crate::diffusion::Noise::Seed(args.seed),
+    };
+    generation.validate()?;
+    let out_dir = args.out_dir.as_deref().map(crate::media::prepare_out_dir).transpose()?;
     let bundle = Bundle::open(&args.bundle)?;
+    if (args.steps.is_some() || args.guidance.is_some()) && !has_generator(&bundle) {
+        return Err(Error::Request(format!(
+            "--steps and --guidance apply to a modality generator, and bundle \"{}\" has none",
+            bundle.name()
+        )));
+    }
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
     sampling.validate()?;
@@ -77,6 +101,8 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     }
     let mut request = Request::new(args.prompt.clone()).with_images(args.images.iter().cloned()).with_sampling(sampling);
     request.max_new_tokens = args.max_tokens;
+    request.generation = generation;
+    request.out_dir = out_dir;
 
     let mut stdout = std::io::stdout().lock();
     let output = pipeline.run(&request, |piece| {
@@ -98,14 +124,43 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
             "decode_tokens_per_s": if decode_ms > 0.0 { steps as f64 / (decode_ms / 1e3) } else { 0.0 },
             "sampling": request.sampling,
+            "media": output.media.iter().map(media_json).collect::<Vec<_>>(),
             "execution_provider": pipeline.provider(),
             "onnxruntime": pipeline.runtime_info(),
         });
         writeln!(stdout, "{json}").map_err(|e| Error::io("<stdout>", e))?;
     } else {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
+        for m in &output.media {
+            match &m.path {
+                Some(path) => eprintln!("wrote {} ({})", path.display(), m.modality),
+                None => eprintln!("note: generated one {} item; pass --out-dir DIR to write it", m.modality),
+            }
+        }
     }
     Ok(())
+}
+
+fn has_generator(bundle: &Bundle) -> bool {
+    bundle.manifest.stages.iter().any(|s| matches!(s, crate::manifest::Stage::ModalityGenerator(_)))
+}
+
+/// One generated file in `--json`: where, what, and its stage timings (ms).
+fn media_json(m: &crate::output_side::GeneratedMedia) -> serde_json::Value {
+    serde_json::json!({
+        "path": m.path,
+        "modality": m.modality,
+        "format": m.format,
+        "scheduler": m.settings.scheduler,
+        "steps": m.settings.steps,
+        "guidance_scale": m.settings.guidance_scale,
+        "timings": {
+            "output_projector": m.output_projector_ms,
+            "denoise": m.timings.denoise_ms,
+            "denoise_steps": m.timings.denoise_step_ms,
+            "decode": m.timings.decode_ms,
+        },
+    })
 }
 
 /// A missing or non-file image is reported before any model is loaded.

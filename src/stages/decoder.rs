@@ -5,7 +5,8 @@
 //! * embedding: `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
 //! * decoder: `inputs_embeds [1, n, d_llm]`, `attention_mask [1, past + n]`,
 //!   `position_ids [1, n]`, `past.* [1, kv_heads, past, head_dim]` ->
-//!   `logits [1, n, vocab]`, `present.* [1, kv_heads, past + n, head_dim]`
+//!   `logits [1, n, vocab]`, optionally `hidden_states [1, n, d_llm]` (the last
+//!   hidden state, for an output projector), `present.* [1, kv_heads, past + n, head_dim]`
 
 use std::borrow::Cow;
 
@@ -59,6 +60,11 @@ pub struct Decoder {
     mask: Option<(String, TensorElementType)>,
     positions: Option<(String, TensorElementType)>,
     logits_output: String,
+    /// Last-hidden-state output, when the manifest names one.
+    hidden_output: Option<String>,
+    /// `[1, n, d_llm]` hidden states of the latest forward pass (moved out of the
+    /// graph's outputs; only its last row is ever copied, on request).
+    last_hidden: Option<DynValue>,
     past_names: Vec<String>,
     present_names: Vec<String>,
     /// Element type and `[1, kv_heads, 0, head_dim]` of an empty past tensor, per past input.
@@ -92,6 +98,9 @@ impl Decoder {
         let mask = optional(&stage.inputs.attention_mask)?;
         let positions = optional(&stage.inputs.position_ids)?;
         session::require_output(&session, &name, &stage.outputs.logits)?;
+        if let Some(hidden) = &stage.outputs.hidden_states {
+            session::require_output(&session, &name, hidden)?;
+        }
         let past_names = stage.kv_cache.past_names();
         let present_names = stage.kv_cache.present_names();
         for present in &present_names {
@@ -107,6 +116,8 @@ impl Decoder {
             mask,
             positions,
             logits_output: stage.outputs.logits.clone(),
+            hidden_output: stage.outputs.hidden_states.clone(),
+            last_hidden: None,
             past_names,
             present_names,
             empty_past,
@@ -187,13 +198,27 @@ impl LanguageModel for Decoder {
             inputs.push((name.as_str().into(), value.into()));
         }
 
-        let mut wanted: Vec<&str> = Vec::with_capacity(1 + self.present_names.len());
+        let mut wanted: Vec<&str> = Vec::with_capacity(2 + self.present_names.len());
         wanted.push(&self.logits_output);
+        wanted.extend(self.hidden_output.as_deref());
         wanted.extend(self.present_names.iter().map(String::as_str));
         let mut outputs = super::run_named(&mut self.session, &self.name, inputs, &wanted)?.into_iter();
         let logits_value = outputs.next().expect("logits requested first");
         tensor::last_row_f32(&logits_value, &self.name, &self.logits_output, logits)?;
+        if self.hidden_output.is_some() {
+            self.last_hidden = outputs.next();
+        }
         Ok(KvCache::new(outputs.collect(), total))
+    }
+
+    fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> Result<bool> {
+        match (&self.last_hidden, &self.hidden_output) {
+            (Some(value), Some(name)) => {
+                tensor::last_row_f32(value, &self.name, name, out)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     fn empty_cache(&mut self) -> Result<KvCache> {

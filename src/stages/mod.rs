@@ -1,10 +1,12 @@
 //! The executable stages of a bundle, one ONNX Runtime session each:
-//! modality encoders, input projectors, and the LLM decoder (with its token
-//! embedding graph). Output projectors and generators are described by the
-//! manifest but not executed yet.
+//! modality encoders, input projectors, the LLM decoder (with its token
+//! embedding graph), output projectors and modality generators (denoiser and
+//! decoder graphs).
 
 pub mod decoder;
 pub mod encoder;
+pub mod generator;
+pub mod output_projector;
 pub mod projector;
 
 use std::borrow::Cow;

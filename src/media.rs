@@ -1,0 +1,197 @@
+//! Generated media: the decoder graph's float tensor turned into pixels or
+//! samples, and written as a file (PNG for images, 16-bit PCM WAV for audio).
+//!
+//! Conversion follows diffusers' post-processing: map the manifest's
+//! `value_range` to [0, 1], clamp, then `round(x * 255)` (ties to even, as
+//! numpy rounds) for 8-bit pixels; audio is clamped to [-1, 1] and scaled to i16.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::ArrayD;
+
+use crate::error::{Error, Result};
+use crate::manifest::{MediaOutput, Modality};
+
+/// A generated media item, in memory.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Media {
+    /// 8-bit pixels, row-major, `channels` per pixel (1 gray, 3 RGB, 4 RGBA).
+    Image {
+        /// Pixels per row.
+        width: u32,
+        /// Rows.
+        height: u32,
+        /// Channels per pixel.
+        channels: u8,
+        /// `[height, width, channels]` bytes.
+        pixels: Vec<u8>,
+    },
+    /// Float samples in [-1, 1], interleaved by channel.
+    Audio {
+        /// Samples per second.
+        sample_rate: u32,
+        /// Interleaved channels.
+        channels: u16,
+        /// `[frames, channels]` samples.
+        samples: Vec<f32>,
+    },
+}
+
+impl Media {
+    /// Convert the decoder output (batch 1) as the manifest's `output` describes:
+    /// images `[1, channels, height, width]`, audio `[1, samples]` or `[1, channels, samples]`.
+    pub fn from_tensor(output: &MediaOutput, tensor: &ArrayD<f32>, stage: &str, name: &str) -> Result<Media> {
+        let shape = tensor.shape().to_vec();
+        let bad = |expected: &str| Error::Tensor {
+            stage: stage.into(),
+            tensor: name.into(),
+            expected: expected.into(),
+            found: format!("shape {shape:?}"),
+        };
+        match output {
+            MediaOutput::Image(o) => {
+                let [1, c, h, w] = shape[..] else { return Err(bad("[1, channels, height, width]")) };
+                if !matches!(c, 1 | 3 | 4) || h == 0 || w == 0 {
+                    return Err(bad("[1, 1|3|4 channels, height > 0, width > 0]"));
+                }
+                let [lo, hi] = o.value_range;
+                let mut pixels = vec![0u8; c * h * w];
+                for ch in 0..c {
+                    for y in 0..h {
+                        for x in 0..w {
+                            let v = ((tensor[[0, ch, y, x]] - lo) / (hi - lo)).clamp(0.0, 1.0);
+                            pixels[(y * w + x) * c + ch] = (v * 255.0).round_ties_even() as u8;
+                        }
+                    }
+                }
+                Ok(Media::Image { width: w as u32, height: h as u32, channels: c as u8, pixels })
+            }
+            MediaOutput::Audio(o) => {
+                let (channels, frames) = match shape[..] {
+                    [1, n] => (1, n),
+                    [1, c, n] => (c, n),
+                    _ => return Err(bad("[1, samples] or [1, channels, samples]")),
+                };
+                if channels == 0 || channels > u16::MAX as usize {
+                    return Err(bad("1 to 65535 channels"));
+                }
+                let [lo, hi] = o.value_range;
+                let flat: Vec<f32> = tensor.iter().copied().collect();
+                let mut samples = vec![0.0f32; channels * frames];
+                for ch in 0..channels {
+                    for i in 0..frames {
+                        let v = (flat[ch * frames + i] - lo) / (hi - lo) * 2.0 - 1.0;
+                        samples[i * channels + ch] = v.clamp(-1.0, 1.0);
+                    }
+                }
+                Ok(Media::Audio { sample_rate: o.sample_rate, channels: channels as u16, samples })
+            }
+        }
+    }
+
+    /// The modality of this item.
+    pub fn modality(&self) -> Modality {
+        match self {
+            Media::Image { .. } => Modality::Image,
+            Media::Audio { .. } => Modality::Audio,
+        }
+    }
+
+    /// File extension of the format it is written in.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Media::Image { .. } => "png",
+            Media::Audio { .. } => "wav",
+        }
+    }
+
+    /// Write the item to `path` (PNG or WAV by kind).
+    pub fn write(&self, path: &Path) -> Result<()> {
+        let bytes = match self {
+            Media::Image { width, height, channels, pixels } => encode_png(*width, *height, *channels, pixels)?,
+            Media::Audio { sample_rate, channels, samples } => encode_wav(*sample_rate, *channels, samples),
+        };
+        std::fs::write(path, bytes).map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    }
+}
+
+fn encode_png(width: u32, height: u32, channels: u8, pixels: &[u8]) -> Result<Vec<u8>> {
+    use image::ImageEncoder;
+    let color = match channels {
+        1 => image::ExtendedColorType::L8,
+        3 => image::ExtendedColorType::Rgb8,
+        _ => image::ExtendedColorType::Rgba8,
+    };
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(pixels, width, height, color)
+        .map_err(|e| Error::Request(format!("encoding a {width}x{height} PNG: {e}")))?;
+    Ok(out)
+}
+
+/// RIFF/WAVE, 16-bit PCM, little endian.
+fn encode_wav(sample_rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
+    let data_len = (samples.len() * 2) as u32;
+    let block_align = channels * 2;
+    let mut out = Vec::with_capacity(44 + data_len as usize);
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&channels.to_le_bytes());
+    out.extend_from_slice(&sample_rate.to_le_bytes());
+    out.extend_from_slice(&(sample_rate * block_align as u32).to_le_bytes());
+    out.extend_from_slice(&block_align.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for &s in samples {
+        out.extend_from_slice(&((s * i16::MAX as f32).round() as i16).to_le_bytes());
+    }
+    out
+}
+
+/// Create `dir` if needed and check a file can be written there, so an
+/// unwritable output directory is reported before any model runs.
+pub fn prepare_out_dir(dir: &Path) -> Result<PathBuf> {
+    let fail = |message: String| Error::OutputDir { path: dir.to_path_buf(), message };
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail("exists and is not a directory".into()));
+    }
+    std::fs::create_dir_all(dir).map_err(|e| fail(format!("cannot be created: {e}")))?;
+    let probe = dir.join(format!(".mmrt-write-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").map_err(|e| fail(format!("is not writable: {e}")))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(dir.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::{AudioOutput, ImageOutput};
+
+    #[test]
+    fn image_values_map_like_diffusers_postprocess() {
+        let out = MediaOutput::Image(ImageOutput { format: Default::default(), value_range: [-1.0, 1.0] });
+        // x / 2 + 0.5, clamp, * 255, round half to even: -1 -> 0, 1 -> 255, 0 -> 127.5 -> 128, 2 -> 255.
+        let t = ArrayD::from_shape_vec(vec![1, 1, 1, 4], vec![-1.0, 1.0, 0.0, 2.0]).unwrap();
+        let Media::Image { pixels, .. } = Media::from_tensor(&out, &t, "s", "image").unwrap() else { panic!() };
+        assert_eq!(pixels, vec![0, 255, 128, 255]);
+        let bad = ArrayD::from_shape_vec(vec![1, 2, 1, 1], vec![0.0; 2]).unwrap();
+        assert!(Media::from_tensor(&out, &bad, "s", "image").unwrap_err().to_string().contains("channels"));
+    }
+
+    #[test]
+    fn wav_header_and_samples() {
+        let out = MediaOutput::Audio(AudioOutput { format: Default::default(), sample_rate: 8000, value_range: [-1.0, 1.0] });
+        let t = ArrayD::from_shape_vec(vec![1, 3], vec![0.0, 1.0, -2.0]).unwrap();
+        let media = Media::from_tensor(&out, &t, "s", "waveform").unwrap();
+        let Media::Audio { samples, .. } = &media else { panic!() };
+        assert_eq!(samples, &vec![0.0, 1.0, -1.0]);
+        let wav = encode_wav(8000, 1, samples);
+        assert_eq!(&wav[..4], b"RIFF");
+        assert_eq!(wav.len(), 44 + 6);
+        assert_eq!(i16::from_le_bytes([wav[46], wav[47]]), i16::MAX);
+    }
+}

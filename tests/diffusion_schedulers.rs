@@ -1,0 +1,120 @@
+//! The Rust DDIM and Euler discrete schedulers against diffusers
+//! (`tests/golden/any_to_any.json`, written by `exporters/export_tiny.sh`), no
+//! ONNX involved: `alphas_cumprod` and timesteps must be bit-identical for
+//! every spacing, beta schedule and step count in the goldens; sigmas and
+//! `init_noise_sigma` within one ulp (PyTorch's vectorised CPU `sqrt` — which
+//! diffusers' `(...) ** 0.5` becomes — is not correctly rounded: on the machine
+//! that wrote the goldens 6 of the 1000 Stable Diffusion training sigmas are one
+//! ulp below the correctly rounded square root that Rust's `f32::sqrt` gives);
+//! replaying each recorded `scheduler.step` (the sample entering it and the
+//! guided model output) must give diffusers' next sample.
+
+use std::path::Path;
+
+use mmrt::diffusion::scheduler::{alphas_cumprod, betas, BetaSchedule, Ddim, EulerDiscrete, SchedulerConfig};
+use mmrt::diffusion::Scheduler;
+use serde_json::Value;
+
+fn golden() -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/any_to_any.json");
+    serde_json::from_str(&std::fs::read_to_string(path).expect("golden file")).expect("golden JSON")
+}
+
+fn floats(v: &Value) -> Vec<f32> {
+    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float") as f32).collect()
+}
+
+#[test]
+fn alphas_cumprod_are_bit_identical() {
+    let g = golden();
+    let cases = [
+        ("linear", BetaSchedule::Linear, 0.0001, 0.02),
+        ("scaled_linear", BetaSchedule::ScaledLinear, 0.00085, 0.012),
+        ("squaredcos_cap_v2", BetaSchedule::SquaredcosCapV2, 0.00085, 0.012),
+    ];
+    for (name, schedule, start, end) in cases {
+        let want = floats(&g["alphas_cumprod"][name]);
+        let got = alphas_cumprod(&betas(schedule, start, end, want.len()));
+        let differing: Vec<usize> = (0..want.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
+        assert!(differing.is_empty(), "{name}: {} of {} differ, first at {:?}", differing.len(), want.len(), differing.first());
+    }
+}
+
+#[test]
+fn timesteps_exact_and_sigmas_within_one_ulp() {
+    let g = golden();
+    let schedules = g["schedules"].as_array().expect("schedules");
+    assert!(schedules.len() >= 60, "goldens cover both kinds, three spacings, two beta schedules, six step counts");
+    for entry in schedules {
+        let config: SchedulerConfig = serde_json::from_value(entry["scheduler"].clone()).expect("scheduler config");
+        let steps = entry["steps"].as_u64().unwrap() as usize;
+        let label = format!("{} {steps} steps", entry["scheduler"]);
+        let want_t = floats(&entry["timesteps"]);
+        match &config {
+            SchedulerConfig::Ddim(c) => {
+                let s = Ddim::new(c, steps).expect(&label);
+                let got: Vec<f32> = s.timesteps().iter().map(|&t| t as f32).collect();
+                assert_eq!(got, want_t, "{label}: timesteps");
+            }
+            SchedulerConfig::EulerDiscrete(c) => {
+                let s = EulerDiscrete::new(c, steps).expect(&label);
+                assert_eq!(s.timesteps(), &want_t[..], "{label}: timesteps");
+                let want_sigmas = floats(&entry["sigmas"]);
+                assert_eq!(s.sigmas().len(), want_sigmas.len(), "{label}: sigmas");
+                let worst = s.sigmas().iter().zip(&want_sigmas).map(|(a, b)| ulps(*a, *b)).max().unwrap();
+                assert!(worst <= 1, "{label}: sigmas {worst} ulps apart\n  rust {:?}\n  diffusers {want_sigmas:?}", s.sigmas());
+                let init = Scheduler::EulerDiscrete(s.clone()).init_noise_sigma();
+                let want_init = entry["init_noise_sigma"].as_f64().unwrap() as f32;
+                assert!(ulps(init, want_init) <= 1, "{label}: init_noise_sigma {init} vs {want_init}");
+            }
+        }
+    }
+}
+
+/// Distance in units in the last place between two finite non-negative f32.
+fn ulps(a: f32, b: f32) -> u32 {
+    a.to_bits().abs_diff(b.to_bits())
+}
+
+/// Largest |a - b| / max(1, |b|) over two equally long slices.
+fn max_rel(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len());
+    a.iter().zip(b).map(|(x, y)| (x - y).abs() / y.abs().max(1.0)).fold(0.0, f32::max)
+}
+
+#[test]
+fn each_step_reproduces_diffusers() {
+    let g = golden();
+    let denoise = g["denoise"].as_object().expect("denoise cases");
+    assert_eq!(denoise.len(), 4, "DDIM and Euler, with and without guidance");
+    for (name, case) in denoise {
+        let config: SchedulerConfig = serde_json::from_value(case["scheduler"].clone()).unwrap();
+        let steps = case["steps"].as_u64().unwrap() as usize;
+        let scheduler = Scheduler::new(&config, steps).unwrap();
+        assert_eq!(scheduler.init_noise_sigma(), case["init_noise_sigma"].as_f64().unwrap() as f32, "{name}");
+        let log = case["steps_log"].as_array().unwrap();
+        assert_eq!(log.len(), steps, "{name}: one scheduler.step per step");
+        let mut worst = 0.0f32;
+        for (i, record) in log.iter().enumerate() {
+            assert_eq!(scheduler.timestep(i), record["timestep"].as_f64().unwrap() as f32, "{name} step {i}: timestep");
+            let mut sample = floats(&record["sample"]);
+            scheduler.step(i, &floats(&record["model_output"]), &mut sample);
+            worst = worst.max(max_rel(&sample, &floats(&record["prev_sample"])));
+        }
+        // f32 arithmetic in the same order as torch; torch may divide by a
+        // scalar as a multiplication by its reciprocal, hence a few ulps.
+        assert!(worst <= 1e-6, "{name}: a replayed step differs from diffusers by {worst} (relative)");
+    }
+}
+
+#[test]
+fn zero_and_too_many_steps_are_errors() {
+    let g = golden();
+    for case in g["denoise"].as_object().unwrap().values() {
+        let config: SchedulerConfig = serde_json::from_value(case["scheduler"].clone()).unwrap();
+        let zero = Scheduler::new(&config, 0).unwrap_err().to_string();
+        assert!(zero.contains("at least 1"), "{zero}");
+        let many = Scheduler::new(&config, 1001).unwrap_err().to_string();
+        assert!(many.contains("1001") && many.contains("1000 training timesteps"), "{many}");
+    }
+}
