@@ -34,12 +34,21 @@ pub struct Request {
     pub sampling: SamplingConfig,
     /// New tokens at most (`None`: the bundle's default).
     pub max_new_tokens: Option<usize>,
+    /// Keep generating through stop tokens, so exactly `max_new_tokens` are
+    /// produced (benchmarks need a fixed decode length).
+    pub ignore_stop_tokens: bool,
 }
 
 impl Request {
     /// A text request with greedy decoding.
     pub fn new(prompt: impl Into<String>) -> Self {
-        Self { prompt: prompt.into(), images: Vec::new(), sampling: SamplingConfig::default(), max_new_tokens: None }
+        Self {
+            prompt: prompt.into(),
+            images: Vec::new(),
+            sampling: SamplingConfig::default(),
+            max_new_tokens: None,
+            ignore_stop_tokens: false,
+        }
     }
 
     /// Attach images.
@@ -57,6 +66,12 @@ impl Request {
     /// Set the new-token budget.
     pub fn with_max_new_tokens(mut self, n: usize) -> Self {
         self.max_new_tokens = Some(n);
+        self
+    }
+
+    /// Generate through stop tokens (see [`Request::ignore_stop_tokens`]).
+    pub fn with_ignore_stop_tokens(mut self, ignore: bool) -> Self {
+        self.ignore_stop_tokens = ignore;
         self
     }
 }
@@ -94,6 +109,9 @@ pub struct Output {
     pub stop_reason: StopReason,
     /// Per-stage milliseconds.
     pub timings: StageTimings,
+    /// From the start of [`Pipeline::run`] to the first sampled token
+    /// (`None` when no token was produced).
+    pub time_to_first_token: Option<Duration>,
 }
 
 /// Projected media embeddings, ready to merge.
@@ -220,6 +238,7 @@ impl Pipeline {
 
     /// Run a request, calling `on_text` with each newly decoded piece of text.
     pub fn run(&mut self, request: &Request, mut on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
+        let request_start = Instant::now();
         request.sampling.validate()?;
         let mut timings = StageTimings::default();
         let media = if request.images.is_empty() { None } else { Some(self.encode_images(&request.images, &mut timings)?) };
@@ -243,13 +262,15 @@ impl Pipeline {
 
         let params = GenerateParams {
             max_new_tokens: request.max_new_tokens.unwrap_or(self.bundle.manifest.generation.max_new_tokens),
-            stop_tokens: format.eos_token_ids.clone(),
+            stop_tokens: if request.ignore_stop_tokens { Vec::new() } else { format.eos_token_ids.clone() },
         };
         let mut sampler = Sampler::new(request.sampling.clone());
         let mut stream = StreamDecoder::new();
         let mut text_out = String::new();
         let tokenizer = &self.tokenizer;
+        let mut time_to_first_token = None;
         let generation = generate::generate(&mut self.decoder, embeds, &encoded.ids, &mut sampler, &params, |id| {
+            time_to_first_token.get_or_insert_with(|| request_start.elapsed());
             if let Some(piece) = stream.push(tokenizer, id)? {
                 on_text(&piece)?;
                 text_out.push_str(&piece);
@@ -268,6 +289,7 @@ impl Pipeline {
             text: text_out,
             stop_reason: generation.stop_reason,
             timings,
+            time_to_first_token,
         })
     }
 
