@@ -14,9 +14,12 @@ const HEIGHT: u32 = 560;
 /// One colour per provider, in report order (cycled).
 const COLORS: [RGBColor; 4] = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(44, 160, 44), RGBColor(214, 39, 40)];
 
-/// The latencies charted for one provider: every stage, then time to first
+/// Per provider: its name and one latency per charted name (`None`: not run).
+type Bars = Vec<(String, Vec<Option<Summary>>)>;
+
+/// The latencies charted for each provider: every stage, then time to first
 /// token and the per-token decode time.
-fn latencies(report: &Report) -> (Vec<String>, Vec<(String, Vec<Option<Summary>>)>) {
+fn latencies(report: &Report) -> (Vec<String>, Bars) {
     let mut names: Vec<String> = Vec::new();
     let measured: Vec<_> = report.providers.iter().filter_map(|p| p.figures.as_ref().map(|f| (p.ep, f))).collect();
     for (_, f) in &measured {
