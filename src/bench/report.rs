@@ -35,7 +35,7 @@ pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
         rows.push(row("peak_rss", "MiB", single(b as f64 / MIB)));
     }
     if let Some(r) = &result.roofline {
-        rows.push(row("decode_weight_bytes_per_s", "GB/s", single(r.achieved_bytes_per_s / 1e9)));
+        rows.push(row("decode_weight_read", "GB/s", single(r.achieved_bytes_per_s / 1e9)));
         rows.push(row("roofline_fraction", "of bandwidth", single(r.fraction)));
     }
     rows

@@ -43,7 +43,8 @@ pub struct BenchArgs {
     /// Measured runs per execution provider.
     #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
     pub runs: u32,
-    /// Unmeasured warm-up runs before them.
+    /// Unmeasured warm-up runs before them (at least one always runs, to check
+    /// the request fits the context).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub warmup: u32,
     /// Write every figure, the samples and the environment as JSON.
