@@ -9,8 +9,11 @@ thread count, rounds alternate A B A B ...:
   numpy preprocessing, one InferenceSession per graph, numpy merge, greedy
   ``argmax`` and each step's ``present.*`` fed back as ``past_key_values.*``.
 * C: onnxruntime-genai, when the decoder is in its format (a
-  ``genai_config.json`` next to it); otherwise reported "not available" with
-  the reason.
+  ``genai_config.json`` in ``--genai-dir``, default the bundle); otherwise
+  reported "not available" with the reason. It is given the same prompt ids
+  (image rows as their placeholder id, so the same prompt length) and compared
+  on prefill and decode only: it runs no image stages. ``benches/genai_tiny.py``
+  builds such a model from the tiny bundle's weights.
 
 Per figure it prints mmrt's median (min-max), the peer's, the ratio
 mmrt / peer of the medians, and how much faster mmrt is by medians and by best
@@ -233,7 +236,6 @@ def genai_peer(model_dir: Path, prompt_ids: list[int], new_tokens: int, threads:
         decode = (time.perf_counter() - t0) * 1e3
         return {
             "prefill": prefill,
-            "time_to_first_token": prefill,
             "prefill_tokens_per_s": len(prompt_ids) / (prefill / 1e3),
             "decode": decode,
             "decode_tokens_per_s": (new_tokens - 1) / (decode / 1e3),
