@@ -8,7 +8,7 @@ turns that into its own graph (GroupQueryAttention, token ids in, fp32, CPU).
 The result goes to an ignored folder (default ``out/genai-tiny``); it is the
 same weights in onnxruntime-genai's graph, not mmrt's ``decoder.onnx``.
 
-    .cache/venv-exporters/bin/python -m benches.genai_tiny [--out out/genai-tiny]
+    .cache/venv-exporters/bin/python benches/genai_tiny.py [--out out/genai-tiny]
 """
 
 from __future__ import annotations
