@@ -22,10 +22,17 @@ type Bars = Vec<(String, Vec<Option<Summary>>)>;
 fn latencies(report: &Report) -> (Vec<String>, Bars) {
     let mut names: Vec<String> = Vec::new();
     let measured: Vec<_> = report.providers.iter().filter_map(|p| p.figures.as_ref().map(|f| (p.ep, f))).collect();
+    // Union of the providers' stages, each new one placed after its predecessor
+    // in that provider's (pipeline) order.
     for (_, f) in &measured {
+        let mut at = 0;
         for (name, _) in &f.stages_ms {
-            if !names.contains(name) {
-                names.push(name.clone());
+            match names.iter().position(|n| n == name) {
+                Some(i) => at = i + 1,
+                None => {
+                    names.insert(at, name.clone());
+                    at += 1;
+                }
             }
         }
     }
@@ -117,4 +124,24 @@ fn draw(report: &Report, out: &mut String) -> std::result::Result<(), Box<dyn st
     }
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn chart_has_a_bar_per_provider_and_stage_and_every_label() {
+        let report = crate::bench::sample_report();
+        let svg = super::svg(&report).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        for label in ["preprocess", "vision_encoder", "denoiser", "prefill", "decode", "time_to_first_token", "cpu", "cuda"] {
+            assert!(svg.contains(&format!(">\n{label}\n<")) || svg.contains(&format!(">{label}<")), "no label {label}");
+        }
+        assert!(!svg.contains("coreml"), "a skipped provider has no bars");
+        let at = |label: &str| svg.find(&format!("\n{label}\n")).unwrap_or_else(|| panic!("{label}"));
+        assert!(at("vision_encoder") < at("denoiser") && at("denoiser") < at("prefill"), "pipeline order kept");
+        // Each provider's bars are filled with its own colour.
+        for color in ["#1F77B4", "#FF7F0E"] {
+            assert!(svg.contains(&format!("fill=\"{color}\"")), "no bars in {color}");
+        }
+    }
 }

@@ -537,3 +537,72 @@ mod ordered {
             .collect()
     }
 }
+
+/// A report with two measured providers and one skipped, for rendering tests.
+#[cfg(test)]
+pub(crate) fn sample_report() -> Report {
+    let s = |v: f64| Summary::from_samples(vec![v * 0.9, v, v * 1.2]).unwrap();
+    let figures = |scale: f64, extra: Option<&str>| {
+        let mut stages = vec![("preprocess".to_string(), s(12.0)), ("vision_encoder".to_string(), s(0.3 * scale))];
+        stages.extend(extra.map(|name| (name.to_string(), s(5.0 * scale))));
+        stages.extend([("prefill".to_string(), s(0.5 * scale)), ("decode".to_string(), s(8.0 * scale))]);
+        Figures {
+            runtime_init_ms: 40.0,
+            load_cold_ms: 50.0,
+            load_warm_ms: s(40.0),
+            stages_ms: stages,
+            prefill_tokens_per_s: s(50000.0 / scale),
+            time_to_first_token_ms: s(14.0),
+            decode_tokens_per_s: s(4000.0 / scale),
+            decode_ms_per_token: s(0.25 * scale),
+            prompt_tokens: 27,
+            new_tokens: 32,
+            peak_rss_bytes: Some(48 << 20),
+            rss_after_load_bytes: Some(40 << 20),
+        }
+    };
+    let measured = |ep, f: Figures| {
+        let roofline = Some(Roofline::of(&f, 400_000, 8e9));
+        ProviderResult { ep, skipped: None, figures: Some(f), roofline }
+    };
+    Report {
+        mmrt_version: "test".into(),
+        environment: Environment {
+            cpu_model: "Test CPU, 3 GHz".into(),
+            logical_cores: 2,
+            threads: Some(1),
+            os: "linux x86_64".into(),
+            onnxruntime_version: "1.31.1".into(),
+            onnxruntime_library: "/lib/libonnxruntime.so".into(),
+            bundle: "tiny".into(),
+            bundle_path: "/models/tiny".into(),
+            quantization: "float32".into(),
+        },
+        settings: Settings {
+            runs: 3,
+            warmup: 1,
+            new_tokens: 32,
+            prompt: "Describe the image.".into(),
+            prompt_text_tokens: None,
+            images: vec!["synthetic".into()],
+            sampling: "greedy".into(),
+        },
+        memory_bandwidth: probe::Bandwidth {
+            bytes_per_s: s(8e9),
+            buffer_bytes: 64 << 20,
+            threads: 1,
+            method: "test".into(),
+        },
+        decoder_weights: DecoderWeights { graph: "decoder.onnx".into(), method: weights::METHOD.into(), info: Default::default() },
+        providers: vec![
+            measured(ExecutionProviderKind::Cpu, figures(1.0, None)),
+            measured(ExecutionProviderKind::Cuda, figures(0.5, Some("denoiser"))),
+            ProviderResult {
+                ep: ExecutionProviderKind::Coreml,
+                skipped: Some("not in this build".into()),
+                figures: None,
+                roofline: None,
+            },
+        ],
+    }
+}

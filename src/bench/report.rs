@@ -194,6 +194,40 @@ mod tests {
     }
 
     #[test]
+    fn every_provider_appears_in_every_rendering() {
+        let report = crate::bench::sample_report();
+        let table = table(&report);
+        assert!(table.contains("cpu (27 prompt tokens)") && table.contains("cuda (27 prompt tokens)"), "{table}");
+        assert!(table.contains("coreml: skipped: not in this build"), "{table}");
+        assert!(table.contains("denoiser [ms]"), "a stage only one provider ran is listed: {table}");
+
+        let csv = csv(&report);
+        let header_len = csv.lines().next().unwrap().split(',').count();
+        // The CPU model holds a comma: quoted, so every row keeps the header's column count.
+        for line in csv.lines() {
+            let mut fields = 0;
+            let mut quoted = false;
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!(fields + 1, header_len, "{line}");
+        }
+        assert!(csv.contains(",coreml,skipped,"), "{csv}");
+        assert!(csv.contains(",cuda,denoiser,ms,"), "{csv}");
+
+        let json = json(&report);
+        assert_eq!(json["providers"][1]["figures"]["stages_ms"]["denoiser"]["median"], 2.5);
+        assert_eq!(json["providers"][2]["skipped"], "not in this build");
+        assert!(json["providers"][2].get("medians").is_none());
+        let fraction = json["providers"][0]["medians"]["roofline_fraction_of_bandwidth"].as_f64().unwrap();
+        assert!((fraction - 400_000.0 * 4000.0 / 8e9).abs() < 1e-12);
+    }
+
+    #[test]
     fn csv_fields_are_quoted_when_needed() {
         assert_eq!(field("plain"), "plain");
         assert_eq!(field("a,b"), "\"a,b\"");
