@@ -69,6 +69,7 @@ fn bench_writes_every_figure_as_json_csv_and_svg() {
     assert!(json["memory_bandwidth"]["bytes_per_s"]["median"].as_f64().unwrap() > 0.0);
     assert!(json["decoder_weights"]["bytes"].as_u64().unwrap() > 0);
     assert!(json["decoder_weights"]["method"].as_str().unwrap().contains("initializers"));
+    assert!(json["memory_method"].as_str().unwrap().contains("VmHWM"));
 
     // The CPU provider's figures: per-stage medians, generic stage names from the pipeline.
     let cpu = &json["providers"][0];

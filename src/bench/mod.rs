@@ -164,6 +164,8 @@ pub struct Report {
     pub memory_bandwidth: probe::Bandwidth,
     /// Decoder weights (the roofline's bytes per token).
     pub decoder_weights: DecoderWeights,
+    /// How `peak_rss_bytes` and `rss_after_load_bytes` are measured.
+    pub memory_method: String,
     /// One entry per provider asked for.
     pub providers: Vec<ProviderResult>,
 }
@@ -286,6 +288,7 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         },
         memory_bandwidth: bandwidth,
         decoder_weights: DecoderWeights { graph: decoder_graph, method: weights::METHOD.into(), info },
+        memory_method: memory::METHOD.into(),
         providers,
     })
 }
@@ -594,6 +597,7 @@ pub(crate) fn sample_report() -> Report {
             method: "test".into(),
         },
         decoder_weights: DecoderWeights { graph: "decoder.onnx".into(), method: weights::METHOD.into(), info: Default::default() },
+        memory_method: memory::METHOD.into(),
         providers: vec![
             measured(ExecutionProviderKind::Cpu, figures(1.0, None)),
             measured(ExecutionProviderKind::Cuda, figures(0.5, Some("denoiser"))),
