@@ -112,6 +112,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A benchmark could not be run or its results read.
+    #[error("bench: {0}")]
+    Bench(String),
 }
 
 impl Error {

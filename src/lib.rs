@@ -19,6 +19,7 @@
 //! # }
 //! ```
 
+pub mod bench;
 pub mod bundle;
 pub mod diffusion;
 pub mod error;

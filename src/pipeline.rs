@@ -42,6 +42,9 @@ pub struct Request {
     pub generation: GenerationSettings,
     /// Where generated media files are written (`None`: kept in memory only).
     pub out_dir: Option<PathBuf>,
+    /// Keep generating through stop tokens, so exactly `max_new_tokens` are
+    /// produced (benchmarks need a fixed decode length).
+    pub ignore_stop_tokens: bool,
 }
 
 impl Request {
@@ -54,6 +57,7 @@ impl Request {
             max_new_tokens: None,
             generation: GenerationSettings::default(),
             out_dir: None,
+            ignore_stop_tokens: false,
         }
     }
 
@@ -84,6 +88,12 @@ impl Request {
     /// Set the new-token budget.
     pub fn with_max_new_tokens(mut self, n: usize) -> Self {
         self.max_new_tokens = Some(n);
+        self
+    }
+
+    /// Generate through stop tokens (see [`Request::ignore_stop_tokens`]).
+    pub fn with_ignore_stop_tokens(mut self, ignore: bool) -> Self {
+        self.ignore_stop_tokens = ignore;
         self
     }
 }
@@ -127,6 +137,9 @@ pub struct Output {
     pub timings: StageTimings,
     /// Media generated from signal-token runs, in run order.
     pub media: Vec<GeneratedMedia>,
+    /// From the start of [`Pipeline::run`] to the first sampled token
+    /// (`None` when no token was produced).
+    pub time_to_first_token: Option<Duration>,
 }
 
 /// Projected media embeddings, ready to merge.
@@ -266,6 +279,7 @@ impl Pipeline {
 
     /// Run a request, calling `on_text` with each newly decoded piece of text.
     pub fn run(&mut self, request: &Request, mut on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
+        let request_start = Instant::now();
         request.sampling.validate()?;
         request.generation.validate()?;
         if let Some(side) = &self.output {
@@ -293,14 +307,16 @@ impl Pipeline {
 
         let params = GenerateParams {
             max_new_tokens: request.max_new_tokens.unwrap_or(self.bundle.manifest.generation.max_new_tokens),
-            stop_tokens: format.eos_token_ids.clone(),
+            stop_tokens: if request.ignore_stop_tokens { Vec::new() } else { format.eos_token_ids.clone() },
         };
         let mut sampler = Sampler::new(request.sampling.clone());
         let mut stream = StreamDecoder::new();
         let mut text_out = String::new();
         let tokenizer = &self.tokenizer;
         let signals = self.output.as_ref().map(|o| o.signals().clone());
+        let mut time_to_first_token = None;
         let generation = generate::generate_with_signals(&mut self.decoder, embeds, &encoded.ids, &mut sampler, &params, signals.as_ref(), |id| {
+            time_to_first_token.get_or_insert_with(|| request_start.elapsed());
             if let Some(piece) = stream.push(tokenizer, id)? {
                 on_text(&piece)?;
                 text_out.push_str(&piece);
@@ -332,6 +348,7 @@ impl Pipeline {
             stop_reason: generation.stop_reason,
             timings,
             media,
+            time_to_first_token,
         })
     }
 

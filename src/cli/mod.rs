@@ -1,6 +1,7 @@
-//! The clap front end: `mmrt run`, `mmrt inspect`, `mmrt --version`.
+//! The clap front end: `mmrt run`, `mmrt inspect`, `mmrt bench`, `mmrt --version`.
 //! Raw arguments are turned into library types here; the library never sees clap.
 
+mod bench;
 mod inspect;
 mod run;
 
@@ -36,6 +37,8 @@ pub enum Command {
     Run(run::RunArgs),
     /// Show a bundle's stages, tensors, and the runtime's providers.
     Inspect(inspect::InspectArgs),
+    /// Measure every stage's latency, throughput and memory on each execution provider.
+    Bench(bench::BenchArgs),
 }
 
 /// Options shared by commands that open sessions.
@@ -83,6 +86,7 @@ fn dispatch(cli: &Cli) -> crate::Result<()> {
     match &cli.command {
         Some(Command::Run(args)) => run::run(cli, args),
         Some(Command::Inspect(args)) => inspect::inspect(cli, args),
+        Some(Command::Bench(args)) => bench::bench(cli, args),
         None => Ok(()),
     }
 }

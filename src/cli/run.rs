@@ -164,7 +164,7 @@ fn media_json(m: &crate::output_side::GeneratedMedia) -> serde_json::Value {
 }
 
 /// A missing or non-file image is reported before any model is loaded.
-fn check_image_path(image: &std::path::Path) -> Result<()> {
+pub(super) fn check_image_path(image: &std::path::Path) -> Result<()> {
     let problem = match std::fs::metadata(image) {
         Ok(meta) if meta.is_file() => return Ok(()),
         Ok(meta) if meta.is_dir() => "is a directory, expected an image file",

@@ -1,0 +1,161 @@
+//! Criterion micro-benchmarks of the orchestrator's own hot paths:
+//!
+//! * `preprocess/jpeg_1920x1080`: decode a 1920×1080 JPEG photo, resize, crop
+//!   and normalize it to the tiny bundle's encoder input (the same work
+//!   `benches/peers.py` times with Pillow + numpy, for the ratio);
+//! * `sampling/*`: one token from a 262,144-entry vocabulary, greedy and with
+//!   temperature + top-k + top-p;
+//! * `kv_cache/*`: handing step n's `present` tensors to step n+1's `past`
+//!   inputs by move (what mmrt does) against copying them (what it avoids),
+//!   and one whole decode step of the tiny decoder for scale.
+//!
+//! `cargo bench --bench micro`; under `cargo test --all-targets` criterion runs
+//! each benchmark once (test mode), so CI stays fast.
+
+use std::borrow::Cow;
+use std::hint::black_box;
+use std::path::Path;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use mmrt::generate::{LanguageModel, Sampler, SamplingConfig};
+use mmrt::kv_cache::KvCache;
+use mmrt::manifest::{Preprocess, Stage};
+use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::stages::decoder::Decoder;
+use mmrt::Bundle;
+use ort::session::SessionInputValue;
+use ort::value::{DynValue, Tensor};
+use rand::{Rng, SeedableRng};
+
+/// Gemma 3's vocabulary size: the large-vocabulary case the issue names.
+const VOCAB: usize = 262_144;
+/// Gemma 3's published sampling defaults (its generation_config.json).
+const SAMPLING: SamplingConfig = SamplingConfig { temperature: 1.0, top_k: 64, top_p: 0.95, repetition_penalty: 1.0, seed: 0 };
+/// Cached positions when the KV cache is handed over.
+const KV_POSITIONS: usize = 64;
+
+fn tiny() -> Bundle {
+    Bundle::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny")).expect("models/tiny")
+}
+
+fn preprocess(c: &mut Criterion) {
+    let bundle = tiny();
+    let cfg = bundle
+        .manifest
+        .stages
+        .iter()
+        .find_map(|s| match s {
+            Stage::ModalityEncoder(e) => match &e.preprocess {
+                Preprocess::Image(p) => Some(p.clone()),
+                _ => None,
+            },
+            _ => None,
+        })
+        .expect("tiny has an image encoder");
+    let dir = std::env::temp_dir().join(format!("mmrt-micro-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("photo.jpg");
+    mmrt::bench::write_synthetic_photo(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+    c.bench_function("preprocess/jpeg_1920x1080", |b| {
+        b.iter(|| {
+            let rgb = mmrt::preprocess::image::decode_image(black_box(&bytes)).unwrap();
+            mmrt::preprocess::image::preprocess(std::slice::from_ref(&rgb), &cfg).unwrap()
+        })
+    });
+}
+
+fn sampling(c: &mut Criterion) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let logits: Vec<f32> = (0..VOCAB).map(|_| rng.random::<f32>() * 20.0 - 10.0).collect();
+    let mut group = c.benchmark_group("sampling");
+    let mut scratch = logits.clone();
+    let mut greedy = Sampler::new(SamplingConfig::default());
+    group.bench_function("greedy_262k", |b| b.iter(|| greedy.sample(black_box(&mut scratch), &[])));
+    let mut filtered = Sampler::new(SAMPLING);
+    group.bench_function("top_k64_top_p0.95_262k", |b| b.iter(|| filtered.sample(black_box(&mut scratch), &[])));
+    group.finish();
+}
+
+/// A cache of `KV_POSITIONS` positions shaped like the decoder's past inputs.
+fn filled_cache(template: &KvCache) -> KvCache {
+    let values = template
+        .values()
+        .iter()
+        .map(|v| {
+            let mut shape: Vec<usize> = mmrt::tensor::dims(v).iter().map(|&d| d as usize).collect();
+            shape[2] = KV_POSITIONS;
+            let n = shape.iter().product();
+            Tensor::from_array((shape, vec![0.5f32; n])).unwrap().into_dyn()
+        })
+        .collect();
+    KvCache::new(values, KV_POSITIONS)
+}
+
+fn kv_cache(c: &mut Criterion) {
+    let runtime = OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)");
+    let bundle = tiny();
+    let stage = bundle.manifest.decoder().clone();
+    let config = SessionConfig { threads: Some(1), ..SessionConfig::default() };
+    let (mut decoder, _) = Decoder::open(&runtime, &bundle, &stage, &config).expect("tiny decoder");
+    let template = decoder.empty_cache().unwrap();
+    let names = stage.kv_cache.past_names();
+
+    let mut group = c.benchmark_group("kv_cache");
+    // Move: the present values become the next step's inputs; no tensor data is touched.
+    group.bench_function("handover_move", |b| {
+        b.iter_batched(
+            || filled_cache(&template),
+            |cache| {
+                let inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+                    names.iter().zip(cache.into_values()).map(|(n, v)| (n.as_str().into(), v.into())).collect();
+                inputs
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // Copy: what a runtime that reads presents back to the host and rebuilds pasts pays.
+    group.bench_function("handover_copy", |b| {
+        b.iter_batched(
+            || filled_cache(&template),
+            |cache| {
+                let copies: Vec<DynValue> = cache
+                    .values()
+                    .iter()
+                    .map(|v| {
+                        let (shape, data) = v.try_extract_tensor::<f32>().unwrap();
+                        let shape: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
+                        Tensor::from_array((shape, data.to_vec())).unwrap().into_dyn()
+                    })
+                    .collect();
+                let inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> =
+                    names.iter().zip(copies).map(|(n, v)| (n.as_str().into(), v.into())).collect();
+                (cache, inputs)
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    // One decode step of the tiny decoder (embed + forward over the handed-over cache), for scale.
+    let mut logits = Vec::new();
+    group.bench_function("tiny_decode_step", |b| {
+        b.iter_batched(
+            || filled_cache(&template),
+            |cache| {
+                let embeds = decoder.embed(&[5]).unwrap();
+                decoder.forward(embeds, cache, &mut logits).unwrap()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+}
+
+fn config() -> Criterion {
+    // Short windows: the development machines are small and shared.
+    Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(30)
+}
+
+criterion_group! { name = benches; config = config(); targets = preprocess, sampling, kv_cache }
+criterion_main!(benches);

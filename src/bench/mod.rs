@@ -1,0 +1,612 @@
+//! `mmrt bench`: per-stage latency, throughput and memory of a bundle on each
+//! execution provider, with a roofline figure for decoding.
+//!
+//! The parent process checks the bundle, measures memory bandwidth
+//! ([`probe`]) and the decoder's weight bytes ([`weights`]), then runs one
+//! child process per execution provider ([`measure_provider`] there). A child
+//! per provider keeps the figures honest: its first load is a true cold load
+//! for the process, and its peak resident memory ([`memory`]) belongs to that
+//! provider alone. [`report`] and [`chart`] turn the results into a table,
+//! JSON, CSV and an SVG chart.
+
+pub mod chart;
+pub mod memory;
+pub mod probe;
+pub mod report;
+pub mod stats;
+pub mod weights;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use tokenizers::Tokenizer;
+
+use crate::error::{Error, Result};
+use crate::generate::SamplingConfig;
+use crate::manifest::Modality;
+use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
+use crate::{Bundle, Pipeline, Request};
+use stats::{Series, Summary};
+
+/// Width and height of the synthetic photo used when no `--image` is given
+/// (a full-HD frame, the size a camera or screenshot hands a user).
+pub const SYNTHETIC_PHOTO_SIZE: (u32, u32) = (1920, 1080);
+/// JPEG quality of the synthetic photo (a typical camera setting).
+const SYNTHETIC_PHOTO_QUALITY: u8 = 90;
+/// Timed repetitions of the bandwidth probe.
+const PROBE_REPS: usize = 5;
+
+/// What to measure, shared by the parent and the per-provider children.
+#[derive(Debug, Clone)]
+pub struct BenchConfig {
+    /// Bundle directory.
+    pub bundle: PathBuf,
+    /// Execution providers, in report order.
+    pub providers: Vec<ExecutionProviderKind>,
+    /// Intra-op threads (`None`: ONNX Runtime's choice).
+    pub threads: Option<usize>,
+    /// Images of every request (empty with an image encoder: a synthetic photo).
+    pub images: Vec<PathBuf>,
+    /// The user prompt.
+    pub prompt: PromptSpec,
+    /// Tokens generated per request (stop tokens ignored).
+    pub new_tokens: usize,
+    /// Measured requests per provider.
+    pub runs: usize,
+    /// Unmeasured requests before them.
+    pub warmup: usize,
+    /// `--ort-lib`, passed on to the children.
+    pub ort_lib: Option<PathBuf>,
+}
+
+/// The prompt text, given or built to a token count.
+#[derive(Debug, Clone)]
+pub enum PromptSpec {
+    /// Use this text.
+    Text(String),
+    /// Build a text of this many tokens (see [`synthetic_prompt`]).
+    Tokens(usize),
+}
+
+impl Default for PromptSpec {
+    /// A short instruction, as a user would type it.
+    fn default() -> Self {
+        PromptSpec::Text("Describe the image.".into())
+    }
+}
+
+/// Outcome of one execution provider.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ProviderResult {
+    /// Provider asked for (`cpu`, `cuda`, ...).
+    pub ep: ExecutionProviderKind,
+    /// Why it was not measured (it could not register), if it was not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    /// The figures, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub figures: Option<Figures>,
+    /// Decode against the memory-bandwidth ceiling (filled in by the parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roofline: Option<Roofline>,
+}
+
+/// Every figure measured for one provider. Times in milliseconds.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Figures {
+    /// Loading the ONNX Runtime library and creating its environment.
+    pub runtime_init_ms: f64,
+    /// First bundle load in the process: manifest, checksums, tokenizer, sessions.
+    pub load_cold_ms: f64,
+    /// Later loads of the same bundle in the same process (one per run).
+    pub load_warm_ms: Summary,
+    /// Each stage of a request, in pipeline order, named as the pipeline names
+    /// them (`preprocess`, encoder and projector stage names, `embed`,
+    /// `prefill`, `decode`, and whatever stages a bundle adds).
+    #[serde(with = "ordered")]
+    pub stages_ms: Vec<(String, Summary)>,
+    /// Prompt tokens / prefill time.
+    pub prefill_tokens_per_s: Summary,
+    /// From the start of a request to its first sampled token.
+    pub time_to_first_token_ms: Summary,
+    /// Decode steps / decode time (each step: embed, decoder forward, sample).
+    pub decode_tokens_per_s: Summary,
+    /// Decode time / decode steps.
+    pub decode_ms_per_token: Summary,
+    /// Prompt length after placeholder expansion (BOS, template, media rows included).
+    pub prompt_tokens: usize,
+    /// Tokens generated per request.
+    pub new_tokens: usize,
+    /// Peak resident memory of the measuring process after its runs.
+    pub peak_rss_bytes: Option<u64>,
+    /// Resident memory right after the cold load.
+    pub rss_after_load_bytes: Option<u64>,
+}
+
+/// Decoding against the machine's memory bandwidth.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Roofline {
+    /// Decoder weight bytes read per generated token.
+    pub weight_bytes_per_token: u64,
+    /// Weight bytes × median decode tokens/s.
+    pub achieved_bytes_per_s: f64,
+    /// Median measured copy bandwidth.
+    pub bandwidth_bytes_per_s: f64,
+    /// `achieved / bandwidth`: the fraction of the physical limit reached.
+    pub fraction: f64,
+}
+
+impl Roofline {
+    /// The roofline of `figures` given the weight bytes and measured bandwidth.
+    pub fn of(figures: &Figures, weight_bytes: u64, bandwidth: f64) -> Roofline {
+        let achieved = weight_bytes as f64 * figures.decode_tokens_per_s.median;
+        Roofline {
+            weight_bytes_per_token: weight_bytes,
+            achieved_bytes_per_s: achieved,
+            bandwidth_bytes_per_s: bandwidth,
+            fraction: achieved / bandwidth,
+        }
+    }
+}
+
+/// Everything a bench run produced (see [`report`] for its renderings).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// mmrt's version.
+    pub mmrt_version: String,
+    /// Machine, runtime and bundle.
+    pub environment: Environment,
+    /// What was run.
+    pub settings: Settings,
+    /// Measured memory bandwidth.
+    pub memory_bandwidth: probe::Bandwidth,
+    /// Decoder weights (the roofline's bytes per token).
+    pub decoder_weights: DecoderWeights,
+    /// How `peak_rss_bytes` and `rss_after_load_bytes` are measured.
+    pub memory_method: String,
+    /// One entry per provider asked for.
+    pub providers: Vec<ProviderResult>,
+}
+
+/// The machine, runtime and bundle a report was measured on.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Environment {
+    /// CPU model name (`/proc/cpuinfo`), or "unknown".
+    pub cpu_model: String,
+    /// Logical CPUs available to this process.
+    pub logical_cores: usize,
+    /// Intra-op threads asked for (`null`: ONNX Runtime's default, one per physical core).
+    pub threads: Option<usize>,
+    /// Operating system and architecture.
+    pub os: String,
+    /// ONNX Runtime version.
+    pub onnxruntime_version: String,
+    /// The ONNX Runtime library file.
+    pub onnxruntime_library: PathBuf,
+    /// Bundle name (from its manifest).
+    pub bundle: String,
+    /// Bundle directory.
+    pub bundle_path: PathBuf,
+    /// Weight format of the decoder (see [`weights::WeightInfo::quantization`]).
+    pub quantization: String,
+}
+
+/// The request every provider ran.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settings {
+    /// Measured requests.
+    pub runs: usize,
+    /// Warm-up requests before them.
+    pub warmup: usize,
+    /// Tokens generated per request (stop tokens ignored, greedy).
+    pub new_tokens: usize,
+    /// The user prompt text.
+    pub prompt: String,
+    /// `--prompt-tokens`, when the prompt was built to a length.
+    pub prompt_text_tokens: Option<usize>,
+    /// Images per request (a synthetic photo is described, not named by path).
+    pub images: Vec<String>,
+    /// Sampling used.
+    pub sampling: String,
+}
+
+/// The decoder graph's weights.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DecoderWeights {
+    /// The graph file, relative to the bundle.
+    pub graph: String,
+    /// How the bytes are counted.
+    pub method: String,
+    /// What was counted.
+    #[serde(flatten)]
+    pub info: weights::WeightInfo,
+}
+
+/// Run the whole benchmark: `exe` is the `mmrt` binary the children run.
+pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
+    let bundle = Bundle::open(&config.bundle)?;
+    let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
+    let decoder_graph = bundle.manifest.decoder().graph.clone();
+    let info = weights::read(&bundle.resolve(&decoder_graph)?)?;
+
+    let (prompt, prompt_text_tokens) = match &config.prompt {
+        PromptSpec::Text(t) => (t.clone(), None),
+        PromptSpec::Tokens(n) => {
+            let path = bundle.resolve(&bundle.manifest.tokenizer)?;
+            let tokenizer = Tokenizer::from_file(&path)
+                .map_err(|e| Error::Tokenizer { context: format!("loading {}", path.display()), message: e.to_string() })?;
+            (synthetic_prompt(&tokenizer, *n)?, Some(*n))
+        }
+    };
+    let scratch = ScratchDir::new()?;
+    let (images, image_notes) = if config.images.is_empty() && bundle.manifest.encoder(Modality::Image).is_some() {
+        let path = scratch.0.join("synthetic_photo.jpg");
+        write_synthetic_photo(&path)?;
+        let (w, h) = SYNTHETIC_PHOTO_SIZE;
+        (vec![path], vec![format!("synthetic {w}x{h} JPEG photo (quality {SYNTHETIC_PHOTO_QUALITY})")])
+    } else {
+        (config.images.clone(), config.images.iter().map(|p| p.display().to_string()).collect())
+    };
+
+    let logical_cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let bandwidth = probe::measure(config.threads.unwrap_or(logical_cores), PROBE_REPS);
+
+    let child = BenchConfig { images, prompt: PromptSpec::Text(prompt.clone()), ..config.clone() };
+    let mut providers = Vec::new();
+    for &ep in &config.providers {
+        let out = scratch.0.join(format!("{}.json", ep.cli_name()));
+        let mut result = run_child(exe, &child, ep, &out)?;
+        if let Some(f) = &result.figures {
+            result.roofline = Some(Roofline::of(f, info.bytes, bandwidth.bytes_per_s.median));
+        }
+        providers.push(result);
+    }
+
+    Ok(Report {
+        mmrt_version: env!("CARGO_PKG_VERSION").into(),
+        environment: Environment {
+            cpu_model: cpu_model(),
+            logical_cores,
+            threads: config.threads,
+            os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
+            onnxruntime_version: runtime.info.version.clone(),
+            onnxruntime_library: runtime.info.library.clone(),
+            bundle: bundle.name().to_string(),
+            bundle_path: bundle.root.clone(),
+            quantization: info.quantization.clone(),
+        },
+        settings: Settings {
+            runs: config.runs,
+            warmup: config.warmup,
+            new_tokens: config.new_tokens,
+            prompt,
+            prompt_text_tokens,
+            images: image_notes,
+            sampling: "greedy (arg-max), stop tokens ignored".into(),
+        },
+        memory_bandwidth: bandwidth,
+        decoder_weights: DecoderWeights { graph: decoder_graph, method: weights::METHOD.into(), info },
+        memory_method: memory::METHOD.into(),
+        providers,
+    })
+}
+
+/// Run `mmrt bench --worker-out FILE` for one provider and read its result.
+fn run_child(exe: &Path, config: &BenchConfig, ep: ExecutionProviderKind, out: &Path) -> Result<ProviderResult> {
+    let mut cmd = Command::new(exe);
+    if let Some(lib) = &config.ort_lib {
+        cmd.arg("--ort-lib").arg(lib);
+    }
+    cmd.arg("bench").arg("--bundle").arg(&config.bundle).args(["--ep", ep.cli_name()]);
+    if let Some(n) = config.threads {
+        cmd.arg("--threads").arg(n.to_string());
+    }
+    for image in &config.images {
+        cmd.arg("--image").arg(image);
+    }
+    if let PromptSpec::Text(t) = &config.prompt {
+        cmd.arg("--prompt").arg(t);
+    }
+    cmd.arg("--new-tokens").arg(config.new_tokens.to_string());
+    cmd.arg("--runs").arg(config.runs.to_string()).arg("--warmup").arg(config.warmup.to_string());
+    cmd.arg("--worker-out").arg(out);
+    let status = cmd.status().map_err(|e| Error::Bench(format!("cannot start {}: {e}", exe.display())))?;
+    if !status.success() {
+        return Err(Error::Bench(format!("measuring --ep {} failed ({status}); its error is printed above", ep.cli_name())));
+    }
+    let text = std::fs::read_to_string(out).map_err(|e| Error::io(out, e))?;
+    serde_json::from_str(&text).map_err(|e| Error::Bench(format!("unreadable result {}: {e}", out.display())))
+}
+
+/// Measure one provider in this process (the child side of [`run`]): cold
+/// load, warm-up, measured runs, then warm loads. A provider that cannot
+/// register is reported as skipped, with the reason.
+pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Result<ProviderResult> {
+    let start = Instant::now();
+    let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
+    let runtime_init_ms = ms(start);
+    let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads };
+    let load = || -> Result<Pipeline> { Pipeline::load(&runtime, Bundle::open(&config.bundle)?, &session) };
+
+    let start = Instant::now();
+    let mut pipeline = match load() {
+        Ok(p) => p,
+        Err(Error::ExecutionProvider { reason, .. }) => {
+            return Ok(ProviderResult { ep, skipped: Some(reason), figures: None, roofline: None })
+        }
+        Err(e) => return Err(e),
+    };
+    let load_cold_ms = ms(start);
+    let rss_after_load_bytes = memory::current_rss_bytes();
+
+    let PromptSpec::Text(prompt) = &config.prompt else {
+        return Err(Error::Bench("the worker needs the prompt text".into()));
+    };
+    let request = Request::new(prompt.clone())
+        .with_images(config.images.iter().cloned())
+        .with_sampling(SamplingConfig::default())
+        .with_max_new_tokens(config.new_tokens)
+        .with_ignore_stop_tokens(true);
+
+    let progress = indicatif::ProgressBar::new((config.warmup + 2 * config.runs) as u64);
+    progress.set_style(
+        indicatif::ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    progress.set_prefix(ep.cli_name());
+
+    progress.set_message("warm-up");
+    let mut prompt_tokens = 0;
+    for _ in 0..config.warmup.max(1) {
+        let out = pipeline.run(&request, |_| Ok(()))?;
+        prompt_tokens = out.prompt_ids.len();
+        if out.token_ids.len() < config.new_tokens {
+            return Err(Error::Request(format!(
+                "the prompt ({prompt_tokens} tokens) plus {} new tokens does not fit the context of {} ({}); lower --prompt-tokens or --new-tokens",
+                config.new_tokens,
+                pipeline.bundle().name(),
+                pipeline.bundle().manifest.decoder().context_length
+            )));
+        }
+        if config.warmup > 0 {
+            progress.inc(1);
+        }
+    }
+
+    progress.set_message("runs");
+    let mut stages = Series::default();
+    let mut derived = Series::default();
+    for _ in 0..config.runs {
+        let out = pipeline.run(&request, |_| Ok(()))?;
+        for (name, value) in &out.timings.0 {
+            stages.push(name, *value);
+        }
+        let prefill_s = out.timings.get("prefill").unwrap_or(f64::NAN) / 1e3;
+        derived.push("prefill_tokens_per_s", out.prompt_ids.len() as f64 / prefill_s);
+        derived.push("ttft_ms", out.time_to_first_token.map_or(f64::NAN, |d| d.as_secs_f64() * 1e3));
+        let steps = out.token_ids.len().saturating_sub(1) as f64;
+        let decode_ms = out.timings.get("decode").unwrap_or(f64::NAN);
+        derived.push("decode_tokens_per_s", steps / (decode_ms / 1e3));
+        derived.push("decode_ms_per_token", decode_ms / steps);
+        progress.inc(1);
+    }
+    let peak_rss_bytes = memory::peak_rss_bytes();
+    drop(pipeline);
+
+    progress.set_message("warm loads");
+    let mut warm = Vec::with_capacity(config.runs);
+    for _ in 0..config.runs {
+        let start = Instant::now();
+        drop(load()?);
+        warm.push(ms(start));
+        progress.inc(1);
+    }
+    progress.finish_and_clear();
+
+    let mut derived: std::collections::HashMap<String, Summary> = derived.summaries().into_iter().collect();
+    let mut take = |name: &str| {
+        derived.remove(name).ok_or_else(|| Error::Bench(format!("no finite sample of {name} (did a stage not run?)")))
+    };
+    let figures = Figures {
+        runtime_init_ms,
+        load_cold_ms,
+        load_warm_ms: Summary::from_samples(warm).ok_or_else(|| Error::Bench("no warm load measured".into()))?,
+        stages_ms: stages.summaries(),
+        prefill_tokens_per_s: take("prefill_tokens_per_s")?,
+        time_to_first_token_ms: take("ttft_ms")?,
+        decode_tokens_per_s: take("decode_tokens_per_s")?,
+        decode_ms_per_token: take("decode_ms_per_token")?,
+        prompt_tokens,
+        new_tokens: config.new_tokens,
+        peak_rss_bytes,
+        rss_after_load_bytes,
+    };
+    Ok(ProviderResult { ep, skipped: None, figures: Some(figures), roofline: None })
+}
+
+/// A prompt whose text is exactly `tokens` tokens when it can be (a repeated
+/// common word; the tokenizer decides), else the shortest text above it.
+pub fn synthetic_prompt(tokenizer: &Tokenizer, tokens: usize) -> Result<String> {
+    let text = |words: usize| vec!["the"; words].join(" ");
+    let count = |words: usize| -> Result<usize> {
+        let enc = tokenizer.encode(text(words), false).map_err(|e| Error::Tokenizer {
+            context: "building the benchmark prompt".into(),
+            message: e.to_string(),
+        })?;
+        Ok(enc.get_ids().len())
+    };
+    // Each word is at least one token, so `tokens` words always reach the target.
+    let (mut lo, mut hi) = (1, tokens.max(1));
+    while lo < hi {
+        let mid = (lo + hi) / 2;
+        if count(mid)? >= tokens {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(text(lo))
+}
+
+/// A deterministic photo-like RGB image: smooth lighting, a few soft shapes
+/// and sensor noise, so JPEG decoding and resizing work as hard as on a photo.
+pub fn synthetic_photo(width: u32, height: u32) -> image::RgbImage {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5eed);
+    let blobs: Vec<(f32, f32, f32, [f32; 3])> = (0..12)
+        .map(|_| {
+            let (x, y) = (rng.random::<f32>() * width as f32, rng.random::<f32>() * height as f32);
+            let r = (0.05 + rng.random::<f32>() * 0.2) * width as f32;
+            (x, y, r, [rng.random::<f32>() * 255.0, rng.random::<f32>() * 255.0, rng.random::<f32>() * 255.0])
+        })
+        .collect();
+    image::RgbImage::from_fn(width, height, |x, y| {
+        let (fx, fy) = (x as f32 / width as f32, y as f32 / height as f32);
+        let mut px = [90.0 + 120.0 * fy, 110.0 + 60.0 * fx, 160.0 - 80.0 * fy];
+        for &(bx, by, r, color) in &blobs {
+            let d2 = ((x as f32 - bx).powi(2) + (y as f32 - by).powi(2)) / (r * r);
+            let w = (-d2).exp();
+            for c in 0..3 {
+                px[c] = px[c] * (1.0 - w) + color[c] * w;
+            }
+        }
+        let noise = (rng.random::<f32>() - 0.5) * 16.0;
+        image::Rgb(px.map(|v| (v + noise).clamp(0.0, 255.0) as u8))
+    })
+}
+
+/// Encode [`synthetic_photo`] at [`SYNTHETIC_PHOTO_SIZE`] as JPEG into `path`.
+pub fn write_synthetic_photo(path: &Path) -> Result<()> {
+    let (w, h) = SYNTHETIC_PHOTO_SIZE;
+    let photo = synthetic_photo(w, h);
+    let file = std::fs::File::create(path).map_err(|e| Error::io(path, e))?;
+    let mut writer = std::io::BufWriter::new(file);
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut writer, SYNTHETIC_PHOTO_QUALITY)
+        .encode_image(&photo)
+        .map_err(|e| Error::io(path, std::io::Error::other(e)))
+}
+
+/// The CPU's model name from `/proc/cpuinfo`, or "unknown".
+pub fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name") || l.starts_with("Model"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1e3
+}
+
+/// A private temporary folder (children's results, the synthetic photo),
+/// removed when dropped.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Result<ScratchDir> {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+        let dir = std::env::temp_dir().join(format!("mmrt-bench-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
+        Ok(ScratchDir(dir))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Serialize `[(name, summary)]` as a JSON object keeping the order.
+mod ordered {
+    use super::Summary;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[(String, Summary)], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(v.iter().map(|(k, v)| (k, v)))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<(String, Summary)>, D::Error> {
+        let map = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        map.into_iter()
+            .map(|(k, v)| serde_json::from_value(v).map(|s| (k, s)).map_err(serde::de::Error::custom))
+            .collect()
+    }
+}
+
+/// A report with two measured providers and one skipped, for rendering tests.
+#[cfg(test)]
+pub(crate) fn sample_report() -> Report {
+    let s = |v: f64| Summary::from_samples(vec![v * 0.9, v, v * 1.2]).unwrap();
+    let figures = |scale: f64, extra: Option<&str>| {
+        let mut stages = vec![("preprocess".to_string(), s(12.0)), ("vision_encoder".to_string(), s(0.3 * scale))];
+        stages.extend(extra.map(|name| (name.to_string(), s(5.0 * scale))));
+        stages.extend([("prefill".to_string(), s(0.5 * scale)), ("decode".to_string(), s(8.0 * scale))]);
+        Figures {
+            runtime_init_ms: 40.0,
+            load_cold_ms: 50.0,
+            load_warm_ms: s(40.0),
+            stages_ms: stages,
+            prefill_tokens_per_s: s(50000.0 / scale),
+            time_to_first_token_ms: s(14.0),
+            decode_tokens_per_s: s(4000.0 / scale),
+            decode_ms_per_token: s(0.25 * scale),
+            prompt_tokens: 27,
+            new_tokens: 32,
+            peak_rss_bytes: Some(48 << 20),
+            rss_after_load_bytes: Some(40 << 20),
+        }
+    };
+    let measured = |ep, f: Figures| {
+        let roofline = Some(Roofline::of(&f, 400_000, 8e9));
+        ProviderResult { ep, skipped: None, figures: Some(f), roofline }
+    };
+    Report {
+        mmrt_version: "test".into(),
+        environment: Environment {
+            cpu_model: "Test CPU, 3 GHz".into(),
+            logical_cores: 2,
+            threads: Some(1),
+            os: "linux x86_64".into(),
+            onnxruntime_version: "1.31.1".into(),
+            onnxruntime_library: "/lib/libonnxruntime.so".into(),
+            bundle: "tiny".into(),
+            bundle_path: "/models/tiny".into(),
+            quantization: "float32".into(),
+        },
+        settings: Settings {
+            runs: 3,
+            warmup: 1,
+            new_tokens: 32,
+            prompt: "Describe the image.".into(),
+            prompt_text_tokens: None,
+            images: vec!["synthetic".into()],
+            sampling: "greedy".into(),
+        },
+        memory_bandwidth: probe::Bandwidth {
+            bytes_per_s: s(8e9),
+            buffer_bytes: 64 << 20,
+            threads: 1,
+            method: "test".into(),
+        },
+        decoder_weights: DecoderWeights { graph: "decoder.onnx".into(), method: weights::METHOD.into(), info: Default::default() },
+        memory_method: memory::METHOD.into(),
+        providers: vec![
+            measured(ExecutionProviderKind::Cpu, figures(1.0, None)),
+            measured(ExecutionProviderKind::Cuda, figures(0.5, Some("denoiser"))),
+            ProviderResult {
+                ep: ExecutionProviderKind::Coreml,
+                skipped: Some("not in this build".into()),
+                figures: None,
+                roofline: None,
+            },
+        ],
+    }
+}

@@ -1,0 +1,236 @@
+//! Renderings of a [`Report`]: a table for people (stdout), JSON with every
+//! figure and sample, and CSV with one row per figure (environment repeated on
+//! each row, so files from several machines concatenate into one table).
+
+use super::stats::Summary;
+use super::{Figures, ProviderResult, Report};
+
+/// One figure of a provider, as every rendering lists them.
+pub struct Row {
+    /// Figure name (`load_cold`, a stage name, `decode`, ...).
+    pub figure: String,
+    /// Unit (`ms`, `tokens/s`, ...).
+    pub unit: &'static str,
+    /// Median, min, max.
+    pub summary: Summary,
+}
+
+const MIB: f64 = (1u64 << 20) as f64;
+
+/// The figures of one measured provider, in display order.
+pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
+    let row = |figure: &str, unit, summary: Summary| Row { figure: figure.to_string(), unit, summary };
+    let single = |v: f64| Summary::from_samples(vec![v]).unwrap_or(Summary { median: v, min: v, max: v, samples: vec![v] });
+    let mut rows = vec![
+        row("runtime_init", "ms", single(f.runtime_init_ms)),
+        row("load_cold", "ms", single(f.load_cold_ms)),
+        row("load_warm", "ms", f.load_warm_ms.clone()),
+    ];
+    rows.extend(f.stages_ms.iter().map(|(name, s)| row(name, "ms", s.clone())));
+    rows.push(row("prefill", "tokens/s", f.prefill_tokens_per_s.clone()));
+    rows.push(row("time_to_first_token", "ms", f.time_to_first_token_ms.clone()));
+    rows.push(row("decode", "tokens/s", f.decode_tokens_per_s.clone()));
+    rows.push(row("decode", "ms/token", f.decode_ms_per_token.clone()));
+    if let Some(b) = f.peak_rss_bytes {
+        rows.push(row("peak_rss", "MiB", single(b as f64 / MIB)));
+    }
+    if let Some(r) = &result.roofline {
+        rows.push(row("decode_weight_read", "GB/s", single(r.achieved_bytes_per_s / 1e9)));
+        rows.push(row("roofline_fraction", "of bandwidth", single(r.fraction)));
+    }
+    rows
+}
+
+/// The human-readable table.
+pub fn table(report: &Report) -> String {
+    let env = &report.environment;
+    let bw = &report.memory_bandwidth;
+    let w = &report.decoder_weights;
+    let mut out = String::new();
+    let threads = env.threads.map_or("ONNX Runtime default".to_string(), |t| t.to_string());
+    out += &format!(
+        "mmrt bench · bundle {} ({}) · onnxruntime {} · {} · {} logical cores · threads {}\n",
+        env.bundle, env.quantization, env.onnxruntime_version, env.cpu_model, env.logical_cores, threads
+    );
+    out += &format!(
+        "request: {} new tokens (greedy, stop tokens ignored), {} image(s), {} warm-up + {} measured runs\n",
+        report.settings.new_tokens,
+        report.settings.images.len(),
+        report.settings.warmup,
+        report.settings.runs
+    );
+    out += &format!(
+        "memory bandwidth: {:.1} GB/s (copy probe, {} thread(s), {} MiB; min {:.1}, max {:.1})\n",
+        bw.bytes_per_s.median / 1e9,
+        bw.threads,
+        bw.buffer_bytes >> 20,
+        bw.bytes_per_s.min / 1e9,
+        bw.bytes_per_s.max / 1e9
+    );
+    out += &format!(
+        "decoder weights read per token: {:.2} MiB ({} tensors in {})\n",
+        w.info.bytes as f64 / MIB,
+        w.info.tensors,
+        w.graph
+    );
+    for result in &report.providers {
+        out += "\n";
+        match (&result.skipped, &result.figures) {
+            (Some(reason), _) => out += &format!("{}: skipped: {reason}\n", result.ep.cli_name()),
+            (None, Some(f)) => {
+                out += &format!(
+                    "{} ({} prompt tokens)        {:>12} {:>12} {:>12}\n",
+                    result.ep.cli_name(),
+                    f.prompt_tokens,
+                    "median",
+                    "min",
+                    "max"
+                );
+                for r in rows(f, result) {
+                    let label = format!("  {} [{}]", r.figure, r.unit);
+                    let s = &r.summary;
+                    out += &format!("{label:<34} {:>12} {:>12} {:>12}\n", num(s.median), num(s.min), num(s.max));
+                }
+            }
+            (None, None) => out += &format!("{}: no figures\n", result.ep.cli_name()),
+        }
+    }
+    out
+}
+
+/// The JSON document: the whole report plus, per provider, a flat `summary`
+/// of medians (figure name → median) for quick reading.
+pub fn json(report: &Report) -> serde_json::Value {
+    let mut value = serde_json::to_value(report).expect("the report serializes");
+    if let Some(providers) = value.get_mut("providers").and_then(|p| p.as_array_mut()) {
+        for (json, result) in providers.iter_mut().zip(&report.providers) {
+            if let (Some(f), Some(obj)) = (&result.figures, json.as_object_mut()) {
+                let medians: serde_json::Map<_, _> = rows(f, result)
+                    .into_iter()
+                    .map(|r| (format!("{}_{}", r.figure, unit_key(r.unit)), serde_json::json!(r.summary.median)))
+                    .collect();
+                obj.insert("medians".into(), serde_json::Value::Object(medians));
+            }
+        }
+    }
+    value
+}
+
+/// CSV: one row per figure and provider; skipped providers get one row with the reason.
+pub fn csv(report: &Report) -> String {
+    let env = &report.environment;
+    let mut out = String::from(
+        "bundle,quantization,cpu_model,logical_cores,threads,onnxruntime,ep,figure,unit,median,min,max,samples,note\n",
+    );
+    let prefix = [
+        field(&env.bundle),
+        field(&env.quantization),
+        field(&env.cpu_model),
+        env.logical_cores.to_string(),
+        env.threads.map_or(String::new(), |t| t.to_string()),
+        field(&env.onnxruntime_version),
+    ]
+    .join(",");
+    for result in &report.providers {
+        let ep = result.ep.cli_name();
+        if let Some(reason) = &result.skipped {
+            out += &format!("{prefix},{ep},skipped,,,,,0,{}\n", field(reason));
+        }
+        if let Some(f) = &result.figures {
+            for r in rows(f, result) {
+                let s = &r.summary;
+                out += &format!(
+                    "{prefix},{ep},{},{},{},{},{},{},\n",
+                    field(&r.figure),
+                    field(r.unit),
+                    s.median,
+                    s.min,
+                    s.max,
+                    s.samples.len()
+                );
+            }
+        }
+    }
+    out
+}
+
+fn unit_key(unit: &str) -> String {
+    unit.replace('/', "_per_").replace(' ', "_")
+}
+
+/// Quote a CSV field when it holds a comma, quote or newline.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Four significant digits, without exponent for ordinary magnitudes.
+fn num(v: f64) -> String {
+    let a = v.abs();
+    if a == 0.0 {
+        return "0.000".into();
+    }
+    if (0.001..1e7).contains(&a) {
+        let decimals = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.3e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_keep_four_significant_digits() {
+        assert_eq!(num(1234.5678), "1235");
+        assert_eq!(num(12.345678), "12.35");
+        assert_eq!(num(0.0123456), "0.01235");
+        assert_eq!(num(0.0), "0.000");
+    }
+
+    #[test]
+    fn every_provider_appears_in_every_rendering() {
+        let report = crate::bench::sample_report();
+        let table = table(&report);
+        assert!(table.contains("cpu (27 prompt tokens)") && table.contains("cuda (27 prompt tokens)"), "{table}");
+        assert!(table.contains("coreml: skipped: not in this build"), "{table}");
+        assert!(table.contains("denoiser [ms]"), "a stage only one provider ran is listed: {table}");
+
+        let csv = csv(&report);
+        let header_len = csv.lines().next().unwrap().split(',').count();
+        // The CPU model holds a comma: quoted, so every row keeps the header's column count.
+        for line in csv.lines() {
+            let mut fields = 0;
+            let mut quoted = false;
+            for c in line.chars() {
+                match c {
+                    '"' => quoted = !quoted,
+                    ',' if !quoted => fields += 1,
+                    _ => {}
+                }
+            }
+            assert_eq!(fields + 1, header_len, "{line}");
+        }
+        assert!(csv.contains(",coreml,skipped,"), "{csv}");
+        assert!(csv.contains(",cuda,denoiser,ms,"), "{csv}");
+
+        let json = json(&report);
+        assert_eq!(json["providers"][1]["figures"]["stages_ms"]["denoiser"]["median"], 2.5);
+        assert_eq!(json["providers"][2]["skipped"], "not in this build");
+        assert!(json["providers"][2].get("medians").is_none());
+        let fraction = json["providers"][0]["medians"]["roofline_fraction_of_bandwidth"].as_f64().unwrap();
+        assert!((fraction - 400_000.0 * 4000.0 / 8e9).abs() < 1e-12);
+    }
+
+    #[test]
+    fn csv_fields_are_quoted_when_needed() {
+        assert_eq!(field("plain"), "plain");
+        assert_eq!(field("a,b"), "\"a,b\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

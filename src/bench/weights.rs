@@ -1,0 +1,363 @@
+//! Bytes of weights a graph holds, read from the ONNX protobuf itself: the
+//! roofline's numerator (a decode step reads every decoder weight once).
+//!
+//! The file is walked with a minimal protobuf reader (no generated code):
+//! `ModelProto.graph` → `GraphProto.initializer` (and tensors held by
+//! `Constant` nodes) → each `TensorProto`'s dims and data type. A tensor's
+//! size is `element count × element size`, so weights stored as external data
+//! (`.onnx.data`) count the same as embedded ones, without reading them.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// How [`WeightInfo::bytes`] is computed, for the JSON report.
+pub const METHOD: &str = "sum over the decoder graph's initializers and Constant-node tensors of element count x element size, parsed from the ONNX protobuf (external-data tensors counted by their declared shape)";
+
+/// Weights of one graph.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct WeightInfo {
+    /// Total bytes of weight tensors.
+    pub bytes: u64,
+    /// Number of weight tensors.
+    pub tensors: usize,
+    /// Bytes per ONNX element type (`float32`, `uint8`, ...).
+    pub bytes_by_type: BTreeMap<String, u64>,
+    /// External data files the graph refers to.
+    pub external_files: Vec<String>,
+    /// Operator counts of the quantized-compute ops found in the graph.
+    pub quantized_ops: BTreeMap<String, usize>,
+    /// A one-word description: `int4 (MatMulNBits)`, `int8`, `float16`, ...
+    pub quantization: String,
+}
+
+/// Operators that mean the weights are quantized.
+const QUANTIZED_OPS: [&str; 7] = [
+    "MatMulNBits",
+    "GatherBlockQuantized",
+    "MatMulInteger",
+    "QLinearMatMul",
+    "DynamicQuantizeMatMul",
+    "DequantizeLinear",
+    "QGemm",
+];
+
+/// Read the weights of the ONNX graph at `path`.
+pub fn read(path: &Path) -> Result<WeightInfo> {
+    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: read-only map of a bundle file; a concurrent writer could only
+    // make the parse fail, which is reported as an error.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    parse_model(&map).map_err(|message| Error::Manifest {
+        path: path.to_path_buf(),
+        message: format!("cannot read the ONNX graph's weights: {message}"),
+    })
+}
+
+/// Parse a serialized `ModelProto`.
+pub fn parse_model(bytes: &[u8]) -> std::result::Result<WeightInfo, String> {
+    let mut info = WeightInfo::default();
+    let mut graphs = 0;
+    for field in Fields(bytes) {
+        let (number, value) = field?;
+        if number == 7 {
+            graphs += 1;
+            parse_graph(value.bytes()?, &mut info)?;
+        }
+    }
+    if graphs == 0 {
+        return Err("no graph in the model (is this an ONNX file?)".into());
+    }
+    info.quantization = quantization_label(&info);
+    Ok(info)
+}
+
+fn parse_graph(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), String> {
+    for field in Fields(bytes) {
+        match field? {
+            (1, value) => parse_node(value.bytes()?, info)?,
+            (5, value) => add_tensor(value.bytes()?, info)?,
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `NodeProto`: op_type = 4, attribute = 5 (`AttributeProto.t` = 5).
+fn parse_node(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), String> {
+    let mut op_type = "";
+    let mut tensors = Vec::new();
+    for field in Fields(bytes) {
+        match field? {
+            (4, value) => op_type = std::str::from_utf8(value.bytes()?).map_err(|e| e.to_string())?,
+            (5, value) => {
+                for attr in Fields(value.bytes()?) {
+                    if let (5, t) = attr? {
+                        tensors.push(t.bytes()?);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if QUANTIZED_OPS.contains(&op_type) {
+        *info.quantized_ops.entry(op_type.to_string()).or_default() += 1;
+    }
+    if op_type == "Constant" {
+        for t in tensors {
+            add_tensor(t, info)?;
+        }
+    }
+    Ok(())
+}
+
+/// `TensorProto`: dims = 1, data_type = 2, external_data = 13 (`key` = 1, `value` = 2).
+fn add_tensor(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), String> {
+    let mut elements: u64 = 1;
+    let mut data_type = 0;
+    for field in Fields(bytes) {
+        match field? {
+            (1, Value::Varint(d)) => elements = elements.saturating_mul(d),
+            (1, Value::Bytes(packed)) => {
+                let mut rest = packed;
+                while !rest.is_empty() {
+                    elements = elements.saturating_mul(varint(&mut rest)?);
+                }
+            }
+            (2, value) => data_type = value.varint()?,
+            (13, value) => {
+                let mut entry = (None, None);
+                for kv in Fields(value.bytes()?) {
+                    match kv? {
+                        (1, k) => entry.0 = Some(k.bytes()?),
+                        (2, v) => entry.1 = Some(v.bytes()?),
+                        _ => {}
+                    }
+                }
+                if let (Some(b"location"), Some(v)) = entry {
+                    let file = String::from_utf8_lossy(v).into_owned();
+                    if !info.external_files.contains(&file) {
+                        info.external_files.push(file);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let (name, bits) = element_type(data_type);
+    let size = (elements.saturating_mul(bits)).div_ceil(8);
+    info.bytes += size;
+    info.tensors += 1;
+    *info.bytes_by_type.entry(name.to_string()).or_default() += size;
+    Ok(())
+}
+
+/// ONNX `TensorProto.DataType` → (name, bits per element). Strings count 0.
+fn element_type(code: u64) -> (&'static str, u64) {
+    match code {
+        1 => ("float32", 32),
+        2 => ("uint8", 8),
+        3 => ("int8", 8),
+        4 => ("uint16", 16),
+        5 => ("int16", 16),
+        6 => ("int32", 32),
+        7 => ("int64", 64),
+        9 => ("bool", 8),
+        10 => ("float16", 16),
+        11 => ("float64", 64),
+        12 => ("uint32", 32),
+        13 => ("uint64", 64),
+        14 => ("complex64", 64),
+        15 => ("complex128", 128),
+        16 => ("bfloat16", 16),
+        17..=20 => ("float8", 8),
+        21 => ("uint4", 4),
+        22 => ("int4", 4),
+        23 => ("float4", 4),
+        _ => ("other", 0),
+    }
+}
+
+/// Quantized ops name the scheme; otherwise the element type holding most bytes.
+fn quantization_label(info: &WeightInfo) -> String {
+    let has = |op: &str| info.quantized_ops.contains_key(op);
+    if has("MatMulNBits") {
+        return "int4 (MatMulNBits)".into();
+    }
+    if has("MatMulInteger") || has("QLinearMatMul") || has("DynamicQuantizeMatMul") || has("QGemm") {
+        return "int8".into();
+    }
+    let dominant = info.bytes_by_type.iter().max_by_key(|(_, b)| **b).map(|(t, _)| t.clone());
+    match (dominant, has("DequantizeLinear")) {
+        (Some(t), true) => format!("{t} (QDQ)"),
+        (Some(t), false) => t,
+        (None, _) => "none".into(),
+    }
+}
+
+/// One protobuf field value.
+enum Value<'a> {
+    Varint(u64),
+    Bytes(&'a [u8]),
+    Fixed,
+}
+
+impl<'a> Value<'a> {
+    fn bytes(self) -> std::result::Result<&'a [u8], String> {
+        match self {
+            Value::Bytes(b) => Ok(b),
+            _ => Err("expected a length-delimited field".into()),
+        }
+    }
+
+    fn varint(self) -> std::result::Result<u64, String> {
+        match self {
+            Value::Varint(v) => Ok(v),
+            _ => Err("expected a varint field".into()),
+        }
+    }
+}
+
+/// Iterator over `(field number, value)` of a protobuf message.
+struct Fields<'a>(&'a [u8]);
+
+impl<'a> Iterator for Fields<'a> {
+    type Item = std::result::Result<(u64, Value<'a>), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.0.is_empty() {
+            return None;
+        }
+        let item = (|| {
+            let key = varint(&mut self.0)?;
+            let value = match key & 7 {
+                0 => Value::Varint(varint(&mut self.0)?),
+                1 => Value::Fixed.skip(&mut self.0, 8)?,
+                2 => {
+                    let len = usize::try_from(varint(&mut self.0)?).map_err(|e| e.to_string())?;
+                    if len > self.0.len() {
+                        return Err(format!("field {} claims {len} bytes, {} left", key >> 3, self.0.len()));
+                    }
+                    let (value, rest) = self.0.split_at(len);
+                    self.0 = rest;
+                    Value::Bytes(value)
+                }
+                5 => Value::Fixed.skip(&mut self.0, 4)?,
+                wire => return Err(format!("unsupported protobuf wire type {wire}")),
+            };
+            Ok((key >> 3, value))
+        })();
+        if item.is_err() {
+            self.0 = &[];
+        }
+        Some(item)
+    }
+}
+
+impl Value<'_> {
+    fn skip(self, buf: &mut &[u8], n: usize) -> std::result::Result<Self, String> {
+        if buf.len() < n {
+            return Err("truncated fixed-width field".into());
+        }
+        *buf = &buf[n..];
+        Ok(self)
+    }
+}
+
+fn varint(buf: &mut &[u8]) -> std::result::Result<u64, String> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, rest) = buf.split_first().ok_or("truncated varint")?;
+        *buf = rest;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("varint longer than 10 bytes".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+        loop {
+            let byte = (v & 0x7f) as u8;
+            v >>= 7;
+            if v == 0 {
+                out.push(byte);
+                return;
+            }
+            out.push(byte | 0x80);
+        }
+    }
+
+    fn field(out: &mut Vec<u8>, number: u64, body: &[u8]) {
+        put_varint(out, number << 3 | 2);
+        put_varint(out, body.len() as u64);
+        out.extend_from_slice(body);
+    }
+
+    fn tensor(dims: &[u64], data_type: u64, external: Option<&str>) -> Vec<u8> {
+        let mut t = Vec::new();
+        for &d in dims {
+            put_varint(&mut t, 1 << 3);
+            put_varint(&mut t, d);
+        }
+        put_varint(&mut t, 2 << 3);
+        put_varint(&mut t, data_type);
+        if let Some(file) = external {
+            let mut kv = Vec::new();
+            field(&mut kv, 1, b"location");
+            field(&mut kv, 2, file.as_bytes());
+            field(&mut t, 13, &kv);
+        }
+        t
+    }
+
+    #[test]
+    fn counts_initializers_constants_and_external_data() {
+        let mut graph = Vec::new();
+        field(&mut graph, 5, &tensor(&[64, 32], 1, None)); // 8192 B float32
+        field(&mut graph, 5, &tensor(&[1000, 16], 2, Some("decoder.onnx.data"))); // 16000 B uint8
+        let mut node = Vec::new();
+        field(&mut node, 4, b"MatMulNBits");
+        field(&mut graph, 1, &node);
+        let mut constant = Vec::new();
+        field(&mut constant, 4, b"Constant");
+        let mut attr = Vec::new();
+        field(&mut attr, 1, b"value");
+        field(&mut attr, 5, &tensor(&[3], 7, None)); // 24 B int64
+        field(&mut constant, 5, &attr);
+        field(&mut graph, 1, &constant);
+        let mut model = Vec::new();
+        put_varint(&mut model, 1 << 3); // ir_version
+        put_varint(&mut model, 10);
+        field(&mut model, 7, &graph);
+
+        let info = parse_model(&model).unwrap();
+        assert_eq!(info.bytes, 8192 + 16000 + 24);
+        assert_eq!(info.tensors, 3);
+        assert_eq!(info.bytes_by_type["uint8"], 16000);
+        assert_eq!(info.external_files, vec!["decoder.onnx.data".to_string()]);
+        assert_eq!(info.quantization, "int4 (MatMulNBits)");
+    }
+
+    #[test]
+    fn int4_counts_half_bytes() {
+        let mut graph = Vec::new();
+        field(&mut graph, 5, &tensor(&[3, 3], 22, None)); // 9 int4 -> 5 bytes
+        let mut model = Vec::new();
+        field(&mut model, 7, &graph);
+        assert_eq!(parse_model(&model).unwrap().bytes, 5);
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(parse_model(b"not an onnx file at all").is_err());
+        assert!(parse_model(&[0x3a, 0xff, 0xff, 0x03]).is_err());
+        assert!(parse_model(&[]).is_err());
+    }
+}
