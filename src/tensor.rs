@@ -116,3 +116,13 @@ pub fn data_address(value: &DynValue) -> Option<usize> {
     let tensor = value.view().downcast::<ort::value::DynTensorValueType>().ok()?;
     Some(tensor.data_ptr() as usize)
 }
+
+/// `value` in the declared float element type: moved through unchanged when it
+/// already is, converted through the host otherwise.
+pub fn cast_float(value: DynValue, dtype: TensorElementType, stage: &str, tensor: &str) -> Result<DynValue> {
+    if element_type(&value) == Some(dtype) {
+        return Ok(value);
+    }
+    let host = to_f32_array(&value, stage, tensor)?;
+    float_value(host, dtype, stage, tensor)
+}

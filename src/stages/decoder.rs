@@ -176,12 +176,7 @@ impl LanguageModel for Decoder {
         };
         let past = cache.seq_len();
         let total = past + seq;
-        let embeds = if tensor::element_type(&embeds) == Some(self.embeds_type) {
-            embeds
-        } else {
-            let host = tensor::to_f32_array(&embeds, &self.name, &self.embeds_input)?;
-            tensor::float_value(host, self.embeds_type, &self.name, &self.embeds_input)?
-        };
+        let embeds = tensor::cast_float(embeds, self.embeds_type, &self.name, &self.embeds_input)?;
 
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
         inputs.push((self.embeds_input.as_str().into(), embeds.into()));

@@ -8,6 +8,7 @@ pub mod encoder;
 pub mod generator;
 pub mod output_projector;
 pub mod projector;
+pub mod single;
 
 use std::borrow::Cow;
 
