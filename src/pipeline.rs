@@ -66,7 +66,7 @@ impl Request {
 pub struct StageTimings(pub Vec<(String, f64)>);
 
 impl StageTimings {
-    fn push(&mut self, name: &str, d: Duration) {
+    pub(crate) fn push(&mut self, name: &str, d: Duration) {
         self.0.push((name.to_string(), d.as_secs_f64() * 1e3));
     }
 

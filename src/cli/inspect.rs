@@ -87,6 +87,10 @@ fn describe(stage: &Stage) -> String {
             "llm_decoder       {:<16} {} (+ {}): {} layers, context {}",
             s.name, s.graph, s.embedding.graph, s.kv_cache.num_layers, s.context_length
         ),
+        Stage::Seq2seqDecoder(s) => format!(
+            "seq2seq_decoder   {:<16} {} (+ cross-attention projection {}): {} layers, context {}",
+            s.name, s.graph, s.cross_kv.graph, s.kv_cache.num_layers, s.context_length
+        ),
         Stage::OutputProjector(s) => format!("output_projector  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
         Stage::ModalityGenerator(s) => {
             format!("modality_generator {:<15} {} {} + {}", s.name, s.modality, s.denoiser.graph, s.decoder.graph)

@@ -22,8 +22,18 @@ pub struct RunArgs {
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
     /// User prompt; may contain the bundle's image placeholder (e.g. <image>).
+    /// Required for LLM bundles; speech-recognition bundles take none.
     #[arg(long)]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// WAV file to transcribe (speech-recognition bundles, e.g. models/whisper-base).
+    #[arg(long, value_name = "PATH")]
+    pub audio: Option<PathBuf>,
+    /// Gate the audio with voice activity detection: trim silence, split long audio at pauses.
+    #[arg(long)]
+    pub vad: bool,
+    /// Silero VAD directory (holds vad.json); used with --vad.
+    #[arg(long, value_name = "DIR", default_value = "models/silero-vad")]
+    pub vad_model: PathBuf,
     /// New tokens at most (default: the bundle's).
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
@@ -65,9 +75,24 @@ impl RunArgs {
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     // Check the cheap things before loading anything heavy.
     for image in &args.images {
-        check_image_path(image)?;
+        check_input_path(image, "an image file")?;
+    }
+    if let Some(audio) = &args.audio {
+        check_input_path(audio, "a WAV file")?;
     }
     let bundle = Bundle::open(&args.bundle)?;
+    if crate::speech::is_speech_bundle(&bundle) {
+        return super::transcribe::transcribe(cli, args, bundle);
+    }
+    if args.audio.is_some() {
+        return Err(Error::Request(format!(
+            "bundle \"{}\" has no audio path (no speech decoder and no audio encoder); remove --audio",
+            bundle.name()
+        )));
+    }
+    let prompt = args.prompt.clone().ok_or_else(|| {
+        Error::Request(format!("bundle \"{}\" is a language model: --prompt is required", bundle.name()))
+    })?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
     sampling.validate()?;
@@ -75,7 +100,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let mut request = Request::new(args.prompt.clone()).with_images(args.images.iter().cloned()).with_sampling(sampling);
+    let mut request = Request::new(prompt).with_images(args.images.iter().cloned()).with_sampling(sampling);
     request.max_new_tokens = args.max_tokens;
 
     let mut stdout = std::io::stdout().lock();
@@ -108,13 +133,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     Ok(())
 }
 
-/// A missing or non-file image is reported before any model is loaded.
-fn check_image_path(image: &std::path::Path) -> Result<()> {
-    let problem = match std::fs::metadata(image) {
+/// A missing or non-file input is reported before any model is loaded.
+pub(super) fn check_input_path(path: &std::path::Path, what: &str) -> Result<()> {
+    let problem = match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => return Ok(()),
-        Ok(meta) if meta.is_dir() => "is a directory, expected an image file",
-        Ok(_) => "is not a regular file, expected an image file",
-        Err(e) => return Err(Error::io(image, e)),
+        Ok(meta) if meta.is_dir() => format!("is a directory, expected {what}"),
+        Ok(_) => format!("is not a regular file, expected {what}"),
+        Err(e) => return Err(Error::io(path, e)),
     };
-    Err(Error::io(image, std::io::Error::new(std::io::ErrorKind::InvalidInput, problem)))
+    Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, problem)))
 }

@@ -1,11 +1,13 @@
 //! The executable stages of a bundle, one ONNX Runtime session each:
 //! modality encoders, input projectors, and the LLM decoder (with its token
-//! embedding graph). Output projectors and generators are described by the
+//! embedding graph), and the encoder-decoder speech path (audio encoder,
+//! cross-attention projection, text decoder). Output projectors and generators are described by the
 //! manifest but not executed yet.
 
 pub mod decoder;
 pub mod encoder;
 pub mod projector;
+pub mod seq2seq;
 
 use std::borrow::Cow;
 
