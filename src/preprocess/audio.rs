@@ -12,8 +12,8 @@
 //! 4. `log10(max(mel, 1e-10))`, the last frame dropped, then
 //!    `max(x, max(x) - 8)` and `(x + 4) / 4`.
 //!
-//! Resampling uses `rubato`'s windowed-sinc resampler (band-limited,
-//! Blackman-Harris window), delay-compensated so output sample 0 is input time 0.
+//! Resampling uses `rubato`'s synchronous FFT resampler (band-limited, exact
+//! rational ratio), delay-compensated so output sample 0 is input time 0.
 
 use std::sync::Arc;
 
@@ -68,21 +68,14 @@ pub enum AudioError {
 /// Resample mono `samples` from `from` Hz to `to` Hz (identity when equal).
 /// The output has `round(len * to / from)` samples.
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
-    use rubato::{Resampler, SincFixedIn, SincInterpolationParameters, SincInterpolationType, WindowFunction};
+    use rubato::{FftFixedIn, Resampler};
     if from == to {
         return Ok(samples.to_vec());
     }
     let err = |e: &dyn std::fmt::Display| AudioError::Resample { from, to, message: e.to_string() };
     let ratio = to as f64 / from as f64;
-    let params = SincInterpolationParameters {
-        sinc_len: 256,
-        f_cutoff: 0.95,
-        interpolation: SincInterpolationType::Cubic,
-        oversampling_factor: 256,
-        window: WindowFunction::BlackmanHarris2,
-    };
     const CHUNK: usize = 4096;
-    let mut resampler = SincFixedIn::<f32>::new(ratio, 1.0, params, CHUNK, 1).map_err(|e| err(&e))?;
+    let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| err(&e))?;
     let delay = resampler.output_delay();
     let want = (samples.len() as f64 * ratio).round() as usize;
     let mut out: Vec<f32> = Vec::with_capacity(want + delay + 2 * CHUNK);

@@ -90,9 +90,8 @@ fn collect<S, I: Iterator<Item = hound::Result<S>>>(iter: I, declared: usize, f:
     for (i, s) in iter.enumerate() {
         match s {
             Ok(v) => out.push(f(v)),
-            Err(hound::Error::IoError(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
-                return Err(AudioError::Truncated { declared, found: i })
-            }
+            // A read failure inside the data chunk means the file ends early.
+            Err(hound::Error::IoError(_)) => return Err(AudioError::Truncated { declared, found: i }),
             Err(e) => return Err(sample_error(e, declared, i)),
         }
     }
