@@ -44,7 +44,7 @@ pub struct VadModelSpec {
 pub struct VadConfig {
     /// Probability at or above which speech starts.
     pub threshold: f32,
-    /// Speech ends below `threshold - 0.15` (hysteresis).
+    /// Speech ends below `threshold - neg_threshold_offset` (hysteresis).
     pub neg_threshold_offset: f32,
     /// Shorter speech segments are dropped, ms.
     pub min_speech_ms: u32,
@@ -134,42 +134,59 @@ impl SileroVad {
     }
 }
 
-/// Hysteresis segmentation of per-window probabilities (Silero's rule, without a maximum segment length).
+/// Hysteresis segmentation of per-window probabilities, following Silero's
+/// `get_speech_timestamps_from_probs` (without its maximum segment length):
+/// speech starts at a window with `p >= threshold`; it ends where `p` first fell
+/// below `threshold - offset` once that silence has lasted `min_silence_ms`;
+/// segments not longer than `min_speech_ms` are dropped; then each segment is
+/// padded by `speech_pad_ms` (or half the gap, when neighbours are closer).
 pub fn segments_from_probs(probs: &[f32], len: usize, window: usize, rate: u32, config: &VadConfig) -> Vec<(usize, usize)> {
     let ms = |v: u32| (v as u64 * rate as u64 / 1000) as usize;
     let (min_speech, min_silence, pad) = (ms(config.min_speech_ms), ms(config.min_silence_ms), ms(config.speech_pad_ms));
-    let neg = config.threshold - config.neg_threshold_offset;
-    let mut raw = Vec::new();
+    let neg = (config.threshold - config.neg_threshold_offset).max(0.01);
+    let mut speeches: Vec<(usize, usize)> = Vec::new();
     let mut start: Option<usize> = None;
-    let mut silence_from: Option<usize> = None;
+    let mut temp_end: Option<usize> = None;
     for (i, &p) in probs.iter().enumerate() {
         let at = i * window;
         if p >= config.threshold {
-            silence_from = None;
-            start.get_or_insert(at);
-        } else if p < neg {
-            if let Some(s) = start {
-                let from = *silence_from.get_or_insert(at);
-                if at + window - from >= min_silence {
-                    raw.push((s, from));
-                    start = None;
-                    silence_from = None;
+            temp_end = None;
+            if start.is_none() {
+                start = Some(at);
+                continue;
+            }
+        }
+        if let (true, Some(s)) = (p < neg, start) {
+            let end = *temp_end.get_or_insert(at);
+            if at - end >= min_silence {
+                if end - s > min_speech {
+                    speeches.push((s, end));
                 }
+                start = None;
+                temp_end = None;
             }
         }
     }
     if let Some(s) = start {
-        raw.push((s, len));
-    }
-    let mut out: Vec<(usize, usize)> = Vec::new();
-    for (s, e) in raw.into_iter().filter(|(s, e)| e - s >= min_speech) {
-        let (s, e) = (s.saturating_sub(pad), (e + pad).min(len));
-        match out.last_mut() {
-            Some(last) if s <= last.1 => last.1 = e.max(last.1),
-            _ => out.push((s, e)),
+        if len.saturating_sub(s) > min_speech {
+            speeches.push((s, len));
         }
     }
-    out
+    let n = speeches.len();
+    for i in 0..n {
+        if i == 0 {
+            speeches[0].0 = speeches[0].0.saturating_sub(pad);
+        }
+        if i + 1 < n {
+            let gap = speeches[i + 1].0.saturating_sub(speeches[i].1);
+            let shift = if gap < 2 * pad { gap / 2 } else { pad };
+            speeches[i].1 = (speeches[i].1 + shift).min(len);
+            speeches[i + 1].0 = speeches[i + 1].0.saturating_sub(shift);
+        } else {
+            speeches[i].1 = (speeches[i].1 + pad).min(len);
+        }
+    }
+    speeches
 }
 
 /// Pack speech segments into spans of at most `window` samples that start and
