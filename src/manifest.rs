@@ -868,4 +868,49 @@ mod tests {
         v["stages"].as_array_mut().unwrap().remove(4);
         assert!(parse(&v).unwrap_err().contains("has no input_projector"));
     }
+
+    fn whisper_like() -> serde_json::Value {
+        serde_json::json!({
+            "format": "mmrt.bundle", "version": 1, "name": "w", "tokenizer": "tokenizer.json",
+            "stages": [
+                {"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio", "graph": "encoder.onnx",
+                 "input": "input_features", "output": "encoder_hidden_states",
+                 "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80, "chunk_seconds": 30.0}},
+                {"kind": "seq2seq_decoder", "name": "text_decoder", "graph": "decoder.onnx",
+                 "cross_kv": {"graph": "cross_kv.onnx", "input": "encoder_hidden_states", "key": "cross.{layer}.key", "value": "cross.{layer}.value"},
+                 "input_ids": "input_ids", "logits": "logits",
+                 "kv_cache": {"num_layers": 2, "past_key": "past.{layer}.key", "past_value": "past.{layer}.value",
+                              "present_key": "present.{layer}.key", "present_value": "present.{layer}.value"},
+                 "context_length": 448,
+                 "decoder_prompt": {"start_token_id": 50258, "language_token_id": 50259, "task_token_id": 50359, "no_timestamps_token_id": 50363},
+                 "suppress_tokens": [1, 2], "begin_suppress_tokens": [220, 50257]}
+            ],
+            "prompt": {"template": "{content}", "eos_token_ids": [50257]}
+        })
+    }
+
+    #[test]
+    fn seq2seq_manifests_parse_and_invalid_ones_say_what_is_wrong() {
+        let m = parse(&whisper_like()).unwrap();
+        let d = m.seq2seq_decoder().unwrap();
+        assert!(m.llm_decoder().is_none());
+        assert_eq!(d.decoder_prompt.ids(), [50258, 50259, 50359, 50363]);
+        assert_eq!(d.cross_kv.names(2), ["cross.0.key", "cross.0.value", "cross.1.key", "cross.1.value"]);
+        assert_eq!(m.files(), ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]);
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, &str); 6] = [
+            ("no encoder", |v| { v["stages"].as_array_mut().unwrap().remove(0); }, "needs exactly one modality_encoder, for audio"),
+            ("cross pattern", |v| v["stages"][1]["cross_kv"]["key"] = "cross.key".into(), "`cross_kv.key` must contain {layer}"),
+            ("context", |v| v["stages"][1]["context_length"] = 4.into(), "leaves no room after the 4-token decoder prompt"),
+            ("unknown prompt field", |v| v["stages"][1]["decoder_prompt"]["lang"] = 1.into(), "unknown field `lang`"),
+            ("two decoders", |v| { let d = v["stages"][1].clone(); let mut d2 = d; d2["name"] = "x".into(); v["stages"].as_array_mut().unwrap().push(d2); }, "exactly one `llm_decoder` or `seq2seq_decoder`"),
+            ("empty ids name", |v| v["stages"][1]["input_ids"] = "".into(), "`input_ids` names no tensor"),
+        ];
+        for (what, edit, needle) in cases {
+            let mut v = whisper_like();
+            edit(&mut v);
+            let err = parse(&v).expect_err(what);
+            assert!(err.contains(needle), "{what}: {err}");
+        }
+    }
 }
