@@ -4,7 +4,7 @@
 //! windows that break at pauses.
 //!
 //! The model's facts (window and context lengths, tensor names, rate) come from
-//! `vad.json` beside the graph (see `exporters/whisper/fetch_vad.sh`); the
+//! `vad.json` beside the graph (the graph is copied from the `silero-vad` wheel by `exporters/whisper/build.sh`); the
 //! recurrent state's shape comes from the graph's input metadata.
 
 use std::path::Path;

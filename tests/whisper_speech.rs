@@ -254,6 +254,13 @@ fn cli_transcribes_and_reports_bad_audio_clearly() {
     }
     let (ok, _, stderr) = mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--prompt", "hi"]);
     assert!(!ok && stderr.contains("remove --prompt"), "{stderr}");
+    let (ok, stdout, stderr) = mmrt(&["inspect", "--bundle", bundle]);
+    assert!(ok && stdout.contains("seq2seq_decoder") && stdout.contains("cross.5.value"), "{stdout}{stderr}");
+    let (ok, _, stderr) = mmrt(&["run", "--bundle", bundle]);
+    assert!(!ok && stderr.contains("pass --audio"), "{stderr}");
+    let (ok, _, stderr) =
+        mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--vad", "--vad-model", "/nonexistent"]);
+    assert!(!ok && stderr.contains("/nonexistent/vad.json does not exist"), "{stderr}");
 }
 
 #[test]

@@ -30,7 +30,11 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let graphs = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {
-            Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            if crate::speech::is_speech_bundle(&bundle) {
+                crate::speech::SpeechPipeline::load(rt, bundle.clone(), &SessionConfig::default(), None)?;
+            } else {
+                Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            }
             graph_io(rt, &bundle)?
         }
         Err(_) => Vec::new(),

@@ -27,7 +27,7 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
         let spec = args.vad_model.join("vad.json");
         if !spec.is_file() {
             return Err(Error::Request(format!(
-                "--vad needs a Silero VAD directory with vad.json; {} does not exist (build it with `bash exporters/whisper/fetch_vad.sh`, or pass --vad-model DIR)",
+                "--vad needs a Silero VAD directory with vad.json; {} does not exist (build it with `bash exporters/whisper/build.sh`, or pass --vad-model DIR)",
                 spec.display()
             )));
         }
