@@ -65,6 +65,14 @@ pub enum Error {
         /// What went wrong.
         source: crate::preprocess::image::ImageError,
     },
+    /// An input audio file could not be decoded or is unacceptable.
+    #[error("audio {}: {source}", path.display())]
+    Audio {
+        /// The audio file.
+        path: PathBuf,
+        /// What went wrong.
+        source: crate::preprocess::audio::AudioError,
+    },
     /// The tokenizer failed to load or to encode/decode.
     #[error("tokenizer {context}: {message}")]
     Tokenizer {

@@ -32,8 +32,10 @@ pub mod pipeline;
 pub mod preprocess;
 pub mod prompt;
 pub mod runtime;
+pub mod speech;
 pub mod stages;
 pub mod tensor;
+pub mod vad;
 
 pub use bundle::Bundle;
 pub use error::{Error, Result};

@@ -78,6 +78,9 @@ pub enum Stage {
     InputProjector(ProjectorStage),
     /// Token embedding + decoder-only LLM with KV cache.
     LlmDecoder(DecoderStage),
+    /// Encoder-decoder text decoder (Whisper): cross-attention over encoder
+    /// states (projected once per window by its `cross_kv` graph) plus self-attention KV cache.
+    Seq2seqDecoder(Seq2seqDecoderStage),
     /// LLM hidden states at signal tokens → generator conditioning.
     OutputProjector(OutputProjectorStage),
     /// Conditioning → media (diffusion denoiser + scheduler + decoder, vocoder).
@@ -91,6 +94,7 @@ impl Stage {
             Stage::ModalityEncoder(s) => &s.name,
             Stage::InputProjector(s) => &s.name,
             Stage::LlmDecoder(s) => &s.name,
+            Stage::Seq2seqDecoder(s) => &s.name,
             Stage::OutputProjector(s) => &s.name,
             Stage::ModalityGenerator(s) => &s.name,
         }
@@ -102,6 +106,7 @@ impl Stage {
             Stage::ModalityEncoder(s) => vec![s.graph.as_str()],
             Stage::InputProjector(s) => vec![s.graph.as_str()],
             Stage::LlmDecoder(s) => vec![s.embedding.graph.as_str(), s.graph.as_str()],
+            Stage::Seq2seqDecoder(s) => vec![s.cross_kv.graph.as_str(), s.graph.as_str()],
             Stage::OutputProjector(s) => vec![s.graph.as_str()],
             Stage::ModalityGenerator(s) => vec![s.denoiser.graph.as_str(), s.decoder.graph.as_str()],
         }
@@ -239,6 +244,94 @@ impl KvCacheNames {
                 let l = l.to_string();
                 [key.replace("{layer}", &l), value.replace("{layer}", &l)]
             })
+            .collect()
+    }
+}
+
+/// `seq2seq_decoder`: the text decoder of an encoder-decoder model (Whisper).
+///
+/// * `cross_kv` graph: `input` encoder states `[1, positions, d]` -> per layer
+///   `key`/`value` `[1, heads, positions, head_dim]` (the cross-attention input
+///   projection, run once per audio window);
+/// * decoder graph: `input_ids [1, n]`, `past.* [1, heads, past, head_dim]`,
+///   cross keys/values -> `logits [1, n, vocab]`, `present.* [1, heads, past + n, head_dim]`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Seq2seqDecoderStage {
+    /// Stage name.
+    pub name: String,
+    /// Decoder step graph, bundle-relative.
+    pub graph: String,
+    /// The cross-attention key/value projection of encoder states.
+    pub cross_kv: CrossKvGraph,
+    /// Decoder input: token ids `[1, n]`.
+    pub input_ids: String,
+    /// Decoder output: logits `[1, n, vocab]`.
+    pub logits: String,
+    /// Self-attention past/present names (the cross keys/values use `cross_kv.key`/`value`).
+    pub kv_cache: KvCacheNames,
+    /// Maximum decoder positions (forced prompt + generated tokens).
+    pub context_length: usize,
+    /// Tokens forced at the start of every window.
+    pub decoder_prompt: DecoderPrompt,
+    /// Token ids whose logits are set to -inf at every step.
+    #[serde(default)]
+    pub suppress_tokens: Vec<u32>,
+    /// Token ids suppressed at the first generated position only.
+    #[serde(default)]
+    pub begin_suppress_tokens: Vec<u32>,
+}
+
+/// The cross-attention projection graph of a [`Seq2seqDecoderStage`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CrossKvGraph {
+    /// ONNX graph, bundle-relative.
+    pub graph: String,
+    /// Input: encoder states `[1, positions, d]`.
+    pub input: String,
+    /// Output (and decoder input) name pattern of cross keys, with `{layer}`.
+    pub key: String,
+    /// Output (and decoder input) name pattern of cross values, with `{layer}`.
+    pub value: String,
+}
+
+impl CrossKvGraph {
+    /// Names in feeding order: layer 0 key, layer 0 value, layer 1 key, ...
+    pub fn names(&self, num_layers: usize) -> Vec<String> {
+        (0..num_layers)
+            .flat_map(|l| {
+                let l = l.to_string();
+                [self.key.replace("{layer}", &l), self.value.replace("{layer}", &l)]
+            })
+            .collect()
+    }
+}
+
+/// Forced decoder prompt (Whisper: `<|startoftranscript|> <|en|> <|transcribe|> <|notimestamps|>`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecoderPrompt {
+    /// First decoder token.
+    pub start_token_id: u32,
+    /// Language token, when the model is multilingual.
+    #[serde(default)]
+    pub language_token_id: Option<u32>,
+    /// Task token (transcribe / translate).
+    #[serde(default)]
+    pub task_token_id: Option<u32>,
+    /// Token that switches timestamps off.
+    #[serde(default)]
+    pub no_timestamps_token_id: Option<u32>,
+}
+
+impl DecoderPrompt {
+    /// The forced ids in order.
+    pub fn ids(&self) -> Vec<u32> {
+        std::iter::once(self.start_token_id)
+            .chain(self.language_token_id)
+            .chain(self.task_token_id)
+            .chain(self.no_timestamps_token_id)
             .collect()
     }
 }
@@ -580,9 +673,10 @@ impl Manifest {
         for path in self.checksums.keys() {
             check_relative_path(path)?;
         }
-        let decoders = self.stages.iter().filter(|s| matches!(s, Stage::LlmDecoder(_))).count();
+        let decoders =
+            self.stages.iter().filter(|s| matches!(s, Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_))).count();
         if decoders != 1 {
-            return Err(format!("exactly one `llm_decoder` stage is required, found {decoders}"));
+            return Err(format!("exactly one `llm_decoder` or `seq2seq_decoder` stage is required, found {decoders}"));
         }
         let mut names = std::collections::BTreeSet::new();
         for stage in &self.stages {
@@ -597,6 +691,12 @@ impl Manifest {
                     return Err(format!("input_projector \"{}\" has no modality_encoder for {}", p.name, p.modality));
                 }
             }
+        }
+        if let Some(d) = self.seq2seq_decoder() {
+            if self.encoders().count() != 1 || self.encoder(Modality::Audio).is_none() {
+                return Err(format!("seq2seq_decoder \"{}\" needs exactly one modality_encoder, for audio", d.name));
+            }
+            return self.generation.sampling(0).validate().map_err(|e| format!("`generation`: {e}"));
         }
         for (modality, _) in self.encoders() {
             if self.projector(modality).is_none() {
@@ -637,15 +737,26 @@ impl Manifest {
         std::iter::once(self.tokenizer.as_str()).chain(self.stages.iter().flat_map(|s| s.files())).collect()
     }
 
-    /// The (single) decoder stage. Validation guarantees it exists.
+    /// The (single) decoder stage. Validation guarantees it exists unless the
+    /// bundle is an encoder-decoder one (see [`Self::seq2seq_decoder`]).
     pub fn decoder(&self) -> &DecoderStage {
-        self.stages
-            .iter()
-            .find_map(|s| match s {
-                Stage::LlmDecoder(d) => Some(d),
-                _ => None,
-            })
-            .expect("validated manifest has a decoder")
+        self.llm_decoder().expect("validated manifest without a seq2seq_decoder has an llm_decoder")
+    }
+
+    /// The decoder-only LLM stage, if the bundle has one.
+    pub fn llm_decoder(&self) -> Option<&DecoderStage> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::LlmDecoder(d) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The encoder-decoder text decoder, if the bundle is a speech-recognition bundle.
+    pub fn seq2seq_decoder(&self) -> Option<&Seq2seqDecoderStage> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::Seq2seqDecoder(d) => Some(d),
+            _ => None,
+        })
     }
 
     /// Encoder stages keyed by modality.
@@ -711,24 +822,31 @@ fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             nonempty("input", &p.input)?;
             nonempty("output", &p.output)
         }
+        Stage::Seq2seqDecoder(d) => {
+            nonempty("input_ids", &d.input_ids)?;
+            nonempty("logits", &d.logits)?;
+            nonempty("cross_kv.input", &d.cross_kv.input)?;
+            validate_kv_names(name, &d.kv_cache)?;
+            for (field, pattern) in [("cross_kv.key", &d.cross_kv.key), ("cross_kv.value", &d.cross_kv.value)] {
+                if !pattern.contains("{layer}") {
+                    return Err(format!("stage \"{name}\": `{field}` must contain {{layer}}, found \"{pattern}\""));
+                }
+            }
+            if d.context_length <= d.decoder_prompt.ids().len() {
+                return Err(format!(
+                    "stage \"{name}\": `context_length` {} leaves no room after the {}-token decoder prompt",
+                    d.context_length,
+                    d.decoder_prompt.ids().len()
+                ));
+            }
+            Ok(())
+        }
         Stage::LlmDecoder(d) => {
             nonempty("embedding.input", &d.embedding.input)?;
             nonempty("embedding.output", &d.embedding.output)?;
             nonempty("inputs.inputs_embeds", &d.inputs.inputs_embeds)?;
             nonempty("outputs.logits", &d.outputs.logits)?;
-            if d.kv_cache.num_layers == 0 {
-                return Err(format!("stage \"{name}\": `kv_cache.num_layers` must be at least 1"));
-            }
-            for (field, pattern) in [
-                ("past_key", &d.kv_cache.past_key),
-                ("past_value", &d.kv_cache.past_value),
-                ("present_key", &d.kv_cache.present_key),
-                ("present_value", &d.kv_cache.present_value),
-            ] {
-                if !pattern.contains("{layer}") {
-                    return Err(format!("stage \"{name}\": `kv_cache.{field}` must contain {{layer}}, found \"{pattern}\""));
-                }
-            }
+            validate_kv_names(name, &d.kv_cache)?;
             if d.context_length == 0 {
                 return Err(format!("stage \"{name}\": `context_length` must be positive"));
             }
@@ -783,6 +901,23 @@ fn validate_generator(g: &GeneratorStage) -> std::result::Result<(), String> {
     }
     if modality != g.modality {
         return Err(format!("`output` is {modality} but the stage's modality is {}", g.modality));
+    }
+    Ok(())
+}
+
+fn validate_kv_names(name: &str, kv: &KvCacheNames) -> std::result::Result<(), String> {
+    if kv.num_layers == 0 {
+        return Err(format!("stage \"{name}\": `kv_cache.num_layers` must be at least 1"));
+    }
+    for (field, pattern) in [
+        ("past_key", &kv.past_key),
+        ("past_value", &kv.past_value),
+        ("present_key", &kv.present_key),
+        ("present_value", &kv.present_value),
+    ] {
+        if !pattern.contains("{layer}") {
+            return Err(format!("stage \"{name}\": `kv_cache.{field}` must contain {{layer}}, found \"{pattern}\""));
+        }
     }
     Ok(())
 }
@@ -934,5 +1069,50 @@ mod tests {
         assert_eq!(v["stages"][6]["name"], "audio_projector");
         v["stages"].as_array_mut().unwrap().remove(6);
         assert!(parse(&v).unwrap_err().contains("has no input_projector"));
+    }
+
+    fn whisper_like() -> serde_json::Value {
+        serde_json::json!({
+            "format": "mmrt.bundle", "version": 1, "name": "w", "tokenizer": "tokenizer.json",
+            "stages": [
+                {"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio", "graph": "encoder.onnx",
+                 "input": "input_features", "output": "encoder_hidden_states",
+                 "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80, "chunk_seconds": 30.0}},
+                {"kind": "seq2seq_decoder", "name": "text_decoder", "graph": "decoder.onnx",
+                 "cross_kv": {"graph": "cross_kv.onnx", "input": "encoder_hidden_states", "key": "cross.{layer}.key", "value": "cross.{layer}.value"},
+                 "input_ids": "input_ids", "logits": "logits",
+                 "kv_cache": {"num_layers": 2, "past_key": "past.{layer}.key", "past_value": "past.{layer}.value",
+                              "present_key": "present.{layer}.key", "present_value": "present.{layer}.value"},
+                 "context_length": 448,
+                 "decoder_prompt": {"start_token_id": 50258, "language_token_id": 50259, "task_token_id": 50359, "no_timestamps_token_id": 50363},
+                 "suppress_tokens": [1, 2], "begin_suppress_tokens": [220, 50257]}
+            ],
+            "prompt": {"template": "{content}", "eos_token_ids": [50257]}
+        })
+    }
+
+    #[test]
+    fn seq2seq_manifests_parse_and_invalid_ones_say_what_is_wrong() {
+        let m = parse(&whisper_like()).unwrap();
+        let d = m.seq2seq_decoder().unwrap();
+        assert!(m.llm_decoder().is_none());
+        assert_eq!(d.decoder_prompt.ids(), [50258, 50259, 50359, 50363]);
+        assert_eq!(d.cross_kv.names(2), ["cross.0.key", "cross.0.value", "cross.1.key", "cross.1.value"]);
+        assert_eq!(m.files(), ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]);
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, &str); 6] = [
+            ("no encoder", |v| { v["stages"].as_array_mut().unwrap().remove(0); }, "needs exactly one modality_encoder, for audio"),
+            ("cross pattern", |v| v["stages"][1]["cross_kv"]["key"] = "cross.key".into(), "`cross_kv.key` must contain {layer}"),
+            ("context", |v| v["stages"][1]["context_length"] = 4.into(), "leaves no room after the 4-token decoder prompt"),
+            ("unknown prompt field", |v| v["stages"][1]["decoder_prompt"]["lang"] = 1.into(), "unknown field `lang`"),
+            ("two decoders", |v| { let d = v["stages"][1].clone(); let mut d2 = d; d2["name"] = "x".into(); v["stages"].as_array_mut().unwrap().push(d2); }, "exactly one `llm_decoder` or `seq2seq_decoder`"),
+            ("empty ids name", |v| v["stages"][1]["input_ids"] = "".into(), "`input_ids` names no tensor"),
+        ];
+        for (what, edit, needle) in cases {
+            let mut v = whisper_like();
+            edit(&mut v);
+            let err = parse(&v).expect_err(what);
+            assert!(err.contains(needle), "{what}: {err}");
+        }
     }
 }

@@ -186,7 +186,13 @@ impl Pipeline {
             }
             _ => None,
         };
-        let (decoder, f) = Decoder::open(runtime, &bundle, bundle.manifest.decoder(), config)?;
+        let stage = bundle.manifest.llm_decoder().ok_or_else(|| {
+            Error::Request(format!(
+                "bundle \"{}\" has no llm_decoder (a speech-recognition bundle: use speech::SpeechPipeline)",
+                bundle.name()
+            ))
+        })?;
+        let (decoder, f) = Decoder::open(runtime, &bundle, stage, config)?;
         fallbacks.push(f);
         let output = match OutputSide::open(runtime, &bundle, &tokenizer, config)? {
             Some((side, f)) => {

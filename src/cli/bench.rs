@@ -102,7 +102,7 @@ pub fn bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
 
     // Cheap checks before minutes of measuring.
     for image in &args.images {
-        super::run::check_image_path(image)?;
+        super::run::check_input_path(image, "an image file")?;
     }
     for out in [&args.json, &args.csv, &args.svg].into_iter().flatten() {
         check_output_path(out)?;

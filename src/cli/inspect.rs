@@ -30,7 +30,11 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let graphs = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {
-            Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            if crate::speech::is_speech_bundle(&bundle) {
+                crate::speech::SpeechPipeline::load(rt, bundle.clone(), &SessionConfig::default(), None)?;
+            } else {
+                Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            }
             graph_io(rt, &bundle)?
         }
         Err(_) => Vec::new(),
@@ -86,6 +90,10 @@ fn describe(stage: &Stage) -> String {
         Stage::LlmDecoder(s) => format!(
             "llm_decoder       {:<16} {} (+ {}): {} layers, context {}",
             s.name, s.graph, s.embedding.graph, s.kv_cache.num_layers, s.context_length
+        ),
+        Stage::Seq2seqDecoder(s) => format!(
+            "seq2seq_decoder   {:<16} {} (+ cross-attention projection {}): {} layers, context {}",
+            s.name, s.graph, s.cross_kv.graph, s.kv_cache.num_layers, s.context_length
         ),
         Stage::OutputProjector(s) => format!("output_projector  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
         Stage::ModalityGenerator(s) => {

@@ -4,6 +4,7 @@
 mod bench;
 mod inspect;
 mod run;
+mod transcribe;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -33,7 +34,7 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate text from a prompt and optional images.
+    /// Generate text from a prompt and optional images, or transcribe --audio with a speech bundle.
     Run(run::RunArgs),
     /// Show a bundle's stages, tensors, and the runtime's providers.
     Inspect(inspect::InspectArgs),

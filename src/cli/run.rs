@@ -24,8 +24,18 @@ pub struct RunArgs {
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
     /// User prompt; may contain the bundle's image placeholder (e.g. <image>).
+    /// Required for LLM bundles; speech-recognition bundles take none.
     #[arg(long)]
-    pub prompt: String,
+    pub prompt: Option<String>,
+    /// WAV file to transcribe (speech-recognition bundles, e.g. models/whisper-base).
+    #[arg(long, value_name = "PATH")]
+    pub audio: Option<PathBuf>,
+    /// Gate the audio with voice activity detection: trim silence, split long audio at pauses.
+    #[arg(long)]
+    pub vad: bool,
+    /// Silero VAD directory (holds vad.json); used with --vad.
+    #[arg(long, value_name = "DIR", default_value = "models/silero-vad")]
+    pub vad_model: PathBuf,
     /// New tokens at most (default: the bundle's).
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
@@ -76,7 +86,10 @@ impl RunArgs {
 pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     // Check the cheap things before loading anything heavy.
     for image in &args.images {
-        check_image_path(image)?;
+        check_input_path(image, "an image file")?;
+    }
+    if let Some(audio) = &args.audio {
+        check_input_path(audio, "a WAV file")?;
     }
     let generation = GenerationSettings {
         steps: args.steps,
@@ -92,6 +105,18 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
+    if crate::speech::is_speech_bundle(&bundle) {
+        return super::transcribe::transcribe(cli, args, bundle);
+    }
+    if args.audio.is_some() {
+        return Err(Error::Request(format!(
+            "bundle \"{}\" has no audio path (no speech decoder and no audio encoder); remove --audio",
+            bundle.name()
+        )));
+    }
+    let prompt = args.prompt.clone().ok_or_else(|| {
+        Error::Request(format!("bundle \"{}\" is a language model: --prompt is required", bundle.name()))
+    })?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
     sampling.validate()?;
@@ -99,7 +124,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let mut request = Request::new(args.prompt.clone()).with_images(args.images.iter().cloned()).with_sampling(sampling);
+    let mut request = Request::new(prompt).with_images(args.images.iter().cloned()).with_sampling(sampling);
     request.max_new_tokens = args.max_tokens;
     request.generation = generation;
     request.out_dir = out_dir;
@@ -163,13 +188,13 @@ fn media_json(m: &crate::output_side::GeneratedMedia) -> serde_json::Value {
     })
 }
 
-/// A missing or non-file image is reported before any model is loaded.
-pub(super) fn check_image_path(image: &std::path::Path) -> Result<()> {
-    let problem = match std::fs::metadata(image) {
+/// A missing or non-file input is reported before any model is loaded.
+pub(super) fn check_input_path(path: &std::path::Path, what: &str) -> Result<()> {
+    let problem = match std::fs::metadata(path) {
         Ok(meta) if meta.is_file() => return Ok(()),
-        Ok(meta) if meta.is_dir() => "is a directory, expected an image file",
-        Ok(_) => "is not a regular file, expected an image file",
-        Err(e) => return Err(Error::io(image, e)),
+        Ok(meta) if meta.is_dir() => format!("is a directory, expected {what}"),
+        Ok(_) => format!("is not a regular file, expected {what}"),
+        Err(e) => return Err(Error::io(path, e)),
     };
-    Err(Error::io(image, std::io::Error::new(std::io::ErrorKind::InvalidInput, problem)))
+    Err(Error::io(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, problem)))
 }

