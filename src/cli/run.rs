@@ -42,6 +42,9 @@ pub struct RunArgs {
     /// Sampling seed.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Wrap the prompt in the bundle's chat template (one user turn) instead of raw completion.
+    #[arg(long)]
+    pub chat: bool,
     /// Print one JSON object (ids, text, stage timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -75,7 +78,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let mut request = Request::new(args.prompt.clone()).with_images(args.images.iter().cloned()).with_sampling(sampling);
+    let mut request = Request::new(args.prompt.clone()).with_images(args.images.iter().cloned()).with_sampling(sampling).with_chat(args.chat);
     request.max_new_tokens = args.max_tokens;
 
     let mut stdout = std::io::stdout().lock();
