@@ -22,7 +22,7 @@ import onnx
 from onnx import helper
 
 from . import gemma3_graph as gg
-from .gguf_blocks import BlockQuant, check_exact
+from .gguf_blocks import BlockQuant, check_exact, split4
 
 # transformers parameter name (per layer) -> GGUF tensor name
 HF_TO_GGUF = {
@@ -63,31 +63,41 @@ def load_blocks(gguf_path, reference: dict[str, np.ndarray], num_layers: int) ->
     return blocks, types
 
 
-def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int):
-    """MatMulNBits with integer zero points, plus the offset term where the block has offsets."""
+def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
+                 fp32_kinds: tuple[str, ...] = ()):
+    """MatMulNBits with integer zero points, plus the offset term where the block has offsets.
+    ``accuracy_level`` for the layers, ``head_accuracy_level`` (default: the same) for the output layer;
+    weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0."""
+    head_level = accuracy_level if head_accuracy_level is None else head_accuracy_level
 
-    def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant) -> str:
+    def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant, level: int) -> str:
         n, k = bq.codes.shape
         nb = k // bq.block
+        a = x
+        if level == 0 and bq.bits == 8:
+            # float32 compute: carry the 8-bit codes as two 4-bit halves over [x, x] (exact, fast kernel)
+            bq = split4(bq)
+            a = b.op("Concat", [x, x], "xx", axis=-1)
         inputs = [
-            x,
+            a,
             b.const(key + ".qweight", bq.packed_codes()),
             b.const(key + ".scales", bq.scales.reshape(-1).astype(np.float32)),
             b.const(key + ".zero_points", bq.packed_zero_points()),
         ]
-        y = b.op("MatMulNBits", inputs, "mmnb", domain=gg.MS_DOMAIN, K=k, N=n, bits=bq.bits,
-                 block_size=bq.block, accuracy_level=accuracy_level)
+        y = b.op("MatMulNBits", inputs, "mmnb", domain=gg.MS_DOMAIN, K=bq.codes.shape[1], N=n, bits=bq.bits,
+                 block_size=bq.block, accuracy_level=level)
         if bq.offsets is None:
             return y
+        bq_off = bq.offsets[:, :nb]
         sums = b.op("ReduceSum", [b.op("Reshape", [x, b.ints([0, 0, nb, bq.block])], "xb"), b.ints([-1])], "bsum", keepdims=0)
-        off = b.op("MatMul", [sums, b.const(key + ".offsets_t", np.ascontiguousarray(bq.offsets.T))], "off")
+        off = b.op("MatMul", [sums, b.const(key + ".offsets_t", np.ascontiguousarray(bq_off.T))], "off")
         return b.op("Sub", [y, off], "q4k")
 
     def linear(b: gg.Builder, x: str, key: str) -> str:
-        return emit(b, x, key, blocks[key])
+        return emit(b, x, key, blocks[key], 0 if key.endswith(fp32_kinds) and fp32_kinds else accuracy_level)
 
     def head(b: gg.Builder, x: str) -> str:
-        return emit(b, x, "lm_head", blocks[EMBED_HF])
+        return emit(b, x, "lm_head", blocks[EMBED_HF], head_level)
 
     return linear, head
 
@@ -108,8 +118,9 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
     return gg._embed_model(b, k)
 
 
-def build_q4_decoder(spec: gg.GemmaSpec, norms, blocks, accuracy_level: int, all_logits: bool = False) -> onnx.ModelProto:
-    linear, head = nbits_linear(blocks, accuracy_level)
+def build_q4_decoder(spec: gg.GemmaSpec, norms, blocks, accuracy_level: int, all_logits: bool = False,
+                     head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = ()) -> onnx.ModelProto:
+    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds)
     return gg.build_decoder(spec, norms, linear, head, all_logits=all_logits)
 
 

@@ -165,3 +165,32 @@ def check_exact(tensor) -> BlockQuant:
         bad = int((got != ref).sum())
         raise AssertionError(f"{tensor.name} ({tensor.tensor_type.name}): {bad} values differ from gguf's dequantize")
     return bq
+
+
+def split4(bq: BlockQuant) -> BlockQuant:
+    """Re-express an 8-bit-code tensor as 4-bit codes over a doubled K, exactly.
+
+    An 8-bit code ``c`` with zero point ``z`` (a multiple of 16) is ``lo + 16·hi``,
+    so ``s·(c − z) = s·(lo − 0) + 16s·(hi − z/16)``: two 4-bit parts (``16s``
+    is exact in float32). The parts are laid side by side along K, so
+    ``x @ W^T == [x, x] @ [W_lo | W_hi]^T`` runs as ONE 4-bit MatMulNBits on the
+    fast float32 kernel (accuracy_level 0) instead of the 8-bit one, whose
+    float32 path is slow and whose int8 path quantizes the activations.
+    4-bit tensors are returned unchanged.
+    """
+    if bq.bits == 4:
+        return bq
+    if np.any(bq.zero_points % 16):
+        raise ValueError("zero points must be multiples of 16 to split 8-bit codes into 4-bit halves")
+    lo, hi = bq.codes & 0x0F, bq.codes >> 4
+    codes = np.concatenate([lo, hi], axis=1)
+    scales = np.concatenate([bq.scales, (bq.scales * np.float32(16)).astype(np.float32)], axis=1)
+    zps = np.concatenate([np.zeros_like(bq.zero_points), bq.zero_points // 16], axis=1)
+    offsets = None if bq.offsets is None else np.concatenate([bq.offsets, np.zeros_like(bq.offsets)], axis=1)
+    out = BlockQuant(codes.astype(np.uint8), scales, zps.astype(np.uint8), offsets, bq.block, 4)
+    # The two halves' values sum to the original value, bit for bit.
+    n, k = bq.codes.shape
+    halves = out.dequantize()
+    if not np.array_equal(halves[:, :k] + halves[:, k:], bq.dequantize()):
+        raise AssertionError("4-bit split is not exact")
+    return out
