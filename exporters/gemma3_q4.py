@@ -148,6 +148,8 @@ def log_softmax(x: np.ndarray) -> np.ndarray:
 
 def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, float]:
     """(argmax agreements, positions, sum of KL(ref || q)) over [positions, vocab] logits."""
-    lp, lq = log_softmax(ref_logits), log_softmax(q_logits)
-    kl = (np.exp(lp) * (lp - lq)).sum(-1)
-    return int((ref_logits.argmax(-1) == q_logits.argmax(-1)).sum()), ref_logits.shape[0], float(kl.sum())
+    kl = 0.0
+    for i in range(0, ref_logits.shape[0], 64):  # chunks keep the float64 temporaries small
+        lp, lq = log_softmax(ref_logits[i:i + 64]), log_softmax(q_logits[i:i + 64])
+        kl += float((np.exp(lp) * (lp - lq)).sum())
+    return int((ref_logits.argmax(-1) == q_logits.argmax(-1)).sum()), ref_logits.shape[0], kl
