@@ -119,7 +119,7 @@ def write_q4(model, tok, out: Path, context: int, accuracy_level: int, fp32_kind
 
 
 def measure_agreement(model, tok, accuracy_level: int, segments: int, head_accuracy_level: int | None = None,
-                      fp32_kinds: tuple[str, ...] = ()) -> dict:
+                      fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True) -> dict:
     """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers float32 model."""
     import onnxruntime as ort
     import torch
@@ -130,7 +130,8 @@ def measure_agreement(model, tok, accuracy_level: int, segments: int, head_accur
     w = weights_of(model)
     blocks, _ = q4.load_blocks(fetch(), w, spec.num_layers)
     graph = q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level, all_logits=True,
-                                 head_accuracy_level=head_accuracy_level, fp32_kinds=fp32_kinds).SerializeToString()
+                                 head_accuracy_level=head_accuracy_level, fp32_kinds=fp32_kinds,
+                                 fp32_8bit=fp32_8bit).SerializeToString()
     embed = q4.build_q4_embed(blocks[q4.EMBED_HF]).SerializeToString()
     del blocks, w
     so = ort.SessionOptions()
@@ -150,7 +151,7 @@ def measure_agreement(model, tok, accuracy_level: int, segments: int, head_accur
         got = dec.run(["logits"], feed)[0][0]
         a, n, kl = q4.agreement(ref[:-1], got[:-1])  # positions that predict a next token of the text
         agree, total, kl_sum = agree + a, total + n, kl_sum + kl
-    return {"accuracy_level": accuracy_level, "head_accuracy_level": head_accuracy_level, "fp32_kinds": list(fp32_kinds), "positions": total, "agreement": agree / total, "mean_kl": kl_sum / total}
+    return {"accuracy_level": accuracy_level, "head_accuracy_level": head_accuracy_level, "fp32_kinds": list(fp32_kinds), "fp32_8bit": fp32_8bit, "positions": total, "agreement": agree / total, "mean_kl": kl_sum / total}
 
 
 # ---------------------------------------------------------------- checks in onnxruntime
@@ -254,6 +255,7 @@ def main() -> None:
     ap.add_argument("--accuracy-level", type=int, default=4, help="MatMulNBits accuracy_level of the q4 decoder")
     ap.add_argument("--head-accuracy-level", type=int, default=None, help="accuracy_level of the output layer (default: same)")
     ap.add_argument("--fp32-kinds", default=",".join(FP32_KINDS), help="comma-separated weight name suffixes computed at accuracy_level 0")
+    ap.add_argument("--no-fp32-8bit", action="store_true", help="keep 8-bit-code weights at --accuracy-level")
     ap.add_argument("--segments", type=int, default=5, help="512-token segments for `agree`")
     ap.add_argument("--context", type=int, default=2048, help="context_length written to the manifest")
     args = ap.parse_args()
@@ -278,7 +280,7 @@ def main() -> None:
                     print(line)
     if args.what == "agree":
         print(json.dumps(measure_agreement(model, tok, args.accuracy_level, args.segments, args.head_accuracy_level,
-                                            tuple(k for k in args.fp32_kinds.split(",") if k))))
+                                            tuple(k for k in args.fp32_kinds.split(",") if k), not args.no_fp32_8bit)))
 
 
 if __name__ == "__main__":

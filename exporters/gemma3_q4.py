@@ -64,10 +64,11 @@ def load_blocks(gguf_path, reference: dict[str, np.ndarray], num_layers: int) ->
 
 
 def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
-                 fp32_kinds: tuple[str, ...] = ()):
+                 fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True):
     """MatMulNBits with integer zero points, plus the offset term where the block has offsets.
     ``accuracy_level`` for the layers, ``head_accuracy_level`` (default: the same) for the output layer;
-    weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0."""
+    weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0
+    (8-bit-code ones only when ``fp32_8bit``; otherwise they stay at ``accuracy_level``)."""
     head_level = accuracy_level if head_accuracy_level is None else head_accuracy_level
 
     def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant, level: int) -> str:
@@ -94,7 +95,8 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
         return b.op("Sub", [y, off], "q4k")
 
     def linear(b: gg.Builder, x: str, key: str) -> str:
-        return emit(b, x, key, blocks[key], 0 if key.endswith(fp32_kinds) and fp32_kinds else accuracy_level)
+        fp32 = bool(fp32_kinds) and key.endswith(fp32_kinds) and (fp32_8bit or blocks[key].bits == 4)
+        return emit(b, x, key, blocks[key], 0 if fp32 else accuracy_level)
 
     def head(b: gg.Builder, x: str) -> str:
         return emit(b, x, "lm_head", blocks[EMBED_HF], head_level)
@@ -119,8 +121,9 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
 
 
 def build_q4_decoder(spec: gg.GemmaSpec, norms, blocks, accuracy_level: int, all_logits: bool = False,
-                     head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = ()) -> onnx.ModelProto:
-    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds)
+                     head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
+                     fp32_8bit: bool = True) -> onnx.ModelProto:
+    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
     return gg.build_decoder(spec, norms, linear, head, all_logits=all_logits)
 
 
