@@ -592,8 +592,13 @@ pub struct VideoPreprocess {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PromptFormat {
-    /// Chat template; `{content}` is replaced by media placeholders + the user prompt.
+    /// Prompt template (raw completion for a base model); `{content}` is replaced by
+    /// media placeholders + the user prompt.
     pub template: String,
+    /// Chat-turn template used instead of `template` when a request asks for chat
+    /// (`mmrt run --chat`), e.g. Gemma's `<start_of_turn>user\n{content}<end_of_turn>\n<start_of_turn>model\n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
     /// Per modality, the placeholder string written in prompts (e.g. `<image>`).
     #[serde(default)]
     pub placeholders: BTreeMap<Modality, String>,
@@ -728,6 +733,9 @@ impl Manifest {
         }
         if !self.prompt.template.contains("{content}") {
             return Err("`prompt.template` must contain {content}".into());
+        }
+        if self.prompt.chat_template.as_ref().is_some_and(|t| !t.contains("{content}")) {
+            return Err("`prompt.chat_template` must contain {content}".into());
         }
         self.generation.sampling(0).validate().map_err(|e| format!("`generation`: {e}"))
     }

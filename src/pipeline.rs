@@ -45,6 +45,8 @@ pub struct Request {
     /// Keep generating through stop tokens, so exactly `max_new_tokens` are
     /// produced (benchmarks need a fixed decode length).
     pub ignore_stop_tokens: bool,
+    /// Render with the bundle's chat template (one user turn) instead of the raw template.
+    pub chat: bool,
 }
 
 impl Request {
@@ -58,6 +60,7 @@ impl Request {
             generation: GenerationSettings::default(),
             out_dir: None,
             ignore_stop_tokens: false,
+            chat: false,
         }
     }
 
@@ -82,6 +85,12 @@ impl Request {
     /// Write generated media into `dir`.
     pub fn with_out_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.out_dir = Some(dir.into());
+        self
+    }
+
+    /// Use the bundle's chat template.
+    pub fn with_chat(mut self, chat: bool) -> Self {
+        self.chat = chat;
         self
     }
 
@@ -296,7 +305,7 @@ impl Pipeline {
         let tokens_per_item = media.as_ref().map(|m| m.tokens_per_item.clone()).unwrap_or_default();
 
         let format = &self.bundle.manifest.prompt;
-        let text = prompt::render(format, Modality::Image, &request.prompt, request.images.len())?;
+        let text = prompt::render_with(format, Modality::Image, &request.prompt, request.images.len(), request.chat)?;
         let encoded = prompt::encode(&self.tokenizer, format, Modality::Image, &text, &tokens_per_item)?;
         let context = self.decoder.context_length();
         if encoded.ids.len() >= context {

@@ -19,6 +19,23 @@ pub struct EncodedPrompt {
 /// Render the template: one placeholder per media item (each followed by a
 /// newline) then the user text, unless the user text already places them.
 pub fn render(format: &PromptFormat, modality: Modality, user_prompt: &str, media_count: usize) -> Result<String> {
+    render_with(format, modality, user_prompt, media_count, false)
+}
+
+/// [`render`], with the manifest's chat template instead of the plain one when
+/// `chat` is set (an error if the bundle has none).
+pub fn render_with(
+    format: &PromptFormat,
+    modality: Modality,
+    user_prompt: &str,
+    media_count: usize,
+    chat: bool,
+) -> Result<String> {
+    let template = match (chat, &format.chat_template) {
+        (false, _) => &format.template,
+        (true, Some(t)) => t,
+        (true, None) => return Err(Error::Request("this bundle has no chat template (`prompt.chat_template`); drop --chat".into())),
+    };
     let placeholder = format.placeholders.get(&modality).map(String::as_str);
     let content = match placeholder {
         Some(p) if user_prompt.contains(p) => {
@@ -36,7 +53,7 @@ pub fn render(format: &PromptFormat, modality: Modality, user_prompt: &str, medi
         }
         None => user_prompt.to_string(),
     };
-    Ok(format.template.replace("{content}", &content))
+    Ok(template.replace("{content}", &content))
 }
 
 /// Tokenize rendered text, prepend BOS, and expand each media token into
@@ -92,7 +109,18 @@ mod tests {
             bos_token_id: Some(1),
             eos_token_ids: vec![2],
             pad_token_id: Some(0),
+            chat_template: Some("<u>{content}</u><a>".into()),
         }
+    }
+
+    #[test]
+    fn chat_uses_the_chat_template_and_needs_one() {
+        let mut f = format();
+        assert_eq!(render_with(&f, Modality::Image, "Hi.", 0, true).unwrap(), "<u>Hi.</u><a>");
+        assert_eq!(render_with(&f, Modality::Image, "Hi.", 0, false).unwrap(), "USER: Hi. ASSISTANT:");
+        f.chat_template = None;
+        let err = render_with(&f, Modality::Image, "Hi.", 0, true).unwrap_err().to_string();
+        assert!(err.contains("no chat template"), "{err}");
     }
 
     #[test]

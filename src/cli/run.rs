@@ -63,6 +63,9 @@ pub struct RunArgs {
     /// Classifier-free guidance scale of the generator, >= 0; guidance runs above 1 (default: the bundle's).
     #[arg(long, value_name = "G", allow_negative_numbers = true)]
     pub guidance: Option<f32>,
+    /// Wrap the prompt in the bundle's chat template (one user turn) instead of raw completion.
+    #[arg(long)]
+    pub chat: bool,
     /// Print one JSON object (ids, text, stage timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
@@ -124,7 +127,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let mut request = Request::new(prompt).with_images(args.images.iter().cloned()).with_sampling(sampling);
+    let mut request = Request::new(prompt).with_images(args.images.iter().cloned()).with_sampling(sampling).with_chat(args.chat);
     request.max_new_tokens = args.max_tokens;
     request.generation = generation;
     request.out_dir = out_dir;
