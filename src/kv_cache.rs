@@ -5,7 +5,11 @@
 //! because it stays an ONNX Runtime value, a GPU provider can keep it in device
 //! memory without a redesign.
 
-use ort::value::DynValue;
+use ort::session::Session;
+use ort::value::{DynValue, TensorElementType};
+
+use crate::error::{Error, Result};
+use crate::runtime::session;
 
 /// Past key/value tensors for every layer, in feeding order
 /// (layer 0 key, layer 0 value, layer 1 key, ...), each `[batch, kv_heads, seq_len, head_dim]`.
@@ -34,4 +38,24 @@ impl KvCache {
     pub fn into_values(self) -> Vec<DynValue> {
         self.values
     }
+}
+
+/// Element type and shape `[1, kv_heads, 0, head_dim]` of an empty past input,
+/// from the graph's declared past shape: heads and head_dim must be static,
+/// batch and sequence may be symbolic.
+pub fn empty_past_spec(session: &Session, stage: &str, name: &str) -> Result<(TensorElementType, Vec<usize>)> {
+    let dtype = session::input_type(session, stage, name)?;
+    let dims = session::input_dims(session, name).unwrap_or_default();
+    let bad = || Error::Tensor {
+        stage: stage.into(),
+        tensor: name.into(),
+        expected: "shape [batch, kv_heads, past_seq, head_dim] with static kv_heads and head_dim".into(),
+        found: format!("{dims:?}"),
+    };
+    if dims.len() != 4 {
+        return Err(bad());
+    }
+    let heads = dims[1].ok_or_else(bad)?;
+    let head_dim = dims[3].ok_or_else(bad)?;
+    Ok((dtype, vec![1, heads as usize, 0, head_dim as usize]))
 }

@@ -106,7 +106,7 @@ impl Decoder {
         for present in &present_names {
             session::require_output(&session, &name, present)?;
         }
-        let empty_past = past_names.iter().map(|p| empty_past_spec(&session, &name, p)).collect::<Result<_>>()?;
+        let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p)).collect::<Result<_>>()?;
         let decoder = Self {
             name,
             embedder,
@@ -135,25 +135,6 @@ impl Decoder {
     pub fn embeds_type(&self) -> TensorElementType {
         self.embeds_type
     }
-}
-
-/// `[1, kv_heads, 0, head_dim]` from the graph's declared past shape: heads
-/// and head_dim must be static, batch and sequence may be symbolic.
-fn empty_past_spec(session: &Session, stage: &str, name: &str) -> Result<(TensorElementType, Vec<usize>)> {
-    let dtype = session::input_type(session, stage, name)?;
-    let dims = session::input_dims(session, name).unwrap_or_default();
-    let bad = || Error::Tensor {
-        stage: stage.into(),
-        tensor: name.into(),
-        expected: "shape [batch, kv_heads, past_seq, head_dim] with static kv_heads and head_dim".into(),
-        found: format!("{dims:?}"),
-    };
-    if dims.len() != 4 {
-        return Err(bad());
-    }
-    let heads = dims[1].ok_or_else(bad)?;
-    let head_dim = dims[3].ok_or_else(bad)?;
-    Ok((dtype, vec![1, heads as usize, 0, head_dim as usize]))
 }
 
 impl LanguageModel for Decoder {
