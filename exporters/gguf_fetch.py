@@ -12,11 +12,12 @@ wheels, and checks the sha256 the index package lists. Nothing is installed.
 
 from __future__ import annotations
 
-import hashlib
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+from .bundle import sha256_file
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "gguf-pkgs"
@@ -52,14 +53,6 @@ def _expected_sha256() -> str:
             if len(parts) == 2 and parts[1].lstrip("*") == GGUF_NAME:
                 return parts[0].lower()
     raise ValueError(f"{INDEX_PACKAGE} lists no sha256 for {GGUF_NAME}")
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fetch() -> Path:

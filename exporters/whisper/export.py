@@ -16,6 +16,7 @@ import torch
 from torch.export import Dim
 from transformers import WhisperForConditionalGeneration
 
+from ..bundle import sha256_file
 from ..onnx_export import export_module
 from .graphs import CrossKv, DecoderStep, Encoder
 
@@ -70,15 +71,6 @@ def quantize(src: Path, dst: Path):
         quantize_dynamic(str(src / name), str(dst / name), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
-def _sha256(path: Path) -> str:
-    import hashlib
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def write_manifest(model, out: Path, name: str, description: str, tokenizer: Path):
     cfg, gen = model.config, model.generation_config
     shutil.copyfile(tokenizer, out / "tokenizer.json")
@@ -112,7 +104,7 @@ def write_manifest(model, out: Path, name: str, description: str, tokenizer: Pat
         "generation": {"max_new_tokens": cfg.max_target_positions // 2},
     }
     files = ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]
-    manifest["checksums"] = {f: _sha256(out / f) for f in files}
+    manifest["checksums"] = {f: sha256_file(out / f) for f in files}
     (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
 
 
