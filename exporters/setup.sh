@@ -18,6 +18,8 @@ if [[ ! -x "${venv}/bin/python" ]]; then
     echo "setup.sh: creating ${venv}" >&2
     python3 -m venv "${venv}"
 fi
-echo "setup.sh: installing ${reqs}" >&2
-"${venv}/bin/python" -m pip install --disable-pip-version-check -q -r "${reqs}"
+echo "setup.sh: installing ${reqs} (PyTorch's Linux wheels bring ~4 GB of CUDA libraries)" >&2
+# No pip cache: the venv itself is the cache (the stamp above skips reinstalls),
+# and a second copy of the ~3 GB of wheels only raises the peak disk use.
+"${venv}/bin/python" -m pip install --disable-pip-version-check --no-cache-dir -q -r "${reqs}"
 echo "${want}" > "${stamp}"
