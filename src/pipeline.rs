@@ -371,6 +371,11 @@ impl Pipeline {
     /// media rows `[n, tokens, d]`, in the element type the decoder declares.
     fn merge(&self, text_embeds: DynValue, media: &MediaEmbeddings, positions: &[usize]) -> Result<DynValue> {
         let stage = self.decoder.name();
+        let Some(dtype) = self.decoder.embeds_type() else {
+            return Err(Error::Request(format!(
+                "stage \"{stage}\" is the text-only form of the decoder (token ids in); media needs a bundle whose decoder takes inputs_embeds"
+            )));
+        };
         let mut merged: ArrayD<f32> = tensor::to_f32_array(&text_embeds, stage, "inputs_embeds")?;
         let rows = tensor::to_f32_array(&media.value, stage, "media embeddings")?;
         let (d_text, d_media) = (merged.shape()[2], rows.shape()[2]);
@@ -386,6 +391,6 @@ impl Pipeline {
             let src = rows.index_axis(Axis(0), item);
             merged.slice_mut(ndarray::s![0, pos..pos + n, ..]).assign(&src);
         }
-        tensor::float_value(merged, self.decoder.embeds_type(), stage, "inputs_embeds")
+        tensor::float_value(merged, dtype, stage, "inputs_embeds")
     }
 }
