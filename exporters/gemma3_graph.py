@@ -252,3 +252,30 @@ def _embed_model(b: Builder, d: int) -> onnx.ModelProto:
                               producer_name="mmrt-exporters")
     model.ir_version = 10
     return model
+
+
+def with_token_ids(decoder: onnx.ModelProto, embed: onnx.ModelProto, scale: float) -> onnx.ModelProto:
+    """The text-only form: ``input_ids`` int64 [B, S] in, the embedding graph and Gemma's
+    embedding scale folded in front of the decoder (one session call per step, no host copy
+    of embeddings). Everything else, weights included, is the decoder's."""
+    rename = {"inputs_embeds": "embed/rows"}
+    nodes = []
+    for n in embed.graph.node:
+        m = onnx.NodeProto()
+        m.CopyFrom(n)
+        m.output[:] = [rename.setdefault(o, f"embed/{o}") for o in n.output]
+        m.input[:] = [rename.get(i, i) for i in n.input]
+        nodes.append(m)
+    b = Builder()
+    nodes.append(helper.make_node("Mul", ["embed/rows", b.const("embed/scale", np.asarray(scale, np.float32))], ["inputs_embeds"]))
+    model = onnx.ModelProto()
+    model.CopyFrom(decoder)
+    g = model.graph
+    kept = [i for i in g.input if i.name != "inputs_embeds"]
+    del g.input[:]
+    g.input.extend([next(i for i in embed.graph.input if i.name == "input_ids")] + kept)
+    old = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + old)
+    g.initializer.extend(list(embed.graph.initializer) + b.inits)
+    return model

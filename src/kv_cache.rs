@@ -41,21 +41,27 @@ impl KvCache {
 }
 
 /// Element type and shape `[1, kv_heads, 0, head_dim]` of an empty past input,
-/// from the graph's declared past shape: heads and head_dim must be static,
+/// from the graph's declared past shape: heads must be static, head_dim static
+/// or given by the manifest,
 /// batch and sequence may be symbolic.
-pub fn empty_past_spec(session: &Session, stage: &str, name: &str) -> Result<(TensorElementType, Vec<usize>)> {
+pub fn empty_past_spec(session: &Session, stage: &str, name: &str, head_dim: Option<usize>) -> Result<(TensorElementType, Vec<usize>)> {
     let dtype = session::input_type(session, stage, name)?;
     let dims = session::input_dims(session, name).unwrap_or_default();
     let bad = || Error::Tensor {
         stage: stage.into(),
         tensor: name.into(),
-        expected: "shape [batch, kv_heads, past_seq, head_dim] with static kv_heads and head_dim".into(),
+        expected: "shape [batch, kv_heads, past_seq, head_dim] with static kv_heads and head_dim (or `kv_cache.head_dim` in the manifest)".into(),
         found: format!("{dims:?}"),
     };
     if dims.len() != 4 {
         return Err(bad());
     }
     let heads = dims[1].ok_or_else(bad)?;
-    let head_dim = dims[3].ok_or_else(bad)?;
-    Ok((dtype, vec![1, heads as usize, 0, head_dim as usize]))
+    let head_dim = match (dims[3], head_dim) {
+        (Some(graph), Some(manifest)) if graph as usize != manifest => return Err(bad()),
+        (Some(graph), _) => graph as usize,
+        (None, Some(manifest)) => manifest,
+        (None, None) => return Err(bad()),
+    };
+    Ok((dtype, vec![1, heads as usize, 0, head_dim]))
 }

