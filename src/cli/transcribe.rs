@@ -12,11 +12,19 @@ use crate::speech::{SpeechPipeline, SpeechRequest};
 use crate::vad::VadConfig;
 use crate::Bundle;
 
-/// Transcribe `args.audio` with the speech bundle `bundle`.
+/// Transcribe the one `args.audio` file with the speech bundle `bundle`.
 pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
-    let audio = args.audio.clone().ok_or_else(|| {
-        Error::Request(format!("bundle \"{}\" is a speech-recognition bundle: pass --audio FILE.wav", bundle.name()))
-    })?;
+    let audio = match &args.audio[..] {
+        [one] => one.clone(),
+        [] => return Err(Error::Request(format!("bundle \"{}\" is a speech-recognition bundle: pass --audio FILE.wav", bundle.name()))),
+        more => {
+            return Err(Error::Request(format!(
+                "bundle \"{}\" transcribes one file per run; {} --audio files were given",
+                bundle.name(),
+                more.len()
+            )))
+        }
+    };
     if args.prompt.is_some() || !args.images.is_empty() {
         return Err(Error::Request(format!(
             "bundle \"{}\" transcribes audio only; remove --prompt / --image",
