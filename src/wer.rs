@@ -72,7 +72,9 @@ fn drop_brackets(text: &str) -> String {
 const IS_CONTRACTIONS: &[&str] = &["it", "that", "what", "he", "she", "there", "here", "where", "who", "how"];
 
 /// Expand one lowercase word's contraction, if any; other apostrophes are removed.
+/// Punctuation around the word (`won't;`) is dropped first.
 fn expand_contraction(word: &str) -> String {
+    let word = word.trim_matches(|c: char| !c.is_alphanumeric() && c != '\'');
     let whole = match word {
         "won't" => Some("will not"),
         "can't" | "cannot" => Some("can not"),
