@@ -36,6 +36,10 @@ pub struct RunArgs {
     /// Gate the audio with voice activity detection: trim silence, split long audio at pauses.
     #[arg(long)]
     pub vad: bool,
+    /// Beam search with N beams when transcribing (speech-recognition bundles;
+    /// default 1: greedy).
+    #[arg(long, value_name = "N")]
+    pub beams: Option<usize>,
     /// Silero VAD directory (holds vad.json); used with --vad.
     #[arg(long, value_name = "DIR", default_value = "models/silero-vad")]
     pub vad_model: PathBuf,
@@ -111,8 +115,17 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
+    if args.beams == Some(0) {
+        return Err(Error::Request("--beams must be at least 1 (1 is greedy decoding)".into()));
+    }
     if crate::speech::is_speech_bundle(&bundle) {
         return super::transcribe::transcribe(cli, args, bundle);
+    }
+    if args.beams.is_some() {
+        return Err(Error::Request(format!(
+            "--beams applies to speech-recognition bundles; bundle \"{}\" is a language model (use --temperature / --top-k for sampling)",
+            bundle.name()
+        )));
     }
     if !args.audio.is_empty() && bundle.manifest.encoder(crate::manifest::Modality::Audio).is_none() {
         return Err(Error::Request(format!(

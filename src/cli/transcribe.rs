@@ -46,7 +46,8 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let request = SpeechRequest { audio, max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default) };
+    let request = SpeechRequest { max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default), ..SpeechRequest::new(audio) }
+        .with_beams(args.beams.unwrap_or(1));
     let start = std::time::Instant::now();
     let out = pipeline.transcribe(&request)?;
     let total_s = start.elapsed().as_secs_f64();
