@@ -144,6 +144,9 @@ fn cli_splices_audio_and_reports_bad_requests() {
         (&["run", "--bundle", "models/tiny", "--prompt", "hear <audio>"], "1 \"<audio>\" placeholder(s) but 0 audio input(s)"),
         (&["run", "--bundle", "models/tiny", "--prompt", "Hi.", "--audio", "tests/fixtures/images/a_32.png"], "not a WAV file"),
         (&["run", "--bundle", "models/tiny", "--prompt", "Hi.", "--audio", "tests/fixtures/audio/missing.wav"], "missing.wav"),
+        // Beam search is the speech path's.
+        (&["run", "--bundle", "models/tiny", "--prompt", "Hi.", "--beams", "2"], "--beams applies to speech-recognition bundles"),
+        (&["run", "--bundle", "models/tiny", "--prompt", "Hi.", "--beams", "0"], "--beams must be at least 1"),
     ];
     for (args, want) in bad {
         let (ok, _, stderr) = mmrt(args);
