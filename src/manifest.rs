@@ -105,7 +105,7 @@ impl Stage {
         match self {
             Stage::ModalityEncoder(s) => vec![s.graph.as_str()],
             Stage::InputProjector(s) => vec![s.graph.as_str()],
-            Stage::LlmDecoder(s) => vec![s.embedding.graph.as_str(), s.graph.as_str()],
+            Stage::LlmDecoder(s) => s.embedding.iter().map(|e| e.graph.as_str()).chain([s.graph.as_str()]).collect(),
             Stage::Seq2seqDecoder(s) => vec![s.cross_kv.graph.as_str(), s.graph.as_str()],
             Stage::OutputProjector(s) => vec![s.graph.as_str()],
             Stage::ModalityGenerator(s) => vec![s.denoiser.graph.as_str(), s.decoder.graph.as_str()],
@@ -153,8 +153,10 @@ pub struct ProjectorStage {
 pub struct DecoderStage {
     /// Stage name.
     pub name: String,
-    /// Token ids -> embeddings graph.
-    pub embedding: EmbeddingGraph,
+    /// Token ids -> embeddings graph; required when the decoder takes
+    /// `inputs_embeds` (the multimodal-ready form), absent when it takes ids.
+    #[serde(default)]
+    pub embedding: Option<EmbeddingGraph>,
     /// Decoder ONNX graph, bundle-relative.
     pub graph: String,
     /// Names of the decoder's non-cache inputs.
@@ -186,12 +188,18 @@ fn one() -> f32 {
     1.0
 }
 
-/// Decoder inputs besides the KV cache.
+/// Decoder inputs besides the KV cache. Exactly one of `inputs_embeds`
+/// (multimodal-ready: media rows are spliced between text embeddings) and
+/// `input_ids` (text-only: the graph embeds, one session call per step).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderInputs {
     /// `[batch, seq, d_llm]` embeddings.
-    pub inputs_embeds: String,
+    #[serde(default)]
+    pub inputs_embeds: Option<String>,
+    /// `[batch, seq]` token ids.
+    #[serde(default)]
+    pub input_ids: Option<String>,
     /// `[batch, past + seq]` int64 ones, when the graph takes it.
     #[serde(default)]
     pub attention_mask: Option<String>,
@@ -850,9 +858,23 @@ fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             Ok(())
         }
         Stage::LlmDecoder(d) => {
-            nonempty("embedding.input", &d.embedding.input)?;
-            nonempty("embedding.output", &d.embedding.output)?;
-            nonempty("inputs.inputs_embeds", &d.inputs.inputs_embeds)?;
+            match (&d.inputs.inputs_embeds, &d.inputs.input_ids, &d.embedding) {
+                (Some(embeds), None, Some(e)) => {
+                    nonempty("inputs.inputs_embeds", embeds)?;
+                    nonempty("embedding.input", &e.input)?;
+                    nonempty("embedding.output", &e.output)?;
+                }
+                (Some(_), None, None) => {
+                    return Err(format!("stage \"{name}\": a decoder taking `inputs.inputs_embeds` needs an `embedding` graph"))
+                }
+                (None, Some(ids), None) => nonempty("inputs.input_ids", ids)?,
+                (None, Some(_), Some(_)) => {
+                    return Err(format!(
+                        "stage \"{name}\": `embedding` is only for a decoder taking `inputs.inputs_embeds`; this one takes `input_ids`"
+                    ))
+                }
+                _ => return Err(format!("stage \"{name}\": name exactly one of `inputs.inputs_embeds` and `inputs.input_ids`")),
+            }
             nonempty("outputs.logits", &d.outputs.logits)?;
             validate_kv_names(name, &d.kv_cache)?;
             if d.context_length == 0 {
@@ -1032,6 +1054,38 @@ mod tests {
             let err = parse(&v).expect_err(what);
             assert!(err.contains(needle), "{what}: {err}");
             assert!(err.contains("bundle.json"), "{what}: names the file: {err}");
+        }
+    }
+
+    #[test]
+    fn decoder_takes_embeddings_or_ids_never_both() {
+        // the text-only form: ids in, no embedding graph
+        let mut v = tiny();
+        v["stages"][2]["inputs"] = serde_json::json!({"input_ids": "input_ids", "attention_mask": "attention_mask"});
+        v["stages"][2].as_object_mut().unwrap().remove("embedding");
+        let m = parse(&v).unwrap();
+        assert!(m.decoder().embedding.is_none());
+        assert!(!m.files().contains(&"embed.onnx"));
+        type Edit = fn(&mut serde_json::Value);
+        let cases: [(&str, Edit, &str); 4] = [
+            ("both", |v| v["stages"][2]["inputs"]["input_ids"] = "input_ids".into(), "exactly one of"),
+            ("neither", |v| { v["stages"][2]["inputs"].as_object_mut().unwrap().remove("inputs_embeds"); }, "exactly one of"),
+            ("embeds without graph", |v| { v["stages"][2].as_object_mut().unwrap().remove("embedding"); }, "needs an `embedding` graph"),
+            (
+                "ids with graph",
+                |v| {
+                    let inputs = v["stages"][2]["inputs"].as_object_mut().unwrap();
+                    inputs.remove("inputs_embeds");
+                    inputs.insert("input_ids".into(), "input_ids".into());
+                },
+                "only for a decoder taking",
+            ),
+        ];
+        for (what, edit, needle) in cases {
+            let mut v = tiny();
+            edit(&mut v);
+            let err = parse(&v).expect_err(what);
+            assert!(err.contains(needle), "{what}: {err}");
         }
     }
 

@@ -484,6 +484,11 @@ impl Pipeline {
     /// decoder declares.
     fn merge(&self, text_embeds: DynValue, items: &[(usize, ArrayView2<'_, f32>)]) -> Result<DynValue> {
         let stage = self.decoder.name();
+        let Some(dtype) = self.decoder.embeds_type() else {
+            return Err(Error::Request(format!(
+                "stage \"{stage}\" is the text-only form of the decoder (token ids in); media needs a bundle whose decoder takes inputs_embeds"
+            )));
+        };
         let mut merged: ArrayD<f32> = tensor::to_f32_array(&text_embeds, stage, "inputs_embeds")?;
         let d_text = merged.shape()[2];
         for &(pos, rows) in items {
@@ -497,7 +502,7 @@ impl Pipeline {
             }
             merged.slice_mut(ndarray::s![0, pos..pos + rows.nrows(), ..]).assign(&rows);
         }
-        tensor::float_value(merged, self.decoder.embeds_type(), stage, "inputs_embeds")
+        tensor::float_value(merged, dtype, stage, "inputs_embeds")
     }
 }
 

@@ -185,6 +185,28 @@ fn fixture(name: &str) -> PathBuf {
 }
 
 /// Bitwise CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320), as PNG chunks use.
+/// A serialized ONNX `ModelProto` with one initializer whose data lives in
+/// the external file `location` (protobuf written by hand: graph = 7,
+/// initializer = 5, dims = 1, data_type = 2, external_data = 13).
+fn onnx_with_external_data(location: &str) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, number: u8, body: &[u8]) {
+        assert!(body.len() < 128, "one-byte lengths only");
+        out.extend([number << 3 | 2, body.len() as u8]);
+        out.extend_from_slice(body);
+    }
+    let mut entry = Vec::new();
+    field(&mut entry, 1, b"location");
+    field(&mut entry, 2, location.as_bytes());
+    let mut tensor = vec![1 << 3, 4, 2 << 3, 1]; // dims [4], float32
+    field(&mut tensor, 13, &entry);
+    field(&mut tensor, 8, b"w"); // name
+    let mut graph = Vec::new();
+    field(&mut graph, 5, &tensor);
+    let mut model = vec![1 << 3, 10]; // ir_version 10
+    field(&mut model, 7, &graph);
+    model
+}
+
 fn crc32(bytes: &[u8]) -> u32 {
     let mut crc = !0u32;
     for &b in bytes {
@@ -362,6 +384,14 @@ fn bad_bundles_fail_naming_the_file_stage_or_field() {
                 symlink(&outside, &b.join("projector.onnx"));
             }),
             vec!["projector.onnx", "outside.onnx", "outside the bundle"],
+        ),
+        (
+            "9 graph whose external data escapes the bundle",
+            Box::new(|b: &Path| {
+                std::fs::write(b.join("projector.onnx"), onnx_with_external_data("../outside.bin")).unwrap();
+                edit_manifest(b, |j| drop(j["checksums"].as_object_mut().unwrap().remove("projector.onnx")));
+            }),
+            vec!["projector.onnx", "../outside.bin", "outside the bundle"],
         ),
         (
             "10 one byte flipped in projector.onnx",

@@ -98,8 +98,8 @@ fn f16_bundle_opens_and_declares_float16() {
 
     let runtime = runtime();
     let mut f16 = decoder(&runtime, "tiny-f16");
-    assert_eq!(f16.embeds_type(), TensorElementType::Float16);
-    assert_eq!(decoder(&runtime, "tiny").embeds_type(), TensorElementType::Float32);
+    assert_eq!(f16.embeds_type(), Some(TensorElementType::Float16));
+    assert_eq!(decoder(&runtime, "tiny").embeds_type(), Some(TensorElementType::Float32));
     // The embedding graph's output and the empty KV cache are float16 too: fed as is, no conversion.
     let embeds = f16.embed(&[1, 10, 20]).expect("embed");
     assert_eq!(mmrt::tensor::element_type(&embeds), Some(TensorElementType::Float16));

@@ -88,8 +88,15 @@ fn describe(stage: &Stage) -> String {
         Stage::ModalityEncoder(s) => format!("modality_encoder  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
         Stage::InputProjector(s) => format!("input_projector   {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
         Stage::LlmDecoder(s) => format!(
-            "llm_decoder       {:<16} {} (+ {}): {} layers, context {}",
-            s.name, s.graph, s.embedding.graph, s.kv_cache.num_layers, s.context_length
+            "llm_decoder       {:<16} {} ({}): {} layers, context {}",
+            s.name,
+            s.graph,
+            match &s.embedding {
+                Some(e) => format!("inputs_embeds, + {}", e.graph),
+                None => "token ids in, text only".into(),
+            },
+            s.kv_cache.num_layers,
+            s.context_length
         ),
         Stage::Seq2seqDecoder(s) => format!(
             "seq2seq_decoder   {:<16} {} (+ cross-attention projection {}): {} layers, context {}",

@@ -1,9 +1,13 @@
 //! LLM backbone stage: the token embedding graph and the decoder graph with
 //! its KV cache. Implements [`LanguageModel`] for the generation loop.
 //!
+//! Two forms of decoder graph: multimodal-ready (`inputs_embeds` in, with a
+//! separate embedding graph, so media rows can be spliced between text rows)
+//! and text-only (`input_ids` in, the graph embeds: one session call a step).
+//!
 //! Shapes (batch is always 1 here):
 //! * embedding: `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
-//! * decoder: `inputs_embeds [1, n, d_llm]`, `attention_mask [1, past + n]`,
+//! * decoder: `inputs_embeds [1, n, d_llm]` or `input_ids [1, n]`, `attention_mask [1, past + n]`,
 //!   `position_ids [1, n]`, `past.* [1, kv_heads, past, head_dim]` ->
 //!   `logits [1, n, vocab]`, optionally `hidden_states [1, n, d_llm]` (the last
 //!   hidden state, for an output projector), `present.* [1, kv_heads, past + n, head_dim]`
@@ -17,7 +21,7 @@ use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::generate::LanguageModel;
 use crate::kv_cache::KvCache;
-use crate::manifest::DecoderStage;
+use crate::manifest::{DecoderStage, EmbeddingGraph};
 use crate::runtime::session::{self, OpenedSession, SessionConfig};
 use crate::runtime::OrtRuntime;
 use crate::tensor;
@@ -34,6 +38,15 @@ pub struct TokenEmbedder {
 }
 
 impl TokenEmbedder {
+    fn open(runtime: &OrtRuntime, bundle: &Bundle, decoder: &str, graph: &EmbeddingGraph, config: &SessionConfig) -> Result<Self> {
+        let stage = format!("{decoder}.embedding");
+        // Same providers as the decoder; a fallback here would already be reported by the decoder's.
+        let OpenedSession { session, .. } = session::open(runtime, &bundle.resolve(&graph.graph)?, &stage, config)?;
+        let input_type = session::input_type(&session, &stage, &graph.input)?;
+        session::require_output(&session, &stage, &graph.output)?;
+        Ok(Self { stage, session, input: graph.input.clone(), input_type, output: graph.output.clone(), scale: graph.scale })
+    }
+
     /// Embed `ids` as `[1, ids.len(), d_llm]`, applying the manifest's scale.
     pub fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
         let data = ids.iter().map(|&i| i as i64).collect();
@@ -49,14 +62,20 @@ impl TokenEmbedder {
     }
 }
 
+/// What the decoder graph takes besides mask, positions and cache.
+enum StepInput {
+    /// `inputs_embeds [1, n, d_llm]`, made by the embedding graph.
+    Embeds { embedder: TokenEmbedder, name: String, dtype: TensorElementType },
+    /// `input_ids [1, n]`: the graph embeds.
+    Ids { name: String, dtype: TensorElementType },
+}
+
 /// The decoder graph plus everything needed to feed it.
 pub struct Decoder {
     name: String,
-    embedder: TokenEmbedder,
-    /// `inputs_embeds, attention_mask, position_ids, past.*` -> `logits, present.*`
+    /// `inputs_embeds | input_ids, attention_mask, position_ids, past.*` -> `logits, present.*`
     session: Session,
-    embeds_input: String,
-    embeds_type: TensorElementType,
+    input: StepInput,
     mask: Option<(String, TensorElementType)>,
     positions: Option<(String, TensorElementType)>,
     logits_output: String,
@@ -76,22 +95,16 @@ impl Decoder {
     /// Open the embedding and decoder graphs and check every named tensor exists.
     pub fn open(runtime: &OrtRuntime, bundle: &Bundle, stage: &DecoderStage, config: &SessionConfig) -> Result<(Self, Option<String>)> {
         let name = stage.name.clone();
-        let embed_stage = format!("{name}.embedding");
-        let OpenedSession { session: embed_session, fallback } =
-            session::open(runtime, &bundle.resolve(&stage.embedding.graph)?, &embed_stage, config)?;
-        let embed_input_type = session::input_type(&embed_session, &embed_stage, &stage.embedding.input)?;
-        session::require_output(&embed_session, &embed_stage, &stage.embedding.output)?;
-        let embedder = TokenEmbedder {
-            stage: embed_stage,
-            session: embed_session,
-            input: stage.embedding.input.clone(),
-            input_type: embed_input_type,
-            output: stage.embedding.output.clone(),
-            scale: stage.embedding.scale,
+        let OpenedSession { session, fallback } = session::open(runtime, &bundle.resolve(&stage.graph)?, &name, config)?;
+        let input = match (&stage.inputs.inputs_embeds, &stage.inputs.input_ids, &stage.embedding) {
+            (Some(embeds), _, Some(embedding)) => StepInput::Embeds {
+                embedder: TokenEmbedder::open(runtime, bundle, &name, embedding, config)?,
+                name: embeds.clone(),
+                dtype: session::input_type(&session, &name, embeds)?,
+            },
+            (None, Some(ids), None) => StepInput::Ids { name: ids.clone(), dtype: session::input_type(&session, &name, ids)? },
+            _ => return Err(Error::Request(format!("stage \"{name}\": invalid decoder inputs (the manifest check should have said why)"))),
         };
-
-        let OpenedSession { session, .. } = session::open(runtime, &bundle.resolve(&stage.graph)?, &name, config)?;
-        let embeds_type = session::input_type(&session, &name, &stage.inputs.inputs_embeds)?;
         let optional = |input: &Option<String>| -> Result<Option<(String, TensorElementType)>> {
             input.as_ref().map(|n| Ok((n.clone(), session::input_type(&session, &name, n)?))).transpose()
         };
@@ -109,10 +122,8 @@ impl Decoder {
         let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p)).collect::<Result<_>>()?;
         let decoder = Self {
             name,
-            embedder,
             session,
-            embeds_input: stage.inputs.inputs_embeds.clone(),
-            embeds_type,
+            input,
             mask,
             positions,
             logits_output: stage.outputs.logits.clone(),
@@ -131,36 +142,51 @@ impl Decoder {
         &self.name
     }
 
-    /// Element type the decoder declares for `inputs_embeds`.
-    pub fn embeds_type(&self) -> TensorElementType {
-        self.embeds_type
+    /// Element type the decoder declares for `inputs_embeds`; `None` for the
+    /// text-only form, which cannot take media rows.
+    pub fn embeds_type(&self) -> Option<TensorElementType> {
+        match &self.input {
+            StepInput::Embeds { dtype, .. } => Some(*dtype),
+            StepInput::Ids { .. } => None,
+        }
     }
 }
 
 impl LanguageModel for Decoder {
     fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
-        self.embedder.embed(ids)
+        match &mut self.input {
+            StepInput::Embeds { embedder, .. } => embedder.embed(ids),
+            StepInput::Ids { name, dtype } => {
+                tensor::int_value(&[1, ids.len()], ids.iter().map(|&i| i as i64).collect(), *dtype, &self.name, name)
+            }
+        }
     }
 
     fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
         let dims = tensor::dims(&embeds);
-        let seq = match dims.as_slice() {
-            [1, n, _] if *n > 0 => *n as usize,
-            _ => {
+        let (input_name, seq, value) = match (&self.input, dims.as_slice()) {
+            (StepInput::Embeds { name, dtype, .. }, [1, n, _]) if *n > 0 => {
+                (name.as_str(), *n as usize, tensor::cast_float(embeds, *dtype, &self.name, name)?)
+            }
+            (StepInput::Ids { name, .. }, [1, n]) if *n > 0 => (name.as_str(), *n as usize, embeds),
+            (input, _) => {
+                let (tensor, expected) = match input {
+                    StepInput::Embeds { name, .. } => (name, "[1, seq, d_llm] with seq >= 1"),
+                    StepInput::Ids { name, .. } => (name, "[1, seq] token ids with seq >= 1"),
+                };
                 return Err(Error::Tensor {
                     stage: self.name.clone(),
-                    tensor: self.embeds_input.clone(),
-                    expected: "[1, seq, d_llm] with seq >= 1".into(),
+                    tensor: tensor.clone(),
+                    expected: expected.into(),
                     found: format!("{dims:?}"),
-                })
+                });
             }
         };
         let past = cache.seq_len();
         let total = past + seq;
-        let embeds = tensor::cast_float(embeds, self.embeds_type, &self.name, &self.embeds_input)?;
 
         let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
-        inputs.push((self.embeds_input.as_str().into(), embeds.into()));
+        inputs.push((input_name.into(), value.into()));
         if let Some((name, dtype)) = &self.mask {
             let mask = tensor::int_value(&[1, total], vec![1; total], *dtype, &self.name, name)?;
             inputs.push((name.as_str().into(), mask.into()));
