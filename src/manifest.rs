@@ -1061,20 +1061,22 @@ mod tests {
     fn decoder_takes_embeddings_or_ids_never_both() {
         // the text-only form: ids in, no embedding graph
         let mut v = tiny();
-        v["stages"][2]["inputs"] = serde_json::json!({"input_ids": "input_ids", "attention_mask": "attention_mask"});
-        v["stages"][2].as_object_mut().unwrap().remove("embedding");
+        let d = at(&v, "llm_decoder");
+        v["stages"][d]["inputs"] = serde_json::json!({"input_ids": "input_ids", "attention_mask": "attention_mask"});
+        v["stages"][d].as_object_mut().unwrap().remove("embedding");
         let m = parse(&v).unwrap();
         assert!(m.decoder().embedding.is_none());
         assert!(!m.files().contains(&"embed.onnx"));
         type Edit = fn(&mut serde_json::Value);
         let cases: [(&str, Edit, &str); 4] = [
-            ("both", |v| v["stages"][2]["inputs"]["input_ids"] = "input_ids".into(), "exactly one of"),
-            ("neither", |v| { v["stages"][2]["inputs"].as_object_mut().unwrap().remove("inputs_embeds"); }, "exactly one of"),
-            ("embeds without graph", |v| { v["stages"][2].as_object_mut().unwrap().remove("embedding"); }, "needs an `embedding` graph"),
+            ("both", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"]["input_ids"] = "input_ids".into() }, "exactly one of"),
+            ("neither", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"].as_object_mut().unwrap().remove("inputs_embeds"); }, "exactly one of"),
+            ("embeds without graph", |v| { let d = at(v, "llm_decoder"); v["stages"][d].as_object_mut().unwrap().remove("embedding"); }, "needs an `embedding` graph"),
             (
                 "ids with graph",
                 |v| {
-                    let inputs = v["stages"][2]["inputs"].as_object_mut().unwrap();
+                    let d = at(v, "llm_decoder");
+                    let inputs = v["stages"][d]["inputs"].as_object_mut().unwrap();
                     inputs.remove("inputs_embeds");
                     inputs.insert("input_ids".into(), "input_ids".into());
                 },
