@@ -86,7 +86,10 @@ pub fn beam_search<M: BeamModel>(
     let mut running = vec![Running { ids: Vec::new(), score: 0.0, state: Some(state), logits }];
     let mut finished: Vec<(Vec<u32>, f32)> = Vec::with_capacity(k);
     let penalty = |len: usize| (len as f32).powf(settings.length_penalty);
-    while settings.max_new_tokens > 0 {
+    if settings.max_new_tokens == 0 {
+        return Ok(BeamResult { ids: Vec::new(), score: 0.0, stop_reason: StopReason::MaxTokens });
+    }
+    loop {
         let gen_len = running[0].ids.len() + 1;
         let mut candidates = Vec::with_capacity(2 * k * running.len());
         for (beam, hyp) in running.iter_mut().enumerate() {
