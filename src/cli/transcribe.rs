@@ -63,6 +63,7 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
             "real_time_factor": if out.audio_seconds > 0.0 { total_s / out.audio_seconds } else { 0.0 },
             "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
             "vad": request.vad,
+            "num_beams": request.num_beams,
             "execution_provider": pipeline.provider(),
             "onnxruntime": pipeline.runtime_info(),
         });
