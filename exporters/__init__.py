@@ -6,10 +6,11 @@ the Rust runtime reads.  The package is organised in small modules:
 
 * :mod:`exporters.tokenizer_build` - train the tiny byte-level BPE ``tokenizer.json``.
 * :mod:`exporters.tiny_model`      - build the tiny random-weight LLaVA model.
+* :mod:`exporters.tiny_audio`      - the tiny model's audio encoder + projector, ``<audio>`` token, audio goldens.
 * :mod:`exporters.stages`          - ``torch.nn.Module`` wrappers, one per exported stage.
 * :mod:`exporters.onnx_export`     - export the stage wrappers to ONNX graphs.
 * :mod:`exporters.preprocess`      - reference image preprocessing (PIL + numpy).
-* :mod:`exporters.prompt`          - prompt templating and image-token expansion.
+* :mod:`exporters.prompt`          - prompt templating and image / audio token expansion.
 * :mod:`exporters.fixtures`        - synthesize deterministic fixture images.
 * :mod:`exporters.goldens`         - golden outputs computed by PyTorch.
 * :mod:`exporters.ort_pipeline`    - run the exported graphs with onnxruntime like the Rust runtime.

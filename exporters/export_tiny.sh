@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Regenerate the tiny test bundle (models/tiny), its float16 twin (models/tiny-f16),
-# its golden outputs (tests/golden/tiny.json) and fixture images (tests/fixtures/images)
+# its golden outputs (tests/golden/tiny.json, any_to_any.json, tiny_audio.json), fixture
+# images (tests/fixtures/images) and the synthesized audio fixture (tests/fixtures/audio/sweep_16k.wav)
 # deterministically, then verify the ONNX graphs against PyTorch with onnxruntime.
 # Usage: exporters/export_tiny.sh   (from anywhere)
 set -euo pipefail

@@ -9,8 +9,9 @@ weights, computation *and* the float inputs/outputs become float16
 exercises the runtime's "feed each graph the element type it declares" path.
 
 The manifest is the float32 one with ``name`` = ``<name>-f16`` and the image
-``preprocess.dtype`` = ``float16``, without the output side (``output_projector``
-and ``modality_generator`` stages: the f16 twin exercises the text path; the
+``preprocess.dtype`` = ``float16``, without the audio branch (its encoder, projector
+and prompt entries) and the output side (``output_projector``
+and ``modality_generator`` stages: the f16 twin exercises the text and image path; the
 decoder still returns its last hidden state, in float16); ``tokenizer.json`` is copied byte for byte
 and checksums are recomputed. The conversion is a pure function of the float32
 graphs, so the output is deterministic.
@@ -65,7 +66,9 @@ def f16_manifest(manifest: dict) -> dict:
     """The float16 bundle's manifest body (without format, version and checksums)."""
     body = {k: v for k, v in json.loads(json.dumps(manifest)).items() if k not in ("format", "version", "checksums")}
     body["name"] = f"{manifest['name']}-f16"
-    body["stages"] = [s for s in body["stages"] if s["kind"] not in OUTPUT_SIDE]
+    body["stages"] = [s for s in body["stages"] if s["kind"] not in OUTPUT_SIDE and s.get("modality") != "audio"]
+    for table in ("placeholders", "media_token_ids"):
+        body["prompt"][table].pop("audio", None)
     for stage in body["stages"]:
         if stage["kind"] == "modality_encoder" and stage["preprocess"].get("type") == "image":
             stage["preprocess"]["dtype"] = "float16"

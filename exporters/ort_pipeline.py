@@ -3,6 +3,13 @@
 Everything is driven by ``bundle.json``: tensor names, preprocessing, prompt
 format, KV-cache naming. The flow for one request:
 
+Audio (when the bundle has an audio encoder): each file is split into
+``chunk_seconds`` windows, each window's Whisper log-mel (transformers'
+``WhisperFeatureExtractor`` with the manifest's settings) goes through
+``audio_encoder`` and ``audio_projector``; a file's rows are its windows' rows
+in order. Image and audio rows replace their placeholder tokens' rows in
+prompt order (the i-th ``<audio>`` placeholder takes the i-th file).
+
 1. preprocess each image (:mod:`exporters.preprocess`) -> ``pixel_values`` [n, 3, H, W];
 2. ``vision_encoder`` -> ``image_features`` [n, T, d_vision];
 3. ``projector`` -> ``image_embeds`` [n, T, d_text];
@@ -68,10 +75,15 @@ class OrtPipeline:
     def __init__(self, bundle_dir: Path):
         self.dir = Path(bundle_dir)
         self.manifest = json.loads((self.dir / "bundle.json").read_text())
-        stages = {stage["kind"]: stage for stage in self.manifest["stages"]}
-        self.encoder_stage = stages["modality_encoder"]
-        self.projector_stage = stages["input_projector"]
-        self.decoder_stage = stages["llm_decoder"]
+        def stage(kind: str, modality: str | None = None) -> dict | None:
+            found = [s for s in self.manifest["stages"] if s["kind"] == kind and modality in (None, s.get("modality"))]
+            return found[0] if found else None
+
+        self.encoder_stage = stage("modality_encoder", "image")
+        self.projector_stage = stage("input_projector", "image")
+        self.audio_encoder_stage = stage("modality_encoder", "audio")
+        self.audio_projector_stage = stage("input_projector", "audio")
+        self.decoder_stage = stage("llm_decoder")
 
         pre = self.encoder_stage["preprocess"]
         self.preprocess = ImagePreprocess(
@@ -90,6 +102,8 @@ class OrtPipeline:
             bos_token_id=p["bos_token_id"],
             eos_token_ids=tuple(p["eos_token_ids"]),
             pad_token_id=p["pad_token_id"],
+            audio_placeholder=p["placeholders"].get("audio", "<audio>"),
+            audio_token_id=p["media_token_ids"].get("audio"),
         )
         self.tokenizer = Tokenizer.from_file(str(self.dir / self.manifest["tokenizer"]))
 
@@ -111,6 +125,12 @@ class OrtPipeline:
         self.embeds_dtype = _declared(self.decoder, self.decoder_stage["inputs"]["inputs_embeds"])
         self.past_dtype = _declared(self.decoder, self.past_names[0][0])
         self.tokens_per_image = self.projector.get_outputs()[0].shape[1]
+        self.audio = None
+        if self.audio_encoder_stage is not None:
+            self.audio = (
+                _session(self.dir / self.audio_encoder_stage["graph"]),  # input_features -> audio_features
+                _session(self.dir / self.audio_projector_stage["graph"]),  # audio_features -> audio_embeds
+            )
         signal = [self.tokenizer.token_to_id(t) for s in self.manifest["stages"] if s["kind"] == "output_projector"
                   for t in s["signal_tokens"]]
         self.forced_next = dict(zip(signal, signal[1:]))
@@ -124,6 +144,29 @@ class OrtPipeline:
         features = features.astype(self.features_dtype, copy=False)
         (embeds,) = self.projector.run([self.projector_stage["output"]], {self.projector_stage["input"]: features})
         return embeds
+
+    def audio_embeds(self, path: str) -> np.ndarray:
+        """Log-mel per window, encode and project one audio file: [windows * T, d_text]."""
+        from transformers import WhisperFeatureExtractor
+
+        from .whisper.audio import read_wav, resample
+
+        pre = self.audio_encoder_stage["preprocess"]
+        samples, rate = read_wav(path)
+        samples = resample(samples, rate, pre["sample_rate"])
+        window = int(pre["chunk_seconds"] * pre["sample_rate"])
+        fe = WhisperFeatureExtractor(
+            feature_size=pre["n_mels"], sampling_rate=pre["sample_rate"], hop_length=pre["hop_length"],
+            chunk_length=int(pre["chunk_seconds"]), n_fft=pre["n_fft"],
+        )
+        chunks = [samples[s : s + window] for s in range(0, max(len(samples), 1), window)]
+        mel = np.stack([fe(c, sampling_rate=pre["sample_rate"], return_tensors="np").input_features[0] for c in chunks])
+        encoder, projector = self.audio
+        enc, proj = self.audio_encoder_stage, self.audio_projector_stage
+        (features,) = encoder.run([enc["output"]], {enc["input"]: mel.astype(_declared(encoder, enc["input"]))})
+        features = features.astype(_declared(projector, proj["input"]), copy=False)
+        (embeds,) = projector.run([proj["output"]], {proj["input"]: features})
+        return embeds.reshape(-1, embeds.shape[-1])
 
     def embed_ids(self, ids: list[int]) -> np.ndarray:
         """[1, s, d_text] token embeddings."""
@@ -149,15 +192,21 @@ class OrtPipeline:
 
     # -- request ------------------------------------------------------------------------------
 
-    def generate(self, prompt: str, image_paths: list[str], max_new_tokens: int) -> OrtResult:
+    def generate(self, prompt: str, image_paths: list[str], max_new_tokens: int, audio_paths: tuple[str, ...] = ()) -> OrtResult:
         """Greedy generation for one request."""
-        ids = build_input_ids(self.prompt, self.tokenizer, prompt, len(image_paths), self.tokens_per_image)
+        audio_rows = [self.audio_embeds(p) for p in audio_paths]
+        ids = build_input_ids(
+            self.prompt, self.tokenizer, prompt, len(image_paths), self.tokens_per_image, tuple(len(r) for r in audio_rows)
+        )
         embeds = self.embed_ids(ids)
         image_embeds = self.image_embeds(image_paths)
         positions = [i for i, t in enumerate(ids) if t == self.prompt.image_token_id]
         rows = image_embeds.reshape(-1, image_embeds.shape[-1])
         assert len(positions) == rows.shape[0], "image token count != image embedding rows"
         embeds[0, positions] = rows
+        if audio_rows:
+            positions = [i for i, t in enumerate(ids) if t == self.prompt.audio_token_id]
+            embeds[0, positions] = np.concatenate(audio_rows)
 
         empty = np.zeros((1, self.kv_heads, 0, self.head_dim), dtype=self.past_dtype)
         past = [(empty, empty) for _ in self.past_names]

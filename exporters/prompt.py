@@ -2,12 +2,16 @@
 
 Rules (manifest ``prompt`` block):
 
-* ``content`` = ``"<image>\\n"`` once per image, followed by the user prompt,
-  unless the user prompt already contains the placeholder (then it is used as is).
+* ``content`` = for each modality in the order image, audio: its placeholder
+  (``"<image>\\n"``, ``"<audio>\\n"``) once per item, unless the user prompt
+  already contains that placeholder (then the prompt places them), followed by
+  the user prompt.
 * ``text`` = ``template`` with ``{content}`` replaced.
 * ``ids`` = ``[bos_token_id] + tokenizer.encode(text, add_special_tokens=False).ids``.
-* Each media token id (``<image>`` = 3) is expanded to ``tokens_per_image`` copies;
-  those positions later receive the projected image embeddings, in order.
+* Each media token id (``<image>`` = 3, ``<audio>``) is expanded to one copy per
+  embedding row of its item (``tokens_per_image``; per audio file, windows x
+  tokens per window); the i-th placeholder of a modality takes its i-th item, so
+  images and audio interleave in the order their placeholders appear.
 """
 
 from __future__ import annotations
@@ -27,38 +31,62 @@ class PromptFormat:
     bos_token_id: int = 1
     eos_token_ids: tuple[int, ...] = (2,)
     pad_token_id: int = 0
+    audio_placeholder: str = "<audio>"
+    #: Set once the ``<audio>`` token is added to the tokenizer (None: no audio input).
+    audio_token_id: int | None = None
 
     def to_manifest(self) -> dict:
         """The ``prompt`` object of bundle.json."""
+        placeholders, token_ids = {"image": self.image_placeholder}, {"image": self.image_token_id}
+        if self.audio_token_id is not None:
+            placeholders["audio"], token_ids["audio"] = self.audio_placeholder, self.audio_token_id
         return {
             "template": self.template,
-            "placeholders": {"image": self.image_placeholder},
-            "media_token_ids": {"image": self.image_token_id},
+            "placeholders": placeholders,
+            "media_token_ids": token_ids,
             "bos_token_id": self.bos_token_id,
             "eos_token_ids": list(self.eos_token_ids),
             "pad_token_id": self.pad_token_id,
         }
 
 
-def build_text(fmt: PromptFormat, user_prompt: str, num_images: int) -> str:
+def build_text(fmt: PromptFormat, user_prompt: str, num_images: int, num_audio: int = 0) -> str:
     """Apply the placeholder rule and the template."""
-    if fmt.image_placeholder in user_prompt:
-        content = user_prompt
-    else:
-        content = f"{fmt.image_placeholder}\n" * num_images + user_prompt
-    return fmt.template.replace("{content}", content)
+    prefix = ""
+    for placeholder, count in ((fmt.image_placeholder, num_images), (fmt.audio_placeholder, num_audio)):
+        if placeholder not in user_prompt:
+            prefix += f"{placeholder}\n" * count
+    return fmt.template.replace("{content}", prefix + user_prompt)
 
 
 def build_input_ids(
-    fmt: PromptFormat, tokenizer: Tokenizer, user_prompt: str, num_images: int, tokens_per_image: int
+    fmt: PromptFormat,
+    tokenizer: Tokenizer,
+    user_prompt: str,
+    num_images: int,
+    tokens_per_image: int,
+    audio_tokens: tuple[int, ...] = (),
 ) -> list[int]:
-    """Token ids of the prompt with every image placeholder expanded."""
-    text = build_text(fmt, user_prompt, num_images)
+    """Token ids of the prompt with every media placeholder expanded.
+
+    ``audio_tokens[i]`` is the number of embedding rows of the i-th audio item.
+    """
+    text = build_text(fmt, user_prompt, num_images, len(audio_tokens))
     ids = [fmt.bos_token_id] + tokenizer.encode(text, add_special_tokens=False).ids
     expanded: list[int] = []
+    found = {"image": 0, "audio": 0}
     for token in ids:
-        expanded.extend([token] * tokens_per_image if token == fmt.image_token_id else [token])
-    found = expanded.count(fmt.image_token_id) // tokens_per_image
-    if found != num_images:
-        raise ValueError(f"prompt has {found} image placeholders but {num_images} images were given")
+        if token == fmt.image_token_id:
+            expanded.extend([token] * tokens_per_image)
+            found["image"] += 1
+        elif fmt.audio_token_id is not None and token == fmt.audio_token_id:
+            if found["audio"] >= len(audio_tokens):
+                raise ValueError(f"prompt has more audio placeholders than the {len(audio_tokens)} audio inputs")
+            expanded.extend([token] * audio_tokens[found["audio"]])
+            found["audio"] += 1
+        else:
+            expanded.append(token)
+    for modality, given in (("image", num_images), ("audio", len(audio_tokens))):
+        if found[modality] != given:
+            raise ValueError(f"prompt has {found[modality]} {modality} placeholders but {given} {modality} inputs were given")
     return expanded

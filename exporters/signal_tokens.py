@@ -103,6 +103,8 @@ class ForceSignalRun(LogitsProcessor):
         self.next = {a: b for a, b in zip(signal_ids, signal_ids[1:])}
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[1] == 0:  # generate(inputs_embeds=…) starts with no ids
+            return scores
         for row, last in enumerate(input_ids[:, -1].tolist()):
             if last in self.next:
                 forced = self.next[last]

@@ -6,14 +6,19 @@ Run from the repository root (``exporters/export_tiny.sh`` does it)::
 
 Writes (deterministically, fixed seeds):
 
-* ``models/tiny/``: tokenizer.json (with the ``[IMG0]``…``[IMG3]`` signal tokens),
-  vision_encoder.onnx, projector.onnx, embed.onnx, decoder.onnx (logits and the
+* ``models/tiny/``: tokenizer.json (with the ``[IMG0]``…``[IMG3]`` signal tokens and
+  the ``<audio>`` placeholder), vision_encoder.onnx, projector.onnx,
+  audio_encoder.onnx, audio_projector.onnx (:mod:`exporters.tiny_audio`),
+  embed.onnx, decoder.onnx (logits and the
   last hidden state), output_projector.onnx, generator_denoiser.onnx,
   generator_decoder.onnx, bundle.json;
 * ``models/tiny-f16/``: the same bundle converted to float16, float
   inputs/outputs included (:mod:`exporters.fp16`);
 * ``tests/fixtures/images/*.png``: synthesized fixture images;
+  ``tests/fixtures/audio/sweep_16k.wav``: a synthesized tone sweep;
 * ``tests/golden/tiny.json``: PyTorch goldens;
+* ``tests/golden/tiny_audio.json``: audio goldens (log-mel by transformers, audio
+  embeddings and greedy ids of requests with audio, by PyTorch);
 * ``tests/golden/any_to_any.json``: signal-token, output-projector and diffusers
   scheduler / pipeline goldens (:mod:`exporters.diffusion_goldens`).
 
@@ -26,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -34,7 +40,7 @@ import numpy as np
 import torch
 from transformers import LogitsProcessorList
 
-from . import bundle, diffusion_goldens, fixtures, fp16, generator_export, goldens, onnx_export, signal_tokens
+from . import bundle, diffusion_goldens, fixtures, fp16, generator_export, goldens, onnx_export, signal_tokens, tiny_audio
 from .generator_model import GeneratorDims, build_output_projector, build_unet, build_vae
 from .ort_pipeline import OrtPipeline
 from .preprocess import ImagePreprocess
@@ -47,12 +53,13 @@ BUNDLE_DIR = Path("models/tiny")
 F16_BUNDLE_DIR = Path("models/tiny-f16")
 GOLDEN_PATH = Path("tests/golden/tiny.json")
 ANY_GOLDEN_PATH = Path("tests/golden/any_to_any.json")
+AUDIO_GOLDEN_PATH = Path("tests/golden/tiny_audio.json")
 EMBED_ATOL = 1e-4
 LOGITS_ATOL = 1e-3
 
 DESCRIPTION = (
     "Tiny random-weight LLaVA-style model (CLIP vision tower, MLP projector, "
-    "Llama decoder with grouped KV heads) with NExT-GPT style image output "
+    "Llama decoder with grouped KV heads), a Whisper-style audio encoder with an MLP projector, with NExT-GPT style image output "
     "(signal tokens, transformer output projector, UNet + VAE diffusion generator) for tests."
 )
 #: Projected conditioning of the output projector vs PyTorch, onnxruntime.
@@ -62,6 +69,8 @@ LATENTS_ATOL = 1e-3
 GRAPHS = {
     "vision_encoder": "vision_encoder.onnx",
     "projector": "projector.onnx",
+    "audio_encoder": "audio_encoder.onnx",
+    "audio_projector": "audio_projector.onnx",
     "embed": "embed.onnx",
     "decoder": "decoder.onnx",
     **generator_export.GRAPHS,
@@ -77,6 +86,20 @@ def generate_cases() -> list[goldens.GenerateCase]:
         goldens.GenerateCase("text_only", "Tell me a short story about a cat.", (), 16),
         goldens.GenerateCase("one_image", "Describe the image.", (a,), 16),
         goldens.GenerateCase("two_images", "Compare the two images.", (a, b), 16),
+    ]
+
+
+def audio_cases() -> list[tiny_audio.MediaCase]:
+    """The golden requests with audio: alone, with text placing it, and with an image
+    (placeholders in either order, or prepended: images first, then audio)."""
+    a = f"{fixtures.FIXTURE_DIR.as_posix()}/a_32.png"
+    sweep, speech = tiny_audio.SWEEP_FIXTURE.as_posix(), tiny_audio.SPEECH_FIXTURE.as_posix()
+    Case = tiny_audio.MediaCase
+    return [
+        Case("audio_only", "Describe the sound.", (), (sweep,), 16),
+        Case("audio_text", "What is said in <audio> here? Answer in one word.", (), (speech,), 16),
+        Case("audio_then_image", "Listen to <audio> and look at <image>, then compare.", (a,), (sweep,), 16),
+        Case("image_audio_prepended", "Describe both.", (a,), (speech,), 16),
     ]
 
 
@@ -111,7 +134,30 @@ def output_stages(gen: GeneratorDims) -> list[dict]:
     ]
 
 
-def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat) -> dict:
+def audio_stages(adims: tiny_audio.AudioDims) -> list[dict]:
+    """The audio ``modality_encoder`` and ``input_projector`` stages of bundle.json."""
+    return [
+        {
+            "kind": "modality_encoder",
+            "name": "audio_encoder",
+            "modality": "audio",
+            "graph": GRAPHS["audio_encoder"],
+            "input": "input_features",
+            "output": "audio_features",
+            "preprocess": adims.to_manifest(),
+        },
+        {
+            "kind": "input_projector",
+            "name": "audio_projector",
+            "modality": "audio",
+            "graph": GRAPHS["audio_projector"],
+            "input": "audio_features",
+            "output": "audio_embeds",
+        },
+    ]
+
+
+def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat, adims: tiny_audio.AudioDims) -> dict:
     """The bundle.json body (format, version and checksums are added by :mod:`bundle`)."""
     kv = {
         "num_layers": dims.text_layers,
@@ -142,6 +188,7 @@ def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat) -> dict:
                 "input": "image_features",
                 "output": "image_embeds",
             },
+            *audio_stages(adims),
             {
                 "kind": "llm_decoder",
                 "name": "decoder",
@@ -163,12 +210,13 @@ def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat) -> dict:
     }
 
 
-def export_graphs(model, dims: TinyDims, out_dir: Path) -> list[str]:
-    """Export the four stage graphs; returns report lines of the decoder shape check."""
+def export_graphs(model, dims: TinyDims, out_dir: Path, branch, adims: tiny_audio.AudioDims) -> list[str]:
+    """Export the six input-side stage graphs; returns report lines of the decoder shape check."""
     onnx_export.export_vision_encoder(VisionEncoder(model), out_dir / GRAPHS["vision_encoder"], dims.image_size)
     onnx_export.export_projector(
         Projector(model), out_dir / GRAPHS["projector"], dims.tokens_per_image, dims.vision_hidden
     )
+    tiny_audio.export_graphs(branch, adims, out_dir / GRAPHS["audio_encoder"], out_dir / GRAPHS["audio_projector"])
     onnx_export.export_embed(Embed(model), out_dir / GRAPHS["embed"])
     decoder = Decoder(model)
     path = out_dir / GRAPHS["decoder"]
@@ -194,15 +242,15 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out_dir: Path = args.bundle_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    dims, prep, fmt = TinyDims(), ImagePreprocess(), PromptFormat()
+    dims, prep, fmt, adims = TinyDims(), ImagePreprocess(), PromptFormat(), tiny_audio.AudioDims()
 
     # 1. tokenizer (+ signal tokens), model (+ signal rows, alpha by search), fixtures
     tokenizer = build_tokenizer()
     bpe_vocab = tokenizer.get_vocab_size()
     signal_ids = signal_tokens.add_signal_tokens(tokenizer)
-    tokenizer.save(str(out_dir / "tokenizer.json"), pretty=True)
     base = build_model(bpe_vocab, dims)
     images = [p.as_posix() for p in fixtures.write_fixtures()]
+    tiny_audio.write_fixtures(adims)
 
     def with_signal_rows(alpha: float):
         model = copy.deepcopy(base)
@@ -213,13 +261,19 @@ def main(argv: list[str] | None = None) -> int:
         with_signal_rows, tokenizer, fmt, prep, dims.tokens_per_image, signal_ids
     )
     forcing = LogitsProcessorList([signal_tokens.ForceSignalRun(signal_ids)])
+    # The audio placeholder comes after the signal tokens, so the signal search above is unchanged.
+    audio_id = tiny_audio.add_audio_token(tokenizer)
+    tiny_audio.add_audio_row(model, audio_id, INITIALIZER_RANGE)
+    tokenizer.save(str(out_dir / "tokenizer.json"), pretty=True)
+    fmt = dataclasses.replace(fmt, audio_token_id=audio_id)
+    branch = tiny_audio.build_audio_branch(adims, dims.text_hidden, INITIALIZER_RANGE)
     gen_dims = GeneratorDims(d_llm=dims.text_hidden, signal_tokens=len(signal_ids))
     out_projector, unet, vae = build_output_projector(gen_dims), build_unet(gen_dims), build_vae(gen_dims)
 
     # 2. graphs + manifest
-    decoder_report = export_graphs(model, dims, out_dir)
+    decoder_report = export_graphs(model, dims, out_dir, branch, adims)
     generator_export.export_all(out_projector, unet, vae, gen_dims, out_dir)
-    bundle.write_manifest(out_dir, manifest(dims, prep, fmt), ["tokenizer.json", *GRAPHS.values()])
+    bundle.write_manifest(out_dir, manifest(dims, prep, fmt, adims), ["tokenizer.json", *GRAPHS.values()])
 
     # 3. PyTorch goldens
     square = [p for p in images if p.endswith("_32.png")]
@@ -241,9 +295,13 @@ def main(argv: list[str] | None = None) -> int:
         model, tokenizer, fmt, prep, dims, signal_ids, alpha, (signal_case, silent_case), out_projector, unet, vae, gen_dims
     )
     ANY_GOLDEN_PATH.write_text(json.dumps(any_golden, indent=1) + "\n")
+    audio_golden = tiny_audio.goldens(model, branch, tokenizer, fmt, prep, adims, audio_cases(), dims.tokens_per_image, forcing)
+    AUDIO_GOLDEN_PATH.write_text(json.dumps(audio_golden, indent=1) + "\n")
+    splice_check = check_splicing(model, branch, tokenizer, fmt, prep, adims, golden, dims, forcing)
 
     # 4. verify the bundle with onnxruntime, the way the Rust runtime runs it
     report = verify(out_dir, golden, torch_logits) + verify_output_side(out_dir, any_golden)
+    report += [splice_check, *verify_audio(out_dir, audio_golden)]
     print_report(out_dir, args.golden, tokenizer.get_vocab_size(), dims, decoder_report, report)
 
     # 5. the float16 twin, derived from the float32 graphs and checked against the same goldens
@@ -326,6 +384,8 @@ def verify_committed(bundle_dir: Path, f16_dir: Path, golden_path: Path) -> int:
         print(line)
     for line in verify_output_side(bundle_dir, json.loads(ANY_GOLDEN_PATH.read_text())):
         print(line)
+    for line in verify_audio(bundle_dir, json.loads(AUDIO_GOLDEN_PATH.read_text())):
+        print(line)
     for line in fp16.verify(f16_dir, bundle_dir, golden):
         print(line)
     print("OK")
@@ -357,6 +417,36 @@ def verify(bundle_dir: Path, golden: dict, torch_logits: dict[str, np.ndarray] |
             f"generate {entry['name']}: prompt {len(entry['input_ids'])} ids, "
             f"{len(result.output_ids)} new ids equal to torch generate(); {logits_note}text={entry['text']!r}"
         )
+    return lines
+
+
+def check_splicing(model, branch, tokenizer, fmt, prep, adims, golden: dict, dims: TinyDims, forcing) -> str:
+    """The audio goldens splice rows into ``inputs_embeds`` by hand; on the image goldens
+    that same splicing must reproduce LLaVA's own ``generate(pixel_values=…)`` ids."""
+    for entry in golden["generate"]:
+        case = tiny_audio.MediaCase(entry["name"], entry["prompt"], tuple(entry["images"]), (), entry["max_new_tokens"])
+        ids, new_ids, _ = tiny_audio.torch_generate(model, branch, tokenizer, fmt, prep, adims, case, dims.tokens_per_image, forcing)
+        assert ids == entry["input_ids"] and new_ids == entry["output_ids"], f"{entry['name']}: spliced generate() differs"
+    return f"spliced inputs_embeds generate() == LLaVA generate() on {len(golden['generate'])} image requests"
+
+
+def verify_audio(bundle_dir: Path, audio_golden: dict) -> list[str]:
+    """The exported audio graphs and the audio requests, in onnxruntime, against the PyTorch goldens."""
+    pipe = OrtPipeline(bundle_dir)
+    lines = []
+    for entry in audio_golden["audio"]:
+        got = pipe.audio_embeds(entry["file"])
+        want = np.asarray(entry["embeds"], dtype=np.float32).reshape(entry["embeds_shape"])
+        diff = float(np.abs(got - want).max())
+        assert diff <= EMBED_ATOL, f"{entry['file']}: audio embeddings differ by {diff} > {EMBED_ATOL}"
+        lines.append(f"audio embeddings {Path(entry['file']).name} {list(want.shape)}: max|ort-torch|={diff:.2e} (tol {EMBED_ATOL})")
+    for entry in audio_golden["generate"]:
+        result = pipe.generate(entry["prompt"], entry["images"], entry["max_new_tokens"], tuple(entry["audio"]))
+        assert result.input_ids == entry["input_ids"], f"{entry['name']}: prompt ids differ"
+        assert result.output_ids == entry["output_ids"], (
+            f"{entry['name']}: greedy ids differ\n  ort:   {result.output_ids}\n  torch: {entry['output_ids']}"
+        )
+        lines.append(f"generate {entry['name']}: prompt {len(entry['input_ids'])} ids, {len(result.output_ids)} new ids equal to torch; text={entry['text']!r}")
     return lines
 
 

@@ -34,6 +34,20 @@ impl KvCache {
         &self.values
     }
 
+    /// A deep copy, for beam search only (two continuations of one beam need
+    /// their own caches); the normal decode path moves the cache instead.
+    pub fn duplicate(&self, stage: &str) -> Result<KvCache> {
+        let values = self
+            .values
+            .iter()
+            .map(|v| {
+                let dtype = crate::tensor::element_type(v).unwrap_or(TensorElementType::Float32);
+                crate::tensor::float_value(crate::tensor::to_f32_array(v, stage, "past key/value")?, dtype, stage, "past key/value")
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache::new(values, self.seq_len))
+    }
+
     /// Take the tensors out to feed them (by move) to the next step.
     pub fn into_values(self) -> Vec<DynValue> {
         self.values

@@ -36,6 +36,7 @@ pub mod speech;
 pub mod stages;
 pub mod tensor;
 pub mod vad;
+pub mod wer;
 
 pub use bundle::Bundle;
 pub use error::{Error, Result};

@@ -1024,6 +1024,8 @@ mod tests {
                 "tokenizer.json",
                 "vision_encoder.onnx",
                 "projector.onnx",
+                "audio_encoder.onnx",
+                "audio_projector.onnx",
                 "embed.onnx",
                 "decoder.onnx",
                 "output_projector.onnx",
@@ -1033,6 +1035,11 @@ mod tests {
         );
         assert_eq!(m.decoder().kv_cache.past_names()[..2], ["past_key_values.0.key", "past_key_values.0.value"]);
         assert_eq!(m.decoder().kv_cache.present_names().len(), 2 * m.decoder().kv_cache.num_layers);
+    }
+
+    /// Index of the first stage of `kind` (tests edit stages by kind, not position).
+    fn at(v: &serde_json::Value, kind: &str) -> usize {
+        v["stages"].as_array().unwrap().iter().position(|s| s["kind"] == kind).unwrap()
     }
 
     #[test]
@@ -1047,8 +1054,8 @@ mod tests {
             ("empty tensor", |v| v["stages"][1]["output"] = " ".into(), "`output` names no tensor"),
             ("parent path", |v| v["stages"][1]["graph"] = "../x.onnx".into(), "points outside the bundle"),
             ("absolute path", |v| v["tokenizer"] = "/etc/passwd".into(), "points outside the bundle"),
-            ("no decoder", |v| { v["stages"].as_array_mut().unwrap().remove(2); }, "exactly one `llm_decoder`"),
-            ("layer pattern", |v| v["stages"][2]["kv_cache"]["past_key"] = "past.key".into(), "must contain {layer}"),
+            ("no decoder", |v| { let i = at(v, "llm_decoder"); v["stages"].as_array_mut().unwrap().remove(i); }, "exactly one `llm_decoder`"),
+            ("layer pattern", |v| { let i = at(v, "llm_decoder"); v["stages"][i]["kv_cache"]["past_key"] = "past.key".into() }, "must contain {layer}"),
             ("std", |v| v["stages"][0]["preprocess"]["std"][1] = 0.0.into(), "`std` must be positive"),
             ("top_p", |v| v["generation"]["top_p"] = 1.5.into(), "top-p must be in (0, 1]"),
         ];
@@ -1065,20 +1072,22 @@ mod tests {
     fn decoder_takes_embeddings_or_ids_never_both() {
         // the text-only form: ids in, no embedding graph
         let mut v = tiny();
-        v["stages"][2]["inputs"] = serde_json::json!({"input_ids": "input_ids", "attention_mask": "attention_mask"});
-        v["stages"][2].as_object_mut().unwrap().remove("embedding");
+        let d = at(&v, "llm_decoder");
+        v["stages"][d]["inputs"] = serde_json::json!({"input_ids": "input_ids", "attention_mask": "attention_mask"});
+        v["stages"][d].as_object_mut().unwrap().remove("embedding");
         let m = parse(&v).unwrap();
         assert!(m.decoder().embedding.is_none());
         assert!(!m.files().contains(&"embed.onnx"));
         type Edit = fn(&mut serde_json::Value);
         let cases: [(&str, Edit, &str); 4] = [
-            ("both", |v| v["stages"][2]["inputs"]["input_ids"] = "input_ids".into(), "exactly one of"),
-            ("neither", |v| { v["stages"][2]["inputs"].as_object_mut().unwrap().remove("inputs_embeds"); }, "exactly one of"),
-            ("embeds without graph", |v| { v["stages"][2].as_object_mut().unwrap().remove("embedding"); }, "needs an `embedding` graph"),
+            ("both", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"]["input_ids"] = "input_ids".into() }, "exactly one of"),
+            ("neither", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"].as_object_mut().unwrap().remove("inputs_embeds"); }, "exactly one of"),
+            ("embeds without graph", |v| { let d = at(v, "llm_decoder"); v["stages"][d].as_object_mut().unwrap().remove("embedding"); }, "needs an `embedding` graph"),
             (
                 "ids with graph",
                 |v| {
-                    let inputs = v["stages"][2]["inputs"].as_object_mut().unwrap();
+                    let d = at(v, "llm_decoder");
+                    let inputs = v["stages"][d]["inputs"].as_object_mut().unwrap();
                     inputs.remove("inputs_embeds");
                     inputs.insert("input_ids".into(), "input_ids".into());
                 },
@@ -1097,16 +1106,15 @@ mod tests {
     fn invalid_output_side_says_what_is_wrong() {
         type Edit = fn(&mut serde_json::Value);
         let cases: [(&str, Edit, &str); 7] = [
-            ("scheduler kind", |v| v["stages"][4]["scheduler"]["kind"] = "pndm".into(), "unknown variant `pndm`"),
-            ("scheduler option", |v| v["stages"][4]["scheduler"]["eta"] = 0.5.into(), "unknown field `eta`"),
-            ("zero steps", |v| v["stages"][4]["steps"] = 0.into(), "`steps` must be at least 1"),
-            ("guidance", |v| v["stages"][4]["guidance_scale"] = (-1.0).into(), "`guidance_scale` must be finite and >= 0"),
-            ("latent shape", |v| v["stages"][4]["latent_shape"] = serde_json::json!([4, 0, 8]), "`latent_shape`"),
-            ("no hidden states", |v| { v["stages"][2]["outputs"].as_object_mut().unwrap().remove("hidden_states"); }, "outputs.hidden_states"),
-            ("no generator", |v| { v["stages"].as_array_mut().unwrap().remove(4); }, "has no modality_generator"),
+            ("scheduler kind", |v| { let g = at(v, "modality_generator"); v["stages"][g]["scheduler"]["kind"] = "pndm".into() }, "unknown variant `pndm`"),
+            ("scheduler option", |v| { let g = at(v, "modality_generator"); v["stages"][g]["scheduler"]["eta"] = 0.5.into() }, "unknown field `eta`"),
+            ("zero steps", |v| { let g = at(v, "modality_generator"); v["stages"][g]["steps"] = 0.into() }, "`steps` must be at least 1"),
+            ("guidance", |v| { let g = at(v, "modality_generator"); v["stages"][g]["guidance_scale"] = (-1.0).into() }, "`guidance_scale` must be finite and >= 0"),
+            ("latent shape", |v| { let g = at(v, "modality_generator"); v["stages"][g]["latent_shape"] = serde_json::json!([4, 0, 8]) }, "`latent_shape`"),
+            ("no hidden states", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["outputs"].as_object_mut().unwrap().remove("hidden_states"); }, "outputs.hidden_states"),
+            ("no generator", |v| { let g = at(v, "modality_generator"); v["stages"].as_array_mut().unwrap().remove(g); }, "has no modality_generator"),
         ];
         let tiny = tiny();
-        assert_eq!(tiny["stages"][4]["kind"], "modality_generator");
         for (what, edit, needle) in cases {
             let mut v = tiny.clone();
             edit(&mut v);
@@ -1117,13 +1125,9 @@ mod tests {
 
     #[test]
     fn audio_video_and_output_stages_are_described() {
+        // The tiny bundle has the audio input side; add an audio output side.
         let mut v = tiny();
         let stages = v["stages"].as_array_mut().unwrap();
-        stages.push(serde_json::json!({"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio",
-            "graph": "a.onnx", "input": "input_features", "output": "audio_features",
-            "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80, "chunk_seconds": 30.0}}));
-        stages.push(serde_json::json!({"kind": "input_projector", "name": "audio_projector", "modality": "audio",
-            "graph": "ap.onnx", "input": "audio_features", "output": "audio_embeds"}));
         stages.push(serde_json::json!({"kind": "output_projector", "name": "audio_out", "modality": "audio",
             "graph": "op.onnx", "input": "hidden", "output": "cond", "signal_tokens": ["[AUD0]"]}));
         stages.push(serde_json::json!({"kind": "modality_generator", "name": "audio_gen", "modality": "audio",
@@ -1132,15 +1136,17 @@ mod tests {
             "scheduler": {"kind": "euler_discrete", "beta_schedule": "scaled_linear"},
             "latent_shape": [8, 256], "steps": 20, "guidance_scale": 2.5,
             "output": {"type": "audio", "format": "wav", "sample_rate": 16000, "value_range": [-1.0, 1.0]}}));
-        v["prompt"]["placeholders"]["audio"] = "<audio>".into();
-        v["prompt"]["media_token_ids"]["audio"] = 4.into();
         let m = parse(&v).unwrap();
         assert!(m.encoder(Modality::Audio).is_some() && m.projector(Modality::Audio).is_some());
         assert!(m.files().contains(&"vocoder.onnx"));
         assert!(m.generator(Modality::Audio).is_some() && m.output_projector(Modality::Audio).is_some());
-        // An encoder without its projector is rejected.
-        assert_eq!(v["stages"][6]["name"], "audio_projector");
-        v["stages"].as_array_mut().unwrap().remove(6);
+        assert_eq!(m.prompt.placeholders[&Modality::Audio], "<audio>");
+        // An encoder without its projector is rejected, and so is one without a placeholder.
+        let mut no_placeholder = v.clone();
+        no_placeholder["prompt"]["placeholders"].as_object_mut().unwrap().remove("audio");
+        assert!(parse(&no_placeholder).unwrap_err().contains("needs a placeholder and a media token id for audio"));
+        let i = v["stages"].as_array().unwrap().iter().position(|s| s["name"] == "audio_projector").unwrap();
+        v["stages"].as_array_mut().unwrap().remove(i);
         assert!(parse(&v).unwrap_err().contains("has no input_projector"));
     }
 

@@ -2,14 +2,19 @@
 //! projector → tokenize with placeholder expansion → embed → merge → prefill)
 //! then the decode stage (sample → embed → decoder step, KV cache moved).
 //!
-//! Encoders run once per request, on the prompt only. When the bundle has an
+//! Media come as images and audio files; each item's projected rows replace
+//! its placeholder's expanded tokens, in the order the placeholders appear in
+//! the prompt. Audio is split into the encoder's `chunk_seconds` windows
+//! (log-mel → audio encoder → projector per window), so a file's rows are its
+//! windows' rows in order. Encoders run once per request, on the prompt only. When the bundle has an
 //! output side and generation emits its signal tokens, the output projector
 //! and modality generator run after decoding ([`crate::output_side`]).
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use ndarray::{Array4, ArrayD, Axis};
+use ndarray::{Array2, Array4, ArrayD, ArrayView2, Axis, Ix2};
 use ort::value::DynValue;
 use tokenizers::Tokenizer;
 
@@ -19,12 +24,13 @@ use crate::generate::{self, GenerateParams, LanguageModel, Sampler, SamplingConf
 use crate::output_side::{GeneratedMedia, OutputSide};
 use crate::stages::generator::GenerationSettings;
 use crate::manifest::Modality;
-use crate::preprocess;
+use crate::preprocess::{self, audio, wav};
 use crate::prompt;
 use crate::runtime::{OrtRuntime, ProviderReport, RuntimeInfo, SessionConfig};
 use crate::stages::decoder::Decoder;
 use crate::stages::encoder::ImageEncoder;
 use crate::stages::projector::InputProjector;
+use crate::stages::seq2seq::AudioEncoder;
 use crate::tensor;
 
 /// One request: a prompt, optional images, sampling settings.
@@ -34,6 +40,8 @@ pub struct Request {
     pub prompt: String,
     /// Image files, in prompt order.
     pub images: Vec<PathBuf>,
+    /// WAV files, in prompt order (bundles with an audio encoder and projector).
+    pub audio: Vec<PathBuf>,
     /// Sampling settings (see [`Pipeline::default_sampling`]).
     pub sampling: SamplingConfig,
     /// New tokens at most (`None`: the bundle's default).
@@ -55,6 +63,7 @@ impl Request {
         Self {
             prompt: prompt.into(),
             images: Vec::new(),
+            audio: Vec::new(),
             sampling: SamplingConfig::default(),
             max_new_tokens: None,
             generation: GenerationSettings::default(),
@@ -67,6 +76,12 @@ impl Request {
     /// Attach images.
     pub fn with_images(mut self, images: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
         self.images = images.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Attach audio files.
+    pub fn with_audio(mut self, audio: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+        self.audio = audio.into_iter().map(Into::into).collect();
         self
     }
 
@@ -159,8 +174,21 @@ pub struct MediaEmbeddings {
     pub tokens_per_item: Vec<usize>,
 }
 
+/// Projected embeddings of one audio file, ready to merge.
+pub struct AudioEmbeddings {
+    /// `[windows * tokens, d_llm]`: the file's windows' rows, in order.
+    pub rows: Array2<f32>,
+    /// `chunk_seconds` windows the file was split into.
+    pub windows: usize,
+}
+
 struct ImageBranch {
     encoder: ImageEncoder,
+    projector: InputProjector,
+}
+
+struct AudioBranch {
+    encoder: AudioEncoder,
     projector: InputProjector,
 }
 
@@ -169,6 +197,7 @@ pub struct Pipeline {
     bundle: Bundle,
     tokenizer: Tokenizer,
     image: Option<ImageBranch>,
+    audio: Option<AudioBranch>,
     decoder: Decoder,
     output: Option<OutputSide>,
     provider: ProviderReport,
@@ -195,6 +224,15 @@ impl Pipeline {
             }
             _ => None,
         };
+        let audio = match (bundle.manifest.encoder(Modality::Audio), bundle.manifest.projector(Modality::Audio)) {
+            (Some(enc), Some(proj)) => {
+                let (encoder, f1) = AudioEncoder::open(runtime, &bundle, enc, config)?;
+                let (projector, f2) = InputProjector::open(runtime, &bundle, proj, config)?;
+                fallbacks.extend([f1, f2]);
+                Some(AudioBranch { encoder, projector })
+            }
+            _ => None,
+        };
         let stage = bundle.manifest.llm_decoder().ok_or_else(|| {
             Error::Request(format!(
                 "bundle \"{}\" has no llm_decoder (a speech-recognition bundle: use speech::SpeechPipeline)",
@@ -216,7 +254,7 @@ impl Pipeline {
             active: if fallback_reason.is_some() { crate::runtime::ExecutionProviderKind::Cpu } else { config.provider },
             fallback_reason,
         };
-        Ok(Pipeline { bundle, tokenizer, image, decoder, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
+        Ok(Pipeline { bundle, tokenizer, image, audio, decoder, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
     }
 
     /// The bundle served.
@@ -292,6 +330,55 @@ impl Pipeline {
         Ok(MediaEmbeddings { value, tokens_per_item: vec![dims[1] as usize; paths.len()] })
     }
 
+    /// Read, resample, split into windows, log-mel, encode and project one
+    /// audio file: `[windows * tokens, d_llm]` rows; stage times are added to `times`.
+    pub fn encode_audio(&mut self, path: &Path, times: &mut AudioTimes) -> Result<AudioEmbeddings> {
+        let branch = self.audio.as_mut().ok_or_else(|| {
+            Error::Request(format!("bundle \"{}\" has no audio encoder; remove --audio", self.bundle.name()))
+        })?;
+        let start = Instant::now();
+        let err = |source| Error::Audio { path: path.to_path_buf(), source };
+        let wave = wav::read_wav(path).map_err(err)?;
+        let rate = branch.encoder.settings().sample_rate;
+        let samples = audio::resample(&wave.samples, wave.sample_rate, rate).map_err(err)?;
+        times.preprocess += start.elapsed();
+        let windows = audio::windows(&samples, branch.encoder.log_mel().window_samples());
+        let mut rows: Vec<Array2<f32>> = Vec::with_capacity(windows.len());
+        for window in &windows {
+            let start = Instant::now();
+            let features = branch.encoder.log_mel().compute(window);
+            times.preprocess += start.elapsed();
+            let (states, t) = branch.encoder.encode(features)?;
+            times.encoder += t;
+            let (value, t) = branch.projector.project(states)?;
+            times.projector += t;
+            let array = tensor::to_f32_array(&value, branch.projector.name(), "output")?;
+            let dims = array.shape().to_vec();
+            let window_rows = match dims[..] {
+                [1, _, _] => array.index_axis_move(Axis(0), 0).into_dimensionality::<Ix2>().expect("rank checked"),
+                _ => {
+                    return Err(Error::Tensor {
+                        stage: branch.projector.name().into(),
+                        tensor: "output".into(),
+                        expected: "[1, tokens, d_llm] per audio window".into(),
+                        found: format!("{dims:?}"),
+                    })
+                }
+            };
+            rows.push(window_rows);
+        }
+        times.encoder_name = branch.encoder.name().to_string();
+        times.projector_name = branch.projector.name().to_string();
+        let views: Vec<_> = rows.iter().map(|r| r.view()).collect();
+        let rows = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Tensor {
+            stage: branch.projector.name().into(),
+            tensor: "output".into(),
+            expected: "the same width for every audio window".into(),
+            found: e.to_string(),
+        })?;
+        Ok(AudioEmbeddings { rows, windows: windows.len() })
+    }
+
     /// Run a request, calling `on_text` with each newly decoded piece of text.
     pub fn run(&mut self, request: &Request, mut on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
         let request_start = Instant::now();
@@ -301,12 +388,29 @@ impl Pipeline {
             side.check(&request.generation)?;
         }
         let mut timings = StageTimings::default();
-        let media = if request.images.is_empty() { None } else { Some(self.encode_images(&request.images, &mut timings)?) };
-        let tokens_per_item = media.as_ref().map(|m| m.tokens_per_item.clone()).unwrap_or_default();
+        // Placeholders are checked before any encoder runs.
+        let counts = BTreeMap::from([(Modality::Image, request.images.len()), (Modality::Audio, request.audio.len())]);
+        let text = prompt::render_with(&self.bundle.manifest.prompt, &request.prompt, &counts, request.chat)?;
+        if !request.audio.is_empty() && self.audio.is_none() {
+            return Err(Error::Request(format!("bundle \"{}\" has no audio encoder; remove --audio", self.bundle.name())));
+        }
+        let images = if request.images.is_empty() { None } else { Some(self.encode_images(&request.images, &mut timings)?) };
+        let image_rows = images.as_ref().map(|m| tensor::to_f32_array(&m.value, self.decoder.name(), "image embeddings")).transpose()?;
+        let mut audio_times = AudioTimes::default();
+        let audio = request.audio.iter().map(|p| self.encode_audio(p, &mut audio_times)).collect::<Result<Vec<_>>>()?;
+        if !audio.is_empty() {
+            audio_times.push_to(&mut timings);
+        }
 
+        let mut rows = BTreeMap::new();
+        if let Some(m) = &images {
+            rows.insert(Modality::Image, m.tokens_per_item.clone());
+        }
+        if !audio.is_empty() {
+            rows.insert(Modality::Audio, audio.iter().map(|a| a.rows.nrows()).collect());
+        }
         let format = &self.bundle.manifest.prompt;
-        let text = prompt::render_with(format, Modality::Image, &request.prompt, request.images.len(), request.chat)?;
-        let encoded = prompt::encode(&self.tokenizer, format, Modality::Image, &text, &tokens_per_item)?;
+        let encoded = prompt::encode(&self.tokenizer, format, &text, &rows)?;
         let context = self.decoder.context_length();
         if encoded.ids.len() >= context {
             return Err(Error::PromptTooLong { tokens: encoded.ids.len(), context });
@@ -314,9 +418,17 @@ impl Pipeline {
 
         let start = Instant::now();
         let text_embeds = self.decoder.embed(&encoded.ids)?;
-        let embeds = match &media {
-            Some(m) => self.merge(text_embeds, m, &encoded.media_positions)?,
-            None => text_embeds,
+        let embeds = if encoded.slots.is_empty() {
+            text_embeds
+        } else {
+            let item_rows = |slot: &prompt::MediaSlot| -> ArrayView2<'_, f32> {
+                match slot.modality {
+                    Modality::Audio => audio[slot.item].rows.view(),
+                    _ => image_rows.as_ref().expect("image slots come with image rows").index_axis(Axis(0), slot.item).into_dimensionality::<Ix2>().expect("[n, tokens, d]"),
+                }
+            };
+            let placed: Vec<(usize, ArrayView2<'_, f32>)> = encoded.slots.iter().map(|s| (s.position, item_rows(s))).collect();
+            self.merge(text_embeds, &placed)?
         };
         timings.push("embed", start.elapsed());
 
@@ -367,9 +479,10 @@ impl Pipeline {
         })
     }
 
-    /// Replace the placeholder rows of `text_embeds` `[1, seq, d]` with the
-    /// media rows `[n, tokens, d]`, in the element type the decoder declares.
-    fn merge(&self, text_embeds: DynValue, media: &MediaEmbeddings, positions: &[usize]) -> Result<DynValue> {
+    /// Replace the placeholder rows of `text_embeds` `[1, seq, d]` with each
+    /// item's rows `[len, d]` at its first position, in the element type the
+    /// decoder declares.
+    fn merge(&self, text_embeds: DynValue, items: &[(usize, ArrayView2<'_, f32>)]) -> Result<DynValue> {
         let stage = self.decoder.name();
         let Some(dtype) = self.decoder.embeds_type() else {
             return Err(Error::Request(format!(
@@ -377,20 +490,39 @@ impl Pipeline {
             )));
         };
         let mut merged: ArrayD<f32> = tensor::to_f32_array(&text_embeds, stage, "inputs_embeds")?;
-        let rows = tensor::to_f32_array(&media.value, stage, "media embeddings")?;
-        let (d_text, d_media) = (merged.shape()[2], rows.shape()[2]);
-        if d_text != d_media {
-            return Err(Error::Tensor {
-                stage: stage.into(),
-                tensor: "inputs_embeds".into(),
-                expected: format!("projected embeddings of width {d_text} (the token embedding width)"),
-                found: format!("width {d_media}"),
-            });
-        }
-        for (item, (&pos, &n)) in positions.iter().zip(&media.tokens_per_item).enumerate() {
-            let src = rows.index_axis(Axis(0), item);
-            merged.slice_mut(ndarray::s![0, pos..pos + n, ..]).assign(&src);
+        let d_text = merged.shape()[2];
+        for &(pos, rows) in items {
+            if rows.ncols() != d_text {
+                return Err(Error::Tensor {
+                    stage: stage.into(),
+                    tensor: "inputs_embeds".into(),
+                    expected: format!("projected embeddings of width {d_text} (the token embedding width)"),
+                    found: format!("width {}", rows.ncols()),
+                });
+            }
+            merged.slice_mut(ndarray::s![0, pos..pos + rows.nrows(), ..]).assign(&rows);
         }
         tensor::float_value(merged, dtype, stage, "inputs_embeds")
+    }
+}
+
+/// Summed times of the audio branch over a request's files and windows.
+#[derive(Debug, Default)]
+pub struct AudioTimes {
+    /// Read, resample and log-mel.
+    pub preprocess: Duration,
+    /// Audio encoder runs.
+    pub encoder: Duration,
+    /// Audio projector runs.
+    pub projector: Duration,
+    encoder_name: String,
+    projector_name: String,
+}
+
+impl AudioTimes {
+    fn push_to(&self, timings: &mut StageTimings) {
+        timings.push("audio_preprocess", self.preprocess);
+        timings.push(&self.encoder_name, self.encoder);
+        timings.push(&self.projector_name, self.projector);
     }
 }

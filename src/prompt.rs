@@ -2,110 +2,126 @@
 //! tokenize, and expand each media placeholder token into one token per
 //! projected embedding row (the rows that replace them before prefill).
 
+use std::collections::BTreeMap;
+
 use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
 use crate::manifest::{Modality, PromptFormat};
+
+/// Where one media item's embedding rows go in the prompt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaSlot {
+    /// The item's modality.
+    pub modality: Modality,
+    /// Index of the item among the request's inputs of that modality.
+    pub item: usize,
+    /// First position in [`EncodedPrompt::ids`].
+    pub position: usize,
+    /// Rows (expanded placeholder tokens).
+    pub len: usize,
+}
 
 /// Token ids of a prompt and where each media item's embeddings go.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EncodedPrompt {
     /// Prompt ids after placeholder expansion.
     pub ids: Vec<u32>,
-    /// For each media item, in prompt order: its first position in `ids`.
-    pub media_positions: Vec<usize>,
+    /// Every media item, in the order its placeholder appears in the prompt.
+    pub slots: Vec<MediaSlot>,
 }
 
-/// Render the template: one placeholder per media item (each followed by a
-/// newline) then the user text, unless the user text already places them.
-pub fn render(format: &PromptFormat, modality: Modality, user_prompt: &str, media_count: usize) -> Result<String> {
-    render_with(format, modality, user_prompt, media_count, false)
+/// Render the template. For each modality (in [`Modality`] order: image, then
+/// audio), the user text places the items with the bundle's placeholder (one per
+/// item, counted), or, when it has none, one placeholder per item (each
+/// followed by a newline) is put before the user text.
+pub fn render(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<Modality, usize>) -> Result<String> {
+    render_with(format, user_prompt, counts, false)
 }
 
 /// [`render`], with the manifest's chat template instead of the plain one when
 /// `chat` is set (an error if the bundle has none).
-pub fn render_with(
-    format: &PromptFormat,
-    modality: Modality,
-    user_prompt: &str,
-    media_count: usize,
-    chat: bool,
-) -> Result<String> {
+pub fn render_with(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<Modality, usize>, chat: bool) -> Result<String> {
     let template = match (chat, &format.chat_template) {
         (false, _) => &format.template,
         (true, Some(t)) => t,
         (true, None) => return Err(Error::Request("this bundle has no chat template (`prompt.chat_template`); drop --chat".into())),
     };
-    let placeholder = format.placeholders.get(&modality).map(String::as_str);
-    let content = match placeholder {
-        Some(p) if user_prompt.contains(p) => {
-            let written = user_prompt.matches(p).count();
-            if written != media_count {
-                return Err(Error::Request(format!(
-                    "the prompt contains {written} \"{p}\" placeholder(s) but {media_count} {modality} input(s) were given"
-                )));
+    let mut prefix = String::new();
+    // Every modality the bundle or the request knows: a placeholder written
+    // for a modality without inputs is an error too.
+    let modalities: std::collections::BTreeSet<Modality> = counts.keys().chain(format.placeholders.keys()).copied().collect();
+    for modality in modalities {
+        let count = counts.get(&modality).copied().unwrap_or(0);
+        match format.placeholders.get(&modality) {
+            Some(p) if user_prompt.contains(p.as_str()) => {
+                let written = user_prompt.matches(p.as_str()).count();
+                if written != count {
+                    return Err(Error::Request(format!(
+                        "the prompt contains {written} \"{p}\" placeholder(s) but {count} {modality} input(s) were given"
+                    )));
+                }
             }
-            user_prompt.to_string()
+            Some(p) => prefix.push_str(&format!("{p}\n").repeat(count)),
+            None if count > 0 => {
+                return Err(Error::Request(format!("this bundle takes no {modality} input (no placeholder in its prompt format)")))
+            }
+            None => {}
         }
-        Some(p) => format!("{}{user_prompt}", format!("{p}\n").repeat(media_count)),
-        None if media_count > 0 => {
-            return Err(Error::Request(format!("this bundle takes no {modality} input (no placeholder in its prompt format)")))
-        }
-        None => user_prompt.to_string(),
-    };
-    Ok(template.replace("{content}", &content))
+    }
+    Ok(template.replace("{content}", &format!("{prefix}{user_prompt}")))
 }
 
-/// Tokenize rendered text, prepend BOS, and expand each media token into
-/// `tokens_per_item[i]` copies for the i-th media item.
-pub fn encode(
-    tokenizer: &Tokenizer,
-    format: &PromptFormat,
-    modality: Modality,
-    text: &str,
-    tokens_per_item: &[usize],
-) -> Result<EncodedPrompt> {
+/// Tokenize rendered text, prepend BOS, and expand the i-th media token of each
+/// modality into `rows[modality][i]` copies (the item's embedding rows).
+pub fn encode(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>) -> Result<EncodedPrompt> {
     let encoding = tokenizer
         .encode(text, false)
         .map_err(|e| Error::Tokenizer { context: "encoding the prompt".into(), message: e.to_string() })?;
-    let media_token = format.media_token_ids.get(&modality).copied();
-    let mut ids = Vec::with_capacity(encoding.len() + tokens_per_item.iter().sum::<usize>() + 1);
+    let media_of: BTreeMap<u32, Modality> = format.media_token_ids.iter().map(|(&m, &id)| (id, m)).collect();
+    let total: usize = rows.values().flatten().sum();
+    let mut ids = Vec::with_capacity(encoding.len() + total + 1);
     ids.extend(format.bos_token_id);
-    let mut media_positions = Vec::with_capacity(tokens_per_item.len());
+    let mut slots = Vec::with_capacity(rows.values().map(Vec::len).sum());
+    let mut seen: BTreeMap<Modality, usize> = BTreeMap::new();
     for &id in encoding.get_ids() {
-        if Some(id) != media_token {
+        let Some(&modality) = media_of.get(&id) else {
             ids.push(id);
             continue;
-        }
-        let Some(&n) = tokens_per_item.get(media_positions.len()) else {
+        };
+        let item = seen.entry(modality).or_default();
+        let given = rows.get(&modality).map_or(&[][..], Vec::as_slice);
+        let Some(&len) = given.get(*item) else {
             return Err(Error::Request(format!(
                 "the prompt has more {modality} placeholders than the {} {modality} input(s) given",
-                tokens_per_item.len()
+                given.len()
             )));
         };
-        media_positions.push(ids.len());
-        ids.extend(std::iter::repeat_n(id, n));
+        slots.push(MediaSlot { modality, item: *item, position: ids.len(), len });
+        ids.extend(std::iter::repeat_n(id, len));
+        *item += 1;
     }
-    if media_positions.len() != tokens_per_item.len() {
-        return Err(Error::Request(format!(
-            "{} {modality} input(s) given but the tokenized prompt has {} placeholder token(s); does the tokenizer know the placeholder as a special token?",
-            tokens_per_item.len(),
-            media_positions.len()
-        )));
+    for (modality, given) in rows {
+        let found = seen.get(modality).copied().unwrap_or(0);
+        if found != given.len() {
+            return Err(Error::Request(format!(
+                "{} {modality} input(s) given but the tokenized prompt has {found} placeholder token(s); does the tokenizer know the placeholder as a special token?",
+                given.len()
+            )));
+        }
     }
-    Ok(EncodedPrompt { ids, media_positions })
+    Ok(EncodedPrompt { ids, slots })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
 
     fn format() -> PromptFormat {
         PromptFormat {
             template: "USER: {content} ASSISTANT:".into(),
-            placeholders: BTreeMap::from([(Modality::Image, "<image>".into())]),
-            media_token_ids: BTreeMap::from([(Modality::Image, 3)]),
+            placeholders: BTreeMap::from([(Modality::Image, "<image>".into()), (Modality::Audio, "<audio>".into())]),
+            media_token_ids: BTreeMap::from([(Modality::Image, 3), (Modality::Audio, 4)]),
             bos_token_id: Some(1),
             eos_token_ids: vec![2],
             pad_token_id: Some(0),
@@ -113,32 +129,55 @@ mod tests {
         }
     }
 
+    fn images(n: usize) -> BTreeMap<Modality, usize> {
+        BTreeMap::from([(Modality::Image, n)])
+    }
+
+    #[test]
+    fn images_then_audio_are_prepended_when_not_placed() {
+        let counts = BTreeMap::from([(Modality::Audio, 2), (Modality::Image, 1)]);
+        assert_eq!(render(&format(), "Hi.", &counts).unwrap(), "USER: <image>\n<audio>\n<audio>\nHi. ASSISTANT:");
+        // Placed audio, prepended image.
+        let counts = BTreeMap::from([(Modality::Audio, 1), (Modality::Image, 1)]);
+        assert_eq!(render(&format(), "a <audio> b", &counts).unwrap(), "USER: <image>\na <audio> b ASSISTANT:");
+    }
+
+    #[test]
+    fn a_placeholder_without_inputs_is_an_error() {
+        let err = render(&format(), "hear <audio>", &images(0)).unwrap_err().to_string();
+        assert!(err.contains("1 \"<audio>\" placeholder(s) but 0 audio input(s)"), "{err}");
+        let mut f = format();
+        f.placeholders.remove(&Modality::Audio);
+        let err = render(&f, "Hi.", &BTreeMap::from([(Modality::Audio, 1)])).unwrap_err().to_string();
+        assert!(err.contains("takes no audio input"), "{err}");
+    }
+
     #[test]
     fn chat_uses_the_chat_template_and_needs_one() {
         let mut f = format();
-        assert_eq!(render_with(&f, Modality::Image, "Hi.", 0, true).unwrap(), "<u>Hi.</u><a>");
-        assert_eq!(render_with(&f, Modality::Image, "Hi.", 0, false).unwrap(), "USER: Hi. ASSISTANT:");
+        assert_eq!(render_with(&f, "Hi.", &images(0), true).unwrap(), "<u>Hi.</u><a>");
+        assert_eq!(render_with(&f, "Hi.", &images(0), false).unwrap(), "USER: Hi. ASSISTANT:");
         f.chat_template = None;
-        let err = render_with(&f, Modality::Image, "Hi.", 0, true).unwrap_err().to_string();
+        let err = render_with(&f, "Hi.", &images(0), true).unwrap_err().to_string();
         assert!(err.contains("no chat template"), "{err}");
     }
 
     #[test]
     fn placeholders_are_prepended_per_image() {
-        let text = render(&format(), Modality::Image, "Hi.", 2).unwrap();
+        let text = render(&format(), "Hi.", &images(2)).unwrap();
         assert_eq!(text, "USER: <image>\n<image>\nHi. ASSISTANT:");
     }
 
     #[test]
     fn written_placeholders_are_kept_and_counted() {
         let f = format();
-        assert_eq!(render(&f, Modality::Image, "a <image> b", 1).unwrap(), "USER: a <image> b ASSISTANT:");
-        let err = render(&f, Modality::Image, "a <image> b", 2).unwrap_err().to_string();
+        assert_eq!(render(&f, "a <image> b", &images(1)).unwrap(), "USER: a <image> b ASSISTANT:");
+        let err = render(&f, "a <image> b", &images(2)).unwrap_err().to_string();
         assert!(err.contains("1 \"<image>\" placeholder(s) but 2"), "{err}");
     }
 
     #[test]
     fn text_only_has_no_placeholder() {
-        assert_eq!(render(&format(), Modality::Image, "Hi.", 0).unwrap(), "USER: Hi. ASSISTANT:");
+        assert_eq!(render(&format(), "Hi.", &images(0)).unwrap(), "USER: Hi. ASSISTANT:");
     }
 }

@@ -12,6 +12,7 @@ use tokenizers::Tokenizer;
 
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
+use crate::generate::beam::{beam_search, BeamModel, BeamSettings};
 use crate::generate::StopReason;
 use crate::manifest::Modality;
 use crate::pipeline::StageTimings;
@@ -29,6 +30,21 @@ pub struct SpeechRequest {
     pub max_new_tokens: Option<usize>,
     /// Voice-activity gating (trim silence, split at pauses), when set.
     pub vad: Option<VadConfig>,
+    /// Beam width; 1 (or 0) is greedy decoding.
+    pub num_beams: usize,
+}
+
+impl SpeechRequest {
+    /// Greedy transcription of `audio` with the bundle's token budget, no VAD.
+    pub fn new(audio: impl Into<PathBuf>) -> Self {
+        Self { audio: audio.into(), max_new_tokens: None, vad: None, num_beams: 1 }
+    }
+
+    /// Set the beam width (see [`crate::generate::beam`]).
+    pub fn with_beams(mut self, num_beams: usize) -> Self {
+        self.num_beams = num_beams;
+        self
+    }
 }
 
 /// One transcribed window.
@@ -169,7 +185,11 @@ impl SpeechPipeline {
             let (cross, t) = self.decoder.cross_kv(states)?;
             t_cross += t;
             let t = Instant::now();
-            let (ids, stop_reason) = self.decode_window(&cross, max_new)?;
+            let (ids, stop_reason) = if request.num_beams > 1 {
+                self.beam_window(&cross, max_new, request.num_beams)?
+            } else {
+                self.decode_window(&cross, max_new)?
+            };
             t_dec += t.elapsed();
             let text = self.tokenizer.decode(&ids, true).map_err(|e| Error::Tokenizer {
                 context: "decoding the transcript".into(),
@@ -226,6 +246,53 @@ impl SpeechPipeline {
             cache = self.decoder.step(&[next], cache, cross, &mut logits)?;
         };
         Ok((ids, stop))
+    }
+}
+
+/// One window's decoder with its cross keys/values, as beam search sees it.
+struct WindowDecoder<'a> {
+    decoder: &'a mut Seq2seqDecoder,
+    cross: &'a crate::stages::seq2seq::CrossKv,
+}
+
+impl BeamModel for WindowDecoder<'_> {
+    type State = crate::kv_cache::KvCache;
+
+    fn step(&mut self, state: Self::State, token: u32, logits: &mut Vec<f32>) -> Result<Self::State> {
+        self.decoder.step(&[token], state, self.cross, logits)
+    }
+
+    fn fork(&mut self, state: &Self::State) -> Result<Self::State> {
+        state.duplicate(self.decoder.name())
+    }
+}
+
+impl SpeechPipeline {
+    /// Beam search over one window after the forced prompt, with the same
+    /// suppressed tokens as greedy decoding (see [`crate::generate::beam`]).
+    fn beam_window(&mut self, cross: &crate::stages::seq2seq::CrossKv, max_new: usize, num_beams: usize) -> Result<(Vec<u32>, StopReason)> {
+        let stage = self.decoder.stage().clone();
+        let prompt = stage.decoder_prompt.ids();
+        let mut logits = Vec::new();
+        let cache = self.decoder.empty_cache()?;
+        let cache = self.decoder.step(&prompt, cache, cross, &mut logits)?;
+        let settings = BeamSettings {
+            num_beams,
+            length_penalty: 1.0,
+            // The context bounds prompt + generated, as transformers' max_length does.
+            max_new_tokens: max_new.min(stage.context_length.saturating_sub(prompt.len())),
+            stop_tokens: self.bundle.manifest.prompt.eos_token_ids.clone(),
+        };
+        let mut model = WindowDecoder { decoder: &mut self.decoder, cross };
+        let result = beam_search(&mut model, cache, logits, &settings, |step, logprobs| {
+            let begin = if step == 0 { &stage.begin_suppress_tokens[..] } else { &[] };
+            for &t in stage.suppress_tokens.iter().chain(begin) {
+                if let Some(l) = logprobs.get_mut(t as usize) {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        })?;
+        Ok((result.ids, result.stop_reason))
     }
 }
 

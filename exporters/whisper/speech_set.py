@@ -4,7 +4,10 @@ with the converted PyTorch model (the reference mmrt must reproduce).
 Each sentence is spoken by two voices/speeds; espeak-ng's 22.05 kHz output is
 resampled to 16 kHz here (scipy polyphase), so mmrt and PyTorch read the very
 same samples. Writes OUT/NAME.wav and OUT/references.json:
-[{"file", "sentence", "voice", "pytorch_text", "pytorch_ids"}].
+[{"file", "sentence", "voice", "pytorch_text", "pytorch_ids", "beam_size",
+"pytorch_beam_text", "pytorch_beam_ids"}]: greedy ``generate()`` and beam search
+(``num_beams`` = :data:`BEAMS`, transformers' defaults otherwise: length penalty 1,
+no early stopping).
 
 Usage: python -m exporters.whisper.speech_set HF_DIR OUT_DIR
 """
@@ -32,6 +35,8 @@ SENTENCES = [
 # (name, espeak-ng arguments): two voices at different speeds.
 VOICES = [("us_slow", ["-v", "en-us", "-s", "140"]), ("gb_fast", ["-v", "en-gb", "-s", "175"])]
 RATE = 16000
+#: Beam width of the beam-search references (Whisper's own evaluation uses 5).
+BEAMS = 5
 
 
 def synthesize(text: str, args, out: Path):
@@ -56,9 +61,12 @@ def main(hf_dir: Path, out: Path):
             feats = fe(x, sampling_rate=rate, return_tensors="pt").input_features
             with torch.no_grad():
                 ids = model.generate(feats, language="en", task="transcribe")[0].tolist()
+                beam_ids = model.generate(feats, language="en", task="transcribe", num_beams=BEAMS)[0].tolist()
             text = tok.decode(ids, skip_special_tokens=True).strip()
-            print(f"{name}: {text!r}")
-            refs.append({"file": name, "sentence": sentence, "voice": voice, "pytorch_text": text, "pytorch_ids": ids})
+            beam_text = tok.decode(beam_ids, skip_special_tokens=True).strip()
+            print(f"{name}: {text!r} / beam {BEAMS}: {beam_text!r}")
+            refs.append({"file": name, "sentence": sentence, "voice": voice, "pytorch_text": text, "pytorch_ids": ids,
+                         "beam_size": BEAMS, "pytorch_beam_text": beam_text, "pytorch_beam_ids": beam_ids})
     (out / "references.json").write_text(json.dumps(refs, indent=1) + "\n")
 
 

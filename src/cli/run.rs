@@ -23,16 +23,23 @@ pub struct RunArgs {
     /// Image file; repeat for several images (in prompt order).
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
-    /// User prompt; may contain the bundle's image placeholder (e.g. <image>).
+    /// User prompt; may contain the bundle's placeholders (e.g. <image>, <audio>)
+    /// to place the media; without them, images then audio go first.
     /// Required for LLM bundles; speech-recognition bundles take none.
     #[arg(long)]
     pub prompt: Option<String>,
-    /// WAV file to transcribe (speech-recognition bundles, e.g. models/whisper-base).
-    #[arg(long, value_name = "PATH")]
-    pub audio: Option<PathBuf>,
+    /// WAV file: transcribed by a speech-recognition bundle (e.g. models/whisper-base,
+    /// one file), or spliced into the prompt by an LLM bundle with an audio encoder
+    /// (e.g. models/tiny; repeat for several files, in prompt order).
+    #[arg(long = "audio", value_name = "PATH")]
+    pub audio: Vec<PathBuf>,
     /// Gate the audio with voice activity detection: trim silence, split long audio at pauses.
     #[arg(long)]
     pub vad: bool,
+    /// Beam search with N beams when transcribing (speech-recognition bundles;
+    /// default 1: greedy).
+    #[arg(long, value_name = "N")]
+    pub beams: Option<usize>,
     /// Silero VAD directory (holds vad.json); used with --vad.
     #[arg(long, value_name = "DIR", default_value = "models/silero-vad")]
     pub vad_model: PathBuf,
@@ -91,7 +98,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     for image in &args.images {
         check_input_path(image, "an image file")?;
     }
-    if let Some(audio) = &args.audio {
+    for audio in &args.audio {
         check_input_path(audio, "a WAV file")?;
     }
     let generation = GenerationSettings {
@@ -108,10 +115,19 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
+    if args.beams == Some(0) {
+        return Err(Error::Request("--beams must be at least 1 (1 is greedy decoding)".into()));
+    }
     if crate::speech::is_speech_bundle(&bundle) {
         return super::transcribe::transcribe(cli, args, bundle);
     }
-    if args.audio.is_some() {
+    if args.beams.is_some() {
+        return Err(Error::Request(format!(
+            "--beams applies to speech-recognition bundles; bundle \"{}\" is a language model (use --temperature / --top-k for sampling)",
+            bundle.name()
+        )));
+    }
+    if !args.audio.is_empty() && bundle.manifest.encoder(crate::manifest::Modality::Audio).is_none() {
         return Err(Error::Request(format!(
             "bundle \"{}\" has no audio path (no speech decoder and no audio encoder); remove --audio",
             bundle.name()
@@ -127,7 +143,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let mut request = Request::new(prompt).with_images(args.images.iter().cloned()).with_sampling(sampling).with_chat(args.chat);
+    let mut request = Request::new(prompt)
+        .with_images(args.images.iter().cloned())
+        .with_audio(args.audio.iter().cloned())
+        .with_sampling(sampling).with_chat(args.chat);
     request.max_new_tokens = args.max_tokens;
     request.generation = generation;
     request.out_dir = out_dir;

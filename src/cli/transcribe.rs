@@ -12,11 +12,19 @@ use crate::speech::{SpeechPipeline, SpeechRequest};
 use crate::vad::VadConfig;
 use crate::Bundle;
 
-/// Transcribe `args.audio` with the speech bundle `bundle`.
+/// Transcribe the one `args.audio` file with the speech bundle `bundle`.
 pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
-    let audio = args.audio.clone().ok_or_else(|| {
-        Error::Request(format!("bundle \"{}\" is a speech-recognition bundle: pass --audio FILE.wav", bundle.name()))
-    })?;
+    let audio = match &args.audio[..] {
+        [one] => one.clone(),
+        [] => return Err(Error::Request(format!("bundle \"{}\" is a speech-recognition bundle: pass --audio FILE.wav", bundle.name()))),
+        more => {
+            return Err(Error::Request(format!(
+                "bundle \"{}\" transcribes one file per run; {} --audio files were given",
+                bundle.name(),
+                more.len()
+            )))
+        }
+    };
     if args.prompt.is_some() || !args.images.is_empty() {
         return Err(Error::Request(format!(
             "bundle \"{}\" transcribes audio only; remove --prompt / --image",
@@ -38,7 +46,8 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let request = SpeechRequest { audio, max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default) };
+    let request = SpeechRequest { max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default), ..SpeechRequest::new(audio) }
+        .with_beams(args.beams.unwrap_or(1));
     let start = std::time::Instant::now();
     let out = pipeline.transcribe(&request)?;
     let total_s = start.elapsed().as_secs_f64();
@@ -54,6 +63,7 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
             "real_time_factor": if out.audio_seconds > 0.0 { total_s / out.audio_seconds } else { 0.0 },
             "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
             "vad": request.vad,
+            "num_beams": request.num_beams,
             "execution_provider": pipeline.provider(),
             "onnxruntime": pipeline.runtime_info(),
         });

@@ -5,6 +5,7 @@
 //! The loop only talks to the model through [`LanguageModel`], the seam tests
 //! use to check what passes between steps (a fake model records its inputs).
 
+pub mod beam;
 pub mod sampler;
 pub mod stream;
 

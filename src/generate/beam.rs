@@ -1,0 +1,276 @@
+//! Beam search, with the semantics of `transformers`' `generate(num_beams=k)`
+//! (batch 1, no sampling, `early_stopping=False`), so its ids can be compared
+//! with PyTorch's:
+//!
+//! * each step, every running beam's logits become log-probabilities
+//!   (`log_softmax` over the whole vocabulary, *then* the logits processor, e.g.
+//!   suppressed tokens at `-inf`), added to the beam's running score;
+//! * the best `2k` (beam, token) candidates over all beams are kept, best first;
+//! * a candidate that hits a stop condition (a stop token, or the token budget)
+//!   and ranks among the first `k` becomes a finished hypothesis scored
+//!   `sum_logprobs / generated_len ^ length_penalty`; the best `k` finished ones
+//!   are kept;
+//! * the best `k` candidates that do not stop continue as the running beams;
+//! * search ends when no candidate continues, or when `k` hypotheses are
+//!   finished and the best running beam's score divided by its current length
+//!   cannot beat the worst of them (transformers' default heuristic).
+//!
+//! The model is reached through [`BeamModel`], so tests can drive the search
+//! with a scripted fake.
+
+use crate::error::Result;
+use crate::generate::StopReason;
+
+/// What beam search needs from a decoder: one step per beam, and a copy of a
+/// beam's state when two continuations share a parent.
+pub trait BeamModel {
+    /// Per-beam decoder state (e.g. the KV cache).
+    type State;
+    /// Feed `token` after `state`; the state is moved in and the new one
+    /// returned; the next-token logits go to `logits`.
+    fn step(&mut self, state: Self::State, token: u32, logits: &mut Vec<f32>) -> Result<Self::State>;
+    /// A copy of `state` for a second continuation of the same beam.
+    fn fork(&mut self, state: &Self::State) -> Result<Self::State>;
+}
+
+/// Beam search settings.
+#[derive(Debug, Clone)]
+pub struct BeamSettings {
+    /// Beams kept (`k`); 1 is greedy decoding.
+    pub num_beams: usize,
+    /// Exponent of the generated length dividing finished scores (transformers' default 1.0).
+    pub length_penalty: f32,
+    /// New tokens at most (the last one included).
+    pub max_new_tokens: usize,
+    /// Tokens that finish a hypothesis.
+    pub stop_tokens: Vec<u32>,
+}
+
+/// The best hypothesis.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BeamResult {
+    /// Generated ids (a final stop token included).
+    pub ids: Vec<u32>,
+    /// `sum_logprobs / len ^ length_penalty`.
+    pub score: f32,
+    /// Why the hypothesis ended.
+    pub stop_reason: StopReason,
+}
+
+struct Running<S> {
+    ids: Vec<u32>,
+    score: f32,
+    state: Option<S>,
+    logits: Vec<f32>,
+}
+
+/// A candidate continuation: accumulated log-probability, parent beam, token.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    score: f32,
+    beam: usize,
+    token: u32,
+}
+
+/// Run beam search from `state`, whose next-token logits are `logits`.
+/// `process(step, logprobs)` adjusts the log-probabilities of the `step`-th new
+/// token (0-based) in place, e.g. sets suppressed tokens to `-inf`.
+pub fn beam_search<M: BeamModel>(
+    model: &mut M,
+    state: M::State,
+    logits: Vec<f32>,
+    settings: &BeamSettings,
+    mut process: impl FnMut(usize, &mut [f32]),
+) -> Result<BeamResult> {
+    let k = settings.num_beams.max(1);
+    let mut running = vec![Running { ids: Vec::new(), score: 0.0, state: Some(state), logits }];
+    let mut finished: Vec<(Vec<u32>, f32)> = Vec::with_capacity(k);
+    let penalty = |len: usize| (len as f32).powf(settings.length_penalty);
+    if settings.max_new_tokens == 0 {
+        return Ok(BeamResult { ids: Vec::new(), score: 0.0, stop_reason: StopReason::MaxTokens });
+    }
+    loop {
+        let gen_len = running[0].ids.len() + 1;
+        let mut candidates = Vec::with_capacity(2 * k * running.len());
+        for (beam, hyp) in running.iter_mut().enumerate() {
+            log_softmax(&mut hyp.logits);
+            process(gen_len - 1, &mut hyp.logits);
+            top_candidates(&hyp.logits, hyp.score, beam, 2 * k, &mut candidates);
+        }
+        // Best first; ties go to the lower flat index (beam, then token), like a stable top-k.
+        candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.beam.cmp(&b.beam)).then(a.token.cmp(&b.token)));
+        candidates.truncate(2 * k);
+        let stops = |c: &Candidate| settings.stop_tokens.contains(&c.token) || gen_len >= settings.max_new_tokens;
+        for c in candidates.iter().take(k).filter(|c| stops(c)) {
+            let mut ids = running[c.beam].ids.clone();
+            ids.push(c.token);
+            keep_best(&mut finished, (ids, c.score / penalty(gen_len)), k);
+        }
+        let chosen: Vec<Candidate> = candidates.iter().filter(|c| !stops(c)).take(k).copied().collect();
+        let Some(best) = chosen.first() else { break };
+        let done = finished.len() == k && best.score / penalty(gen_len) <= finished[k - 1].1;
+        if done {
+            break;
+        }
+        running = continue_beams(model, running, &chosen)?;
+    }
+    Ok(match finished.into_iter().next() {
+        Some((ids, score)) => {
+            let stop_reason = match ids.last() {
+                Some(t) if settings.stop_tokens.contains(t) => StopReason::StopToken,
+                _ => StopReason::MaxTokens,
+            };
+            BeamResult { ids, score, stop_reason }
+        }
+        None => BeamResult { ids: Vec::new(), score: 0.0, stop_reason: StopReason::MaxTokens },
+    })
+}
+
+/// Step each chosen continuation; a parent's state is moved into its last
+/// continuation and copied for the others.
+fn continue_beams<M: BeamModel>(model: &mut M, mut running: Vec<Running<M::State>>, chosen: &[Candidate]) -> Result<Vec<Running<M::State>>> {
+    let mut uses = vec![0usize; running.len()];
+    for c in chosen {
+        uses[c.beam] += 1;
+    }
+    let mut next = Vec::with_capacity(chosen.len());
+    for c in chosen {
+        uses[c.beam] -= 1;
+        let parent = &mut running[c.beam];
+        let state = match uses[c.beam] {
+            0 => parent.state.take().expect("a parent's state is taken by its last continuation only"),
+            _ => model.fork(parent.state.as_ref().expect("state present until its last continuation"))?,
+        };
+        let mut logits = Vec::new();
+        let state = model.step(state, c.token, &mut logits)?;
+        let mut ids = Vec::with_capacity(parent.ids.len() + 1);
+        ids.extend_from_slice(&parent.ids);
+        ids.push(c.token);
+        next.push(Running { ids, score: c.score, state: Some(state), logits });
+    }
+    Ok(next)
+}
+
+/// In-place `x - log(sum(exp(x)))`, the sum accumulated in f64.
+fn log_softmax(values: &mut [f32]) {
+    let max = values.iter().copied().filter(|v| v.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+    if !max.is_finite() {
+        return;
+    }
+    let sum: f64 = values.iter().map(|&v| ((v - max) as f64).exp()).sum();
+    let log_sum = max + sum.ln() as f32;
+    for v in values.iter_mut() {
+        *v -= log_sum;
+    }
+}
+
+/// Append the `n` best `(score + logprob)` candidates of one beam (enough for the global top `n`).
+fn top_candidates(logprobs: &[f32], score: f32, beam: usize, n: usize, out: &mut Vec<Candidate>) {
+    let mut best: Vec<Candidate> = Vec::with_capacity(n + 1);
+    for (token, &lp) in logprobs.iter().enumerate() {
+        if lp == f32::NEG_INFINITY || lp.is_nan() {
+            continue;
+        }
+        let c = Candidate { score: score + lp, beam, token: token as u32 };
+        if best.len() == n && c.score <= best[n - 1].score {
+            continue;
+        }
+        let at = best.partition_point(|b| b.score >= c.score);
+        best.insert(at, c);
+        best.truncate(n);
+    }
+    out.extend(best);
+}
+
+/// Insert a finished hypothesis, keeping the best `k` (best first).
+fn keep_best(finished: &mut Vec<(Vec<u32>, f32)>, hyp: (Vec<u32>, f32), k: usize) {
+    let at = finished.partition_point(|f| f.1 >= hyp.1);
+    if at < k {
+        finished.insert(at, hyp);
+        finished.truncate(k);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scripted model over a 4-token vocabulary (token 3 stops): the
+    /// next-token log-probabilities depend only on the ids so far.
+    struct Script {
+        forks: usize,
+    }
+
+    fn table(ids: &[u32]) -> Vec<f32> {
+        let p: [f32; 4] = match ids {
+            // Greedy takes 0 (0.5) then is stuck with a flat tail; 1 (0.4) leads to a sure stop.
+            [] => [0.5, 0.4, 0.1, 0.0],
+            [0] => [0.3, 0.3, 0.0, 0.4],
+            [1] => [0.0, 0.0, 0.05, 0.95],
+            _ => [0.1, 0.1, 0.1, 0.7],
+        };
+        p.iter().map(|x| x.ln()).collect()
+    }
+
+    impl BeamModel for Script {
+        type State = Vec<u32>;
+        fn step(&mut self, mut state: Vec<u32>, token: u32, logits: &mut Vec<f32>) -> Result<Vec<u32>> {
+            state.push(token);
+            *logits = table(&state);
+            Ok(state)
+        }
+        fn fork(&mut self, state: &Vec<u32>) -> Result<Vec<u32>> {
+            self.forks += 1;
+            Ok(state.clone())
+        }
+    }
+
+    fn run(num_beams: usize, max_new_tokens: usize) -> (BeamResult, usize) {
+        let mut model = Script { forks: 0 };
+        let settings = BeamSettings { num_beams, length_penalty: 1.0, max_new_tokens, stop_tokens: vec![3] };
+        let result = beam_search(&mut model, Vec::new(), table(&[]), &settings, |_, _| {}).unwrap();
+        (result, model.forks)
+    }
+
+    #[test]
+    fn one_beam_is_greedy_and_two_find_the_likelier_sequence() {
+        // Greedy: 0 (0.5), then 3 (0.4): p = 0.20, score ln(0.2) / 2.
+        let (greedy, _) = run(1, 8);
+        assert_eq!(greedy.ids, vec![0, 3]);
+        assert!((greedy.score - 0.2f32.ln() / 2.0).abs() < 1e-6);
+        // Two beams also see 1 then 3: p = 0.38 > 0.20.
+        let (beam, forks) = run(2, 8);
+        assert_eq!(beam.ids, vec![1, 3]);
+        assert_eq!(beam.stop_reason, StopReason::StopToken);
+        assert!((beam.score - 0.38f32.ln() / 2.0).abs() < 1e-6);
+        assert!(forks > 0, "two continuations of one beam fork its state");
+    }
+
+    #[test]
+    fn the_token_budget_ends_every_hypothesis() {
+        let (r, _) = run(2, 1);
+        assert_eq!(r.ids, vec![0]);
+        assert_eq!(r.stop_reason, StopReason::MaxTokens);
+    }
+
+    #[test]
+    fn processed_tokens_are_never_chosen() {
+        let mut model = Script { forks: 0 };
+        let settings = BeamSettings { num_beams: 2, length_penalty: 1.0, max_new_tokens: 8, stop_tokens: vec![3] };
+        let r = beam_search(&mut model, Vec::new(), table(&[]), &settings, |step, lp| {
+            if step == 0 {
+                lp[1] = f32::NEG_INFINITY;
+            }
+        })
+        .unwrap();
+        assert_eq!(r.ids.first(), Some(&0));
+    }
+
+    #[test]
+    fn log_softmax_normalizes() {
+        let mut v = vec![1.0f32, 2.0, 3.0];
+        log_softmax(&mut v);
+        let total: f32 = v.iter().map(|x| x.exp()).sum();
+        assert!((total - 1.0).abs() < 1e-6);
+    }
+}
