@@ -79,12 +79,14 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
             # float32 compute: carry the 8-bit codes as two 4-bit halves over [x, x] (exact, fast kernel)
             bq = split4(bq)
             a = b.op("Concat", [x, x], "xx", axis=-1)
+        bq = default_zero_point(bq)
         inputs = [
             a,
             b.const(key + ".qweight", bq.packed_codes()),
             b.const(key + ".scales", bq.scales.reshape(-1).astype(np.float32)),
-            b.const(key + ".zero_points", bq.packed_zero_points()),
         ]
+        if not np.all(bq.zero_points == 1 << (bq.bits - 1)):
+            inputs.append(b.const(key + ".zero_points", bq.packed_zero_points()))
         y = b.op("MatMulNBits", inputs, "mmnb", domain=gg.MS_DOMAIN, K=bq.codes.shape[1], N=n, bits=bq.bits,
                  block_size=bq.block, accuracy_level=level)
         if bq.offsets is None:
@@ -102,6 +104,22 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
         return emit(b, x, "lm_head", blocks[EMBED_HF], head_level)
 
     return linear, head
+
+
+def default_zero_point(bq: BlockQuant) -> BlockQuant:
+    """8-bit codes with one zero point c for the whole tensor (Q5_0: 16, Q6_K: 32, Q8_0: 128) shifted
+    by 128 - c, so the zero point is MatMulNBits' default (128) and its input can be left out: the
+    same values (scale·(code − zero point) is unchanged) with 1 byte per block less to read a step."""
+    if bq.bits != 8:
+        return bq
+    c = int(bq.zero_points.flat[0])
+    if not np.all(bq.zero_points == c) or c == 128:
+        return bq
+    shift = 128 - c
+    if int(bq.codes.max()) + shift > 255 or int(bq.codes.min()) + shift < 0:
+        return bq
+    return BlockQuant(codes=(bq.codes.astype(np.int16) + shift).astype(np.uint8), scales=bq.scales,
+                      zero_points=np.full_like(bq.zero_points, 128), offsets=bq.offsets, block=bq.block, bits=8)
 
 
 def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
