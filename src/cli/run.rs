@@ -24,7 +24,8 @@ pub struct RunArgs {
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
     /// User prompt; may contain the bundle's image placeholder (e.g. <image>).
-    /// Required for LLM bundles; speech-recognition bundles take none.
+    /// Required for LLM bundles unless the bundle sets `prompt.default_prompt`
+    /// (`--prompt ""` then means no instruction); speech-recognition bundles take none.
     #[arg(long)]
     pub prompt: Option<String>,
     /// WAV file to transcribe (speech-recognition bundles, e.g. models/whisper-base).
@@ -117,8 +118,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
-    let prompt = args.prompt.clone().ok_or_else(|| {
-        Error::Request(format!("bundle \"{}\" is a language model: --prompt is required", bundle.name()))
+    let prompt = args.prompt.clone().or_else(|| bundle.manifest.prompt.default_prompt.clone()).ok_or_else(|| {
+        Error::Request(format!(
+            "bundle \"{}\" is a language model with no default prompt: --prompt is required",
+            bundle.name()
+        ))
     })?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
