@@ -4,6 +4,7 @@ the encoder's pooled tokens [17,384] to Gemma's embedding width 640 is trained,
 with next-token cross-entropy on the answer tokens of captions and QA pairs.
 
     python -m exporters.vlm_train --minutes 30     # writes exporters/vlm_projector.npz
+    python -m exporters.vlm_train --minutes 15 --lr 1e-3 --seed 1 --init exporters/vlm_projector.npz   # continued
 
 Needs the cached features (python -m exporters.vlm_features train 2000 / val 200).
 Fixed seed; logs loss and validation accuracy (teacher-forced: the share of
@@ -159,16 +160,18 @@ def main() -> None:
     ap.add_argument("--val-every", type=int, default=50)
     ap.add_argument("--val-images", type=int, default=64)
     ap.add_argument("--out", type=Path, default=WEIGHTS)
+    ap.add_argument("--init", type=Path, default=None, help="start from these weights (a second run continues the first)")
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     torch.set_num_threads(1)  # measured: 2 threads are 4x slower on this shared 2-core machine
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(args.seed)
     model, _ = load()
     for p in model.parameters():
         p.requires_grad_(False)
     tok = tokenizer()
     batcher = Batcher(model, tok)
-    projector = Projector()
+    projector = Projector.from_file(args.init) if args.init else Projector()
     opt = torch.optim.AdamW(projector.parameters(), lr=args.lr, weight_decay=0.0)
     vi, vf = load_features("val")
     t0 = time.time()
