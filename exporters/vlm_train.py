@@ -6,7 +6,7 @@ with next-token cross-entropy on the answer tokens of captions and QA pairs.
     python -m exporters.vlm_train --minutes 30     # writes exporters/vlm_projector.npz
     python -m exporters.vlm_train --minutes 15 --lr 1e-3 --seed 1 --init exporters/vlm_projector.npz   # continued
 
-Needs the cached features (python -m exporters.vlm_features train 2000 / val 200).
+Needs the cached features (python -m exporters.vlm_features train 1600 / val 200).
 Fixed seed; logs loss and validation accuracy (teacher-forced: the share of
 validation captions whose every token is the argmax, i.e. that greedy decoding
 reproduces exactly, and per-token accuracy). The weights are saved as float16
