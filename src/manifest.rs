@@ -633,6 +633,10 @@ pub struct PromptFormat {
     /// Padding id (unused for batch 1; kept for completeness).
     #[serde(default)]
     pub pad_token_id: Option<u32>,
+    /// User prompt used when a request gives none (`mmrt run` without `--prompt`),
+    /// e.g. the instruction a captioning bundle was trained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_prompt: Option<String>,
 }
 
 /// Generation defaults (see `generate::SamplingConfig` for meanings).

