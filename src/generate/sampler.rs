@@ -149,13 +149,19 @@ pub fn apply_repetition_penalty(logits: &mut [f32], history: &[u32], penalty: f3
 
 /// Index of the largest logit; the first one on ties (as `torch.argmax`).
 pub fn argmax(logits: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &l) in logits.iter().enumerate() {
-        if l > logits[best] {
-            best = i;
+    // Two passes the compiler vectorises (a data-dependent index in one pass
+    // does not): the maximum over 16 lanes, then the first index holding it.
+    // NaNs are skipped by `max`; with no number at all the answer is 0.
+    let mut lanes = [f32::NEG_INFINITY; 16];
+    let chunks = logits.chunks_exact(16);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = if v > *m { v } else { *m };
         }
     }
-    best as u32
+    let max = lanes.iter().chain(rest).fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+    logits.iter().position(|&l| l == max).unwrap_or(0) as u32
 }
 
 #[cfg(test)]
@@ -164,6 +170,20 @@ mod tests {
 
     fn cfg(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> SamplingConfig {
         SamplingConfig { temperature, top_k, top_p, repetition_penalty: 1.0, seed }
+    }
+
+    #[test]
+    fn argmax_is_the_first_maximum_and_skips_nans() {
+        let mut v: Vec<f32> = (0..1000).map(|i| ((i * 7919) % 1000) as f32).collect();
+        let naive = |v: &[f32]| v.iter().enumerate().fold(0, |b, (i, &x)| if x > v[b] { i } else { b }) as u32;
+        assert_eq!(argmax(&v), naive(&v));
+        v[3] = 5000.0;
+        v[900] = 5000.0;
+        v[10] = f32::NAN;
+        assert_eq!(argmax(&v), 3);
+        assert_eq!(argmax(&[f32::NAN, 1.0, 2.0, 2.0]), 2);
+        assert_eq!(argmax(&[]), 0);
+        assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
     }
 
     #[test]
