@@ -3,42 +3,20 @@
 //! PyTorch model's own `generate()` produced (`tests/golden/tiny.json`,
 //! written by `exporters/export_tiny.sh`).
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 
 use mmrt::generate::SamplingConfig;
 use mmrt::pipeline::StageTimings;
-use mmrt::runtime::{OrtRuntime, SessionConfig};
-use mmrt::{Bundle, Pipeline, Request};
-use serde_json::Value;
+use mmrt::{Pipeline, Request};
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn golden() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/golden/tiny.json")).expect("golden file");
-    serde_json::from_str(&text).expect("golden JSON")
-}
-
-fn pipeline() -> Pipeline {
-    let runtime = OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)");
-    let bundle = Bundle::open(root().join("models/tiny")).expect("tiny bundle");
-    let config = SessionConfig { threads: Some(1), ..SessionConfig::default() };
-    Pipeline::load(&runtime, bundle, &config).expect("pipeline")
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float") as f32).collect()
-}
+use common::{floats, golden, ids, root, tiny_pipeline};
 
 #[test]
 fn projected_image_embeddings_match_pytorch() {
-    let mut p = pipeline();
-    let cases = golden()["embeddings"].as_array().expect("embeddings").clone();
+    let mut p = tiny_pipeline();
+    let cases = golden("tiny.json")["embeddings"].as_array().expect("embeddings").clone();
     assert!(cases.len() >= 2);
     for case in cases {
         let image = root().join(case["image"].as_str().expect("image"));
@@ -55,8 +33,8 @@ fn projected_image_embeddings_match_pytorch() {
 
 #[test]
 fn greedy_ids_match_pytorch_generate() {
-    let mut p = pipeline();
-    let cases = golden()["generate"].as_array().expect("generate").clone();
+    let mut p = tiny_pipeline();
+    let cases = golden("tiny.json")["generate"].as_array().expect("generate").clone();
     let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"text_only") && names.contains(&"one_image") && names.contains(&"two_images"));
     for case in &cases {
@@ -84,7 +62,7 @@ fn greedy_ids_match_pytorch_generate() {
 
 #[test]
 fn seeded_sampling_is_reproducible() {
-    let mut p = pipeline();
+    let mut p = tiny_pipeline();
     let sample = |p: &mut Pipeline, seed| {
         let sampling = SamplingConfig { temperature: 1.0, top_k: 50, top_p: 0.95, repetition_penalty: 1.1, seed };
         let request = Request::new("Tell me about the picture.")

@@ -5,45 +5,24 @@
 //! order) — `tests/golden/tiny_audio.json`, written by `exporters/export_tiny.sh` —
 //! and clear errors for bad audio requests through the binary.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use mmrt::manifest::{Modality, Preprocess};
 use mmrt::pipeline::AudioTimes;
 use mmrt::preprocess::audio::LogMel;
 use mmrt::preprocess::wav::read_wav;
-use mmrt::runtime::{OrtRuntime, SessionConfig};
-use mmrt::{Bundle, Pipeline, Request};
+use mmrt::{Bundle, Request};
 use serde_json::Value;
+
+use common::{floats, golden, ids, root, tiny_pipeline};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn golden() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/golden/tiny_audio.json")).expect("golden file");
-    serde_json::from_str(&text).expect("golden JSON")
-}
-
-fn pipeline() -> Pipeline {
-    let runtime = OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)");
-    let bundle = Bundle::open(root().join("models/tiny")).expect("tiny bundle");
-    let config = SessionConfig { threads: Some(1), ..SessionConfig::default() };
-    Pipeline::load(&runtime, bundle, &config).expect("pipeline")
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float") as f32).collect()
-}
-
 fn usizes(v: &Value) -> Vec<usize> {
     v.as_array().expect("list").iter().map(|x| x.as_u64().expect("int") as usize).collect()
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    usizes(v).into_iter().map(|x| x as u32).collect()
 }
 
 fn paths(v: &Value) -> Vec<PathBuf> {
@@ -62,7 +41,7 @@ fn log_mel_windows_match_whisper_feature_extractor() {
         panic!("audio encoder without audio preprocessing")
     };
     let mel = LogMel::new(settings).unwrap();
-    for entry in golden()["audio"].as_array().unwrap() {
+    for entry in golden("tiny_audio.json")["audio"].as_array().unwrap() {
         let file = entry["file"].as_str().unwrap();
         let wave = read_wav(&root().join(file)).unwrap();
         assert_eq!(wave.sample_rate, settings.sample_rate, "{file}");
@@ -78,8 +57,8 @@ fn log_mel_windows_match_whisper_feature_extractor() {
 
 #[test]
 fn audio_embeddings_match_pytorch() {
-    let mut p = pipeline();
-    let entries = golden()["audio"].as_array().unwrap().clone();
+    let mut p = tiny_pipeline();
+    let entries = golden("tiny_audio.json")["audio"].as_array().unwrap().clone();
     assert!(entries.len() >= 2);
     for entry in entries {
         let file = entry["file"].as_str().unwrap();
@@ -95,8 +74,8 @@ fn audio_embeddings_match_pytorch() {
 
 #[test]
 fn greedy_ids_match_pytorch_with_audio_spliced_in() {
-    let mut p = pipeline();
-    let cases = golden()["generate"].as_array().unwrap().clone();
+    let mut p = tiny_pipeline();
+    let cases = golden("tiny_audio.json")["generate"].as_array().unwrap().clone();
     let names: Vec<&str> = cases.iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert!(names.contains(&"audio_only") && names.contains(&"audio_then_image"), "{names:?}");
     for case in &cases {
@@ -120,7 +99,7 @@ fn mmrt(args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn cli_splices_audio_and_reports_bad_requests() {
-    let case = golden()["generate"].as_array().unwrap().iter().find(|c| c["name"] == "audio_then_image").unwrap().clone();
+    let case = golden("tiny_audio.json")["generate"].as_array().unwrap().iter().find(|c| c["name"] == "audio_then_image").unwrap().clone();
     let mut args = vec!["run", "--bundle", "models/tiny", "--prompt", case["prompt"].as_str().unwrap(), "--json"];
     let max = case["max_new_tokens"].to_string();
     args.extend(["--max-tokens", max.as_str()]);
