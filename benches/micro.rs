@@ -18,11 +18,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use mmrt::generate::{LanguageModel, Sampler, SamplingConfig};
-use mmrt::kv_cache::KvCache;
+use mmrt::generate::{DecoderModel, Sampler, Sampling, StepInput};
 use mmrt::manifest::{Preprocess, Stage};
-use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
 use mmrt::stages::decoder::Decoder;
+use mmrt::stages::graph::StageLoader;
+use mmrt::stages::io::KvCache;
 use mmrt::Bundle;
 use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor};
@@ -31,7 +32,7 @@ use rand::{Rng, SeedableRng};
 /// Gemma 3's vocabulary size: the large-vocabulary case the issue names.
 const VOCAB: usize = 262_144;
 /// Gemma 3's published sampling defaults (its generation_config.json).
-const SAMPLING: SamplingConfig = SamplingConfig { temperature: 1.0, top_k: 64, top_p: 0.95, repetition_penalty: 1.0, seed: 0 };
+const SAMPLING: Sampling = Sampling::Random { temperature: 1.0, top_k: Some(64), top_p: 0.95 };
 /// Cached positions when the KV cache is handed over.
 const KV_POSITIONS: usize = 64;
 
@@ -71,11 +72,10 @@ fn sampling(c: &mut Criterion) {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     let logits: Vec<f32> = (0..VOCAB).map(|_| rng.random::<f32>() * 20.0 - 10.0).collect();
     let mut group = c.benchmark_group("sampling");
-    let mut scratch = logits.clone();
-    let mut greedy = Sampler::new(SamplingConfig::default());
-    group.bench_function("greedy_262k", |b| b.iter(|| greedy.sample(black_box(&mut scratch), &[])));
-    let mut filtered = Sampler::new(SAMPLING);
-    group.bench_function("top_k64_top_p0.95_262k", |b| b.iter(|| filtered.sample(black_box(&mut scratch), &[])));
+    let mut greedy = Sampler::new(Sampling::Greedy, 0);
+    group.bench_function("greedy_262k", |b| b.iter(|| greedy.sample(black_box(&logits))));
+    let mut filtered = Sampler::new(SAMPLING, 0);
+    group.bench_function("top_k64_top_p0.95_262k", |b| b.iter(|| filtered.sample(black_box(&logits))));
     group.finish();
 }
 
@@ -99,8 +99,9 @@ fn kv_cache(c: &mut Criterion) {
     let bundle = tiny();
     let stage = bundle.manifest.decoder().clone();
     let config = SessionConfig { threads: Some(1), ..SessionConfig::default() };
-    let (mut decoder, _) = Decoder::open(&runtime, &bundle, &stage, &config).expect("tiny decoder");
-    let template = decoder.empty_cache().unwrap();
+    let plan = SessionPlan::uniform(config);
+    let mut decoder = Decoder::open(&StageLoader::new(&runtime, &bundle, &plan), &stage).expect("tiny decoder");
+    let template = decoder.new_cache().unwrap();
     let names = stage.kv_cache.past_names();
 
     let mut group = c.benchmark_group("kv_cache");
@@ -143,8 +144,7 @@ fn kv_cache(c: &mut Criterion) {
         b.iter_batched(
             || filled_cache(&template),
             |cache| {
-                let embeds = decoder.embed(&[5]).unwrap();
-                decoder.forward(embeds, cache, &mut logits).unwrap()
+                decoder.step(StepInput::Ids(&[5]), cache, &mut logits).unwrap()
             },
             BatchSize::SmallInput,
         )

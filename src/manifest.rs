@@ -40,7 +40,11 @@ pub struct Manifest {
     pub prompt: PromptFormat,
     /// Generation defaults, overridable per request.
     #[serde(default)]
-    pub generation: GenerationDefaults,
+    pub generation: crate::generate::GenerationConfig,
+    /// Session settings per stage name (execution provider, threads, ONNX
+    /// Runtime options), applied before the command line's.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sessions: BTreeMap<String, crate::runtime::StageSession>,
     /// sha256 (hex) of bundle files, verified on load. Keys are bundle-relative paths.
     #[serde(default)]
     pub checksums: BTreeMap<String, String>,
@@ -98,6 +102,71 @@ impl Stage {
             Stage::OutputProjector(s) => &s.name,
             Stage::ModalityGenerator(s) => &s.name,
         }
+    }
+
+    /// The stage kind, as its JSON tag spells it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Stage::ModalityEncoder(_) => "modality_encoder",
+            Stage::InputProjector(_) => "input_projector",
+            Stage::LlmDecoder(_) => "llm_decoder",
+            Stage::Seq2seqDecoder(_) => "seq2seq_decoder",
+            Stage::OutputProjector(_) => "output_projector",
+            Stage::ModalityGenerator(_) => "modality_generator",
+        }
+    }
+
+    /// The modality of a modality stage (`None` for decoders).
+    pub fn modality(&self) -> Option<Modality> {
+        match self {
+            Stage::ModalityEncoder(s) => Some(s.modality),
+            Stage::InputProjector(s) => Some(s.modality),
+            Stage::OutputProjector(s) => Some(s.modality),
+            Stage::ModalityGenerator(s) => Some(s.modality),
+            Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) => None,
+        }
+    }
+
+    /// One line for `mmrt inspect`: kind, name, graphs, tensors.
+    pub fn summary(&self) -> String {
+        match self {
+            Stage::ModalityEncoder(s) => format!("modality_encoder  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
+            Stage::InputProjector(s) => format!("input_projector   {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
+            Stage::LlmDecoder(s) => format!(
+                "llm_decoder       {:<16} {} ({}): {} layers, context {}",
+                s.name,
+                s.graph,
+                match &s.embedding {
+                    Some(e) => format!("inputs_embeds, + {}", e.graph),
+                    None => "token ids in, text only".into(),
+                },
+                s.kv_cache.num_layers,
+                s.context_length
+            ),
+            Stage::Seq2seqDecoder(s) => format!(
+                "seq2seq_decoder   {:<16} {} (+ cross-attention projection {}): {} layers, context {}",
+                s.name, s.graph, s.cross_kv.graph, s.kv_cache.num_layers, s.context_length
+            ),
+            Stage::OutputProjector(s) => format!("output_projector  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
+            Stage::ModalityGenerator(s) => {
+                format!(
+                    "modality_generator {:<15} {} {} + {}: {}, {} steps, guidance {}, latents {:?}",
+                    s.name,
+                    s.modality,
+                    s.denoiser.graph,
+                    s.decoder.graph,
+                    s.scheduler.class_name(),
+                    s.steps,
+                    s.guidance_scale,
+                    s.latent_shape
+                )
+            }
+        }
+    }
+
+    /// Whether the stage belongs to the output side (output projector, generator).
+    pub fn is_output_side(&self) -> bool {
+        matches!(self, Stage::OutputProjector(_) | Stage::ModalityGenerator(_))
     }
 
     /// Every bundle file the stage references.
@@ -639,43 +708,6 @@ pub struct PromptFormat {
     pub default_prompt: Option<String>,
 }
 
-/// Generation defaults (see `generate::SamplingConfig` for meanings).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct GenerationDefaults {
-    /// New tokens at most.
-    pub max_new_tokens: usize,
-    /// 0 means greedy.
-    pub temperature: f32,
-    /// 0 disables top-k.
-    pub top_k: usize,
-    /// 1.0 disables top-p.
-    pub top_p: f32,
-    /// 1.0 disables the penalty.
-    pub repetition_penalty: f32,
-}
-
-impl Default for GenerationDefaults {
-    /// Greedy decoding of up to 128 tokens: the deterministic choice, matching
-    /// `transformers`' `generate()` defaults except for the token budget.
-    fn default() -> Self {
-        Self { max_new_tokens: 128, temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0 }
-    }
-}
-
-impl GenerationDefaults {
-    /// These defaults as sampler settings with the given seed.
-    pub fn sampling(&self, seed: u64) -> crate::generate::SamplingConfig {
-        crate::generate::SamplingConfig {
-            temperature: self.temperature,
-            top_k: self.top_k,
-            top_p: self.top_p,
-            repetition_penalty: self.repetition_penalty,
-            seed,
-        }
-    }
-}
-
 impl Manifest {
     /// Parse `bundle.json` text; `origin` names the file in errors.
     pub fn from_json(text: &str, origin: &Path) -> Result<Self> {
@@ -724,7 +756,7 @@ impl Manifest {
             if self.encoders().count() != 1 || self.encoder(Modality::Audio).is_none() {
                 return Err(format!("seq2seq_decoder \"{}\" needs exactly one modality_encoder, for audio", d.name));
             }
-            return self.generation.sampling(0).validate().map_err(|e| format!("`generation`: {e}"));
+            return self.generation.validate().map_err(|e| format!("`generation`: {e}"));
         }
         for (modality, _) in self.encoders() {
             if self.projector(modality).is_none() {
@@ -760,7 +792,7 @@ impl Manifest {
         if self.prompt.chat_template.as_ref().is_some_and(|t| !t.contains("{content}")) {
             return Err("`prompt.chat_template` must contain {content}".into());
         }
-        self.generation.sampling(0).validate().map_err(|e| format!("`generation`: {e}"))
+        self.generation.validate().map_err(|e| format!("`generation`: {e}"))
     }
 
     /// Every file the manifest references (tokenizer and graphs).

@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use tokenizers::Tokenizer;
 
-use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::generate::SignalTokens;
 use crate::manifest::{Modality, Stage};
 use crate::media::Media;
-use crate::runtime::{OrtRuntime, SessionConfig};
+use crate::stages::graph::StageLoader;
 use crate::stages::generator::{GenerationSettings, GeneratorTimings, ModalityGenerator, UsedSettings};
 use crate::stages::output_projector::OutputProjector;
 
@@ -50,13 +49,9 @@ pub struct OutputSide {
 impl OutputSide {
     /// Open the output side of `bundle`, if it has one (the image modality; one
     /// output side per bundle for now). Signal tokens must each be one token
-    /// of the tokenizer. Returns the provider fallback reasons.
-    pub fn open(
-        runtime: &OrtRuntime,
-        bundle: &Bundle,
-        tokenizer: &Tokenizer,
-        config: &SessionConfig,
-    ) -> Result<Option<(Self, Vec<Option<String>>)>> {
+    /// of the tokenizer.
+    pub fn open(loader: &StageLoader<'_>, tokenizer: &Tokenizer) -> Result<Option<Self>> {
+        let bundle = loader.bundle;
         let manifest = &bundle.manifest;
         let Some(stage) = manifest.stages.iter().find_map(|s| match s {
             Stage::OutputProjector(o) => Some(o),
@@ -67,9 +62,9 @@ impl OutputSide {
         let generator_stage = manifest.generator(stage.modality).expect("validated: a generator per output projector");
         let signals = signal_ids(tokenizer, &stage.signal_tokens, &stage.name, &manifest.tokenizer)
             .map_err(|message| Error::Manifest { path: bundle.root.join(crate::bundle::MANIFEST_FILE), message })?;
-        let (projector, f1) = OutputProjector::open(runtime, bundle, stage, config)?;
-        let (generator, f2) = ModalityGenerator::open(runtime, bundle, generator_stage, config)?;
-        Ok(Some((Self { signals, projector, generator }, vec![f1, f2])))
+        let projector = OutputProjector::open(loader, stage)?;
+        let generator = ModalityGenerator::open(loader, generator_stage)?;
+        Ok(Some(Self { signals, projector, generator }))
     }
 
     /// The signal token ids, in run order.

@@ -10,10 +10,11 @@
 
 use std::path::{Path, PathBuf};
 
-use mmrt::generate::LanguageModel;
+use mmrt::generate::{DecoderModel, StepInput};
+use mmrt::stages::graph::StageLoader;
 use mmrt::manifest::{Modality, Preprocess, TensorDtype};
 use mmrt::pipeline::StageTimings;
-use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
 use mmrt::stages::decoder::Decoder;
 use mmrt::{Bundle, Pipeline, Request};
 use ort::value::TensorElementType;
@@ -59,7 +60,8 @@ fn f16_pipeline() -> Pipeline {
 
 fn decoder(runtime: &OrtRuntime, name: &str) -> Decoder {
     let bundle = bundle(name);
-    Decoder::open(runtime, &bundle, bundle.manifest.decoder(), &config()).expect(name).0
+    let plan = SessionPlan::uniform(config());
+    Decoder::open(&StageLoader::new(runtime, &bundle, &plan), bundle.manifest.decoder()).expect(name)
 }
 
 fn ids(v: &Value) -> Vec<u32> {
@@ -81,9 +83,9 @@ fn argmax(v: &[f32]) -> usize {
 /// Last-position prefill logits of `decoder` on `ids`, embedded by its own embedding graph.
 fn prefill_logits(decoder: &mut Decoder, ids: &[u32]) -> Vec<f32> {
     let embeds = decoder.embed(ids).expect("embed");
-    let cache = decoder.empty_cache().expect("empty cache");
+    let cache = decoder.new_cache().expect("empty cache");
     let mut logits = Vec::new();
-    decoder.forward(embeds, cache, &mut logits).expect("forward");
+    decoder.step(StepInput::Embeds(embeds), cache, &mut logits).expect("forward");
     logits
 }
 
@@ -104,7 +106,7 @@ fn f16_bundle_opens_and_declares_float16() {
     let embeds = f16.embed(&[1, 10, 20]).expect("embed");
     assert_eq!(mmrt::tensor::element_type(&embeds), Some(TensorElementType::Float16));
     assert_eq!(mmrt::tensor::dims(&embeds), vec![1, 3, 64]);
-    let cache = f16.empty_cache().expect("empty cache");
+    let cache = f16.new_cache().expect("empty cache");
     assert!(!cache.values().is_empty());
     for value in cache.values() {
         assert_eq!(mmrt::tensor::element_type(value), Some(TensorElementType::Float16));
@@ -118,9 +120,9 @@ fn f16_image_embeddings_close_to_pytorch() {
     assert!(cases.len() >= 2);
     for case in cases {
         let image = root().join(case["image"].as_str().expect("image"));
-        let media = p.encode_images(std::slice::from_ref(&image), &mut StageTimings::default()).expect("encode");
-        assert_eq!(mmrt::tensor::element_type(&media.value), Some(TensorElementType::Float16), "projector output");
-        let got = mmrt::tensor::to_f32_array(&media.value, "test", "embeddings").expect("f16 -> f32");
+        let media = p.encode_media(Modality::Image, std::slice::from_ref(&image), &mut StageTimings::default()).expect("encode");
+        assert_eq!(mmrt::tensor::element_type(&media.values[0]), Some(TensorElementType::Float16), "projector output");
+        let got = mmrt::tensor::to_f32_array(&media.values[0], "test", "embeddings").expect("f16 -> f32");
         let want = floats(&case["values"]);
         let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
         assert_eq!(&got.shape()[1..], &shape[..], "{}", image.display());

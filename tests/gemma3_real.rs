@@ -16,8 +16,9 @@
 
 use std::path::{Path, PathBuf};
 
-use mmrt::generate::LanguageModel;
-use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::generate::{DecoderModel, StepInput};
+use mmrt::stages::graph::StageLoader;
+use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
 use mmrt::stages::decoder::Decoder;
 use mmrt::{Bundle, Pipeline, Request};
 use serde_json::Value;
@@ -83,12 +84,11 @@ fn check_greedy_ids(dir: &Path) {
 /// Feed `ids` one token at a time (prefill of one token, then decode steps)
 /// and return the argmax after each.
 fn teacher_forced_argmax(model: &mut Decoder, ids: &[u32]) -> Vec<usize> {
-    let mut cache = model.empty_cache().expect("empty cache");
+    let mut cache = model.new_cache().expect("empty cache");
     let mut logits = Vec::new();
     let mut out = Vec::with_capacity(ids.len());
     for &id in ids {
-        let embeds = model.embed(&[id]).expect("embed");
-        cache = model.forward(embeds, cache, &mut logits).expect("forward");
+        cache = model.step(StepInput::Ids(&[id]), cache, &mut logits).expect("forward");
         let best = logits.iter().enumerate().fold((0, f32::NEG_INFINITY), |b, (i, &v)| if v > b.1 { (i, v) } else { b });
         out.push(best.0);
     }
@@ -109,7 +109,8 @@ fn check_agreement(f32_dir: &Path, q4_dir: &Path) {
     let runtime = OrtRuntime::load(None).expect("ONNX Runtime");
     let open = |dir: &Path| {
         let bundle = Bundle::open(dir).expect("bundle");
-        Decoder::open(&runtime, &bundle, bundle.manifest.decoder(), &config()).expect("decoder").0
+        let plan = SessionPlan::uniform(config());
+        Decoder::open(&StageLoader::new(&runtime, &bundle, &plan), bundle.manifest.decoder()).expect("decoder")
     };
     let (mut reference, mut quant) = (open(f32_dir), open(q4_dir));
     // The story continuation and the first 200 tokens of the long prompt: natural text the model predicts.

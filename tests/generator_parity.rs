@@ -12,9 +12,10 @@
 use std::path::{Path, PathBuf};
 
 use mmrt::diffusion::{Noise, SchedulerConfig};
-use mmrt::generate::{generate_with_signals, GenerateParams, LanguageModel, Sampler, SamplingConfig};
+use mmrt::generate::{generate, Decoding, GenerationConfig, StepInput};
 use mmrt::media::Media;
-use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
+use mmrt::stages::graph::StageLoader;
 use mmrt::stages::decoder::Decoder;
 use mmrt::stages::generator::GenerationSettings;
 use mmrt::{Bundle, Pipeline, Request};
@@ -72,13 +73,14 @@ fn signal_hidden_states_and_conditioning_match_pytorch() {
     let case = golden_request(&g, true);
     let runtime = OrtRuntime::load(None).unwrap();
     let bundle = Bundle::open(root().join("models/tiny")).unwrap();
-    let (mut decoder, _) = Decoder::open(&runtime, &bundle, bundle.manifest.decoder(), &SessionConfig::default()).unwrap();
+    let plan = SessionPlan::uniform(SessionConfig::default());
+    let mut decoder = Decoder::open(&StageLoader::new(&runtime, &bundle, &plan), bundle.manifest.decoder()).unwrap();
     let prompt = ids(&case["input_ids"]);
     let embeds = decoder.embed(&prompt).unwrap();
-    let params = GenerateParams { max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize, stop_tokens: vec![2] };
+    let config = GenerationConfig { max_new_tokens: case["max_new_tokens"].as_u64().unwrap() as usize, ..Default::default() };
     let signals = mmrt::generate::SignalTokens { ids: ids(&g["signal"]["ids"]) };
-    let mut sampler = Sampler::new(SamplingConfig::default());
-    let out = generate_with_signals(&mut decoder, embeds, &prompt, &mut sampler, &params, Some(&signals), |_| Ok(())).unwrap();
+    let mut decoding = Decoding::new(&config, &[2]).with_signals(Some(&signals));
+    let out = generate(&mut decoder, StepInput::Embeds(embeds), &prompt, &mut decoding, |_| Ok(())).unwrap();
     assert_eq!(out.ids, ids(&case["output_ids"]), "greedy ids with the forced signal run equal PyTorch generate()");
     assert_eq!(out.signal_hidden.len(), 1, "one complete run");
     let hidden_diff = max_abs(&out.signal_hidden[0], &floats(&case["hidden"]));
@@ -146,7 +148,7 @@ fn signal_request_writes_the_pipelines_png_and_the_other_writes_nothing() {
     // The manifest's defaults (DDIM, steps, guidance) are the end-to-end golden's; only the noise is given.
     let request = Request::new(case["prompt"].as_str().unwrap())
         .with_max_new_tokens(case["max_new_tokens"].as_u64().unwrap() as usize)
-        .with_generation(GenerationSettings { noise: Noise::Given(floats(&denoise["noise"])), ..Default::default() })
+        .with_media_generation(GenerationSettings { noise: Noise::Given(floats(&denoise["noise"])), ..Default::default() })
         .with_out_dir(&dir);
     let out = p.run(&request, |_| Ok(())).unwrap();
     assert_eq!(out.token_ids, ids(&case["output_ids"]));
@@ -184,7 +186,7 @@ fn seeded_generation_is_reproducible() {
     let mut p = pipeline();
     let run = |p: &mut Pipeline, seed| {
         let request = Request::new(case["prompt"].as_str().unwrap())
-            .with_generation(GenerationSettings { steps: Some(3), noise: Noise::Seed(seed), ..Default::default() });
+            .with_media_generation(GenerationSettings { steps: Some(3), noise: Noise::Seed(seed), ..Default::default() });
         let out = p.run(&request, |_| Ok(())).unwrap();
         assert_eq!(out.media.len(), 1);
         out.media[0].media.clone()

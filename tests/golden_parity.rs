@@ -7,7 +7,8 @@ mod common;
 
 use std::path::PathBuf;
 
-use mmrt::generate::SamplingConfig;
+use mmrt::generate::Sampling;
+use mmrt::manifest::Modality;
 use mmrt::pipeline::StageTimings;
 use mmrt::{Pipeline, Request};
 
@@ -20,8 +21,8 @@ fn projected_image_embeddings_match_pytorch() {
     assert!(cases.len() >= 2);
     for case in cases {
         let image = root().join(case["image"].as_str().expect("image"));
-        let media = p.encode_images(&[image.clone()], &mut StageTimings::default()).expect("encode");
-        let got = mmrt::tensor::to_f32_array(&media.value, "test", "embeddings").expect("f32");
+        let media = p.encode_media(Modality::Image, &[image.clone()], &mut StageTimings::default()).expect("encode");
+        let got = mmrt::tensor::to_f32_array(&media.values[0], "test", "embeddings").expect("f32");
         let want = floats(&case["values"]);
         let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
         assert_eq!(&got.shape()[1..], &shape[..], "{}", image.display());
@@ -64,10 +65,11 @@ fn greedy_ids_match_pytorch_generate() {
 fn seeded_sampling_is_reproducible() {
     let mut p = tiny_pipeline();
     let sample = |p: &mut Pipeline, seed| {
-        let sampling = SamplingConfig { temperature: 1.0, top_k: 50, top_p: 0.95, repetition_penalty: 1.1, seed };
+        let sampling = Sampling::Random { temperature: 1.0, top_k: Some(50), top_p: 0.95 };
         let request = Request::new("Tell me about the picture.")
             .with_images([root().join("tests/fixtures/images/b_32.png")])
-            .with_sampling(sampling)
+            .with_sampling(sampling, seed)
+            .with_repetition_penalty(1.1)
             .with_max_new_tokens(20);
         p.run(&request, |_| Ok(())).expect("run").token_ids
     };

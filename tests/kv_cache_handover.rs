@@ -1,13 +1,14 @@
 //! The KV cache is handed from step n's `present` outputs to step n+1's
-//! `past` inputs by move, never copied: checked through the `LanguageModel`
+//! `past` inputs by move, never copied: checked through the `DecoderModel`
 //! seam, both with a fake model and around the real ONNX decoder.
 
 use std::path::Path;
 
-use mmrt::generate::{generate, GenerateParams, LanguageModel, Sampler, SamplingConfig};
-use mmrt::kv_cache::KvCache;
-use mmrt::runtime::{OrtRuntime, SessionConfig};
+use mmrt::generate::{generate, DecoderModel, Decoding, GenerationConfig, Generation, StepInput};
+use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
 use mmrt::stages::decoder::Decoder;
+use mmrt::stages::graph::StageLoader;
+use mmrt::stages::io::KvCache;
 use mmrt::Bundle;
 use ort::value::{DynValue, Tensor};
 
@@ -44,13 +45,12 @@ fn tensor(shape: [usize; 4], fill: f32) -> DynValue {
     Tensor::from_array((shape.to_vec(), vec![fill; n])).unwrap().into_dyn()
 }
 
-impl LanguageModel for FakeModel {
-    fn embed(&mut self, ids: &[u32]) -> mmrt::Result<DynValue> {
-        Ok(Tensor::from_array((vec![1, ids.len(), 4], vec![0.0f32; ids.len() * 4])).unwrap().into_dyn())
-    }
+impl DecoderModel for FakeModel {
+    type Cache = KvCache;
 
-    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
-        let seq = embeds.dtype().tensor_shape().unwrap()[1] as usize;
+    fn step(&mut self, input: StepInput<'_>, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
+        let StepInput::Ids(ids) = input else { panic!("the fake model is fed ids") };
+        let seq = ids.len();
         self.log.received.push(pointers(&cache));
         self.log.seq_lens.push(cache.seq_len());
         let total = cache.seq_len() + seq;
@@ -63,12 +63,20 @@ impl LanguageModel for FakeModel {
         Ok(present)
     }
 
-    fn empty_cache(&mut self) -> mmrt::Result<KvCache> {
+    fn new_cache(&mut self) -> mmrt::Result<KvCache> {
         Ok(KvCache::new((0..4).map(|_| tensor([1, 2, 0, 8], 0.0)).collect(), 0))
+    }
+
+    fn fork(&mut self, cache: &KvCache) -> mmrt::Result<KvCache> {
+        cache.duplicate("fake")
     }
 
     fn context_length(&self) -> usize {
         64
+    }
+
+    fn name(&self) -> &str {
+        "fake"
     }
 }
 
@@ -78,33 +86,41 @@ struct Recording {
     log: Log,
 }
 
-impl LanguageModel for Recording {
-    fn embed(&mut self, ids: &[u32]) -> mmrt::Result<DynValue> {
-        self.inner.embed(ids)
-    }
+impl DecoderModel for Recording {
+    type Cache = KvCache;
 
-    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
+    fn step(&mut self, input: StepInput<'_>, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
         self.log.received.push(pointers(&cache));
         self.log.seq_lens.push(cache.seq_len());
-        let present = self.inner.forward(embeds, cache, logits)?;
+        let present = self.inner.step(input, cache, logits)?;
         self.log.returned.push(pointers(&present));
         Ok(present)
     }
 
-    fn empty_cache(&mut self) -> mmrt::Result<KvCache> {
-        self.inner.empty_cache()
+    fn new_cache(&mut self) -> mmrt::Result<KvCache> {
+        self.inner.new_cache()
+    }
+
+    fn fork(&mut self, cache: &KvCache) -> mmrt::Result<KvCache> {
+        self.inner.fork(cache)
     }
 
     fn context_length(&self) -> usize {
         self.inner.context_length()
     }
+
+    fn name(&self) -> &str {
+        "recording"
+    }
 }
 
-fn run(model: &mut dyn LanguageModel, prompt: &[u32], max_new_tokens: usize) -> Vec<u32> {
-    let embeds = model.embed(prompt).unwrap();
-    let params = GenerateParams { max_new_tokens, stop_tokens: vec![] };
-    let mut sampler = Sampler::new(SamplingConfig::default());
-    generate(model, embeds, prompt, &mut sampler, &params, |_| Ok(())).unwrap().ids
+fn generate_greedy<M: DecoderModel>(model: &mut M, prompt: &[u32], max_new_tokens: usize) -> mmrt::Result<Generation> {
+    let config = GenerationConfig { max_new_tokens, ..Default::default() };
+    generate(model, StepInput::Ids(prompt), prompt, &mut Decoding::new(&config, &[]), |_| Ok(()))
+}
+
+fn run<M: DecoderModel>(model: &mut M, prompt: &[u32], max_new_tokens: usize) -> Vec<u32> {
+    generate_greedy(model, prompt, max_new_tokens).unwrap().ids
 }
 
 #[test]
@@ -121,7 +137,8 @@ fn fake_model_receives_previous_presents() {
 fn real_decoder_receives_previous_presents() {
     let runtime = OrtRuntime::load(None).expect("ONNX Runtime");
     let bundle = Bundle::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny")).unwrap();
-    let (decoder, _) = Decoder::open(&runtime, &bundle, bundle.manifest.decoder(), &SessionConfig::default()).unwrap();
+    let plan = SessionPlan::uniform(SessionConfig::default());
+    let decoder = Decoder::open(&StageLoader::new(&runtime, &bundle, &plan), bundle.manifest.decoder()).unwrap();
     let mut model = Recording { inner: decoder, log: Log::default() };
     run(&mut model, &[1, 10, 20, 30], 8);
     model.log.assert_moved();
@@ -133,10 +150,7 @@ fn generation_stops_at_the_context_length() {
     OrtRuntime::load(None).expect("ONNX Runtime");
     let mut model = FakeModel { log: Log::default(), vocab: 10 };
     let prompt: Vec<u32> = (0..60).collect();
-    let embeds = model.embed(&prompt).unwrap();
-    let params = GenerateParams { max_new_tokens: 100, stop_tokens: vec![] };
-    let mut sampler = Sampler::new(SamplingConfig::default());
-    let g = generate(&mut model, embeds, &prompt, &mut sampler, &params, |_| Ok(())).unwrap();
+    let g = generate_greedy(&mut model, &prompt, 100).unwrap();
     assert_eq!(g.stop_reason, mmrt::generate::StopReason::ContextFull);
     assert_eq!(60 + g.decode_steps, 64, "the last forward pass fills the context exactly");
 }
@@ -146,10 +160,6 @@ fn prompt_over_the_context_is_an_error() {
     OrtRuntime::load(None).expect("ONNX Runtime");
     let mut model = FakeModel { log: Log::default(), vocab: 10 };
     let prompt: Vec<u32> = (0..64).collect();
-    let embeds = model.embed(&prompt).unwrap();
-    let params = GenerateParams { max_new_tokens: 4, stop_tokens: vec![] };
-    let err = generate(&mut model, embeds, &prompt, &mut Sampler::new(SamplingConfig::default()), &params, |_| Ok(()))
-        .unwrap_err()
-        .to_string();
+    let err = generate_greedy(&mut model, &prompt, 4).unwrap_err().to_string();
     assert!(err.contains("64 tokens") && err.contains("context length is 64"), "{err}");
 }

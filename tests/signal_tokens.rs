@@ -1,64 +1,13 @@
-//! Signal-token runs through the `LanguageModel` seam, with a fake model whose
-//! logits follow a script and whose "hidden state" at each forward pass is the
-//! id of the token that pass consumed (so the collected states name the
+//! Signal-token runs through the `DecoderModel` seam, with the scripted fake
+//! model (no ONNX Runtime) whose logits follow a script and whose "hidden
+//! state" at each forward pass is the id of the token that pass consumed (so the collected states name the
 //! positions they came from). Table-driven: where `[IMG0]` appears, the token
 //! budget, and what the generation loop must emit and collect.
 
-use mmrt::generate::{generate_with_signals, GenerateParams, LanguageModel, Sampler, SamplingConfig, SignalTokens};
-use mmrt::kv_cache::KvCache;
-use mmrt::runtime::OrtRuntime;
-use ort::value::{DynValue, Tensor};
+use mmrt::generate::{generate, Decoding, GenerationConfig, ScriptedModel, SignalTokens, StepInput};
 
 const VOCAB: usize = 32;
 const IMG: [u32; 3] = [20, 21, 22];
-
-/// Greedy picks `script[i]` at generation step i (then 5 forever); the hidden
-/// state of a pass is `[input id, input id]`.
-struct Scripted {
-    script: Vec<u32>,
-    step: usize,
-    last_input: Option<u32>,
-    with_hidden: bool,
-    context: usize,
-}
-
-impl LanguageModel for Scripted {
-    fn embed(&mut self, ids: &[u32]) -> mmrt::Result<DynValue> {
-        // The fake "embedding" carries the ids so forward knows what it consumed.
-        let data: Vec<f32> = ids.iter().map(|&i| i as f32).collect();
-        Ok(Tensor::from_array((vec![1, ids.len(), 1], data)).unwrap().into_dyn())
-    }
-
-    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> mmrt::Result<KvCache> {
-        let (_, data) = embeds.try_extract_tensor::<f32>().unwrap();
-        self.last_input = Some(*data.last().unwrap() as u32);
-        let total = cache.seq_len() + data.len();
-        let next = self.script.get(self.step).copied().unwrap_or(5);
-        self.step += 1;
-        logits.clear();
-        logits.resize(VOCAB, 0.0);
-        logits[next as usize] = 1.0;
-        Ok(KvCache::new(Vec::new(), total))
-    }
-
-    fn empty_cache(&mut self) -> mmrt::Result<KvCache> {
-        Ok(KvCache::new(Vec::new(), 0))
-    }
-
-    fn context_length(&self) -> usize {
-        self.context
-    }
-
-    fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> mmrt::Result<bool> {
-        if !self.with_hidden {
-            return Ok(false);
-        }
-        let id = self.last_input.expect("a forward pass ran") as f32;
-        out.clear();
-        out.extend([id, id]);
-        Ok(true)
-    }
-}
 
 struct Case {
     what: &'static str,
@@ -70,17 +19,20 @@ struct Case {
 }
 
 fn run(script: Vec<u32>, max_new_tokens: usize, context: usize, with_hidden: bool) -> mmrt::Result<mmrt::generate::Generation> {
-    let mut model = Scripted { script, step: 0, last_input: None, with_hidden, context };
+    // Greedy picks `script[i]` at generation step i (then 5 forever).
+    let mut model = ScriptedModel::new(script, 5, VOCAB, context);
+    if with_hidden {
+        model = model.with_hidden();
+    }
     let prompt = [1u32, 2, 3];
-    let embeds = model.embed(&prompt)?;
-    let params = GenerateParams { max_new_tokens, stop_tokens: vec![2] };
     let signals = SignalTokens { ids: IMG.to_vec() };
-    generate_with_signals(&mut model, embeds, &prompt, &mut Sampler::new(SamplingConfig::default()), &params, Some(&signals), |_| Ok(()))
+    let config = GenerationConfig { max_new_tokens, ..Default::default() };
+    let mut decoding = Decoding::new(&config, &[2]).with_signals(Some(&signals));
+    generate(&mut model, StepInput::Ids(&prompt), &prompt, &mut decoding, |_| Ok(()))
 }
 
 #[test]
 fn signal_runs_are_forced_and_their_hidden_states_collected() {
-    OrtRuntime::load(None).expect("ONNX Runtime");
     // Script entries after [IMG0] are ignored while the run is forced: 9s mark them.
     let cases = [
         Case { what: "no signal", script: vec![7, 8, 2], max_new_tokens: 10, context: 64, ids: vec![7, 8, 2], runs: 0 },
@@ -104,7 +56,6 @@ fn signal_runs_are_forced_and_their_hidden_states_collected() {
 
 #[test]
 fn signal_tokens_need_hidden_states() {
-    OrtRuntime::load(None).expect("ONNX Runtime");
     let err = run(vec![20], 10, 64, false).unwrap_err().to_string();
     assert!(err.contains("hidden_states") && err.contains("returns none"), "{err}");
     // Without signal tokens in the output, a model without hidden states is fine.

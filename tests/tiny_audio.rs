@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mmrt::manifest::{Modality, Preprocess};
-use mmrt::pipeline::AudioTimes;
+use mmrt::pipeline::StageTimings;
 use mmrt::preprocess::audio::LogMel;
 use mmrt::preprocess::wav::read_wav;
 use mmrt::{Bundle, Request};
@@ -62,12 +62,13 @@ fn audio_embeddings_match_pytorch() {
     assert!(entries.len() >= 2);
     for entry in entries {
         let file = entry["file"].as_str().unwrap();
-        let got = p.encode_audio(&root().join(file), &mut AudioTimes::default()).expect("encode audio");
+        let got = p.encode_media(Modality::Audio, &[root().join(file)], &mut StageTimings::default()).expect("encode audio");
+        let rows = got.rows().expect("rows");
         let shape = usizes(&entry["embeds_shape"]);
-        assert_eq!(got.rows.shape(), &shape[..], "{file}: [windows * tokens, d_llm]");
-        let values: Vec<f32> = got.rows.iter().copied().collect();
+        assert_eq!(rows.shape(), &shape[..], "{file}: [windows * tokens, d_llm]");
+        let values: Vec<f32> = rows.iter().copied().collect();
         let diff = max_abs(&values, &floats(&entry["embeds"]));
-        println!("{file}: {} windows, {shape:?} embeddings, max|rust - torch| = {diff:.2e}", got.windows);
+        println!("{file}: {} windows, {shape:?} embeddings, max|rust - torch| = {diff:.2e}", got.values.len());
         assert!(diff <= 1e-4, "{file}: audio embeddings differ by {diff}");
     }
 }

@@ -10,11 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mmrt::runtime::{OrtRuntime, SessionConfig};
-use mmrt::speech::{SpeechPipeline, SpeechRequest};
+use mmrt::runtime::OrtRuntime;
+use mmrt::pipeline::LoadOptions;
 use mmrt::vad::VadConfig;
 use mmrt::wer::{normalized_wer, word_error_rate};
-use mmrt::Bundle;
+use mmrt::{Bundle, Pipeline, Request};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 
@@ -35,10 +35,10 @@ fn bundle_dir(name: &str) -> Option<PathBuf> {
     None
 }
 
-fn pipeline(dir: &Path, vad: bool) -> SpeechPipeline {
+fn pipeline(dir: &Path, vad: bool) -> Pipeline {
     let runtime = OrtRuntime::load(None).expect("ONNX Runtime (bash .ci/setup-ort)");
-    let vad_dir = root().join("models/silero-vad");
-    SpeechPipeline::load(&runtime, Bundle::open(dir).unwrap(), &SessionConfig::default(), vad.then_some(vad_dir.as_path())).unwrap()
+    let options = LoadOptions { vad_model: vad.then(|| root().join("models/silero-vad")), ..Default::default() };
+    Pipeline::load_with(&runtime, Bundle::open(dir).unwrap(), &options).unwrap()
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -93,7 +93,7 @@ fn transcribe_test_set(dir: &Path, beams: usize) -> (f64, f64) {
     for r in &refs {
         let file = r["file"].as_str().unwrap();
         let start = std::time::Instant::now();
-        let out = p.transcribe(&SpeechRequest::new(dir.join("testset").join(file)).with_beams(beams)).unwrap();
+        let out = p.run(&Request::transcribe(dir.join("testset").join(file)).with_beams(beams), |_| Ok(())).unwrap();
         wall_s += start.elapsed().as_secs_f64();
         audio_s += out.audio_seconds;
         let mut ids: Vec<u64> = out.windows.iter().flat_map(|w| w.token_ids.iter().map(|&i| i as u64)).collect();
@@ -128,7 +128,7 @@ fn int8_bundle_transcribes_the_test_set() {
     let mut p = pipeline(&dir, false);
     let mut total = 0.0;
     for r in &refs {
-        let out = p.transcribe(&SpeechRequest::new(fp32.join("testset").join(r["file"].as_str().unwrap()))).unwrap();
+        let out = p.run(&Request::transcribe(fp32.join("testset").join(r["file"].as_str().unwrap())), |_| Ok(())).unwrap();
         let w = wer(r["sentence"].as_str().unwrap(), &out.text);
         println!("int8 {:<18} {:>5.1}%  {}", r["file"].as_str().unwrap(), 100.0 * w, out.text);
         total += w;
@@ -170,9 +170,9 @@ fn long_audio_is_chunked_and_vad_splits_at_pauses() {
     let path = tmp("long_two_utterances.wav");
     write_wav(&path, 16000, &x);
     let mut p = pipeline(&dir, true);
-    let plain = p.transcribe(&SpeechRequest::new(path.clone())).unwrap();
+    let plain = p.run(&Request::transcribe(path.clone()), |_| Ok(())).unwrap();
     assert_eq!(plain.windows.len(), 2, "{:?}", plain.windows);
-    let gated = p.transcribe(&SpeechRequest { vad: Some(VadConfig::default()), ..SpeechRequest::new(path) }).unwrap();
+    let gated = p.run(&Request::transcribe(path).with_vad(Some(VadConfig::default())), |_| Ok(())).unwrap();
     println!("plain: {}\nvad:   {}", plain.text, gated.text);
     for w in &gated.windows {
         println!("vad window {:.2}-{:.2} s: {}", w.start_s, w.end_s, w.text);

@@ -24,7 +24,7 @@ use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
-use crate::generate::SamplingConfig;
+use crate::generate::Sampling;
 use crate::manifest::Modality;
 use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
 use crate::{Bundle, Pipeline, Request};
@@ -327,7 +327,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     let start = Instant::now();
     let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
     let runtime_init_ms = ms(start);
-    let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads };
+    let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads, options: Default::default() };
     let load = || -> Result<Pipeline> { Pipeline::load(&runtime, Bundle::open(&config.bundle)?, &session) };
 
     let start = Instant::now();
@@ -346,7 +346,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     };
     let request = Request::new(prompt.clone())
         .with_images(config.images.iter().cloned())
-        .with_sampling(SamplingConfig::default())
+        .with_sampling(Sampling::Greedy, 0)
         .with_max_new_tokens(config.new_tokens)
         .with_ignore_stop_tokens(true);
 

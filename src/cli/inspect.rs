@@ -7,7 +7,6 @@ use clap::Args;
 
 use super::Cli;
 use crate::error::Result;
-use crate::manifest::Stage;
 use crate::runtime::session::{self, SessionConfig};
 use crate::runtime::OrtRuntime;
 use crate::{Bundle, Pipeline};
@@ -30,11 +29,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let graphs = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {
-            if crate::speech::is_speech_bundle(&bundle) {
-                crate::speech::SpeechPipeline::load(rt, bundle.clone(), &SessionConfig::default(), None)?;
-            } else {
-                Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
-            }
+            Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
             graph_io(rt, &bundle)?
         }
         Err(_) => Vec::new(),
@@ -61,7 +56,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     println!("checksums   {} file(s) verified", m.checksums.len());
     println!("stages");
     for stage in &m.stages {
-        println!("  {}", describe(stage));
+        println!("  {}", stage.summary());
     }
     for (graph, io) in &graphs {
         println!("graph       {graph}");
@@ -72,51 +67,16 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     println!("prompt      {:?}", m.prompt.template);
     println!("stop ids    {:?}", m.prompt.eos_token_ids);
     let g = &m.generation;
+    let (temperature, top_k, top_p) = g.sampling.knobs();
     println!(
-        "generation  max_new_tokens={} temperature={} top_k={} top_p={} repetition_penalty={}",
-        g.max_new_tokens, g.temperature, g.top_k, g.top_p, g.repetition_penalty
+        "generation  max_new_tokens={} temperature={temperature} top_k={top_k} top_p={top_p} repetition_penalty={} beams={}",
+        g.max_new_tokens, g.repetition_penalty, g.num_beams
     );
     match runtime {
         Ok(info) => println!("onnxruntime {} ({}); providers: {}", info.version, info.library.display(), providers.join(", ")),
         Err(e) => println!("onnxruntime not loaded: {e}"),
     }
     Ok(())
-}
-
-fn describe(stage: &Stage) -> String {
-    match stage {
-        Stage::ModalityEncoder(s) => format!("modality_encoder  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
-        Stage::InputProjector(s) => format!("input_projector   {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
-        Stage::LlmDecoder(s) => format!(
-            "llm_decoder       {:<16} {} ({}): {} layers, context {}",
-            s.name,
-            s.graph,
-            match &s.embedding {
-                Some(e) => format!("inputs_embeds, + {}", e.graph),
-                None => "token ids in, text only".into(),
-            },
-            s.kv_cache.num_layers,
-            s.context_length
-        ),
-        Stage::Seq2seqDecoder(s) => format!(
-            "seq2seq_decoder   {:<16} {} (+ cross-attention projection {}): {} layers, context {}",
-            s.name, s.graph, s.cross_kv.graph, s.kv_cache.num_layers, s.context_length
-        ),
-        Stage::OutputProjector(s) => format!("output_projector  {:<16} {} {}: {} -> {}", s.name, s.modality, s.graph, s.input, s.output),
-        Stage::ModalityGenerator(s) => {
-            format!(
-                "modality_generator {:<15} {} {} + {}: {}, {} steps, guidance {}, latents {:?}",
-                s.name,
-                s.modality,
-                s.denoiser.graph,
-                s.decoder.graph,
-                s.scheduler.class_name(),
-                s.steps,
-                s.guidance_scale,
-                s.latent_shape
-            )
-        }
-    }
 }
 
 /// Inputs and outputs of every graph of the bundle, in manifest order.

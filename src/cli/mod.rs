@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
+use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig, SessionPlan};
 
 /// mmrt: run multimodal LLMs (every stage its own ONNX graph) on edge devices.
 #[derive(Debug, Parser)]
@@ -54,11 +54,21 @@ pub struct SessionArgs {
     /// Intra-op threads (default: ONNX Runtime's choice).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub threads: Option<u16>,
+    /// Per-stage session setting, NAME:KEY=VALUE (repeatable): KEY is `ep`,
+    /// `threads` or an ONNX Runtime session key (e.g. `llm:session.disable_prepacking=1`).
+    #[arg(long = "stage", value_name = "NAME:KEY=VALUE")]
+    pub stage: Vec<String>,
 }
 
 impl SessionArgs {
     fn config(&self) -> SessionConfig {
-        SessionConfig { provider: self.ep, strict_provider: self.strict_ep, threads: self.threads.map(usize::from) }
+        SessionConfig { provider: self.ep, strict_provider: self.strict_ep, threads: self.threads.map(usize::from), options: Default::default() }
+    }
+
+    /// The settings of every stage: `--ep`/`--threads` for all, `--stage` overrides.
+    fn plan(&self) -> crate::Result<SessionPlan> {
+        let overrides = self.stage.iter().map(|s| crate::runtime::plan::parse_stage_flag(s)).collect::<crate::Result<Vec<_>>>()?;
+        Ok(SessionPlan::uniform(self.config()).with_overrides(overrides.iter().map(|(n, o)| (n, o))))
     }
 }
 

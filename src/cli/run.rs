@@ -9,9 +9,10 @@ use clap::Args;
 
 use super::{Cli, SessionArgs};
 use crate::error::{Error, Result};
-use crate::generate::SamplingConfig;
+use crate::generate::{GenerationConfig, GenerationOverrides, Sampling};
 use crate::stages::generator::GenerationSettings;
 use crate::runtime::OrtRuntime;
+use crate::pipeline::LoadOptions;
 use crate::{Bundle, Pipeline, Request};
 
 /// Arguments of `mmrt run`.
@@ -82,14 +83,20 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
-    fn sampling(&self, defaults: SamplingConfig) -> SamplingConfig {
-        SamplingConfig {
-            temperature: self.temperature.unwrap_or(defaults.temperature),
-            top_k: self.top_k.unwrap_or(defaults.top_k),
-            top_p: self.top_p.unwrap_or(defaults.top_p),
-            repetition_penalty: self.repetition_penalty.unwrap_or(defaults.repetition_penalty),
-            seed: self.seed,
-        }
+    /// The flags' changes to the bundle's generation settings `defaults`
+    /// (sampling knobs not given keep the bundle's).
+    fn overrides(&self, defaults: &GenerationConfig) -> Result<GenerationOverrides> {
+        let (temperature, top_k, top_p) = defaults.sampling.knobs();
+        let sampling = Sampling::from_knobs(self.temperature.unwrap_or(temperature), self.top_k.unwrap_or(top_k), self.top_p.unwrap_or(top_p))?;
+        let overrides = GenerationOverrides {
+            max_new_tokens: self.max_tokens,
+            sampling: Some(sampling),
+            repetition_penalty: self.repetition_penalty,
+            num_beams: self.beams,
+            seed: Some(self.seed),
+        };
+        defaults.with_overrides(&overrides).validate()?;
+        Ok(overrides)
     }
 }
 
@@ -119,7 +126,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if args.beams == Some(0) {
         return Err(Error::Request("--beams must be at least 1 (1 is greedy decoding)".into()));
     }
-    if crate::speech::is_speech_bundle(&bundle) {
+    if bundle.manifest.seq2seq_decoder().is_some() {
         return super::transcribe::transcribe(cli, args, bundle);
     }
     if args.beams.is_some() {
@@ -141,19 +148,20 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         ))
     })?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
-    let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
-    sampling.validate()?;
-    let mut pipeline = Pipeline::load(&runtime, bundle, &args.session.config())?;
+    let overrides = args.overrides(&bundle.manifest.generation)?;
+    let options = LoadOptions { sessions: args.session.plan()?, vad_model: None };
+    let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
     let mut request = Request::new(prompt)
         .with_images(args.images.iter().cloned())
         .with_audio(args.audio.iter().cloned())
-        .with_sampling(sampling).with_chat(args.chat);
-    request.max_new_tokens = args.max_tokens;
-    request.generation = generation;
+        .with_chat(args.chat)
+        .with_media_generation(generation);
+    request.generation = overrides;
     request.out_dir = out_dir;
+    let generation_used = pipeline.bundle().manifest.generation.with_overrides(&request.generation);
 
     let mut stdout = std::io::stdout().lock();
     let output = pipeline.run(&request, |piece| {
@@ -174,7 +182,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             "stages": output.timings.to_json(),
             "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
             "decode_tokens_per_s": if decode_ms > 0.0 { steps as f64 / (decode_ms / 1e3) } else { 0.0 },
-            "sampling": request.sampling,
+            "sampling": generation_used,
             "media": output.media.iter().map(media_json).collect::<Vec<_>>(),
             "execution_provider": pipeline.provider(),
             "onnxruntime": pipeline.runtime_info(),
@@ -193,7 +201,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
 }
 
 fn has_generator(bundle: &Bundle) -> bool {
-    bundle.manifest.stages.iter().any(|s| matches!(s, crate::manifest::Stage::ModalityGenerator(_)))
+    bundle.manifest.stages.iter().any(|s| s.kind() == "modality_generator")
 }
 
 /// One generated file in `--json`: where, what, and its stage timings (ms).

@@ -8,9 +8,10 @@ use super::run::RunArgs;
 use super::Cli;
 use crate::error::{Error, Result};
 use crate::runtime::OrtRuntime;
-use crate::speech::{SpeechPipeline, SpeechRequest};
+use crate::generate::GenerationOverrides;
+use crate::pipeline::LoadOptions;
 use crate::vad::VadConfig;
-use crate::Bundle;
+use crate::{Bundle, Pipeline, Request};
 
 /// Transcribe the one `args.audio` file with the speech bundle `bundle`.
 pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
@@ -41,15 +42,16 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
         }
     }
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
-    let vad_dir = args.vad.then_some(args.vad_model.as_path());
-    let mut pipeline = SpeechPipeline::load(&runtime, bundle, &args.session.config(), vad_dir)?;
+    let options = LoadOptions { sessions: args.session.plan()?, vad_model: args.vad.then(|| args.vad_model.clone()) };
+    let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let request = SpeechRequest { max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default), ..SpeechRequest::new(audio) }
-        .with_beams(args.beams.unwrap_or(1));
+    let mut request = Request::transcribe(audio).with_vad(args.vad.then(VadConfig::default));
+    request.generation = GenerationOverrides { max_new_tokens: args.max_tokens, num_beams: args.beams, ..Default::default() };
+    let num_beams = pipeline.bundle().manifest.generation.with_overrides(&request.generation).num_beams;
     let start = std::time::Instant::now();
-    let out = pipeline.transcribe(&request)?;
+    let out = pipeline.run(&request, |_| Ok(()))?;
     let total_s = start.elapsed().as_secs_f64();
     let mut stdout = std::io::stdout().lock();
     if args.json {
@@ -63,7 +65,7 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
             "real_time_factor": if out.audio_seconds > 0.0 { total_s / out.audio_seconds } else { 0.0 },
             "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
             "vad": request.vad,
-            "num_beams": request.num_beams,
+            "num_beams": num_beams,
             "execution_provider": pipeline.provider(),
             "onnxruntime": pipeline.runtime_info(),
         });

@@ -15,23 +15,13 @@
 //!   finished and the best running beam's score divided by its current length
 //!   cannot beat the worst of them (transformers' default heuristic).
 //!
-//! The model is reached through [`BeamModel`], so tests can drive the search
-//! with a scripted fake.
+//! The model is reached through the loop's own [`DecoderModel`] (a step per
+//! beam, [`DecoderModel::fork`] when two continuations share a parent), and
+//! the logits processors are the loop's [`ProcessorChain`], so tests drive the
+//! search with a scripted fake.
 
 use crate::error::Result;
-use crate::generate::StopReason;
-
-/// What beam search needs from a decoder: one step per beam, and a copy of a
-/// beam's state when two continuations share a parent.
-pub trait BeamModel {
-    /// Per-beam decoder state (e.g. the KV cache).
-    type State;
-    /// Feed `token` after `state`; the state is moved in and the new one
-    /// returned; the next-token logits go to `logits`.
-    fn step(&mut self, state: Self::State, token: u32, logits: &mut Vec<f32>) -> Result<Self::State>;
-    /// A copy of `state` for a second continuation of the same beam.
-    fn fork(&mut self, state: &Self::State) -> Result<Self::State>;
-}
+use crate::generate::{DecoderModel, ProcessorChain, StepContext, StepInput, StopReason};
 
 /// Beam search settings.
 #[derive(Debug, Clone)]
@@ -73,14 +63,15 @@ struct Candidate {
 }
 
 /// Run beam search from `state`, whose next-token logits are `logits`.
-/// `process(step, logprobs)` adjusts the log-probabilities of the `step`-th new
-/// token (0-based) in place, e.g. sets suppressed tokens to `-inf`.
-pub fn beam_search<M: BeamModel>(
+/// `processors` adjust each beam's log-probabilities in place (e.g. suppressed
+/// tokens at `-inf`); they see the beam's generated ids as both history and
+/// generated ids.
+pub fn beam_search<M: DecoderModel + ?Sized>(
     model: &mut M,
-    state: M::State,
+    state: M::Cache,
     logits: Vec<f32>,
     settings: &BeamSettings,
-    mut process: impl FnMut(usize, &mut [f32]),
+    processors: &mut ProcessorChain,
 ) -> Result<BeamResult> {
     let k = settings.num_beams.max(1);
     let mut running = vec![Running { ids: Vec::new(), score: 0.0, state: Some(state), logits }];
@@ -94,7 +85,7 @@ pub fn beam_search<M: BeamModel>(
         let mut candidates = Vec::with_capacity(2 * k * running.len());
         for (beam, hyp) in running.iter_mut().enumerate() {
             log_softmax(&mut hyp.logits);
-            process(gen_len - 1, &mut hyp.logits);
+            processors.process(&mut hyp.logits, &StepContext { history: &hyp.ids, generated: &hyp.ids });
             top_candidates(&hyp.logits, hyp.score, beam, 2 * k, &mut candidates);
         }
         // Best first; ties go to the lower flat index (beam, then token), like a stable top-k.
@@ -128,7 +119,7 @@ pub fn beam_search<M: BeamModel>(
 
 /// Step each chosen continuation; a parent's state is moved into its last
 /// continuation and copied for the others.
-fn continue_beams<M: BeamModel>(model: &mut M, mut running: Vec<Running<M::State>>, chosen: &[Candidate]) -> Result<Vec<Running<M::State>>> {
+fn continue_beams<M: DecoderModel + ?Sized>(model: &mut M, mut running: Vec<Running<M::Cache>>, chosen: &[Candidate]) -> Result<Vec<Running<M::Cache>>> {
     let mut uses = vec![0usize; running.len()];
     for c in chosen {
         uses[c.beam] += 1;
@@ -142,7 +133,7 @@ fn continue_beams<M: BeamModel>(model: &mut M, mut running: Vec<Running<M::State
             _ => model.fork(parent.state.as_ref().expect("state present until its last continuation"))?,
         };
         let mut logits = Vec::new();
-        let state = model.step(state, c.token, &mut logits)?;
+        let state = model.step(StepInput::Ids(&[c.token]), state, &mut logits)?;
         let mut ids = Vec::with_capacity(parent.ids.len() + 1);
         ids.extend_from_slice(&parent.ids);
         ids.push(c.token);
@@ -194,11 +185,20 @@ fn keep_best(finished: &mut Vec<(Vec<u32>, f32)>, hyp: (Vec<u32>, f32), k: usize
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::generate::{DecoderCache, LogitsProcessor};
 
     /// A scripted model over a 4-token vocabulary (token 3 stops): the
     /// next-token log-probabilities depend only on the ids so far.
     struct Script {
         forks: usize,
+    }
+
+    struct Ids(Vec<u32>);
+
+    impl DecoderCache for Ids {
+        fn seq_len(&self) -> usize {
+            self.0.len()
+        }
     }
 
     fn table(ids: &[u32]) -> Vec<f32> {
@@ -212,24 +212,38 @@ mod tests {
         p.iter().map(|x| x.ln()).collect()
     }
 
-    impl BeamModel for Script {
-        type State = Vec<u32>;
-        fn step(&mut self, mut state: Vec<u32>, token: u32, logits: &mut Vec<f32>) -> Result<Vec<u32>> {
-            state.push(token);
-            *logits = table(&state);
+    impl DecoderModel for Script {
+        type Cache = Ids;
+        fn new_cache(&mut self) -> Result<Ids> {
+            Ok(Ids(Vec::new()))
+        }
+        fn step(&mut self, input: StepInput<'_>, mut state: Ids, logits: &mut Vec<f32>) -> Result<Ids> {
+            let StepInput::Ids(ids) = input else { unreachable!("beam search feeds ids") };
+            state.0.extend_from_slice(ids);
+            *logits = table(&state.0);
             Ok(state)
         }
-        fn fork(&mut self, state: &Vec<u32>) -> Result<Vec<u32>> {
+        fn fork(&mut self, state: &Ids) -> Result<Ids> {
             self.forks += 1;
-            Ok(state.clone())
+            Ok(Ids(state.0.clone()))
+        }
+        fn context_length(&self) -> usize {
+            64
+        }
+        fn name(&self) -> &str {
+            "script"
         }
     }
 
-    fn run(num_beams: usize, max_new_tokens: usize) -> (BeamResult, usize) {
+    fn search(num_beams: usize, max_new_tokens: usize, processors: &mut ProcessorChain) -> (BeamResult, usize) {
         let mut model = Script { forks: 0 };
         let settings = BeamSettings { num_beams, length_penalty: 1.0, max_new_tokens, stop_tokens: vec![3] };
-        let result = beam_search(&mut model, Vec::new(), table(&[]), &settings, |_, _| {}).unwrap();
+        let result = beam_search(&mut model, Ids(Vec::new()), table(&[]), &settings, processors).unwrap();
         (result, model.forks)
+    }
+
+    fn run(num_beams: usize, max_new_tokens: usize) -> (BeamResult, usize) {
+        search(num_beams, max_new_tokens, &mut ProcessorChain::new())
     }
 
     #[test]
@@ -255,14 +269,15 @@ mod tests {
 
     #[test]
     fn processed_tokens_are_never_chosen() {
-        let mut model = Script { forks: 0 };
-        let settings = BeamSettings { num_beams: 2, length_penalty: 1.0, max_new_tokens: 8, stop_tokens: vec![3] };
-        let r = beam_search(&mut model, Vec::new(), table(&[]), &settings, |step, lp| {
-            if step == 0 {
-                lp[1] = f32::NEG_INFINITY;
+        struct NoOneFirst;
+        impl LogitsProcessor for NoOneFirst {
+            fn process(&mut self, lp: &mut [f32], step: &StepContext<'_>) {
+                if step.generated.is_empty() {
+                    lp[1] = f32::NEG_INFINITY;
+                }
             }
-        })
-        .unwrap();
+        }
+        let (r, _) = search(2, 8, &mut ProcessorChain::new().with(NoOneFirst));
         assert_eq!(r.ids.first(), Some(&0));
     }
 

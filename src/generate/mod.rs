@@ -1,65 +1,78 @@
-//! Token generation: the prompt/decode loop over a [`LanguageModel`], sampling,
-//! stop conditions, streaming detokenization, and the collection of hidden
-//! states at NExT-GPT style signal tokens for an output projector.
+//! Token generation, written once for every decoder: the prefill/decode loop
+//! over a [`DecoderModel`] (decoder-only LLMs and encoder-decoder models
+//! alike), logits processors as a chain, samplers as data, stop conditions,
+//! signal-token runs for an output projector, beam search over the same
+//! trait, and streaming detokenization.
 //!
-//! The loop only talks to the model through [`LanguageModel`], the seam tests
-//! use to check what passes between steps (a fake model records its inputs).
+//! The loop only talks to the model through [`DecoderModel`], the seam tests
+//! use to check what passes between steps ([`ScriptedModel`] needs no ONNX Runtime).
 
 pub mod beam;
+pub mod config;
+pub mod logits;
+pub mod model;
 pub mod sampler;
+pub mod signals;
 pub mod stream;
 
 use std::time::{Duration, Instant};
 
-use ort::value::DynValue;
-
-pub use sampler::{Sampler, SamplingConfig};
+pub use config::{GenerationConfig, GenerationOverrides};
+pub use logits::{LogitsProcessor, ProcessorChain, RepetitionPenalty, SignalForcing, StepContext, SuppressTokens};
+pub use model::{DecoderCache, DecoderModel, ScriptedCache, ScriptedModel, StepInput};
+pub use sampler::{Sampler, Sampling};
+pub use signals::SignalTokens;
 pub use stream::StreamDecoder;
 
 use crate::error::{Error, Result};
-use crate::kv_cache::KvCache;
+use signals::SignalCollector;
 
-/// What the generation loop needs from an LLM backbone.
-pub trait LanguageModel {
-    /// Embed token ids: `[1, n]` -> `[1, n, d_llm]`.
-    fn embed(&mut self, ids: &[u32]) -> Result<DynValue>;
-    /// One forward pass over `embeds` `[1, n, d_llm]` following `cache`.
-    /// The cache is consumed (moved into the graph) and the new one returned;
-    /// the last position's logits are written to `logits`.
-    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache>;
-    /// A cache holding no positions.
-    fn empty_cache(&mut self) -> Result<KvCache>;
-    /// Copy the last position's hidden state `[d_llm]` of the latest [`Self::forward`]
-    /// into `out`; `Ok(false)` when the model returns no hidden states (the default).
-    fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> Result<bool> {
-        let _ = out;
-        Ok(false)
-    }
-    /// Maximum positions (prompt + generated).
-    fn context_length(&self) -> usize;
-}
-
-/// Limits of one generation.
-#[derive(Debug, Clone)]
-pub struct GenerateParams {
+/// Everything that decides the tokens of one generation, besides the model.
+pub struct Decoding<'a> {
     /// New tokens at most.
     pub max_new_tokens: usize,
     /// Stop after emitting any of these (the stop token is kept in the ids).
-    pub stop_tokens: Vec<u32>,
+    pub stop_tokens: &'a [u32],
+    /// Adjust logits (or force a token) before sampling.
+    pub processors: ProcessorChain,
+    /// Choose the token.
+    pub sampler: Sampler,
+    /// Signal tokens whose runs are collected (their forcing is a processor).
+    pub signals: Option<&'a SignalTokens>,
 }
 
-/// The signal tokens of an output projector (`[IMG0]` … `[IMG{k-1}]`), as ids in run order.
-///
-/// Once the first is generated, the other `k - 1` are forced, one per step
-/// (so a run is always complete, as NExT-GPT's training makes it), unless the
-/// token budget or the context ends generation first. The hidden state at a
-/// signal token is the last hidden state of the forward pass whose *input* is
-/// that token; for a run's last token that pass runs after the loop if
-/// generation stopped right after emitting it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SignalTokens {
-    /// Ids in run order; at least one.
-    pub ids: Vec<u32>,
+impl<'a> Decoding<'a> {
+    /// Decoding with `config`'s budget, sampler and repetition penalty, stopping at `stop_tokens`.
+    pub fn new(config: &GenerationConfig, stop_tokens: &'a [u32]) -> Self {
+        Self {
+            max_new_tokens: config.max_new_tokens,
+            stop_tokens,
+            processors: ProcessorChain::new().with_opt(RepetitionPenalty::new(config.repetition_penalty)),
+            sampler: Sampler::new(config.sampling, config.seed),
+            signals: None,
+        }
+    }
+
+    /// Append a processor to the chain.
+    pub fn with_processor(mut self, processor: impl LogitsProcessor + 'static) -> Self {
+        self.processors = self.processors.with(processor);
+        self
+    }
+
+    /// Append a processor when it is `Some`.
+    pub fn with_processor_opt(mut self, processor: Option<impl LogitsProcessor + 'static>) -> Self {
+        self.processors = self.processors.with_opt(processor);
+        self
+    }
+
+    /// Force and collect runs of `signals` (see [`SignalTokens`]).
+    pub fn with_signals(mut self, signals: Option<&'a SignalTokens>) -> Self {
+        if let Some(s) = signals {
+            self.processors = self.processors.with(SignalForcing::new(s));
+        }
+        self.signals = signals;
+        self
+    }
 }
 
 /// Why generation ended.
@@ -87,127 +100,134 @@ pub struct Generation {
     pub decode: Duration,
     /// Decode steps run (forward passes after prefill).
     pub decode_steps: usize,
-    /// Per complete signal run, the hidden states at its `k` tokens, `[k, d_llm]` row-major.
+    /// Per complete signal run, the hidden states at its `k` tokens, `[k, d_model]` row-major.
     pub signal_hidden: Vec<Vec<f32>>,
 }
 
-/// A signal run in progress.
-struct PendingRun {
-    emitted: usize,
-    collected: usize,
-    hidden: Vec<f32>,
-}
-
-/// Run prefill over `prompt_embeds` (`[1, prompt_ids.len(), d]`), then decode
-/// until a stop token, `max_new_tokens`, or the context is full. `on_token` is
-/// called with each new id as soon as it is sampled (for streaming).
-pub fn generate(
-    model: &mut dyn LanguageModel,
-    prompt_embeds: DynValue,
+/// Run prefill over `prompt` (which holds `prompt_ids.len()` positions: ids, or
+/// embeddings with media rows merged in), then decode until a stop token, the
+/// token budget, or a full context. `on_token` is called with each new id as
+/// soon as it is chosen (for streaming).
+pub fn generate<M: DecoderModel + ?Sized>(
+    model: &mut M,
+    prompt: StepInput<'_>,
     prompt_ids: &[u32],
-    sampler: &mut Sampler,
-    params: &GenerateParams,
-    on_token: impl FnMut(u32) -> Result<()>,
-) -> Result<Generation> {
-    generate_with_signals(model, prompt_embeds, prompt_ids, sampler, params, None, on_token)
-}
-
-/// [`generate`], also forcing and collecting the hidden states of `signals` runs
-/// (see [`SignalTokens`]); [`Generation::signal_hidden`] holds the complete runs.
-pub fn generate_with_signals(
-    model: &mut dyn LanguageModel,
-    prompt_embeds: DynValue,
-    prompt_ids: &[u32],
-    sampler: &mut Sampler,
-    params: &GenerateParams,
-    signals: Option<&SignalTokens>,
+    decoding: &mut Decoding<'_>,
     mut on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Generation> {
-    let signal_ids: &[u32] = signals.map(|s| s.ids.as_slice()).unwrap_or(&[]);
-    let mut pending: Option<PendingRun> = None;
-    let mut runs = Vec::new();
-    let mut hidden = Vec::new();
     let context = model.context_length();
     if prompt_ids.len() >= context {
         return Err(Error::PromptTooLong { tokens: prompt_ids.len(), context });
     }
-    let mut history: Vec<u32> = Vec::with_capacity(prompt_ids.len() + params.max_new_tokens);
+    let mut collector = SignalCollector::new(decoding.signals);
+    // The loop never produces more than `context` new ids, whatever the budget says.
+    let mut history: Vec<u32> = Vec::with_capacity(prompt_ids.len() + decoding.max_new_tokens.min(context));
     history.extend_from_slice(prompt_ids);
+    let generated_from = history.len();
     let mut logits = Vec::new();
-    let mut ids = Vec::new();
 
     let start = Instant::now();
-    let cache = model.empty_cache()?;
-    let mut cache = model.forward(prompt_embeds, cache, &mut logits)?;
+    let cache = model.new_cache()?;
+    let mut cache = model.step(prompt, cache, &mut logits)?;
     let prefill = start.elapsed();
 
     let start = Instant::now();
     let mut decode_steps = 0;
     let stop_reason = loop {
-        if ids.len() >= params.max_new_tokens {
+        let generated = history.len() - generated_from;
+        if generated >= decoding.max_new_tokens {
             break StopReason::MaxTokens;
         }
-        let forced = pending.as_ref().filter(|p| p.emitted < signal_ids.len()).map(|p| signal_ids[p.emitted]);
+        let step = StepContext { history: &history, generated: &history[generated_from..] };
+        let forced = decoding.processors.forced(&step);
         let next = match forced {
             Some(id) => id,
-            None => sampler.sample(&mut logits, &history),
+            None => {
+                decoding.processors.process(&mut logits, &step);
+                decoding.sampler.sample(&logits)
+            }
         };
-        ids.push(next);
         history.push(next);
         on_token(next)?;
-        if signal_ids.first() == Some(&next) {
-            pending = Some(PendingRun { emitted: 1, collected: 0, hidden: Vec::new() });
-        } else if forced.is_none() {
-            pending = None;
-        } else if let Some(p) = pending.as_mut() {
-            p.emitted += 1;
-        }
-        if params.stop_tokens.contains(&next) {
+        collector.emitted(next, forced.is_some());
+        if decoding.stop_tokens.contains(&next) {
             break StopReason::StopToken;
         }
-        if ids.len() >= params.max_new_tokens {
+        if generated + 1 >= decoding.max_new_tokens {
             break StopReason::MaxTokens;
         }
         if cache.seq_len() + 1 > context {
             break StopReason::ContextFull;
         }
-        let embeds = model.embed(&[next])?;
-        cache = model.forward(embeds, cache, &mut logits)?;
+        cache = model.step(StepInput::Ids(&[next]), cache, &mut logits)?;
         decode_steps += 1;
-        collect_hidden(model, &mut pending, &mut hidden, &mut runs, signal_ids.len())?;
+        collector.after_step(model)?;
     };
     // A run whose last token ended generation: its hidden state needs one more pass.
-    let last_uncollected = pending.as_ref().is_some_and(|p| p.emitted == signal_ids.len() && p.collected + 1 == p.emitted);
-    if last_uncollected && cache.seq_len() < context {
-        let embeds = model.embed(&ids[ids.len() - 1..])?;
-        model.forward(embeds, cache, &mut logits)?;
-        collect_hidden(model, &mut pending, &mut hidden, &mut runs, signal_ids.len())?;
+    if collector.needs_final_pass() && cache.seq_len() < context {
+        let last = history[history.len() - 1];
+        model.step(StepInput::Ids(&[last]), cache, &mut logits)?;
+        collector.after_step(model)?;
     }
-    Ok(Generation { ids, stop_reason, prefill, decode: start.elapsed(), decode_steps, signal_hidden: runs })
+    let ids = history.split_off(generated_from);
+    Ok(Generation { ids, stop_reason, prefill, decode: start.elapsed(), decode_steps, signal_hidden: collector.into_runs() })
 }
 
-/// After a forward pass whose input was a signal token of the pending run, keep its hidden state.
-fn collect_hidden(
-    model: &mut dyn LanguageModel,
-    pending: &mut Option<PendingRun>,
-    scratch: &mut Vec<f32>,
-    runs: &mut Vec<Vec<f32>>,
-    k: usize,
-) -> Result<()> {
-    let Some(run) = pending.as_mut() else { return Ok(()) };
-    if !model.last_hidden_state(scratch)? {
-        return Err(Error::Tensor {
-            stage: "llm_decoder".into(),
-            tensor: "outputs.hidden_states".into(),
-            expected: "the last hidden state (signal tokens need it for the output projector)".into(),
-            found: "a decoder that returns none".into(),
-        });
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn greedy<'a>(max_new_tokens: usize, stop: &'a [u32]) -> Decoding<'a> {
+        Decoding::new(&GenerationConfig { max_new_tokens, ..Default::default() }, stop)
     }
-    run.hidden.extend_from_slice(scratch);
-    run.collected += 1;
-    if run.collected == k {
-        runs.push(std::mem::take(&mut run.hidden));
-        *pending = None;
+
+    #[test]
+    fn the_loop_feeds_each_token_once_and_grows_the_cache_by_one() {
+        let mut model = ScriptedModel::new(vec![7, 8, 9], 3, 16, 64);
+        let g = generate(&mut model, StepInput::Ids(&[1, 2]), &[1, 2], &mut greedy(5, &[3]), |_| Ok(())).unwrap();
+        assert_eq!(g.ids, vec![7, 8, 9, 3]);
+        assert_eq!(g.stop_reason, StopReason::StopToken);
+        assert_eq!(model.fed, vec![vec![1, 2], vec![7], vec![8], vec![9]], "the stop token is never fed");
+        assert_eq!(model.cache_lens, vec![0, 2, 3, 4]);
     }
-    Ok(())
+
+    #[test]
+    fn budget_and_context_end_generation() {
+        let cases = [
+            ("budget", 3usize, 64usize, vec![7, 8, 9], StopReason::MaxTokens),
+            ("zero budget", 0, 64, vec![], StopReason::MaxTokens),
+            ("context", 100, 4, vec![7, 8, 9], StopReason::ContextFull),
+            ("huge budget", usize::MAX, 5, vec![7, 8, 9, 1], StopReason::ContextFull),
+        ];
+        for (what, budget, context, ids, reason) in cases {
+            let mut model = ScriptedModel::new(vec![7, 8, 9], 1, 16, context);
+            let g = generate(&mut model, StepInput::Ids(&[1, 2]), &[1, 2], &mut greedy(budget, &[]), |_| Ok(())).unwrap();
+            assert_eq!((g.ids, g.stop_reason), (ids, reason), "{what}");
+            assert!(model.cache_lens.iter().all(|&n| n < context), "{what}: never fed past the context");
+        }
+    }
+
+    #[test]
+    fn prompt_filling_the_context_is_an_error() {
+        let mut model = ScriptedModel::new(vec![], 1, 16, 2);
+        let err = generate(&mut model, StepInput::Ids(&[1, 2]), &[1, 2], &mut greedy(4, &[]), |_| Ok(())).unwrap_err();
+        assert!(err.to_string().contains("context length is 2"), "{err}");
+    }
+
+    #[test]
+    fn processors_see_the_prompt_and_the_generated_ids() {
+        // Token 7 is favoured every step; a penalty of 10 on seen tokens moves
+        // greedy to the runner-up once 7 is in the history (here: in the prompt).
+        struct Runnerup;
+        impl LogitsProcessor for Runnerup {
+            fn process(&mut self, logits: &mut [f32], _: &StepContext<'_>) {
+                logits[4] = 0.5;
+            }
+        }
+        let config = GenerationConfig { max_new_tokens: 2, repetition_penalty: 10.0, ..Default::default() };
+        let mut decoding = Decoding::new(&config, &[]).with_processor(Runnerup);
+        let mut model = ScriptedModel::new(vec![7, 7], 7, 16, 64);
+        let g = generate(&mut model, StepInput::Ids(&[7]), &[7], &mut decoding, |_| Ok(())).unwrap();
+        assert_eq!(g.ids, vec![4, 4]);
+    }
 }

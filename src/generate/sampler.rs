@@ -1,93 +1,110 @@
-//! Choosing the next token from logits: repetition penalty, then greedy or
-//! temperature / top-k / top-p sampling with an explicit seed, in the order
-//! `transformers`' `generate()` applies its logits processors.
+//! Choosing the next token from processed logits: greedy (arg-max) or random
+//! sampling with temperature / top-k / top-p and an explicit seed, applied in
+//! the order `transformers`' `generate()` applies its warpers.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 
-/// Sampling settings. `temperature == 0` means greedy.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SamplingConfig {
-    /// Softmax temperature; 0 selects the arg-max (greedy).
-    pub temperature: f32,
-    /// Keep the k most likely tokens; 0 keeps all.
-    pub top_k: usize,
-    /// Keep the smallest set whose probability reaches p; 1.0 keeps all.
-    pub top_p: f32,
-    /// CTRL-style penalty on tokens already in the sequence; 1.0 disables.
-    pub repetition_penalty: f32,
-    /// RNG seed; the same seed and inputs give the same tokens.
-    pub seed: u64,
+/// How the next token is chosen.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(tag = "strategy", rename_all = "snake_case")]
+pub enum Sampling {
+    /// The most likely token (the first one on ties, as `torch.argmax`).
+    Greedy,
+    /// A token drawn from the softmax of `logits / temperature`, restricted
+    /// to the `top_k` most likely (all when `None`) and then to the smallest
+    /// set whose probability reaches `top_p` (1.0 keeps all).
+    Random {
+        /// Softmax temperature, > 0.
+        temperature: f32,
+        /// Keep the k most likely tokens.
+        top_k: Option<usize>,
+        /// Nucleus mass in (0, 1].
+        top_p: f32,
+    },
 }
 
-impl Default for SamplingConfig {
-    /// Greedy, no penalty, seed 0: the deterministic `generate()` default.
+impl Default for Sampling {
+    /// Greedy: the deterministic `generate()` default.
     fn default() -> Self {
-        Self { temperature: 0.0, top_k: 0, top_p: 1.0, repetition_penalty: 1.0, seed: 0 }
+        Self::Greedy
     }
 }
 
-impl SamplingConfig {
-    /// Reject values that have no meaning.
-    pub fn validate(&self) -> Result<()> {
-        if !(self.temperature.is_finite() && self.temperature >= 0.0) {
-            return Err(Error::Request(format!("temperature must be finite and >= 0, got {}", self.temperature)));
+impl Sampling {
+    /// From the flat knobs of a manifest or command line, where temperature 0
+    /// selects greedy (the file format's convention, as `do_sample=False`)
+    /// and top-k 0 keeps all tokens.
+    pub fn from_knobs(temperature: f32, top_k: usize, top_p: f32) -> Result<Self> {
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(Error::Request(format!("temperature must be finite and >= 0, got {temperature}")));
         }
-        if !(self.top_p > 0.0 && self.top_p <= 1.0) {
-            return Err(Error::Request(format!("top-p must be in (0, 1], got {}", self.top_p)));
+        if !(top_p > 0.0 && top_p <= 1.0) {
+            return Err(Error::Request(format!("top-p must be in (0, 1], got {top_p}")));
         }
-        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
-            return Err(Error::Request(format!("repetition penalty must be > 0, got {}", self.repetition_penalty)));
-        }
-        Ok(())
+        Ok(if temperature == 0.0 {
+            Self::Greedy
+        } else {
+            Self::Random { temperature, top_k: (top_k > 0).then_some(top_k), top_p }
+        })
     }
 
-    /// Whether this configuration always picks the arg-max.
-    pub fn is_greedy(&self) -> bool {
-        self.temperature == 0.0
+    /// The flat knobs `(temperature, top_k, top_p)` of [`Self::from_knobs`].
+    pub fn knobs(&self) -> (f32, usize, f32) {
+        match *self {
+            Self::Greedy => (0.0, 0, 1.0),
+            Self::Random { temperature, top_k, top_p } => (temperature, top_k.unwrap_or(0), top_p),
+        }
+    }
+
+    /// Reject values with no meaning.
+    pub fn validate(&self) -> Result<()> {
+        match *self {
+            Self::Greedy => Ok(()),
+            Self::Random { temperature, top_p, .. } if temperature > 0.0 => Self::from_knobs(temperature, 0, top_p).map(|_| ()),
+            Self::Random { temperature, .. } => Err(Error::Request(format!("temperature must be > 0 for random sampling, got {temperature}"))),
+        }
     }
 }
 
 /// A seeded sampler with reusable scratch space (no allocation per token after warm-up).
 pub struct Sampler {
-    config: SamplingConfig,
+    sampling: Sampling,
     rng: ChaCha8Rng,
     candidates: Vec<(f32, u32)>,
-    seen: Vec<bool>,
 }
 
 impl Sampler {
-    /// A sampler for `config`, seeded from `config.seed`.
-    pub fn new(config: SamplingConfig) -> Self {
-        let rng = ChaCha8Rng::seed_from_u64(config.seed);
-        Self { config, rng, candidates: Vec::new(), seen: Vec::new() }
+    /// A sampler for `sampling`, seeded with `seed`.
+    pub fn new(sampling: Sampling, seed: u64) -> Self {
+        Self { sampling, rng: ChaCha8Rng::seed_from_u64(seed), candidates: Vec::new() }
     }
 
-    /// The configuration in use.
-    pub fn config(&self) -> &SamplingConfig {
-        &self.config
+    /// The strategy in use.
+    pub fn sampling(&self) -> &Sampling {
+        &self.sampling
     }
 
-    /// Pick the next token. `logits` (`[vocab]`) is modified in place by the
-    /// penalty; `history` holds the ids seen so far (prompt and generated).
-    pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
-        apply_repetition_penalty(logits, history, self.config.repetition_penalty, &mut self.seen);
-        if self.config.is_greedy() {
-            return argmax(logits);
+    /// Pick the next token from `logits` `[vocab]` (already processed).
+    pub fn sample(&mut self, logits: &[f32]) -> u32 {
+        match self.sampling {
+            Sampling::Greedy => argmax(logits),
+            Sampling::Random { temperature, top_k, top_p } => self.sample_filtered(logits, temperature, top_k, top_p),
         }
-        self.sample_filtered(logits)
     }
 
-    fn sample_filtered(&mut self, logits: &[f32]) -> u32 {
-        let inv_t = 1.0 / self.config.temperature;
+    fn sample_filtered(&mut self, logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: f32) -> u32 {
+        let inv_t = 1.0 / temperature;
         let c = &mut self.candidates;
         c.clear();
         c.extend(logits.iter().enumerate().map(|(i, &l)| (l * inv_t, i as u32)));
+        if c.is_empty() {
+            return 0;
+        }
         let by_logit_desc = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-        let k = self.config.top_k;
-        if k > 0 && k < c.len() {
+        if let Some(k) = top_k.filter(|&k| k > 0 && k < c.len()) {
             c.select_nth_unstable_by(k - 1, by_logit_desc);
             c.truncate(k);
         }
@@ -99,12 +116,12 @@ impl Sampler {
             cand.0 = (cand.0 - max).exp();
             total += cand.0;
         }
-        if self.config.top_p < 1.0 {
+        if top_p < 1.0 {
             let mut cumulative = 0.0;
             let mut keep = c.len();
             for (i, cand) in c.iter().enumerate() {
                 cumulative += cand.0 / total;
-                if cumulative >= self.config.top_p {
+                if cumulative >= top_p {
                     keep = i + 1;
                     break;
                 }
@@ -120,30 +137,6 @@ impl Sampler {
             r -= cand.0;
         }
         c[c.len() - 1].1
-    }
-}
-
-/// Divide positive logits / multiply negative ones of already-seen tokens by
-/// `penalty` (the CTRL rule used by `transformers`). Ids out of range are ignored.
-/// `seen` is scratch space reused across calls (left all-false on return).
-pub fn apply_repetition_penalty(logits: &mut [f32], history: &[u32], penalty: f32, seen: &mut Vec<bool>) {
-    if penalty == 1.0 {
-        return;
-    }
-    seen.resize(logits.len(), false);
-    // A token seen twice is penalized once.
-    for &id in history {
-        let i = id as usize;
-        if i < logits.len() && !seen[i] {
-            seen[i] = true;
-            let l = &mut logits[i];
-            *l = if *l > 0.0 { *l / penalty } else { *l * penalty };
-        }
-    }
-    for &id in history {
-        if let Some(s) = seen.get_mut(id as usize) {
-            *s = false;
-        }
     }
 }
 
@@ -168,8 +161,8 @@ pub fn argmax(logits: &[f32]) -> u32 {
 mod tests {
     use super::*;
 
-    fn cfg(temperature: f32, top_k: usize, top_p: f32, seed: u64) -> SamplingConfig {
-        SamplingConfig { temperature, top_k, top_p, repetition_penalty: 1.0, seed }
+    fn random(temperature: f32, top_k: Option<usize>, top_p: f32) -> Sampling {
+        Sampling::Random { temperature, top_k, top_p }
     }
 
     #[test]
@@ -188,45 +181,40 @@ mod tests {
 
     #[test]
     fn greedy_takes_first_max() {
-        let mut s = Sampler::new(SamplingConfig::default());
-        assert_eq!(s.sample(&mut [0.1, 3.0, 3.0, -1.0], &[]), 1);
+        let mut s = Sampler::new(Sampling::Greedy, 0);
+        assert_eq!(s.sample(&[0.1, 3.0, 3.0, -1.0]), 1);
     }
 
     #[test]
-    fn repetition_penalty_follows_ctrl_rule() {
-        let mut logits = [2.0, -2.0, 1.0];
-        apply_repetition_penalty(&mut logits, &[0, 1, 1], 2.0, &mut Vec::new());
-        assert_eq!(logits, [1.0, -4.0, 1.0]);
-    }
-
-    #[test]
-    fn penalty_changes_the_greedy_choice() {
-        let mut s = Sampler::new(SamplingConfig { repetition_penalty: 3.0, ..Default::default() });
-        assert_eq!(s.sample(&mut [3.0, 2.0], &[0]), 1);
+    fn knobs_map_temperature_zero_to_greedy_and_round_trip() {
+        assert_eq!(Sampling::from_knobs(0.0, 5, 0.9).unwrap(), Sampling::Greedy);
+        let s = Sampling::from_knobs(0.7, 0, 0.9).unwrap();
+        assert_eq!(s, random(0.7, None, 0.9));
+        assert_eq!(Sampling::from_knobs(0.7, 3, 1.0).unwrap().knobs(), (0.7, 3, 1.0));
     }
 
     #[test]
     fn top_k_one_is_greedy() {
-        let mut s = Sampler::new(cfg(1.5, 1, 1.0, 7));
+        let mut s = Sampler::new(random(1.5, Some(1), 1.0), 7);
         for _ in 0..20 {
-            assert_eq!(s.sample(&mut [0.0, 5.0, 4.9, 1.0], &[]), 1);
+            assert_eq!(s.sample(&[0.0, 5.0, 4.9, 1.0]), 1);
         }
     }
 
     #[test]
     fn top_p_keeps_only_the_nucleus() {
         // Token 0 holds ~88% of the mass, so top_p = 0.5 keeps it alone.
-        let mut s = Sampler::new(cfg(1.0, 0, 0.5, 3));
+        let mut s = Sampler::new(random(1.0, None, 0.5), 3);
         for _ in 0..50 {
-            assert_eq!(s.sample(&mut [4.0, 2.0, 0.0], &[]), 0);
+            assert_eq!(s.sample(&[4.0, 2.0, 0.0]), 0);
         }
     }
 
     #[test]
     fn same_seed_same_tokens_other_seed_differs() {
         let draw = |seed| {
-            let mut s = Sampler::new(cfg(1.0, 0, 1.0, seed));
-            (0..64).map(|_| s.sample(&mut [0.0; 16], &[])).collect::<Vec<_>>()
+            let mut s = Sampler::new(random(1.0, None, 1.0), seed);
+            (0..64).map(|_| s.sample(&[0.0; 16])).collect::<Vec<_>>()
         };
         assert_eq!(draw(42), draw(42));
         assert_ne!(draw(42), draw(43));
@@ -234,18 +222,19 @@ mod tests {
 
     #[test]
     fn sampling_frequencies_follow_softmax() {
-        let mut s = Sampler::new(cfg(1.0, 0, 1.0, 11));
+        let mut s = Sampler::new(random(1.0, None, 1.0), 11);
         let logits = [0.0f32, (3.0f32).ln()]; // probabilities 1/4, 3/4
         let n = 20000;
-        let ones = (0..n).filter(|_| s.sample(&mut logits.clone(), &[]) == 1).count();
+        let ones = (0..n).filter(|_| s.sample(&logits) == 1).count();
         let freq = ones as f64 / n as f64;
         assert!((freq - 0.75).abs() < 0.02, "frequency {freq}");
     }
 
     #[test]
     fn invalid_values_are_rejected() {
-        assert!(cfg(-1.0, 0, 1.0, 0).validate().is_err());
-        assert!(cfg(1.0, 0, 0.0, 0).validate().is_err());
-        assert!(SamplingConfig { repetition_penalty: 0.0, ..Default::default() }.validate().is_err());
+        assert!(Sampling::from_knobs(-1.0, 0, 1.0).is_err());
+        assert!(Sampling::from_knobs(1.0, 0, 0.0).is_err());
+        assert!(Sampling::from_knobs(f32::NAN, 0, 1.0).is_err());
+        assert!(random(0.0, None, 1.0).validate().is_err());
     }
 }

@@ -8,8 +8,10 @@
 
 pub mod ep;
 pub mod library;
+pub mod plan;
 pub mod session;
 
 pub use ep::{ExecutionProviderKind, ProviderReport};
 pub use library::{OrtRuntime, RuntimeInfo};
+pub use plan::{SessionPlan, StageSession};
 pub use session::SessionConfig;

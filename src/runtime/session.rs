@@ -12,7 +12,7 @@ use super::{ExecutionProviderKind, OrtRuntime};
 use crate::error::{Error, Result};
 
 /// How sessions are created: provider, threads, strictness.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SessionConfig {
     /// Requested execution provider.
     pub provider: ExecutionProviderKind,
@@ -20,12 +20,14 @@ pub struct SessionConfig {
     pub strict_provider: bool,
     /// Intra-op threads; `None` lets ONNX Runtime pick (one per physical core).
     pub threads: Option<usize>,
+    /// ONNX Runtime session configuration entries (`session.*`, `optimization.*` keys).
+    pub options: std::collections::BTreeMap<String, String>,
 }
 
 impl Default for SessionConfig {
     /// CPU, ONNX Runtime's own thread choice, lenient fallback.
     fn default() -> Self {
-        Self { provider: ExecutionProviderKind::Cpu, strict_provider: false, threads: None }
+        Self { provider: ExecutionProviderKind::Cpu, strict_provider: false, threads: None, options: Default::default() }
     }
 }
 
@@ -46,6 +48,9 @@ pub fn open(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionCon
         .map_err(|e| err("setting the optimization level", &e))?;
     if let Some(n) = config.threads {
         builder = builder.with_intra_threads(n).map_err(|e| err("setting the thread count", &e))?;
+    }
+    for (key, value) in &config.options {
+        builder = builder.with_config_entry(key, value).map_err(|e| err(&format!("setting session option {key}={value}"), &e))?;
     }
     let fallback = register_provider(&mut builder, config, stage)?;
     let session = builder

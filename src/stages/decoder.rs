@@ -1,321 +1,248 @@
-//! LLM backbone stage: the token embedding graph and the decoder graph with
-//! its KV cache. Implements [`LanguageModel`] for the generation loop.
+//! The decoder graph with its KV cache, one type for both decoders: the LLM
+//! backbone (`llm_decoder`: with its token embedding graph, or taking ids) and
+//! the text decoder of an encoder-decoder model (`seq2seq_decoder`: ids in,
+//! cross-attention keys/values as constant inputs, see [`super::seq2seq`]).
+//! Implements [`DecoderModel`] for the generation loop.
 //!
-//! Two forms of decoder graph: multimodal-ready (`inputs_embeds` in, with a
+//! Two forms of LLM graph: multimodal-ready (`inputs_embeds` in, with a
 //! separate embedding graph, so media rows can be spliced between text rows)
 //! and text-only (`input_ids` in, the graph embeds: one session call a step).
 //!
 //! Shapes (batch is always 1 here):
 //! * embedding: `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
-//! * decoder: `inputs_embeds [1, n, d_llm]` or `input_ids [1, n]`, `attention_mask [1, past + n]`,
-//!   `position_ids [1, n]`, `past.* [1, kv_heads, past, head_dim]` ->
-//!   `logits [1, n, vocab]`, optionally `hidden_states [1, n, d_llm]` (the last
-//!   hidden state, for an output projector), `present.* [1, kv_heads, past + n, head_dim]`
+//! * decoder: `inputs_embeds [1, n, d_llm]` or `input_ids [1, n]`, optional
+//!   `attention_mask [1, past + n]` and `position_ids [1, n]`, `past.* [1, kv_heads, past, head_dim]`,
+//!   constant inputs (`cross.*`) -> `logits [1, n, vocab]`, optionally
+//!   `hidden_states [1, n, d_llm]`, `present.* [1, kv_heads, past + n, head_dim]`
 
 use std::borrow::Cow;
 
-use ort::session::{Session, SessionInputValue};
-use ort::value::{DynTensor, DynValue, TensorElementType};
+use ort::session::SessionInputValue;
+use ort::value::{DynValue, TensorElementType};
 
-use crate::bundle::Bundle;
+use super::graph::{StageGraph, StageLoader};
+use super::io::{KvCache, KvLayout, OutputRows, PositionInputs};
+use super::single::SingleIoGraph;
 use crate::error::{Error, Result};
-use crate::generate::LanguageModel;
-use crate::kv_cache::KvCache;
-use crate::manifest::{DecoderStage, EmbeddingGraph};
-use crate::runtime::session::{self, OpenedSession, SessionConfig};
-use crate::runtime::OrtRuntime;
+use crate::generate::{DecoderModel, StepInput};
+use crate::manifest::{DecoderStage, EmbeddingGraph, Seq2seqDecoderStage};
 use crate::tensor;
 
 /// The token embedding graph.
 pub struct TokenEmbedder {
-    stage: String,
     /// `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
-    session: Session,
-    input: String,
-    input_type: TensorElementType,
-    output: String,
+    graph: SingleIoGraph,
     scale: f32,
 }
 
 impl TokenEmbedder {
-    fn open(runtime: &OrtRuntime, bundle: &Bundle, decoder: &str, graph: &EmbeddingGraph, config: &SessionConfig) -> Result<Self> {
+    fn open(loader: &StageLoader<'_>, decoder: &str, graph: &EmbeddingGraph) -> Result<Self> {
         let stage = format!("{decoder}.embedding");
-        // Same providers as the decoder; a fallback here would already be reported by the decoder's.
-        let OpenedSession { session, .. } = session::open(runtime, &bundle.resolve(&graph.graph)?, &stage, config)?;
-        let input_type = session::input_type(&session, &stage, &graph.input)?;
-        session::require_output(&session, &stage, &graph.output)?;
-        Ok(Self { stage, session, input: graph.input.clone(), input_type, output: graph.output.clone(), scale: graph.scale })
+        Ok(Self { graph: SingleIoGraph::open(loader, &stage, &graph.graph, &graph.input, &graph.output)?, scale: graph.scale })
     }
 
     /// Embed `ids` as `[1, ids.len(), d_llm]`, applying the manifest's scale.
     pub fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
-        let data = ids.iter().map(|&i| i as i64).collect();
-        let input = tensor::int_value(&[1, ids.len()], data, self.input_type, &self.stage, &self.input)?;
-        let mut out = super::run_named(&mut self.session, &self.stage, vec![(self.input.as_str().into(), input.into())], &[&self.output])?;
-        let embeds = out.remove(0);
+        let (stage, input) = (self.graph.stage().to_string(), self.graph.input().to_string());
+        let value = tensor::int_value(&[1, ids.len()], ids.iter().map(|&i| i as i64).collect(), self.graph.input_type(), &stage, &input)?;
+        let embeds = self.graph.run(value)?;
         if self.scale == 1.0 {
             return Ok(embeds);
         }
         let dtype = tensor::element_type(&embeds).unwrap_or(TensorElementType::Float32);
-        let scaled = tensor::to_f32_array(&embeds, &self.stage, &self.output)? * self.scale;
-        tensor::float_value(scaled, dtype, &self.stage, &self.output)
+        let scaled = tensor::to_f32_array(&embeds, &stage, self.graph.output())? * self.scale;
+        tensor::float_value(scaled, dtype, &stage, self.graph.output())
     }
 }
 
-/// What the decoder graph takes besides mask, positions and cache.
-enum StepInput {
+/// What the decoder graph takes besides positions, cache and constants.
+enum TokenInput {
     /// `inputs_embeds [1, n, d_llm]`, made by the embedding graph.
-    Embeds { embedder: TokenEmbedder, name: String, dtype: TensorElementType },
+    Embeds { embedder: Box<TokenEmbedder>, name: String, dtype: TensorElementType },
     /// `input_ids [1, n]`: the graph embeds.
     Ids { name: String, dtype: TensorElementType },
 }
 
-/// The decoder graph plus everything needed to feed it.
+/// A decoder graph plus everything needed to feed it.
 pub struct Decoder {
-    name: String,
-    /// `inputs_embeds | input_ids, attention_mask, position_ids, past.*` -> `logits, present.*`
-    session: Session,
-    input: StepInput,
-    mask: Option<(String, TensorElementType)>,
-    positions: Option<(String, TensorElementType)>,
-    logits_output: String,
-    /// Last-hidden-state output, when the manifest names one.
-    hidden_output: Option<String>,
-    /// `[1, n, d_llm]` hidden states of the latest forward pass (moved out of the
-    /// graph's outputs; only its last row is ever copied, on request).
-    last_hidden: Option<DynValue>,
-    past_names: Vec<String>,
-    present_names: Vec<String>,
-    /// Element type and `[1, kv_heads, 0, head_dim]` of an empty past tensor, per past input.
-    empty_past: Vec<(TensorElementType, Vec<usize>)>,
+    /// `inputs_embeds | input_ids, [attention_mask, position_ids], past.*, [cross.*]` -> `logits, [hidden_states], present.*`
+    graph: StageGraph,
+    input: TokenInput,
+    positions: PositionInputs,
+    kv: KvLayout,
+    outputs: OutputRows,
     context_length: usize,
-    /// Past and present share one preallocated `context_length` buffer per tensor.
-    shared_kv: bool,
 }
 
 impl Decoder {
-    /// Open the embedding and decoder graphs and check every named tensor exists.
-    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, stage: &DecoderStage, config: &SessionConfig) -> Result<(Self, Option<String>)> {
-        let name = stage.name.clone();
-        let OpenedSession { session, fallback } = session::open(runtime, &bundle.resolve(&stage.graph)?, &name, config)?;
+    /// Open an LLM backbone: the embedding graph (if any) and the decoder
+    /// graph, checking every named tensor exists.
+    pub fn open(loader: &StageLoader<'_>, stage: &DecoderStage) -> Result<Self> {
+        let name = &stage.name;
+        let graph = loader.open(name, &stage.graph)?;
         let input = match (&stage.inputs.inputs_embeds, &stage.inputs.input_ids, &stage.embedding) {
-            (Some(embeds), _, Some(embedding)) => StepInput::Embeds {
-                embedder: TokenEmbedder::open(runtime, bundle, &name, embedding, config)?,
+            (Some(embeds), _, Some(embedding)) => TokenInput::Embeds {
+                embedder: Box::new(TokenEmbedder::open(loader, name, embedding)?),
                 name: embeds.clone(),
-                dtype: session::input_type(&session, &name, embeds)?,
+                dtype: graph.input_type(embeds)?,
             },
-            (None, Some(ids), None) => StepInput::Ids { name: ids.clone(), dtype: session::input_type(&session, &name, ids)? },
+            (None, Some(ids), None) => TokenInput::Ids { name: ids.clone(), dtype: graph.input_type(ids)? },
             _ => return Err(Error::Request(format!("stage \"{name}\": invalid decoder inputs (the manifest check should have said why)"))),
         };
-        let optional = |input: &Option<String>| -> Result<Option<(String, TensorElementType)>> {
-            input.as_ref().map(|n| Ok((n.clone(), session::input_type(&session, &name, n)?))).transpose()
-        };
-        let mask = optional(&stage.inputs.attention_mask)?;
-        let positions = optional(&stage.inputs.position_ids)?;
-        session::require_output(&session, &name, &stage.outputs.logits)?;
-        if let Some(hidden) = &stage.outputs.hidden_states {
-            session::require_output(&session, &name, hidden)?;
-        }
-        let past_names = stage.kv_cache.past_names();
-        let present_names = stage.kv_cache.present_names();
-        for present in &present_names {
-            session::require_output(&session, &name, present)?;
-        }
-        let empty_past = past_names.iter().map(|p| crate::kv_cache::empty_past_spec(&session, &name, p, stage.kv_cache.head_dim)).collect::<Result<_>>()?;
-        let decoder = Self {
-            name,
-            session,
-            input,
-            mask,
-            positions,
-            logits_output: stage.outputs.logits.clone(),
-            hidden_output: stage.outputs.hidden_states.clone(),
-            last_hidden: None,
-            past_names,
-            present_names,
-            empty_past,
-            context_length: stage.context_length,
-            shared_kv: stage.kv_cache.shared_buffer,
-        };
-        Ok((decoder, fallback))
+        let positions = PositionInputs::new(
+            graph.optional_input(stage.inputs.attention_mask.as_ref())?,
+            graph.optional_input(stage.inputs.position_ids.as_ref())?,
+        );
+        Self::assemble(graph, input, positions, &stage.outputs.logits, stage.outputs.hidden_states.clone(), stage)
     }
 
-    /// The stage name.
-    pub fn name(&self) -> &str {
-        &self.name
+    /// Open the text decoder of an encoder-decoder model (ids in; its cross
+    /// keys/values are the constants of each step, see [`Self::step_with`]).
+    pub fn open_seq2seq(loader: &StageLoader<'_>, stage: &Seq2seqDecoderStage, constants: &[String]) -> Result<Self> {
+        let graph = loader.open(&stage.name, &stage.graph)?;
+        for c in constants {
+            graph.input_type(c)?;
+        }
+        let input = TokenInput::Ids { name: stage.input_ids.clone(), dtype: graph.input_type(&stage.input_ids)? };
+        let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
+        graph.require_output(&stage.logits)?;
+        let outputs = OutputRows::new(stage.logits.clone(), None);
+        Ok(Self { graph, input, positions: PositionInputs::none(), kv, outputs, context_length: stage.context_length })
+    }
+
+    fn assemble(graph: StageGraph, input: TokenInput, positions: PositionInputs, logits: &str, hidden: Option<String>, stage: &DecoderStage) -> Result<Self> {
+        graph.require_output(logits)?;
+        if let Some(h) = &hidden {
+            graph.require_output(h)?;
+        }
+        let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
+        Ok(Self { graph, input, positions, kv, outputs: OutputRows::new(logits.into(), hidden), context_length: stage.context_length })
     }
 
     /// Element type the decoder declares for `inputs_embeds`; `None` for the
     /// text-only form, which cannot take media rows.
     pub fn embeds_type(&self) -> Option<TensorElementType> {
         match &self.input {
-            StepInput::Embeds { dtype, .. } => Some(*dtype),
-            StepInput::Ids { .. } => None,
+            TokenInput::Embeds { dtype, .. } => Some(*dtype),
+            TokenInput::Ids { .. } => None,
         }
     }
 
-    /// One zeroed `[1, kv_heads, context_length, head_dim]` buffer per past
-    /// tensor, allocated once per generation by ONNX Runtime's allocator.
-    fn preallocated_cache(&mut self) -> Result<KvCache> {
-        let mut values = Vec::with_capacity(self.empty_past.len());
-        for ((dtype, shape), name) in self.empty_past.iter().zip(&self.past_names) {
-            let full = [shape[0], shape[1], self.context_length, shape[3]];
-            let mut buffer = DynTensor::new(self.session.allocator(), *dtype, full)
-                .map_err(|e| Error::stage(&self.name, &format!("allocating the KV buffer {name}"), e))?;
-            let bytes = full.iter().product::<usize>() * tensor::element_size(*dtype, &self.name, name)?;
-            // SAFETY: the tensor was just allocated with exactly `bytes` bytes of plain numbers.
-            unsafe { std::ptr::write_bytes(buffer.data_ptr_mut().cast::<u8>(), 0, bytes) };
-            values.push(buffer.into_dyn());
+    /// Embed token ids: `[1, n]` -> `[1, n, d_llm]` (the ids themselves for the text-only form).
+    pub fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
+        match &mut self.input {
+            TokenInput::Embeds { embedder, .. } => embedder.embed(ids),
+            TokenInput::Ids { name, dtype } => tensor::int_value(&[1, ids.len()], ids.iter().map(|&i| i as i64).collect(), *dtype, self.graph.stage(), name),
         }
-        Ok(KvCache::new(values, 0))
     }
 
-    /// A forward pass whose past and present are the same buffers: bound as
-    /// both input and output, updated by the graph in place.
-    fn forward_in_place(
-        &mut self,
-        input_name: String,
-        input: DynValue,
-        cache: KvCache,
-        total: usize,
-        logits: &mut Vec<f32>,
-    ) -> Result<KvCache> {
-        let stage = self.name.clone();
-        let fail = |context: &str| {
-            let stage = stage.clone();
-            let context = context.to_string();
-            move |e: ort::Error| Error::stage(&stage, &context, e)
+    /// One forward pass over `input` following `cache`, with `constants`
+    /// (name, value) lent to the graph by reference (cross keys/values).
+    pub fn step_with(&mut self, input: StepInput<'_>, cache: KvCache, constants: &[(&str, &DynValue)], logits: &mut Vec<f32>) -> Result<KvCache> {
+        let value = match input {
+            StepInput::Ids(ids) => self.embed(ids)?,
+            StepInput::Embeds(value) => value,
         };
+        let (name, seq, value) = self.check_input(value)?;
+        let past = cache.seq_len();
+        let total = past + seq;
         if total > self.context_length {
             return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
         }
-        let mut values = cache.into_values();
-        let mut binding = self.session.create_binding().map_err(fail("creating an IoBinding"))?;
-        binding.bind_input(input_name, &input).map_err(fail("binding the input"))?;
-        if let Some((name, dtype)) = &self.mask {
-            let mask = tensor::int_value(&[1, total], vec![1; total], *dtype, &self.name, name)?;
-            binding.bind_input(name.as_str(), &mask).map_err(fail("binding the attention mask"))?;
-        }
-        if let Some((name, dtype)) = &self.positions {
-            let past = total - tensor::dims(&input)[1] as usize;
-            let pos = tensor::int_value(&[1, total - past], (past as i64..total as i64).collect(), *dtype, &self.name, name)?;
-            binding.bind_input(name.as_str(), &pos).map_err(fail("binding the position ids"))?;
-        }
-        for (name, value) in self.past_names.iter().zip(&values) {
-            binding.bind_input(name.as_str(), value).map_err(fail("binding a past KV buffer"))?;
-        }
-        for (name, value) in self.present_names.iter().zip(values.iter_mut()) {
-            binding.bind_output(name.as_str(), value).map_err(fail("binding a present KV buffer"))?;
-        }
-        let host = self.session.allocator().memory_info().clone();
-        binding.bind_output_to_device(self.logits_output.as_str(), &host).map_err(fail("binding the logits"))?;
-        if let Some(hidden) = &self.hidden_output {
-            binding.bind_output_to_device(hidden.as_str(), &host).map_err(fail("binding the hidden states"))?;
-        }
-        drop(host);
-        let mut outputs = self.session.run_binding(&binding).map_err(fail("running the graph"))?;
-        let logits_value = outputs.remove(self.logits_output.as_str()).ok_or_else(|| Error::Tensor {
-            stage: self.name.clone(),
-            tensor: self.logits_output.clone(),
-            expected: "an output of the graph".into(),
-            found: "no such output".into(),
-        })?;
-        tensor::last_row_f32(&logits_value, &self.name, &self.logits_output, logits)?;
-        if let Some(hidden) = &self.hidden_output {
-            self.last_hidden = outputs.remove(hidden.as_str());
-        }
+        let stage = self.graph.stage().to_string();
+        let positions = self.positions.values(&stage, past, total)?;
+        let feeds: Vec<(&str, &DynValue)> =
+            std::iter::once((name.as_str(), &value)).chain(positions.iter().map(|(n, v)| (*n, v))).chain(constants.iter().copied()).collect();
+        let values = if self.kv.shared_buffer() {
+            run_in_place(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?
+        } else {
+            run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?
+        };
         Ok(KvCache::new(values, total))
+    }
+
+    /// The input's name, sequence length and value in the declared element type.
+    fn check_input(&self, value: DynValue) -> Result<(String, usize, DynValue)> {
+        let dims = tensor::dims(&value);
+        let stage = self.graph.stage();
+        match (&self.input, dims.as_slice()) {
+            (TokenInput::Embeds { name, dtype, .. }, [1, n, _]) if *n > 0 => Ok((name.clone(), *n as usize, tensor::cast_float(value, *dtype, stage, name)?)),
+            (TokenInput::Ids { name, .. }, [1, n]) if *n > 0 => Ok((name.clone(), *n as usize, value)),
+            (input, _) => {
+                let (tensor, expected) = match input {
+                    TokenInput::Embeds { name, .. } => (name, "[1, seq, d_llm] with seq >= 1"),
+                    TokenInput::Ids { name, .. } => (name, "[1, seq] token ids with seq >= 1"),
+                };
+                Err(Error::Tensor { stage: stage.into(), tensor: tensor.clone(), expected: expected.into(), found: format!("{dims:?}") })
+            }
+        }
     }
 }
 
-impl LanguageModel for Decoder {
-    fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
-        match &mut self.input {
-            StepInput::Embeds { embedder, .. } => embedder.embed(ids),
-            StepInput::Ids { name, dtype } => {
-                tensor::int_value(&[1, ids.len()], ids.iter().map(|&i| i as i64).collect(), *dtype, &self.name, name)
-            }
-        }
+impl DecoderModel for Decoder {
+    type Cache = KvCache;
+
+    fn new_cache(&mut self) -> Result<KvCache> {
+        self.kv.new_cache(&mut self.graph)
     }
 
-    fn forward(&mut self, embeds: DynValue, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
-        let dims = tensor::dims(&embeds);
-        let (input_name, seq, value) = match (&self.input, dims.as_slice()) {
-            (StepInput::Embeds { name, dtype, .. }, [1, n, _]) if *n > 0 => {
-                (name.as_str(), *n as usize, tensor::cast_float(embeds, *dtype, &self.name, name)?)
-            }
-            (StepInput::Ids { name, .. }, [1, n]) if *n > 0 => (name.as_str(), *n as usize, embeds),
-            (input, _) => {
-                let (tensor, expected) = match input {
-                    StepInput::Embeds { name, .. } => (name, "[1, seq, d_llm] with seq >= 1"),
-                    StepInput::Ids { name, .. } => (name, "[1, seq] token ids with seq >= 1"),
-                };
-                return Err(Error::Tensor {
-                    stage: self.name.clone(),
-                    tensor: tensor.clone(),
-                    expected: expected.into(),
-                    found: format!("{dims:?}"),
-                });
-            }
-        };
-        let past = cache.seq_len();
-        let total = past + seq;
-        if self.shared_kv {
-            return self.forward_in_place(input_name.to_string(), value, cache, total, logits);
-        }
+    fn step(&mut self, input: StepInput<'_>, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
+        self.step_with(input, cache, &[], logits)
+    }
 
-        let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(3 + self.past_names.len());
-        inputs.push((input_name.into(), value.into()));
-        if let Some((name, dtype)) = &self.mask {
-            let mask = tensor::int_value(&[1, total], vec![1; total], *dtype, &self.name, name)?;
-            inputs.push((name.as_str().into(), mask.into()));
-        }
-        if let Some((name, dtype)) = &self.positions {
-            let pos = tensor::int_value(&[1, seq], (past as i64..total as i64).collect(), *dtype, &self.name, name)?;
-            inputs.push((name.as_str().into(), pos.into()));
-        }
-        // The cache moves into the graph's past inputs: no host copy.
-        for (name, value) in self.past_names.iter().zip(cache.into_values()) {
-            inputs.push((name.as_str().into(), value.into()));
-        }
-
-        let mut wanted: Vec<&str> = Vec::with_capacity(2 + self.present_names.len());
-        wanted.push(&self.logits_output);
-        wanted.extend(self.hidden_output.as_deref());
-        wanted.extend(self.present_names.iter().map(String::as_str));
-        let mut outputs = super::run_named(&mut self.session, &self.name, inputs, &wanted)?.into_iter();
-        let logits_value = outputs.next().expect("logits requested first");
-        tensor::last_row_f32(&logits_value, &self.name, &self.logits_output, logits)?;
-        if self.hidden_output.is_some() {
-            self.last_hidden = outputs.next();
-        }
-        Ok(KvCache::new(outputs.collect(), total))
+    fn fork(&mut self, cache: &KvCache) -> Result<KvCache> {
+        cache.duplicate(self.graph.stage())
     }
 
     fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> Result<bool> {
-        match (&self.last_hidden, &self.hidden_output) {
-            (Some(value), Some(name)) => {
-                tensor::last_row_f32(value, &self.name, name, out)?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
-    }
-
-    fn empty_cache(&mut self) -> Result<KvCache> {
-        if self.shared_kv {
-            return self.preallocated_cache();
-        }
-        let values = self
-            .empty_past
-            .iter()
-            .zip(&self.past_names)
-            .map(|((dtype, shape), name)| tensor::zeros(shape, *dtype, &self.name, name))
-            .collect::<Result<_>>()?;
-        Ok(KvCache::new(values, 0))
+        self.outputs.last_hidden_row(self.graph.stage(), out)
     }
 
     fn context_length(&self) -> usize {
         self.context_length
     }
+
+    fn name(&self) -> &str {
+        self.graph.stage()
+    }
+}
+
+/// Past tensors move into the graph; the presents come back as the new cache.
+fn run_moved(graph: &mut StageGraph, kv: &KvLayout, outputs: &mut OutputRows, feeds: &[(&str, &DynValue)], past: Vec<DynValue>, logits: &mut Vec<f32>) -> Result<Vec<DynValue>> {
+    let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feeds.len() + past.len());
+    inputs.extend(feeds.iter().map(|(n, v)| (Cow::Borrowed(*n), SessionInputValue::from(*v))));
+    inputs.extend(kv.past_names().iter().zip(past).map(|(n, v)| (Cow::Borrowed(n.as_str()), SessionInputValue::from(v))));
+    let stage = graph.stage().to_string();
+    let mut results = graph.session_mut().run(inputs).map_err(|e| Error::stage(&stage, "running the graph", e))?;
+    outputs.take(&mut results, &stage, logits)?;
+    kv.present_names().iter().map(|n| super::graph::take_output(&mut results, &stage, n)).collect()
+}
+
+/// Past and present are the same buffers: bound as both input and output,
+/// updated by the graph in place.
+fn run_in_place(graph: &mut StageGraph, kv: &KvLayout, outputs: &mut OutputRows, feeds: &[(&str, &DynValue)], mut buffers: Vec<DynValue>, logits: &mut Vec<f32>) -> Result<Vec<DynValue>> {
+    let stage = graph.stage().to_string();
+    let fail = |context: &'static str| {
+        let stage = stage.clone();
+        move |e: ort::Error| Error::stage(&stage, context, e)
+    };
+    let host = graph.session().allocator().memory_info().clone();
+    let mut binding = graph.session().create_binding().map_err(fail("creating an IoBinding"))?;
+    for (name, value) in feeds {
+        binding.bind_input(*name, *value).map_err(fail("binding an input"))?;
+    }
+    for (name, value) in kv.past_names().iter().zip(&buffers) {
+        binding.bind_input(name.as_str(), value).map_err(fail("binding a past KV buffer"))?;
+    }
+    for (name, value) in kv.present_names().iter().zip(buffers.iter_mut()) {
+        binding.bind_output(name.as_str(), value).map_err(fail("binding a present KV buffer"))?;
+    }
+    binding.bind_output_to_device(outputs.logits_name(), &host).map_err(fail("binding the logits"))?;
+    if let Some(hidden) = outputs.hidden_name() {
+        binding.bind_output_to_device(hidden, &host).map_err(fail("binding the hidden states"))?;
+    }
+    drop(host);
+    let mut results = graph.session_mut().run_binding(&binding).map_err(fail("running the graph"))?;
+    outputs.take(&mut results, &stage, logits)?;
+    Ok(buffers)
 }

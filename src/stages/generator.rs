@@ -18,13 +18,12 @@ use ndarray::{ArrayD, IxDyn};
 use ort::session::Session;
 use ort::value::TensorElementType;
 
-use crate::bundle::Bundle;
 use crate::diffusion::{self, Noise, Scheduler, SchedulerConfig};
 use crate::error::{Error, Result};
 use crate::manifest::{GeneratorStage, MediaOutput, Modality};
 use crate::media::Media;
-use crate::runtime::session::{self, OpenedSession, SessionConfig};
-use crate::runtime::OrtRuntime;
+use crate::runtime::session;
+use crate::stages::graph::StageLoader;
 use crate::tensor;
 
 /// Per-request settings of a generation; `None` takes the manifest's default.
@@ -97,12 +96,11 @@ pub struct ModalityGenerator {
 }
 
 impl ModalityGenerator {
-    /// Open both graphs of `stage` and check every named tensor; returns the provider fallback reason, if any.
-    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, stage: &GeneratorStage, config: &SessionConfig) -> Result<(Self, Option<String>)> {
+    /// Open both graphs of `stage` and check every named tensor (their provider fallbacks go to the loader).
+    pub fn open(loader: &StageLoader<'_>, stage: &GeneratorStage) -> Result<Self> {
         let den_name = format!("{}.denoiser", stage.name);
         let dec_name = format!("{}.decoder", stage.name);
-        let OpenedSession { session: denoiser, fallback } =
-            session::open(runtime, &bundle.resolve(&stage.denoiser.graph)?, &den_name, config)?;
+        let denoiser = loader.open(&den_name, &stage.denoiser.graph)?.into_session();
         let input = |s: &Session, stage_name: &str, n: &str| -> Result<(String, TensorElementType)> {
             Ok((n.to_string(), session::input_type(s, stage_name, n)?))
         };
@@ -110,7 +108,7 @@ impl ModalityGenerator {
         let timestep_in = input(&denoiser, &den_name, &stage.denoiser.inputs.timestep)?;
         let conditioning_in = input(&denoiser, &den_name, &stage.denoiser.inputs.conditioning)?;
         session::require_output(&denoiser, &den_name, &stage.denoiser.output)?;
-        let OpenedSession { session: decoder, .. } = session::open(runtime, &bundle.resolve(&stage.decoder.graph)?, &dec_name, config)?;
+        let decoder = loader.open(&dec_name, &stage.decoder.graph)?.into_session();
         let decoder_in = input(&decoder, &dec_name, &stage.decoder.input)?;
         session::require_output(&decoder, &dec_name, &stage.decoder.output)?;
         if !matches!(timestep_in.1, TensorElementType::Float32 | TensorElementType::Float16 | TensorElementType::Int64 | TensorElementType::Int32) {
@@ -138,7 +136,7 @@ impl ModalityGenerator {
             default_guidance: stage.guidance_scale,
             output: stage.output.clone(),
         };
-        Ok((generator, fallback))
+        Ok(generator)
     }
 
     /// The stage name.

@@ -6,12 +6,10 @@ use std::time::{Duration, Instant};
 
 use ndarray::ArrayD;
 
+use super::graph::StageLoader;
 use super::single::SingleIoGraph;
-use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::manifest::{Modality, OutputProjectorStage};
-use crate::runtime::session::SessionConfig;
-use crate::runtime::OrtRuntime;
 use crate::tensor;
 
 /// An output projector graph.
@@ -22,10 +20,10 @@ pub struct OutputProjector {
 }
 
 impl OutputProjector {
-    /// Open the graph of `stage`; returns the provider fallback reason, if any.
-    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, stage: &OutputProjectorStage, config: &SessionConfig) -> Result<(Self, Option<String>)> {
-        let (graph, fallback) = SingleIoGraph::open(runtime, bundle, &stage.name, &stage.graph, &stage.input, &stage.output, config)?;
-        Ok((Self { modality: stage.modality, graph }, fallback))
+    /// Open the graph of `stage`.
+    pub fn open(loader: &StageLoader<'_>, stage: &OutputProjectorStage) -> Result<Self> {
+        let graph = SingleIoGraph::open(loader, &stage.name, &stage.graph, &stage.input, &stage.output)?;
+        Ok(Self { modality: stage.modality, graph })
     }
 
     /// The stage name.

@@ -4,12 +4,10 @@ use std::time::{Duration, Instant};
 
 use ort::value::DynValue;
 
+use super::graph::StageLoader;
 use super::single::SingleIoGraph;
-use crate::bundle::Bundle;
 use crate::error::Result;
 use crate::manifest::ProjectorStage;
-use crate::runtime::session::SessionConfig;
-use crate::runtime::OrtRuntime;
 
 /// A linear / MLP / cross-attention projector.
 pub struct InputProjector {
@@ -18,10 +16,9 @@ pub struct InputProjector {
 }
 
 impl InputProjector {
-    /// Open the projector graph of `stage`; returns the provider fallback reason, if any.
-    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, stage: &ProjectorStage, config: &SessionConfig) -> Result<(Self, Option<String>)> {
-        let (graph, fallback) = SingleIoGraph::open(runtime, bundle, &stage.name, &stage.graph, &stage.input, &stage.output, config)?;
-        Ok((Self { graph }, fallback))
+    /// Open the projector graph of `stage`.
+    pub fn open(loader: &StageLoader<'_>, stage: &ProjectorStage) -> Result<Self> {
+        Ok(Self { graph: SingleIoGraph::open(loader, &stage.name, &stage.graph, &stage.input, &stage.output)? })
     }
 
     /// The stage name.

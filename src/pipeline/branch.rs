@@ -1,0 +1,214 @@
+//! Input modality branches: preprocess -> modality encoder -> input projector,
+//! one object per modality, looked up by modality. Adding a modality is one
+//! preprocess module, one branch here and its line in [`open_branch`].
+//!
+//! The audio branch also serves encoder-decoder (speech) bundles, which use
+//! its windowing and encoder without a projector (their decoder attends to the
+//! encoder states through cross-attention instead).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ndarray::{Array2, Array4, Axis, Ix2};
+use ort::value::DynValue;
+
+use super::request::StageTimings;
+use crate::error::{Error, Result};
+use crate::manifest::{EncoderStage, Modality, ProjectorStage};
+use crate::preprocess::{self, audio, wav};
+use crate::stages::encoder::{AudioEncoder, ImageEncoder};
+use crate::stages::graph::StageLoader;
+use crate::stages::projector::InputProjector;
+use crate::tensor;
+use crate::vad::{SileroVad, VadConfig};
+
+/// Projected embeddings of a request's items of one modality, ready to merge.
+pub struct MediaEmbeddings {
+    /// Projector outputs as the graph returned them (element type kept): one
+    /// `[n_items, tokens, d_llm]` value for an image batch, one `[1, tokens, d_llm]` per audio window.
+    pub values: Vec<DynValue>,
+    /// Rows per item (placeholder expansion length), in item order.
+    pub tokens_per_item: Vec<usize>,
+    /// The projector stage, for errors.
+    pub stage: String,
+}
+
+impl MediaEmbeddings {
+    /// Every row, item after item: `[sum(tokens_per_item), d_llm]` as f32.
+    pub fn rows(&self) -> Result<Array2<f32>> {
+        let mut parts = Vec::with_capacity(self.values.len());
+        for value in &self.values {
+            let array = tensor::to_f32_array(value, &self.stage, "output")?;
+            let dims = array.shape().to_vec();
+            let [n, t, d] = dims[..] else {
+                return Err(self.bad_shape(format!("{dims:?}")));
+            };
+            parts.push(array.into_shape_with_order((n * t, d)).map_err(|e| self.bad_shape(e.to_string()))?.into_dimensionality::<Ix2>().expect("rank 2"));
+        }
+        let views: Vec<_> = parts.iter().map(|p| p.view()).collect();
+        ndarray::concatenate(Axis(0), &views).map_err(|e| self.bad_shape(format!("windows of different widths: {e}")))
+    }
+
+    fn bad_shape(&self, found: String) -> Error {
+        Error::Tensor { stage: self.stage.clone(), tensor: "output".into(), expected: "[n, tokens, d_llm]".into(), found }
+    }
+}
+
+/// One input modality's path into the LLM's embedding space.
+pub trait ModalityBranch: Send {
+    /// The modality it handles.
+    fn modality(&self) -> Modality;
+    /// Preprocess, encode and project `inputs` (in prompt order), adding stage times to `timings`.
+    fn embed(&mut self, inputs: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings>;
+}
+
+/// Open the branch of `modality` from its encoder and projector stages.
+pub fn open_branch(loader: &StageLoader<'_>, encoder: &EncoderStage, projector: &ProjectorStage) -> Result<Box<dyn ModalityBranch>> {
+    Ok(match encoder.modality {
+        Modality::Image => Box::new(ImageBranch { encoder: ImageEncoder::open(loader, encoder)?, projector: InputProjector::open(loader, projector)? }),
+        Modality::Audio => Box::new(AudioBranch { encoder: AudioEncoder::open(loader, encoder)?, projector: Some(InputProjector::open(loader, projector)?) }),
+        Modality::Video => {
+            return Err(Error::Request(format!(
+                "stage \"{}\": video encoders are not supported by this runtime yet (bundle \"{}\")",
+                encoder.name,
+                loader.bundle.name()
+            )))
+        }
+    })
+}
+
+/// Images: decode + resize/crop/normalize -> vision encoder (one batch) -> projector.
+pub struct ImageBranch {
+    encoder: ImageEncoder,
+    projector: InputProjector,
+}
+
+impl ModalityBranch for ImageBranch {
+    fn modality(&self) -> Modality {
+        Modality::Image
+    }
+
+    fn embed(&mut self, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+        let start = Instant::now();
+        let mut batches: Vec<Array4<f32>> = Vec::with_capacity(paths.len());
+        for path in paths {
+            let rgb = preprocess::image::load_image(path)?;
+            let pixels = preprocess::image::preprocess(std::slice::from_ref(&rgb), self.encoder.preprocess())
+                .map_err(|source| Error::Image { path: path.clone(), source })?;
+            batches.push(pixels);
+        }
+        let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
+        let pixels = ndarray::concatenate(Axis(0), &views).expect("same preprocessing gives same shapes");
+        timings.push("preprocess", start.elapsed());
+
+        let (features, t) = self.encoder.encode(pixels)?;
+        timings.push(self.encoder.name(), t);
+        let (value, t) = self.projector.project(features)?;
+        timings.push(self.projector.name(), t);
+        let dims = tensor::dims(&value);
+        if dims.len() != 3 || dims[0] as usize != paths.len() {
+            return Err(Error::Tensor {
+                stage: self.projector.name().into(),
+                tensor: "output".into(),
+                expected: format!("[{}, tokens, d_llm]", paths.len()),
+                found: format!("{dims:?}"),
+            });
+        }
+        Ok(MediaEmbeddings { values: vec![value], tokens_per_item: vec![dims[1] as usize; paths.len()], stage: self.projector.name().into() })
+    }
+}
+
+/// Audio: read + resample -> `chunk_seconds` windows (or voice-activity
+/// spans) -> log-mel -> audio encoder, then the projector per window when the
+/// branch feeds an LLM.
+pub struct AudioBranch {
+    encoder: AudioEncoder,
+    projector: Option<InputProjector>,
+}
+
+impl AudioBranch {
+    /// The audio encoder alone (an encoder-decoder bundle's front end).
+    pub fn encoder_only(loader: &StageLoader<'_>, encoder: &EncoderStage) -> Result<Self> {
+        Ok(Self { encoder: AudioEncoder::open(loader, encoder)?, projector: None })
+    }
+
+    /// The encoder's sample rate.
+    pub fn sample_rate(&self) -> u32 {
+        self.encoder.settings().sample_rate
+    }
+
+    /// The encoder stage's name.
+    pub fn encoder_name(&self) -> &str {
+        self.encoder.name()
+    }
+
+    /// Read `path` and resample it to the encoder's rate.
+    pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
+        let err = |source| Error::Audio { path: path.to_path_buf(), source };
+        let wave = wav::read_wav(path).map_err(err)?;
+        audio::resample(&wave.samples, wave.sample_rate, self.sample_rate()).map_err(err)
+    }
+
+    /// `[start, end)` sample spans to encode: consecutive `chunk_seconds`
+    /// windows, or voice-activity segments packed into windows when `vad` is given.
+    pub fn spans(&self, samples: &[f32], vad: Option<(&mut SileroVad, &VadConfig)>) -> Result<Vec<(usize, usize)>> {
+        let window = self.encoder.log_mel().window_samples();
+        match vad {
+            None => Ok((0..samples.len()).step_by(window.max(1)).map(|s| (s, (s + window).min(samples.len()))).collect()),
+            Some((vad, config)) => Ok(crate::vad::pack_segments(&vad.speech_segments(samples, config)?, window)),
+        }
+    }
+
+    /// Log-mel of one span into `features` (reused), then the encoder: `(states, log-mel time, encoder time)`.
+    pub fn encode_span(&mut self, span: &[f32], features: &mut Vec<f32>) -> Result<(DynValue, Duration, Duration)> {
+        let start = Instant::now();
+        self.encoder.log_mel().compute_into(span, features);
+        let mel = start.elapsed();
+        let (states, enc) = self.encoder.encode(std::mem::take(features))?;
+        Ok((states, mel, enc))
+    }
+}
+
+impl ModalityBranch for AudioBranch {
+    fn modality(&self) -> Modality {
+        Modality::Audio
+    }
+
+    fn embed(&mut self, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+        let (mut pre, mut enc, mut proj) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let mut values = Vec::new();
+        let mut tokens_per_item = Vec::with_capacity(paths.len());
+        let mut features = Vec::new();
+        for path in paths {
+            let start = Instant::now();
+            let samples = self.load(path)?;
+            pre += start.elapsed();
+            let mut rows = 0;
+            for (s, e) in self.spans(&samples, None)? {
+                let (states, t_mel, t_enc) = self.encode_span(&samples[s..e], &mut features)?;
+                pre += t_mel;
+                enc += t_enc;
+                let projector = self.projector.as_mut().expect("an LLM audio branch has a projector");
+                let (value, t) = projector.project(states)?;
+                proj += t;
+                let dims = tensor::dims(&value);
+                let [1, tokens, _] = dims[..] else {
+                    return Err(Error::Tensor {
+                        stage: projector.name().into(),
+                        tensor: "output".into(),
+                        expected: "[1, tokens, d_llm] per audio window".into(),
+                        found: format!("{dims:?}"),
+                    });
+                };
+                rows += tokens as usize;
+                values.push(value);
+            }
+            tokens_per_item.push(rows);
+        }
+        let projector = self.projector.as_ref().expect("an LLM audio branch has a projector").name().to_string();
+        timings.push("audio_preprocess", pre);
+        timings.push(self.encoder.name(), enc);
+        timings.push(&projector, proj);
+        Ok(MediaEmbeddings { values, tokens_per_item, stage: projector })
+    }
+}

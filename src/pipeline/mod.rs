@@ -1,0 +1,193 @@
+//! The one end-to-end pipeline, for every bundle: input modality branches
+//! (preprocess -> encoder -> projector, looked up by modality), the decoder
+//! driven by the one generation loop ([`crate::generate`]), and the output
+//! side (signal tokens -> output projector -> generator).
+//!
+//! Two backbones share it: a decoder-only LLM, whose prompt embeddings get the
+//! media rows spliced in at their placeholders ([`text`]), and an
+//! encoder-decoder model (Whisper), whose decoder attends to each audio
+//! window's encoder states through cross-attention ([`transcribe`]). Encoders
+//! run once per request, on the prompt only. Every stage of the manifest must
+//! be used by the pipeline: one it cannot use is an error at load.
+
+pub mod branch;
+pub mod request;
+mod text;
+mod transcribe;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokenizers::Tokenizer;
+
+pub use branch::{AudioBranch, MediaEmbeddings, ModalityBranch};
+pub use request::{Output, Request, StageTimings, WindowResult};
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::manifest::Modality;
+use crate::output_side::OutputSide;
+use crate::runtime::{OrtRuntime, ProviderReport, RuntimeInfo, SessionConfig, SessionPlan};
+use crate::stages::decoder::Decoder;
+use crate::stages::graph::StageLoader;
+use crate::stages::seq2seq::Seq2seqDecoder;
+use crate::vad::SileroVad;
+
+/// How a pipeline is loaded besides the bundle.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// Session settings per stage (the manifest's `sessions` block is applied first, these on top).
+    pub sessions: SessionPlan,
+    /// Silero VAD directory (holds `vad.json`), for voice-activity gating of a speech bundle.
+    pub vad_model: Option<PathBuf>,
+}
+
+/// The decoder and what conditions it.
+enum Backbone {
+    /// A decoder-only LLM with its input modality branches.
+    DecoderOnly { decoder: Decoder, branches: Vec<Box<dyn ModalityBranch>> },
+    /// An encoder-decoder model: the audio front end and the cross-attending text decoder.
+    EncoderDecoder { audio: AudioBranch, decoder: Box<Seq2seqDecoder>, vad: Option<SileroVad> },
+}
+
+/// A loaded bundle ready to serve requests.
+pub struct Pipeline {
+    bundle: Bundle,
+    tokenizer: Tokenizer,
+    backbone: Backbone,
+    output: Option<OutputSide>,
+    provider: ProviderReport,
+    runtime: RuntimeInfo,
+    load_time: Duration,
+}
+
+impl Pipeline {
+    /// Open every stage of `bundle` with the same session settings.
+    pub fn load(runtime: &OrtRuntime, bundle: Bundle, config: &SessionConfig) -> Result<Pipeline> {
+        Self::load_with(runtime, bundle, &LoadOptions { sessions: SessionPlan::uniform(config.clone()), vad_model: None })
+    }
+
+    /// Open every stage of `bundle` with per-stage settings and options.
+    pub fn load_with(runtime: &OrtRuntime, bundle: Bundle, options: &LoadOptions) -> Result<Pipeline> {
+        let start = Instant::now();
+        let manifest = &bundle.manifest;
+        let plan = SessionPlan { default: options.sessions.default.clone(), stages: manifest.sessions.clone() }.with_overrides(&options.sessions.stages);
+        plan.check_stage_names(manifest.stages.iter().map(|s| s.name()))?;
+        let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
+        let tokenizer = Tokenizer::from_file(&tokenizer_path)
+            .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })?;
+        let loader = StageLoader::new(runtime, &bundle, &plan);
+        let mut used = BTreeSet::new();
+        let backbone = open_backbone(&loader, options, &mut used)?;
+        let output = OutputSide::open(&loader, &tokenizer)?;
+        if output.is_some() {
+            used.extend(manifest.stages.iter().filter(|s| s.is_output_side()).map(|s| s.name().to_string()));
+        }
+        if let Some(unused) = manifest.stages.iter().find(|s| !used.contains(s.name())) {
+            return Err(Error::Manifest {
+                path: bundle.root.join(crate::bundle::MANIFEST_FILE),
+                message: format!("stage \"{}\" ({}) has no place in this bundle's pipeline: {}", unused.name(), unused.kind(), unused_reason(&bundle, unused)),
+            });
+        }
+        let provider = loader.provider_report();
+        drop(loader);
+        Ok(Pipeline { bundle, tokenizer, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
+    }
+
+    /// The bundle served.
+    pub fn bundle(&self) -> &Bundle {
+        &self.bundle
+    }
+
+    /// The tokenizer.
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Which execution provider runs, and why not the requested one.
+    pub fn provider(&self) -> &ProviderReport {
+        &self.provider
+    }
+
+    /// The ONNX Runtime library in use.
+    pub fn runtime_info(&self) -> &RuntimeInfo {
+        &self.runtime
+    }
+
+    /// The output side (output projector + generator), if the bundle has one.
+    pub fn output_side(&mut self) -> Option<&mut OutputSide> {
+        self.output.as_mut()
+    }
+
+    /// Time spent opening sessions and the tokenizer.
+    pub fn load_time(&self) -> Duration {
+        self.load_time
+    }
+
+    /// Whether the bundle is an encoder-decoder (speech-recognition) bundle.
+    pub fn is_encoder_decoder(&self) -> bool {
+        matches!(self.backbone, Backbone::EncoderDecoder { .. })
+    }
+
+    /// Preprocess, encode and project `paths` of `modality` (LLM bundles with that branch).
+    pub fn encode_media(&mut self, modality: Modality, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+        let name = self.bundle.name().to_string();
+        let branch = match &mut self.backbone {
+            Backbone::DecoderOnly { branches, .. } => branches.iter_mut().find(|b| b.modality() == modality),
+            Backbone::EncoderDecoder { .. } => None,
+        };
+        let branch = branch.ok_or_else(|| Error::Request(format!("bundle \"{name}\" has no {modality} encoder; remove the {modality} input")))?;
+        branch.embed(paths, timings)
+    }
+
+    /// Run a request, calling `on_text` with each newly decoded piece of text.
+    pub fn run(&mut self, request: &Request, on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
+        let config = self.bundle.manifest.generation.with_overrides(&request.generation);
+        config.validate()?;
+        request.media_generation.validate()?;
+        match self.backbone {
+            Backbone::DecoderOnly { .. } => text::run(self, request, &config, on_text),
+            Backbone::EncoderDecoder { .. } => transcribe::run(self, request, &config, on_text),
+        }
+    }
+}
+
+/// The backbone and its inputs: the names of the stages it uses go to `used`.
+fn open_backbone(loader: &StageLoader<'_>, options: &LoadOptions, used: &mut BTreeSet<String>) -> Result<Backbone> {
+    let manifest = &loader.bundle.manifest;
+    if let Some(stage) = manifest.seq2seq_decoder() {
+        let encoder = manifest.encoder(Modality::Audio).ok_or_else(|| Error::Manifest {
+            path: loader.bundle.root.join(crate::bundle::MANIFEST_FILE),
+            message: format!("stage \"{}\" (seq2seq_decoder) needs an audio modality_encoder", stage.name),
+        })?;
+        let audio = AudioBranch::encoder_only(loader, encoder)?;
+        let decoder = Box::new(Seq2seqDecoder::open(loader, stage)?);
+        let vad = options.vad_model.as_deref().map(|dir| SileroVad::open(loader.runtime, dir, audio.sample_rate())).transpose()?;
+        used.extend([stage.name.clone(), encoder.name.clone()]);
+        return Ok(Backbone::EncoderDecoder { audio, decoder, vad });
+    }
+    let stage = manifest
+        .llm_decoder()
+        .ok_or_else(|| Error::Request(format!("bundle \"{}\" has neither an llm_decoder nor a seq2seq_decoder stage", loader.bundle.name())))?;
+    let decoder = Decoder::open(loader, stage)?;
+    used.insert(stage.name.clone());
+    let mut branches = Vec::new();
+    for (modality, encoder) in manifest.encoders() {
+        let Some(projector) = manifest.projector(modality) else { continue };
+        branches.push(branch::open_branch(loader, encoder, projector)?);
+        used.extend([encoder.name.clone(), projector.name.clone()]);
+    }
+    Ok(Backbone::DecoderOnly { decoder, branches })
+}
+
+/// Why a stage was left out, for the load error.
+fn unused_reason(bundle: &Bundle, stage: &crate::manifest::Stage) -> String {
+    let m = &bundle.manifest;
+    match stage.modality() {
+        _ if m.seq2seq_decoder().is_some() => "an encoder-decoder bundle uses only its seq2seq_decoder and audio modality_encoder".into(),
+        Some(modality) if m.encoder(modality).is_none() => format!("there is no {modality} modality_encoder to feed it"),
+        Some(modality) if m.projector(modality).is_none() => format!("there is no {modality} input_projector to take its features"),
+        _ => "nothing in the pipeline consumes it".into(),
+    }
+}

@@ -1,0 +1,147 @@
+//! Session settings per stage, as data: one [`SessionConfig`] for every stage
+//! (the command line's `--ep`, `--threads`), overridden per stage name by the
+//! manifest's optional `sessions` block and by `--stage NAME:KEY=VALUE` flags,
+//! so each stage can run where it suits (a vision encoder on the GPU, the
+//! decoder on the CPU, or the reverse).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{ExecutionProviderKind, SessionConfig};
+use crate::error::{Error, Result};
+
+/// Changes to the default session settings for one stage; `None` keeps the default.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSession {
+    /// Execution provider of this stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ep: Option<ExecutionProviderKind>,
+    /// Intra-op threads of this stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threads: Option<usize>,
+    /// ONNX Runtime session configuration entries (e.g. `session.disable_prepacking` = `1`),
+    /// added to the default ones.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+impl StageSession {
+    /// Apply `other` on top of `self` (its `Some`s and options win).
+    fn merge(&mut self, other: &StageSession) {
+        self.ep = other.ep.or(self.ep);
+        self.threads = other.threads.or(self.threads);
+        self.options.extend(other.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+    }
+}
+
+/// The session settings of every stage of a pipeline.
+#[derive(Debug, Clone, Default)]
+pub struct SessionPlan {
+    /// Settings of every stage without an override.
+    pub default: SessionConfig,
+    /// Per stage name.
+    pub stages: BTreeMap<String, StageSession>,
+}
+
+impl SessionPlan {
+    /// The same settings for every stage.
+    pub fn uniform(default: SessionConfig) -> Self {
+        Self { default, stages: BTreeMap::new() }
+    }
+
+    /// Add overrides (later ones win over earlier ones for the same stage and key).
+    pub fn with_overrides<'a>(mut self, overrides: impl IntoIterator<Item = (&'a String, &'a StageSession)>) -> Self {
+        for (stage, o) in overrides {
+            self.stages.entry(stage.clone()).or_default().merge(o);
+        }
+        self
+    }
+
+    /// The settings of `stage`. A graph of a stage (`llm.embedding`,
+    /// `whisper_decoder.cross_kv`) follows its stage (the part before the first dot).
+    pub fn for_stage(&self, stage: &str) -> SessionConfig {
+        let owner = stage.split('.').next().unwrap_or(stage);
+        let mut config = self.default.clone();
+        if let Some(o) = self.stages.get(owner) {
+            config.provider = o.ep.unwrap_or(config.provider);
+            config.threads = o.threads.or(config.threads);
+            config.options.extend(o.options.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        config
+    }
+
+    /// Check every override names one of `stages` (a typo must not be ignored).
+    pub fn check_stage_names<'a>(&self, stages: impl IntoIterator<Item = &'a str> + Clone) -> Result<()> {
+        for name in self.stages.keys() {
+            if !stages.clone().into_iter().any(|s| s == name) {
+                let known: Vec<&str> = stages.clone().into_iter().collect();
+                return Err(Error::Request(format!("session settings name stage \"{name}\", which the bundle does not have (stages: {})", known.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Parse one `--stage NAME:KEY=VALUE` flag: KEY is `ep`, `threads`, or an
+/// ONNX Runtime session configuration key (it contains a dot, e.g.
+/// `session.disable_prepacking`).
+pub fn parse_stage_flag(spec: &str) -> Result<(String, StageSession)> {
+    let bad = |why: &str| Error::Request(format!("--stage {spec:?}: {why} (expected NAME:KEY=VALUE, KEY one of ep, threads, or an ONNX Runtime session key such as session.disable_prepacking)"));
+    let (stage, setting) = spec.split_once(':').ok_or_else(|| bad("no ':' after the stage name"))?;
+    let (key, value) = setting.split_once('=').ok_or_else(|| bad("no '=' in the setting"))?;
+    if stage.is_empty() || key.is_empty() || value.is_empty() {
+        return Err(bad("empty stage, key or value"));
+    }
+    let mut o = StageSession::default();
+    match key {
+        "ep" => {
+            let ep = ExecutionProviderKind::ALL.into_iter().find(|k| k.cli_name() == value).ok_or_else(|| {
+                bad(&format!("unknown execution provider {value:?} (one of cpu, cuda, tensorrt, coreml)"))
+            })?;
+            o.ep = Some(ep);
+        }
+        "threads" => {
+            let n: usize = value.parse().map_err(|_| bad(&format!("threads must be a positive integer, got {value:?}")))?;
+            if n == 0 {
+                return Err(bad("threads must be at least 1"));
+            }
+            o.threads = Some(n);
+        }
+        k if k.contains('.') => {
+            o.options.insert(k.to_string(), value.to_string());
+        }
+        _ => return Err(bad(&format!("unknown key {key:?}"))),
+    }
+    Ok((stage.to_string(), o))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stage_overrides_apply_to_their_stage_and_its_graphs_only() {
+        let (name, o) = parse_stage_flag("llm:threads=3").unwrap();
+        let (name2, o2) = parse_stage_flag("llm:session.disable_prepacking=1").unwrap();
+        let (name3, o3) = parse_stage_flag("vision:ep=cuda").unwrap();
+        let plan = SessionPlan::uniform(SessionConfig::default()).with_overrides([(&name, &o), (&name2, &o2), (&name3, &o3)]);
+        let llm = plan.for_stage("llm.embedding");
+        assert_eq!(llm.threads, Some(3));
+        assert_eq!(llm.options.get("session.disable_prepacking").map(String::as_str), Some("1"));
+        assert_eq!(llm.provider, ExecutionProviderKind::Cpu);
+        assert_eq!(plan.for_stage("vision").provider, ExecutionProviderKind::Cuda);
+        assert_eq!(plan.for_stage("projector"), SessionConfig::default());
+        assert!(plan.check_stage_names(["llm", "vision"]).is_ok());
+        assert!(plan.check_stage_names(["llm"]).unwrap_err().to_string().contains("\"vision\""));
+    }
+
+    #[test]
+    fn bad_flags_name_the_problem() {
+        for (spec, needle) in [("llm", "':'"), ("llm:threads", "'='"), ("llm:threads=0", "at least 1"), ("llm:ep=gpu", "gpu"), ("llm:speed=2", "unknown key")] {
+            let err = parse_stage_flag(spec).unwrap_err().to_string();
+            assert!(err.contains(needle), "{spec}: {err}");
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! What every stage shares: opening its graph(s) through a [`StageLoader`]
+//! (the stage's session settings from the plan, the provider fallback
+//! recorded for the pipeline's report), tensor-name checks that name the
+//! stage, and running with named inputs and outputs.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+
+use ort::session::{Session, SessionInputValue};
+use ort::value::{DynValue, TensorElementType};
+
+use crate::bundle::Bundle;
+use crate::error::{Error, Result};
+use crate::runtime::session::{self, OpenedSession};
+use crate::runtime::{ExecutionProviderKind, OrtRuntime, ProviderReport, SessionPlan};
+
+/// Opens the graphs of one bundle with each stage's session settings and
+/// remembers every provider fallback, so no stage can drop one.
+pub struct StageLoader<'a> {
+    /// The loaded ONNX Runtime.
+    pub runtime: &'a OrtRuntime,
+    /// The bundle whose graphs are opened.
+    pub bundle: &'a Bundle,
+    plan: &'a SessionPlan,
+    /// `(stage, reason)` of every session whose provider fell back to CPU.
+    fallbacks: RefCell<Vec<(String, String)>>,
+}
+
+impl<'a> StageLoader<'a> {
+    /// A loader for `bundle` with `plan`'s settings.
+    pub fn new(runtime: &'a OrtRuntime, bundle: &'a Bundle, plan: &'a SessionPlan) -> Self {
+        Self { runtime, bundle, plan, fallbacks: RefCell::new(Vec::new()) }
+    }
+
+    /// Open `graph` (bundle-relative, confined to the bundle) for `stage`.
+    pub fn open(&self, stage: &str, graph: &str) -> Result<StageGraph> {
+        let config = self.plan.for_stage(stage);
+        let OpenedSession { session, fallback } = session::open(self.runtime, &self.bundle.resolve(graph)?, stage, &config)?;
+        if let Some(reason) = fallback {
+            self.fallbacks.borrow_mut().push((stage.to_string(), reason));
+        }
+        Ok(StageGraph { stage: stage.to_string(), session })
+    }
+
+    /// What was asked for and what runs, over every graph opened so far.
+    pub fn provider_report(&self) -> ProviderReport {
+        let requested = self.plan.default.provider;
+        let fallback_reason = self.fallbacks.borrow().first().map(|(_, reason)| reason.clone());
+        ProviderReport {
+            requested,
+            active: if fallback_reason.is_some() { ExecutionProviderKind::Cpu } else { requested },
+            fallback_reason,
+        }
+    }
+}
+
+/// One opened graph and the stage name its errors carry.
+pub struct StageGraph {
+    stage: String,
+    session: Session,
+}
+
+impl StageGraph {
+    /// The stage name (a sub-graph's is `stage.part`).
+    pub fn stage(&self) -> &str {
+        &self.stage
+    }
+
+    /// The session, for what the helpers here do not cover (IoBinding, allocator).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The session itself, for stages that hold it directly.
+    pub fn into_session(self) -> Session {
+        self.session
+    }
+
+    /// The session's metadata.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// Element type of input `name`, or an error naming what exists.
+    pub fn input_type(&self, name: &str) -> Result<TensorElementType> {
+        session::input_type(&self.session, &self.stage, name)
+    }
+
+    /// Element type of input `name` when the manifest names one.
+    pub fn optional_input(&self, name: Option<&String>) -> Result<Option<(String, TensorElementType)>> {
+        name.map(|n| Ok((n.clone(), self.input_type(n)?))).transpose()
+    }
+
+    /// Static dimensions of input `name` (`None` for symbolic ones).
+    pub fn input_dims(&self, name: &str) -> Option<Vec<Option<i64>>> {
+        session::input_dims(&self.session, name)
+    }
+
+    /// Check output `name` exists.
+    pub fn require_output(&self, name: &str) -> Result<()> {
+        session::require_output(&self.session, &self.stage, name)
+    }
+
+    /// Run on named inputs and take the named outputs out, in order.
+    pub fn run(&mut self, inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)>, outputs: &[&str]) -> Result<Vec<DynValue>> {
+        run_named(&mut self.session, &self.stage, inputs, outputs)
+    }
+}
+
+/// Run `session` on named inputs and take the named outputs out, in order.
+pub(crate) fn run_named(
+    session: &mut Session,
+    stage: &str,
+    inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)>,
+    outputs: &[&str],
+) -> Result<Vec<DynValue>> {
+    let mut results = session.run(inputs).map_err(|e| Error::stage(stage, "running the graph", e))?;
+    outputs.iter().map(|name| take_output(&mut results, stage, name)).collect()
+}
+
+/// Remove output `name` from a run's outputs, or say it is missing.
+pub(crate) fn take_output(outputs: &mut ort::session::SessionOutputs<'_>, stage: &str, name: &str) -> Result<DynValue> {
+    outputs.remove(name).ok_or_else(|| Error::Tensor {
+        stage: stage.into(),
+        tensor: name.into(),
+        expected: "an output of the graph".into(),
+        found: "no such output".into(),
+    })
+}
