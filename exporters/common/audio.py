@@ -1,5 +1,5 @@
-"""Reference audio I/O for the Whisper exporter and goldens: read a WAV with the
-standard library, mix to mono, resample with scipy's polyphase filter."""
+"""Reference audio I/O for the exporters and goldens (Whisper, the tiny model's audio branch):
+read a WAV with the standard library, mix to mono, resample with scipy's polyphase filter."""
 import wave
 from math import gcd
 

@@ -11,12 +11,12 @@ scales and zero points in the same order, share their bytes on disk too.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 from pathlib import Path
 
 import onnx
 from onnx import numpy_helper
+
+from .files import link_or_copy
 
 WEIGHTS = "weights.bin"
 ALIGN = 4096  # page-aligned offsets, so a runtime may map tensors in place
@@ -61,8 +61,5 @@ def save_shared(models: dict[Path, onnx.ModelProto]) -> list[Path]:
     for path, model in models.items():
         onnx.save_model(model, str(path))
     for d in dirs[1:]:
-        try:
-            os.link(first, d / WEIGHTS)
-        except OSError:
-            shutil.copyfile(first, d / WEIGHTS)
+        link_or_copy(first, d / WEIGHTS)
     return [d / WEIGHTS for d in dirs]

@@ -1,4 +1,5 @@
-"""Reference image preprocessing, as described by the manifest's ``preprocess`` block.
+"""Reference image preprocessing, as described by the manifest's ``preprocess`` block
+(:class:`~exporters.common.manifest.ImagePreprocess`).
 
 This is the Python twin of the Rust ``preprocess/image.rs``; both must agree.
 Steps, for one image:
@@ -18,35 +19,12 @@ Steps, for one image:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image
 
+from .manifest import CLIP_MEAN, CLIP_STD, ImagePreprocess
 
-@dataclass(frozen=True)
-class ImagePreprocess:
-    """The manifest's image ``preprocess`` parameters (defaults: CLIP / LLaVA)."""
-
-    shortest_edge: int = 32
-    crop_width: int = 32
-    crop_height: int = 32
-    rescale_factor: float = 1.0 / 255.0
-    mean: tuple[float, float, float] = (0.48145466, 0.4578275, 0.40821073)
-    std: tuple[float, float, float] = (0.26862954, 0.26130258, 0.27577711)
-
-    def to_manifest(self) -> dict:
-        """The ``preprocess`` object of a ``modality_encoder`` stage in bundle.json."""
-        return {
-            "type": "image",
-            "resize": {"shortest_edge": self.shortest_edge, "filter": "bicubic"},
-            "crop": {"width": self.crop_width, "height": self.crop_height},
-            "rescale_factor": self.rescale_factor,
-            "mean": list(self.mean),
-            "std": list(self.std),
-            "layout": "nchw",
-            "dtype": "float32",
-        }
+__all__ = ["CLIP_MEAN", "CLIP_STD", "ImagePreprocess", "preprocess_image", "preprocess_paths", "resized_size"]
 
 
 def resized_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]:
@@ -65,7 +43,7 @@ def resized_size(width: int, height: int, shortest_edge: int) -> tuple[int, int]
     return scale(width), shortest_edge
 
 
-def preprocess_image(image: Image.Image, params: ImagePreprocess = ImagePreprocess()) -> np.ndarray:
+def preprocess_image(image: Image.Image, params: ImagePreprocess) -> np.ndarray:
     """Preprocess one PIL image into float32 ``pixel_values`` of shape [1, 3, H, W]."""
     rgb = image.convert("RGB")
     size = resized_size(rgb.width, rgb.height, params.shortest_edge)
@@ -84,7 +62,7 @@ def preprocess_image(image: Image.Image, params: ImagePreprocess = ImagePreproce
     return np.ascontiguousarray(x.transpose(2, 0, 1)[None], dtype=np.float32)  # [1, 3, H, W]
 
 
-def preprocess_paths(paths: list[str], params: ImagePreprocess = ImagePreprocess()) -> np.ndarray:
+def preprocess_paths(paths: list[str], params: ImagePreprocess) -> np.ndarray:
     """Preprocess image files and stack them: float32 [num_images, 3, H, W]."""
     if not paths:
         return np.zeros((0, 3, params.crop_height, params.crop_width), dtype=np.float32)

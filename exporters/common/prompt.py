@@ -20,10 +20,12 @@ from dataclasses import dataclass
 
 from tokenizers import Tokenizer
 
+from .manifest import Prompt
+
 
 @dataclass(frozen=True)
 class PromptFormat:
-    """The manifest's ``prompt`` block."""
+    """The manifest's ``prompt`` block (defaults: the tiny test model's format)."""
 
     template: str = "USER: {content} ASSISTANT:"
     image_placeholder: str = "<image>"
@@ -35,19 +37,33 @@ class PromptFormat:
     #: Set once the ``<audio>`` token is added to the tokenizer (None: no audio input).
     audio_token_id: int | None = None
 
-    def to_manifest(self) -> dict:
+    def to_manifest(self) -> Prompt:
         """The ``prompt`` object of bundle.json."""
         placeholders, token_ids = {"image": self.image_placeholder}, {"image": self.image_token_id}
         if self.audio_token_id is not None:
             placeholders["audio"], token_ids["audio"] = self.audio_placeholder, self.audio_token_id
-        return {
-            "template": self.template,
-            "placeholders": placeholders,
-            "media_token_ids": token_ids,
-            "bos_token_id": self.bos_token_id,
-            "eos_token_ids": list(self.eos_token_ids),
-            "pad_token_id": self.pad_token_id,
-        }
+        return Prompt(
+            template=self.template,
+            placeholders=placeholders,
+            media_token_ids=token_ids,
+            bos_token_id=self.bos_token_id,
+            eos_token_ids=list(self.eos_token_ids),
+            pad_token_id=self.pad_token_id,
+        )
+
+    @classmethod
+    def from_manifest(cls, prompt: Prompt) -> "PromptFormat":
+        """The format a manifest's ``prompt`` describes (a bundle with image and optionally audio placeholders)."""
+        return cls(
+            template=prompt.template,
+            image_placeholder=prompt.placeholders["image"],
+            image_token_id=prompt.media_token_ids["image"],
+            bos_token_id=prompt.bos_token_id,
+            eos_token_ids=tuple(prompt.eos_token_ids),
+            pad_token_id=prompt.pad_token_id,
+            audio_placeholder=prompt.placeholders.get("audio", "<audio>"),
+            audio_token_id=prompt.media_token_ids.get("audio"),
+        )
 
 
 def build_text(fmt: PromptFormat, user_prompt: str, num_images: int, num_audio: int = 0) -> str:

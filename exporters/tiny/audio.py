@@ -35,8 +35,9 @@ from tokenizers import AddedToken, Tokenizer
 from transformers import WhisperConfig, WhisperFeatureExtractor
 from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
-from . import onnx_export
-from .whisper.audio import read_wav, write_wav
+from ..common import onnx_export
+from ..common.audio import read_wav, write_wav
+from ..common.manifest import AudioPreprocess
 
 AUDIO_TOKEN = "<audio>"
 #: Seed of the audio encoder / projector weights and of the ``<audio>`` rows.
@@ -72,16 +73,15 @@ class AudioDims:
         """Encoder positions (frames / 2, the stride-2 convolution) pooled by ``pool``."""
         return self.frames // 2 // self.pool
 
-    def to_manifest(self) -> dict:
+    def to_manifest(self) -> AudioPreprocess:
         """The ``preprocess`` object of the audio ``modality_encoder`` stage."""
-        return {
-            "type": "audio",
-            "sample_rate": self.sample_rate,
-            "n_fft": self.n_fft,
-            "hop_length": self.hop_length,
-            "n_mels": self.n_mels,
-            "chunk_seconds": self.chunk_seconds,
-        }
+        return AudioPreprocess(
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            n_mels=self.n_mels,
+            chunk_seconds=self.chunk_seconds,
+        )
 
     def feature_extractor(self) -> WhisperFeatureExtractor:
         """transformers' log-mel reference with this window (it takes whole seconds)."""
@@ -259,8 +259,8 @@ def torch_generate(model, branch, tokenizer, fmt, prep, adims: AudioDims, case: 
 
     Returns (prompt ids, new ids, per audio file [rows, d] embeddings)."""
     from .goldens import image_embeddings
-    from .preprocess import preprocess_paths
-    from .prompt import build_input_ids
+    from ..common.preprocess import preprocess_paths
+    from ..common.prompt import build_input_ids
 
     encoder, projector = branch
     audio_rows = [audio_embeddings(encoder, projector, log_mel(p, adims)) for p in case.audio]

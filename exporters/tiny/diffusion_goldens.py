@@ -3,7 +3,7 @@
 Layout of ``tests/golden/any_to_any.json``:
 
 * ``signal``: the signal tokens and ids, the chosen ``alpha`` (see
-  :mod:`exporters.signal_tokens`) and the golden requests (``emits_signal``,
+  :mod:`exporters.tiny.signal_tokens`) and the golden requests (``emits_signal``,
   prompt/output ids, text, the hidden states of each complete run [runs, k, d_llm]
   and their conditioning [runs, n_cond, d_cond] from the PyTorch output projector);
 * ``alphas_cumprod``: per ``beta_schedule``, diffusers' float32 ``alphas_cumprod`` [1000];
@@ -25,6 +25,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 from diffusers import DDIMScheduler, EulerDiscreteScheduler, StableDiffusionPipeline
+
+from ..common.manifest import Scheduler
 
 #: The bundle's scheduler (Stable Diffusion 1.x's DDIM configuration).
 DDIM_CONFIG = {
@@ -71,9 +73,9 @@ def make_scheduler(kind: str, overrides: dict | None = None):
     return cls(**{**config, **(overrides or {})})
 
 
-def manifest_scheduler(kind: str) -> dict:
+def manifest_scheduler(kind: str) -> Scheduler:
     """The ``scheduler`` object of the manifest: the diffusers config keys the runtime reads, tagged by kind."""
-    return {"kind": kind, **SCHEDULERS[kind][1]}
+    return Scheduler(kind=kind, config=dict(SCHEDULERS[kind][1]))
 
 
 def schedule_goldens() -> dict:
@@ -93,7 +95,7 @@ def schedule_goldens() -> dict:
                     s = make_scheduler(kind, overrides)
                     s.set_timesteps(steps)
                     entry = {
-                        "scheduler": {**manifest_scheduler(kind), **overrides},
+                        "scheduler": {**manifest_scheduler(kind).to_dict(), **overrides},
                         "steps": steps,
                         "timesteps": [float(t) for t in s.timesteps.tolist()],
                     }
@@ -166,7 +168,7 @@ def denoise_golden(unet, vae, conditioning: torch.Tensor, kind: str, steps: int,
     )
     pixels = np.asarray(result.images[0].convert("RGB"), dtype=np.uint8)
     return {
-        "scheduler": manifest_scheduler(kind),
+        "scheduler": manifest_scheduler(kind).to_dict(),
         "steps": steps,
         "guidance_scale": guidance,
         "noise_shape": list(noise.shape),

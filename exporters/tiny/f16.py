@@ -1,7 +1,6 @@
 """Derive the float16 twin of a float32 bundle (``models/tiny`` -> ``models/tiny-f16``).
 
-Every graph is converted with onnxruntime's
-``onnxruntime.transformers.float16.convert_float_to_float16(keep_io_types=False)``:
+Every graph is converted by :func:`exporters.common.fp16.convert_graph`:
 weights, computation *and* the float inputs/outputs become float16
 (``pixel_values``, ``image_features``, ``image_embeds``, ``inputs_embeds``,
 ``logits``, ``past_key_values.*``, ``present.*``); integer inputs
@@ -16,7 +15,7 @@ decoder still returns its last hidden state, in float16); ``tokenizer.json`` is 
 and checksums are recomputed. The conversion is a pure function of the float32
 graphs, so the output is deterministic.
 
-:func:`verify` runs the float16 bundle with :class:`~exporters.ort_pipeline.OrtPipeline`
+:func:`verify` runs the float16 bundle with :class:`~exporters.tiny.ort_pipeline.OrtPipeline`
 and checks it against the PyTorch goldens and the float32 bundle within the
 tolerances below (float16 has an 11-bit significand: relative rounding 2^-11 ≈ 4.9e-4
 per operation, accumulated over the vision tower, projector and decoder layers).
@@ -24,15 +23,14 @@ per operation, accumulated over the vision tower, projector and decoder layers).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnxruntime.transformers.float16 import convert_float_to_float16
 
-from . import bundle
+from ..common.fp16 import check_io_types, convert_graph
+from ..common.manifest import ImagePreprocess, Manifest, ModalityEncoder, ModalityGenerator, OutputProjector
 from .ort_pipeline import OrtPipeline
 
 # Tolerances, from the errors measured on the tiny bundle (onnxruntime 1.31.1 CPU)
@@ -50,52 +48,35 @@ LOGITS_MIN_COSINE = 0.9999
 
 
 #: Stage kinds left out of the float16 twin.
-OUTPUT_SIDE = ("output_projector", "modality_generator")
+OUTPUT_SIDE = (OutputProjector, ModalityGenerator)
 
 
-def convert_graph(src: Path, dst: Path) -> onnx.ModelProto:
-    """Convert one float32 graph to float16, float inputs/outputs included."""
-    model = convert_float_to_float16(onnx.load(str(src)), keep_io_types=False)
-    onnx.checker.check_model(model, full_check=True)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save_model(model, str(dst), save_as_external_data=False)
-    return model
-
-
-def f16_manifest(manifest: dict) -> dict:
-    """The float16 bundle's manifest body (without format, version and checksums)."""
-    body = {k: v for k, v in json.loads(json.dumps(manifest)).items() if k not in ("format", "version", "checksums")}
-    body["name"] = f"{manifest['name']}-f16"
-    body["stages"] = [s for s in body["stages"] if s["kind"] not in OUTPUT_SIDE and s.get("modality") != "audio"]
-    for table in ("placeholders", "media_token_ids"):
-        body["prompt"][table].pop("audio", None)
-    for stage in body["stages"]:
-        if stage["kind"] == "modality_encoder" and stage["preprocess"].get("type") == "image":
-            stage["preprocess"]["dtype"] = "float16"
-    return body
-
-
-def graph_files(manifest: dict) -> list[str]:
-    """Every ONNX graph path a manifest names, in stage order."""
-    graphs = []
-    for stage in manifest["stages"]:
-        if "embedding" in stage:
-            graphs.append(stage["embedding"]["graph"])
-        graphs.append(stage["graph"])
-    return graphs
+def f16_manifest(manifest: Manifest) -> Manifest:
+    """The float16 bundle's manifest."""
+    stages = []
+    for stage in manifest.stages:
+        if isinstance(stage, OUTPUT_SIDE) or getattr(stage, "modality", None) == "audio":
+            continue
+        if isinstance(stage, ModalityEncoder) and isinstance(stage.preprocess, ImagePreprocess):
+            stage = dataclasses.replace(stage, preprocess=dataclasses.replace(stage.preprocess, dtype="float16"))
+        stages.append(stage)
+    without_audio = lambda table: {k: v for k, v in table.items() if k != "audio"}
+    prompt = dataclasses.replace(manifest.prompt, placeholders=without_audio(manifest.prompt.placeholders),
+                                 media_token_ids=without_audio(manifest.prompt.media_token_ids))
+    return dataclasses.replace(manifest, name=f"{manifest.name}-f16", stages=stages, prompt=prompt)
 
 
 def export_f16(src_dir: Path, dst_dir: Path) -> list[str]:
     """Write the float16 twin of the bundle in ``src_dir`` into ``dst_dir``; returns the files written."""
-    manifest = json.loads((src_dir / "bundle.json").read_text())
+    manifest = Manifest.read(src_dir)
     dst_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(src_dir / manifest["tokenizer"], dst_dir / manifest["tokenizer"])
+    shutil.copyfile(src_dir / manifest.tokenizer, dst_dir / manifest.tokenizer)
     body = f16_manifest(manifest)
-    graphs = graph_files(body)
+    graphs = body.graphs()
     for graph in graphs:
         convert_graph(src_dir / graph, dst_dir / graph)
-    files = [manifest["tokenizer"], *graphs]
-    bundle.write_manifest(dst_dir, body, files)
+    files = [manifest.tokenizer, *graphs]
+    body.write(dst_dir, files)
     return ["bundle.json", *files]
 
 
@@ -143,19 +124,6 @@ def verify(f16_dir: Path, f32_dir: Path, golden: dict) -> list[str]:
             f"greedy ids equal to torch: {same}/{len(entry['output_ids'])} (common prefix {prefix})"
         )
     return lines
-
-
-def check_io_types(bundle_dir: Path) -> str:
-    """Assert every float graph input/output of the bundle is float16; returns a report line."""
-    manifest = json.loads((bundle_dir / "bundle.json").read_text())
-    count = 0
-    for graph in graph_files(manifest):
-        model = onnx.load(str(bundle_dir / graph), load_external_data=False)
-        for value in [*model.graph.input, *model.graph.output]:
-            elem = value.type.tensor_type.elem_type
-            assert elem != onnx.TensorProto.FLOAT, f"{graph}: {value.name} is still float32"
-            count += elem == onnx.TensorProto.FLOAT16
-    return f"float16 inputs/outputs: {count} (no float32 left)"
 
 
 def print_report(bundle_dir: Path, lines: list[str]) -> None:

@@ -1,6 +1,6 @@
 """Export the output side (output projector, denoiser, latent decoder) to ONNX and check it in onnxruntime.
 
-Graphs (fp32, opset :data:`exporters.onnx_export.OPSET`, batch dimension dynamic):
+Graphs (fp32, opset :data:`exporters.common.onnx_export.OPSET`, batch dimension dynamic):
 
 * ``output_projector.onnx``: ``hidden_states`` [b, k, d_llm] -> ``conditioning`` [b, n_cond, d_cond]
 * ``generator_denoiser.onnx``: ``latents`` [b, c, h, w], ``timestep`` float32 [b],
@@ -23,7 +23,7 @@ from torch.export import Dim
 
 from . import diffusion_goldens
 from .generator_model import Denoiser, GeneratorDims, LatentDecoder, OutputProjector
-from .onnx_export import export_module
+from ..common.onnx_export import export_module
 
 GRAPHS = {
     "output_projector": "output_projector.onnx",

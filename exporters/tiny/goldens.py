@@ -22,8 +22,8 @@ import torch
 from tokenizers import Tokenizer
 from transformers import LlavaForConditionalGeneration
 
-from .preprocess import ImagePreprocess, preprocess_paths
-from .prompt import PromptFormat, build_input_ids
+from ..common.preprocess import ImagePreprocess, preprocess_paths
+from ..common.prompt import PromptFormat, build_input_ids
 
 
 @dataclass(frozen=True)

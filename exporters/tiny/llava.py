@@ -1,30 +1,30 @@
 """Build the tiny LLaVA test bundle, its fixtures and goldens, and verify them.
 
-Run from the repository root (``exporters/export_tiny.sh`` does it)::
+Run from the repository root (``exporters/tiny/build.sh`` does it)::
 
-    python -m exporters.tiny_llava
+    python -m exporters.tiny.llava
 
 Writes (deterministically, fixed seeds):
 
 * ``models/tiny/``: tokenizer.json (with the ``[IMG0]``…``[IMG3]`` signal tokens and
   the ``<audio>`` placeholder), vision_encoder.onnx, projector.onnx,
-  audio_encoder.onnx, audio_projector.onnx (:mod:`exporters.tiny_audio`),
+  audio_encoder.onnx, audio_projector.onnx (:mod:`exporters.tiny.audio`),
   embed.onnx, decoder.onnx (logits and the
   last hidden state), output_projector.onnx, generator_denoiser.onnx,
   generator_decoder.onnx, bundle.json;
 * ``models/tiny-f16/``: the same bundle converted to float16, float
-  inputs/outputs included (:mod:`exporters.fp16`);
+  inputs/outputs included (:mod:`exporters.tiny.f16`);
 * ``tests/fixtures/images/*.png``: synthesized fixture images;
   ``tests/fixtures/audio/sweep_16k.wav``: a synthesized tone sweep;
 * ``tests/golden/tiny.json``: PyTorch goldens;
 * ``tests/golden/tiny_audio.json``: audio goldens (log-mel by transformers, audio
   embeddings and greedy ids of requests with audio, by PyTorch);
 * ``tests/golden/any_to_any.json``: signal-token, output-projector and diffusers
-  scheduler / pipeline goldens (:mod:`exporters.diffusion_goldens`).
+  scheduler / pipeline goldens (:mod:`exporters.tiny.diffusion_goldens`).
 
 Then runs the ONNX graphs with onnxruntime the way the Rust runtime does and
 asserts they reproduce the PyTorch embeddings (1e-4) and greedy token ids;
-the float16 bundle is checked within the tolerances of :mod:`exporters.fp16`.
+the float16 bundle is checked within the tolerances of :mod:`exporters.tiny.f16`.
 """
 
 from __future__ import annotations
@@ -40,14 +40,36 @@ import numpy as np
 import torch
 from transformers import LogitsProcessorList
 
-from . import bundle, diffusion_goldens, fixtures, fp16, generator_export, goldens, onnx_export, signal_tokens, tiny_audio
+from ..common.files import sha256_file
+from ..common.manifest import (
+    CLIP_MEAN,
+    CLIP_STD,
+    DecoderInputs,
+    DecoderOutputs,
+    Denoiser,
+    DenoiserInputs,
+    Embedding,
+    Generation,
+    ImageOutput,
+    ImagePreprocess,
+    InputProjector,
+    KvCache,
+    LatentDecoder,
+    LlmDecoder,
+    Manifest,
+    ModalityEncoder,
+    ModalityGenerator,
+    OutputProjector,
+    Stage,
+)
+from ..common.prompt import PromptFormat
+from . import audio as tiny_audio
+from . import diffusion_goldens, export, f16, fixtures, generator_export, goldens, signal_tokens
 from .generator_model import GeneratorDims, build_output_projector, build_unet, build_vae
+from .model import INITIALIZER_RANGE, TinyDims, build_model
 from .ort_pipeline import OrtPipeline
-from .preprocess import ImagePreprocess
-from .prompt import PromptFormat
 from .stages import Decoder, Embed, Projector, VisionEncoder
-from .tiny_model import INITIALIZER_RANGE, TinyDims, build_model
-from .tokenizer_build import build_tokenizer
+from .tokenizer import build_tokenizer
 
 BUNDLE_DIR = Path("models/tiny")
 F16_BUNDLE_DIR = Path("models/tiny-f16")
@@ -75,7 +97,9 @@ GRAPHS = {
     "decoder": "decoder.onnx",
     **generator_export.GRAPHS,
 }
-GENERATION_DEFAULTS = {"max_new_tokens": 24, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0}
+GENERATION_DEFAULTS = Generation.greedy(max_new_tokens=24)
+#: The tiny model's image preprocessing (CLIP normalisation, 32x32).
+PREPROCESS = ImagePreprocess(shortest_edge=32, crop_width=32, crop_height=32, mean=CLIP_MEAN, std=CLIP_STD)
 
 
 def generate_cases() -> list[goldens.GenerateCase]:
@@ -103,125 +127,111 @@ def audio_cases() -> list[tiny_audio.MediaCase]:
     ]
 
 
-def output_stages(gen: GeneratorDims) -> list[dict]:
+def output_stages(gen: GeneratorDims) -> list[Stage]:
     """The ``output_projector`` and ``modality_generator`` stages of bundle.json."""
     return [
-        {
-            "kind": "output_projector",
-            "name": "image_output_projector",
-            "modality": "image",
-            "graph": GRAPHS["output_projector"],
-            "input": "hidden_states",
-            "output": "conditioning",
-            "signal_tokens": list(signal_tokens.SIGNAL_TOKENS),
-        },
-        {
-            "kind": "modality_generator",
-            "name": "image_generator",
-            "modality": "image",
-            "denoiser": {
-                "graph": GRAPHS["generator_denoiser"],
-                "inputs": {"latents": "latents", "timestep": "timestep", "conditioning": "conditioning"},
-                "output": "noise_pred",
-            },
-            "decoder": {"graph": GRAPHS["generator_decoder"], "input": "latents", "output": "image"},
-            "scheduler": diffusion_goldens.manifest_scheduler("ddim"),
-            "latent_shape": [gen.latent_channels, gen.latent_size, gen.latent_size],
-            "steps": diffusion_goldens.DEFAULT_STEPS,
-            "guidance_scale": diffusion_goldens.DEFAULT_GUIDANCE,
-            "output": {"type": "image", "format": "png", "value_range": [-1.0, 1.0]},
-        },
+        OutputProjector(
+            name="image_output_projector",
+            modality="image",
+            graph=GRAPHS["output_projector"],
+            input="hidden_states",
+            output="conditioning",
+            signal_tokens=list(signal_tokens.SIGNAL_TOKENS),
+        ),
+        ModalityGenerator(
+            name="image_generator",
+            modality="image",
+            denoiser=Denoiser(
+                graph=GRAPHS["generator_denoiser"],
+                inputs=DenoiserInputs(latents="latents", timestep="timestep", conditioning="conditioning"),
+                output="noise_pred",
+            ),
+            decoder=LatentDecoder(graph=GRAPHS["generator_decoder"], input="latents", output="image"),
+            scheduler=diffusion_goldens.manifest_scheduler("ddim"),
+            latent_shape=[gen.latent_channels, gen.latent_size, gen.latent_size],
+            steps=diffusion_goldens.DEFAULT_STEPS,
+            guidance_scale=diffusion_goldens.DEFAULT_GUIDANCE,
+            output=ImageOutput(format="png", value_range=(-1.0, 1.0)),
+        ),
     ]
 
 
-def audio_stages(adims: tiny_audio.AudioDims) -> list[dict]:
+def audio_stages(adims: tiny_audio.AudioDims) -> list[Stage]:
     """The audio ``modality_encoder`` and ``input_projector`` stages of bundle.json."""
     return [
-        {
-            "kind": "modality_encoder",
-            "name": "audio_encoder",
-            "modality": "audio",
-            "graph": GRAPHS["audio_encoder"],
-            "input": "input_features",
-            "output": "audio_features",
-            "preprocess": adims.to_manifest(),
-        },
-        {
-            "kind": "input_projector",
-            "name": "audio_projector",
-            "modality": "audio",
-            "graph": GRAPHS["audio_projector"],
-            "input": "audio_features",
-            "output": "audio_embeds",
-        },
+        ModalityEncoder(
+            name="audio_encoder",
+            modality="audio",
+            graph=GRAPHS["audio_encoder"],
+            input="input_features",
+            output="audio_features",
+            preprocess=adims.to_manifest(),
+        ),
+        InputProjector(
+            name="audio_projector",
+            modality="audio",
+            graph=GRAPHS["audio_projector"],
+            input="audio_features",
+            output="audio_embeds",
+        ),
     ]
 
 
-def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat, adims: tiny_audio.AudioDims) -> dict:
-    """The bundle.json body (format, version and checksums are added by :mod:`bundle`)."""
-    kv = {
-        "num_layers": dims.text_layers,
-        "past_key": "past_key_values.{layer}.key",
-        "past_value": "past_key_values.{layer}.value",
-        "present_key": "present.{layer}.key",
-        "present_value": "present.{layer}.value",
-    }
-    return {
-        "name": "tiny",
-        "description": DESCRIPTION,
-        "tokenizer": "tokenizer.json",
-        "stages": [
-            {
-                "kind": "modality_encoder",
-                "name": "vision_encoder",
-                "modality": "image",
-                "graph": GRAPHS["vision_encoder"],
-                "input": "pixel_values",
-                "output": "image_features",
-                "preprocess": prep.to_manifest(),
-            },
-            {
-                "kind": "input_projector",
-                "name": "projector",
-                "modality": "image",
-                "graph": GRAPHS["projector"],
-                "input": "image_features",
-                "output": "image_embeds",
-            },
+def manifest(dims: TinyDims, prep: ImagePreprocess, fmt: PromptFormat, adims: tiny_audio.AudioDims) -> Manifest:
+    """The bundle manifest (format, version and checksums are added by :meth:`Manifest.write`)."""
+    return Manifest(
+        name="tiny",
+        description=DESCRIPTION,
+        tokenizer="tokenizer.json",
+        stages=[
+            ModalityEncoder(
+                name="vision_encoder",
+                modality="image",
+                graph=GRAPHS["vision_encoder"],
+                input="pixel_values",
+                output="image_features",
+                preprocess=prep,
+            ),
+            InputProjector(
+                name="projector",
+                modality="image",
+                graph=GRAPHS["projector"],
+                input="image_features",
+                output="image_embeds",
+            ),
             *audio_stages(adims),
-            {
-                "kind": "llm_decoder",
-                "name": "decoder",
-                "embedding": {"graph": GRAPHS["embed"], "input": "input_ids", "output": "inputs_embeds"},
-                "graph": GRAPHS["decoder"],
-                "inputs": {
-                    "inputs_embeds": "inputs_embeds",
-                    "attention_mask": "attention_mask",
-                    "position_ids": "position_ids",
-                },
-                "outputs": {"logits": "logits", "hidden_states": "last_hidden_state"},
-                "kv_cache": kv,
-                "context_length": dims.context_length,
-            },
+            LlmDecoder(
+                name="decoder",
+                embedding=Embedding(graph=GRAPHS["embed"], input="input_ids", output="inputs_embeds"),
+                graph=GRAPHS["decoder"],
+                inputs=DecoderInputs(
+                    inputs_embeds="inputs_embeds",
+                    attention_mask="attention_mask",
+                    position_ids="position_ids",
+                ),
+                outputs=DecoderOutputs(logits="logits", hidden_states="last_hidden_state"),
+                kv_cache=KvCache(num_layers=dims.text_layers),
+                context_length=dims.context_length,
+            ),
             *output_stages(GeneratorDims(d_llm=dims.text_hidden)),
         ],
-        "prompt": fmt.to_manifest(),
-        "generation": dict(GENERATION_DEFAULTS),
-    }
+        prompt=fmt.to_manifest(),
+        generation=GENERATION_DEFAULTS,
+    )
 
 
 def export_graphs(model, dims: TinyDims, out_dir: Path, branch, adims: tiny_audio.AudioDims) -> list[str]:
     """Export the six input-side stage graphs; returns report lines of the decoder shape check."""
-    onnx_export.export_vision_encoder(VisionEncoder(model), out_dir / GRAPHS["vision_encoder"], dims.image_size)
-    onnx_export.export_projector(
+    export.export_vision_encoder(VisionEncoder(model), out_dir / GRAPHS["vision_encoder"], dims.image_size)
+    export.export_projector(
         Projector(model), out_dir / GRAPHS["projector"], dims.tokens_per_image, dims.vision_hidden
     )
     tiny_audio.export_graphs(branch, adims, out_dir / GRAPHS["audio_encoder"], out_dir / GRAPHS["audio_projector"])
-    onnx_export.export_embed(Embed(model), out_dir / GRAPHS["embed"])
+    export.export_embed(Embed(model), out_dir / GRAPHS["embed"])
     decoder = Decoder(model)
     path = out_dir / GRAPHS["decoder"]
-    onnx_export.export_decoder(decoder, path, dims.text_kv_heads, dims.head_dim)
-    return onnx_export.check_decoder_shapes(decoder, path, dims.text_kv_heads, dims.head_dim)
+    export.export_decoder(decoder, path, dims.text_kv_heads, dims.head_dim)
+    return export.check_decoder_shapes(decoder, path, dims.text_kv_heads, dims.head_dim)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -242,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     out_dir: Path = args.bundle_dir
     out_dir.mkdir(parents=True, exist_ok=True)
-    dims, prep, fmt, adims = TinyDims(), ImagePreprocess(), PromptFormat(), tiny_audio.AudioDims()
+    dims, prep, fmt, adims = TinyDims(), PREPROCESS, PromptFormat(), tiny_audio.AudioDims()
 
     # 1. tokenizer (+ signal tokens), model (+ signal rows, alpha by search), fixtures
     tokenizer = build_tokenizer()
@@ -273,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     # 2. graphs + manifest
     decoder_report = export_graphs(model, dims, out_dir, branch, adims)
     generator_export.export_all(out_projector, unet, vae, gen_dims, out_dir)
-    bundle.write_manifest(out_dir, manifest(dims, prep, fmt, adims), ["tokenizer.json", *GRAPHS.values()])
+    manifest(dims, prep, fmt, adims).write(out_dir, ["tokenizer.json", *GRAPHS.values()])
 
     # 3. PyTorch goldens
     square = [p for p in images if p.endswith("_32.png")]
@@ -305,15 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     print_report(out_dir, args.golden, tokenizer.get_vocab_size(), dims, decoder_report, report)
 
     # 5. the float16 twin, derived from the float32 graphs and checked against the same goldens
-    fp16.export_f16(out_dir, args.f16_bundle_dir)
-    fp16.print_report(args.f16_bundle_dir, fp16.verify(args.f16_bundle_dir, out_dir, golden))
+    f16.export_f16(out_dir, args.f16_bundle_dir)
+    f16.print_report(args.f16_bundle_dir, f16.verify(args.f16_bundle_dir, out_dir, golden))
     print("OK")
     return 0
 
 
 @torch.no_grad()
 def any_to_any_goldens(model, tokenizer, fmt, prep, dims, signal_ids, alpha, cases, out_projector, unet, vae, gen_dims) -> dict:
-    """``tests/golden/any_to_any.json`` (layout in :mod:`exporters.diffusion_goldens`)."""
+    """``tests/golden/any_to_any.json`` (layout in :mod:`exporters.tiny.diffusion_goldens`)."""
     requests = []
     for case in cases:
         result = signal_tokens.generate(model, tokenizer, fmt, prep, case, dims.tokens_per_image, signal_ids)
@@ -377,7 +387,7 @@ def verify_committed(bundle_dir: Path, f16_dir: Path, golden_path: Path) -> int:
     for directory in (bundle_dir, f16_dir):
         manifest_json = json.loads((directory / "bundle.json").read_text())
         for name, digest in manifest_json["checksums"].items():
-            got = bundle.sha256_file(directory / name)
+            got = sha256_file(directory / name)
             assert got == digest, f"{directory / name}: sha256 {got} != manifest {digest}"
     golden = json.loads(golden_path.read_text())
     for line in verify(bundle_dir, golden, torch_logits=None):
@@ -386,7 +396,7 @@ def verify_committed(bundle_dir: Path, f16_dir: Path, golden_path: Path) -> int:
         print(line)
     for line in verify_audio(bundle_dir, json.loads(AUDIO_GOLDEN_PATH.read_text())):
         print(line)
-    for line in fp16.verify(f16_dir, bundle_dir, golden):
+    for line in f16.verify(f16_dir, bundle_dir, golden):
         print(line)
     print("OK")
     return 0

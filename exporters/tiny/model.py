@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 from transformers import CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration
 
-from .tokenizer_build import BOS_ID, EOS_ID, IMAGE_ID, PAD_ID
+from .tokenizer import BOS_ID, EOS_ID, IMAGE_ID, PAD_ID
 
 SEED = 1234
 #: Standard deviation of the random weights (transformers' default is 0.02,

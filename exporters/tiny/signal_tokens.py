@@ -41,8 +41,8 @@ from tokenizers import AddedToken, Tokenizer
 from transformers import LlavaForConditionalGeneration, LogitsProcessor, LogitsProcessorList
 
 from .goldens import GenerateCase
-from .preprocess import ImagePreprocess, preprocess_paths
-from .prompt import PromptFormat, build_input_ids
+from ..common.preprocess import ImagePreprocess, preprocess_paths
+from ..common.prompt import PromptFormat, build_input_ids
 
 #: The image signal tokens, in run order.
 SIGNAL_TOKENS = ("[IMG0]", "[IMG1]", "[IMG2]", "[IMG3]")
