@@ -2,7 +2,7 @@
 # Build llama.cpp's llama-bench from the source vendored in the PyPI sdist of llama-cpp-python
 # (the only way to get llama.cpp here: no binary downloads), into .cache/bench (cached).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$root/.cache" 2>/dev/null || { mkdir -p "$root/.cache" && cd "$root/.cache"; }
 mkdir -p bench && cd bench
 version=0.3.36

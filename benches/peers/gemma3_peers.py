@@ -7,8 +7,8 @@ N new tokens (stop tokens ignored), greedy, same thread count:
 Reports prefill tok/s, time to first token, decode tok/s, peak RSS (medians, min, max) and the
 ratios; checks that mmrt and onnxruntime-genai generate the same ids on genai's file.
 
-    bash benches/build_llama_cpp.sh && bash benches/genai_gemma3.sh   # once (cached in .cache/bench)
-    .cache/venv-exporters/bin/python benches/gemma3_peers.py --threads 2 --rounds 5 [--json out/peers.json]
+    bash benches/peers/build_llama_cpp.sh && bash benches/peers/genai_gemma3.sh   # once (cached in .cache/bench)
+    .cache/venv-exporters/bin/python benches/peers/gemma3_peers.py --threads 2 --rounds 5 [--json out/peers.json]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROMPT = ("The history of the lighthouse is a story of engineering, commerce and human courage. Long before "
           "electric lamps, coastal communities lit fires on hills to guide ships home at night. The ancient "
           "Pharos of Alexandria, built around 280 BC, stood more than one hundred metres tall and was counted "
@@ -75,7 +75,7 @@ def llama_cpp(bench: str, gguf: str, threads: int, prompt_tokens: int, new_token
 
 
 def genai(folder: str, threads: int, new_tokens: int, ids: list[int]) -> dict:
-    out, rss = rss_of([sys.executable, str(ROOT / "benches/genai_run.py"), folder, str(threads), str(new_tokens),
+    out, rss = rss_of([sys.executable, str(ROOT / "benches/peers/genai_run.py"), folder, str(threads), str(new_tokens),
                        ",".join(map(str, ids))])
     r = json.loads(out.strip().splitlines()[-1])
     n = len(ids)

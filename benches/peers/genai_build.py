@@ -6,7 +6,7 @@ the builder's generic reader expects the flat form (``rope_parameters["rope_type
 ``rope_theta``, ``rope_local_base_freq``). This wrapper shows it the flat form
 for the global layers and the local base for the sliding ones, then builds.
 
-    python benches/genai_build.py HF_DIR OUT_DIR [int4|int8|fp32]
+    python benches/peers/genai_build.py HF_DIR OUT_DIR [int4|int8|fp32]
 """
 
 import runpy

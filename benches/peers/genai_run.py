@@ -2,7 +2,7 @@
 tokens (min_length = max_length), 1 warm-up + 1 measured run. Prints one JSON line with prefill
 ms, time to first token, decode tok/s and the generated ids (to check mmrt makes the same ones).
 
-    python benches/genai_run.py DIR THREADS NEW_TOKENS ID,ID,...
+    python benches/peers/genai_run.py DIR THREADS NEW_TOKENS ID,ID,...
 """
 
 import json

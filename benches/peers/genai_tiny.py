@@ -1,5 +1,5 @@
 """Build an onnxruntime-genai model of the tiny bundle's language model, so
-``benches/peers.py --genai-dir`` has a genai-format decoder to compare with.
+``benches/peers/peers.py --genai-dir`` has a genai-format decoder to compare with.
 
 The tiny LLaVA is rebuilt from the exporters' fixed seeds (the same weights as
 ``models/tiny``), its Llama language model and LM head are saved as a Hugging
@@ -8,7 +8,7 @@ turns that into its own graph (GroupQueryAttention, token ids in, fp32, CPU).
 The result goes to an ignored folder (default ``out/genai-tiny``); it is the
 same weights in onnxruntime-genai's graph, not mmrt's ``decoder.onnx``.
 
-    .cache/venv-exporters/bin/python benches/genai_tiny.py [--out out/genai-tiny]
+    .cache/venv-exporters/bin/python benches/peers/genai_tiny.py [--out out/genai-tiny]
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from pathlib import Path
 import torch
 from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from exporters.tiny_model import build_model  # noqa: E402
-from exporters.tokenizer_build import build_tokenizer  # noqa: E402
+from exporters.tiny.model import build_model  # noqa: E402
+from exporters.tiny.tokenizer import build_tokenizer  # noqa: E402
 
 
 def main() -> int:

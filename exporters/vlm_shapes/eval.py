@@ -1,6 +1,6 @@
 """Evaluate the vlm-shapes bundle through mmrt (the release binary) on held-out images.
 
-    python -m exporters.vlm_eval --images 200 [--bundle models/vlm-shapes] [--photos DIR]
+    python -m exporters.vlm_shapes.eval --images 200 [--bundle models/vlm-shapes] [--photos DIR]
 
 Writes the first N validation images (split "val", never seen in training) to
 .cache/vlm/eval/, captions them with the bundle's default prompt through mmrt's
@@ -22,10 +22,10 @@ import subprocess
 import time
 from pathlib import Path
 
-from .gguf_fetch import ROOT
-from .vlm_shapes_data import COLOURS, COUNTS, PLURAL, SHAPES, write_split
+from ..common.paths import CACHE, MODELS, ROOT
+from .data import COLOURS, COUNTS, PLURAL, SHAPES, write_split
 
-OUT = ROOT / ".cache" / "vlm" / "eval"
+OUT = CACHE / "vlm" / "eval"
 COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
 
 
@@ -61,7 +61,7 @@ def batch(bundle: Path, images: list[Path], prompt: str | None) -> list[dict]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--images", type=int, default=200)
-    ap.add_argument("--bundle", type=Path, default=ROOT / "models" / "vlm-shapes")
+    ap.add_argument("--bundle", type=Path, default=MODELS / "vlm-shapes")
     ap.add_argument("--prompt", default=None, help="instruction (default: the bundle's default prompt)")
     ap.add_argument("--photos", type=Path, default=None)
     ap.add_argument("--threads", type=int, default=2)

@@ -2,22 +2,21 @@
 cached in ``.cache/vlm/features/{split}-{chunk}.npz`` (chunks of 200 images) so
 projector training never runs the ViT.
 
-    python -m exporters.vlm_features train 1600
-    python -m exporters.vlm_features val 256
+    python -m exporters.vlm_shapes.features train 1600
+    python -m exporters.vlm_shapes.features val 256
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 import numpy as np
 
-from .gguf_fetch import ROOT
-from .vlm_encoder import INPUT, OUTPUT
-from .vlm_shapes_data import example, pixels
+from ..common.paths import CACHE
+from .data import example, pixels
+from .encoder import INPUT, OUTPUT
 
-VLM = ROOT / ".cache" / "vlm"
+VLM = CACHE / "vlm"
 FEATURES = VLM / "features"
 CHUNK = 200
 
@@ -54,7 +53,7 @@ def load(split: str) -> tuple[np.ndarray, np.ndarray]:
     """(indices, features [n,17,384]) of every cached chunk of ``split``."""
     parts = [np.load(p) for p in sorted(FEATURES.glob(f"{split}-[0-9][0-9][0-9][0-9].npz"))]
     if not parts:
-        raise FileNotFoundError(f"no cached features for {split} in {FEATURES}; run python -m exporters.vlm_features")
+        raise FileNotFoundError(f"no cached features for {split} in {FEATURES}; run python -m exporters.vlm_shapes.features")
     return np.concatenate([p["index"] for p in parts]), np.concatenate([p["features"] for p in parts])
 
 

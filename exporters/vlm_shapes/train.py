@@ -3,10 +3,10 @@ encoder and Gemma 3 270M (float32, from the GGUF) stay frozen; only an MLP from
 the encoder's pooled tokens [17,384] to Gemma's embedding width 640 is trained,
 with next-token cross-entropy on the answer tokens of captions and QA pairs.
 
-    python -m exporters.vlm_train --minutes 30     # writes exporters/vlm_projector.npz
-    python -m exporters.vlm_train --minutes 15 --lr 1e-3 --seed 1 --init exporters/vlm_projector.npz   # continued
+    python -m exporters.vlm_shapes.train --minutes 30     # writes exporters/vlm_shapes/projector.npz
+    python -m exporters.vlm_shapes.train --minutes 15 --lr 1e-3 --seed 1 --init exporters/vlm_shapes/projector.npz   # continued
 
-Needs the cached features (python -m exporters.vlm_features train 1600 / val 200).
+Needs the cached features (python -m exporters.vlm_shapes.features train 1600 / val 200).
 Fixed seed; logs loss and validation accuracy (teacher-forced: the share of
 validation captions whose every token is the argmax, i.e. that greedy decoding
 reproduces exactly, and per-token accuracy). The weights are saved as float16
@@ -24,13 +24,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from .gguf_fetch import ROOT
-from .gemma3_reference import HF_DIR, load
-from .vlm_encoder import TOKENS, WIDTH
-from .vlm_features import load as load_features
-from .vlm_shapes_data import CAPTION_PROMPTS, example, scene, seed
+from ..gemma3.reference import HF_DIR, load
+from .data import CAPTION_PROMPTS, scene, seed
+from .encoder import TOKENS, WIDTH
+from .features import load as load_features
 
-WEIGHTS = ROOT / "exporters" / "vlm_projector.npz"
+#: The trained projector weights (float16), committed beside this module.
+WEIGHTS = Path(__file__).resolve().parent / "projector.npz"
 HIDDEN = 1024
 D_LLM = 640
 # Prompt format of the bundle (mirrors the manifest and src/prompt.rs: placeholder + "\n" + user text).
