@@ -565,6 +565,9 @@ def roundtrip(bundle_dir: Path) -> bool:
 if __name__ == "__main__":
     bad = 0
     for arg in sys.argv[1:]:
+        if not (Path(arg) / FILE_NAME).is_file():
+            print(f"no {FILE_NAME}  {arg}")
+            continue
         ok = roundtrip(Path(arg))
         bad += not ok
         print(f"{'identical' if ok else 'DIFFERS'}  {Path(arg) / FILE_NAME}")
