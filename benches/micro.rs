@@ -2,7 +2,7 @@
 //!
 //! * `preprocess/jpeg_1920x1080`: decode a 1920×1080 JPEG photo, resize, crop
 //!   and normalize it to the tiny bundle's encoder input (the same work
-//!   `benches/peers.py` times with Pillow + numpy, for the ratio);
+//!   `benches/peers/peers.py` times with Pillow + numpy, for the ratio);
 //! * `sampling/*`: one token from a 262,144-entry vocabulary, greedy and with
 //!   temperature + top-k + top-p;
 //! * `kv_cache/*`: handing step n's `present` tensors to step n+1's `past`

@@ -1,5 +1,5 @@
 //! Caption many images with one loaded bundle (the evaluation runner of
-//! `exporters/vlm_eval.py`): the same `Pipeline` as `mmrt run`, without
+//! `exporters/vlm_shapes/eval.py`): the same `Pipeline` as `mmrt run`, without
 //! reopening the bundle (checksums, sessions) for every image.
 //!
 //!     cargo run --release --example caption_batch -- BUNDLE [--prompt TEXT] IMAGE...

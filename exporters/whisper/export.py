@@ -5,7 +5,6 @@ bundles: OUT (fp32) and OUT-int8.
 
 Usage: python -m exporters.whisper.export HF_DIR OUT_DIR
 """
-import json
 import shutil
 import sys
 from pathlib import Path
@@ -16,9 +15,22 @@ import torch
 from torch.export import Dim
 from transformers import WhisperForConditionalGeneration
 
-from ..bundle import sha256_file
-from ..onnx_export import export_module
+from ..common.manifest import (
+    AudioPreprocess,
+    CrossKv as CrossKvGraph,
+    DecoderPrompt,
+    Generation,
+    KvCache,
+    Manifest,
+    ModalityEncoder,
+    Prompt,
+    Seq2SeqDecoder,
+)
+from ..common.onnx_export import export_module
 from .graphs import CrossKv, DecoderStep, Encoder
+
+#: The bundle files, in checksum order.
+FILES = ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]
 
 
 def _check(path: Path, names_in, args, names_out, expected, atol, what):
@@ -71,41 +83,43 @@ def quantize(src: Path, dst: Path):
         quantize_dynamic(str(src / name), str(dst / name), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"])
 
 
-def write_manifest(model, out: Path, name: str, description: str, tokenizer: Path):
+def manifest(model, name: str, description: str) -> Manifest:
+    """The bundle manifest: log-mel over 30 s windows, encoder, cross-K/V projection and decoder step."""
     cfg, gen = model.config, model.generation_config
-    shutil.copyfile(tokenizer, out / "tokenizer.json")
-    layers = cfg.decoder_layers
-    manifest = {
-        "format": "mmrt.bundle",
-        "version": 1,
-        "name": name,
-        "description": description,
-        "tokenizer": "tokenizer.json",
-        "stages": [
-            {"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio", "graph": "encoder.onnx",
-             "input": "input_features", "output": "encoder_hidden_states",
-             "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160,
-                            "n_mels": cfg.num_mel_bins, "chunk_seconds": 30.0}},
-            {"kind": "seq2seq_decoder", "name": "text_decoder", "graph": "decoder.onnx",
-             "cross_kv": {"graph": "cross_kv.onnx", "input": "encoder_hidden_states",
-                          "key": "cross.{layer}.key", "value": "cross.{layer}.value"},
-             "input_ids": "input_ids", "logits": "logits",
-             "kv_cache": {"num_layers": layers, "past_key": "past.{layer}.key", "past_value": "past.{layer}.value",
-                          "present_key": "present.{layer}.key", "present_value": "present.{layer}.value"},
-             "context_length": cfg.max_target_positions,
-             "decoder_prompt": {"start_token_id": cfg.decoder_start_token_id,
-                                "language_token_id": gen.lang_to_id["<|en|>"],
-                                "task_token_id": gen.task_to_id["transcribe"],
-                                "no_timestamps_token_id": gen.no_timestamps_token_id},
-             "suppress_tokens": list(gen.suppress_tokens),
-             "begin_suppress_tokens": list(gen.begin_suppress_tokens)},
+    return Manifest(
+        name=name,
+        description=description,
+        tokenizer="tokenizer.json",
+        stages=[
+            ModalityEncoder(
+                name="audio_encoder", modality="audio", graph="encoder.onnx",
+                input="input_features", output="encoder_hidden_states",
+                preprocess=AudioPreprocess(sample_rate=16000, n_fft=400, hop_length=160, n_mels=cfg.num_mel_bins,
+                                           chunk_seconds=30.0),
+            ),
+            Seq2SeqDecoder(
+                name="text_decoder", graph="decoder.onnx",
+                cross_kv=CrossKvGraph(graph="cross_kv.onnx", input="encoder_hidden_states",
+                                      key="cross.{layer}.key", value="cross.{layer}.value"),
+                input_ids="input_ids", logits="logits",
+                kv_cache=KvCache(num_layers=cfg.decoder_layers, past_key="past.{layer}.key", past_value="past.{layer}.value"),
+                context_length=cfg.max_target_positions,
+                decoder_prompt=DecoderPrompt(start_token_id=cfg.decoder_start_token_id,
+                                             language_token_id=gen.lang_to_id["<|en|>"],
+                                             task_token_id=gen.task_to_id["transcribe"],
+                                             no_timestamps_token_id=gen.no_timestamps_token_id),
+                suppress_tokens=list(gen.suppress_tokens),
+                begin_suppress_tokens=list(gen.begin_suppress_tokens),
+            ),
         ],
-        "prompt": {"template": "{content}", "eos_token_ids": [cfg.eos_token_id]},
-        "generation": {"max_new_tokens": cfg.max_target_positions // 2},
-    }
-    files = ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]
-    manifest["checksums"] = {f: sha256_file(out / f) for f in files}
-    (out / "bundle.json").write_text(json.dumps(manifest, indent=2) + "\n")
+        prompt=Prompt(template="{content}", eos_token_ids=[cfg.eos_token_id]),
+        generation=Generation(max_new_tokens=cfg.max_target_positions // 2),
+    )
+
+
+def write_manifest(model, out: Path, name: str, description: str, tokenizer: Path):
+    shutil.copyfile(tokenizer, out / "tokenizer.json")
+    manifest(model, name, description).write(out, FILES)
 
 
 def main(hf_dir: Path, out: Path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from transformers import WhisperFeatureExtractor
 
-from .audio import read_wav
+from ..common.audio import read_wav
 
 
 def main(wav: Path, out: Path):

@@ -21,7 +21,7 @@ import tokenizers
 import torch
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-from .audio import read_wav, resample, write_wav
+from ..common.audio import read_wav, resample, write_wav
 
 # Plain sentences chosen before any transcription was seen; not tuned to the model.
 SENTENCES = [

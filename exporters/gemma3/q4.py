@@ -1,0 +1,176 @@
+"""The GGUF-faithful quantized Gemma 3 270M bundle (models/gemma3-270m-q4).
+
+Every block-quantized GGUF weight goes into ``com.microsoft.MatMulNBits`` with
+the GGUF's own codes, block size, scales and *integer* zero points (the fast
+kernels), see :mod:`exporters.gguf.blocks` for the exact mapping. Q4_K's
+``- dmin·m`` offsets, which no integer zero point can express, are applied as a
+separate small term beside the MatMulNBits::
+
+    y = MatMulNBits(x; q, d·sc, zp=0) - blocksum(x) @ offsets^T
+
+where ``blocksum(x)`` [.., K/32] sums the activations of each 32-element block
+and ``offsets`` [N, K/32] holds dmin·m. The Q8_0 token embedding is a
+``GatherBlockQuantized`` lookup (8-bit, block 32, zero point 128) and, tied,
+also the output layer (an 8-bit MatMulNBits). Norm weights are float32 in the
+GGUF and are taken from the transformers reference (same values).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import helper
+
+from ..gguf.blocks import BlockQuant, check_exact, split4
+from . import graph as gg
+
+# transformers parameter name (per layer) -> GGUF tensor name
+HF_TO_GGUF = {
+    "self_attn.q_proj.weight": "attn_q.weight",
+    "self_attn.k_proj.weight": "attn_k.weight",
+    "self_attn.v_proj.weight": "attn_v.weight",
+    "self_attn.o_proj.weight": "attn_output.weight",
+    "mlp.gate_proj.weight": "ffn_gate.weight",
+    "mlp.up_proj.weight": "ffn_up.weight",
+    "mlp.down_proj.weight": "ffn_down.weight",
+}
+EMBED_HF, EMBED_GGUF = "model.embed_tokens.weight", "token_embd.weight"
+
+
+def gguf_name(hf_name: str) -> str:
+    if hf_name == EMBED_HF:
+        return EMBED_GGUF
+    parts = hf_name.split(".")  # model.layers.{i}.<rest>
+    return f"blk.{parts[2]}." + HF_TO_GGUF[".".join(parts[3:])]
+
+
+def load_blocks(gguf_path, reference: dict[str, np.ndarray], num_layers: int) -> tuple[dict[str, BlockQuant], dict[str, str]]:
+    """Decode every quantized weight, checking it bit-exact against gguf's dequantize
+    and against the transformers reference weight. Returns (blocks by HF name, GGUF type by HF name)."""
+    from gguf import GGUFReader
+
+    reader = GGUFReader(str(gguf_path))
+    by_name = {t.name: t for t in reader.tensors}
+    names = [EMBED_HF] + [f"model.layers.{i}.{k}" for i in range(num_layers) for k in HF_TO_GGUF]
+    blocks, types = {}, {}
+    for hf in names:
+        t = by_name[gguf_name(hf)]
+        bq = check_exact(t)
+        ref = reference[hf]
+        if bq.codes.shape != ref.shape or not np.array_equal(bq.dequantize(), ref):
+            raise AssertionError(f"{hf}: GGUF {t.name} dequantized differs from the transformers weight")
+        blocks[hf], types[hf] = bq, t.tensor_type.name
+    return blocks, types
+
+
+def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
+                 fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True):
+    """MatMulNBits with integer zero points, plus the offset term where the block has offsets.
+    ``accuracy_level`` for the layers, ``head_accuracy_level`` (default: the same) for the output layer;
+    weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0
+    (8-bit-code ones only when ``fp32_8bit``; otherwise they stay at ``accuracy_level``)."""
+    head_level = accuracy_level if head_accuracy_level is None else head_accuracy_level
+
+    def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant, level: int) -> str:
+        n, k = bq.codes.shape
+        nb = k // bq.block
+        a = x
+        if level == 0 and bq.bits == 8:
+            # float32 compute: carry the 8-bit codes as two 4-bit halves over [x, x] (exact, fast kernel)
+            bq = split4(bq)
+            a = b.op("Concat", [x, x], "xx", axis=-1)
+        bq = default_zero_point(bq)
+        inputs = [
+            a,
+            b.const(key + ".qweight", bq.packed_codes()),
+            b.const(key + ".scales", bq.scales.reshape(-1).astype(np.float32)),
+        ]
+        if not np.all(bq.zero_points == 1 << (bq.bits - 1)):
+            inputs.append(b.const(key + ".zero_points", bq.packed_zero_points()))
+        y = b.op("MatMulNBits", inputs, "mmnb", domain=gg.MS_DOMAIN, K=bq.codes.shape[1], N=n, bits=bq.bits,
+                 block_size=bq.block, accuracy_level=level)
+        if bq.offsets is None:
+            return y
+        bq_off = bq.offsets[:, :nb]
+        sums = b.op("ReduceSum", [b.op("Reshape", [x, b.ints([0, 0, nb, bq.block])], "xb"), b.ints([-1])], "bsum", keepdims=0)
+        off = b.op("MatMul", [sums, b.const(key + ".offsets_t", np.ascontiguousarray(bq_off.T))], "off")
+        return b.op("Sub", [y, off], "q4k")
+
+    def linear(b: gg.Builder, x: str, key: str) -> str:
+        fp32 = bool(fp32_kinds) and key.endswith(fp32_kinds) and (fp32_8bit or blocks[key].bits == 4)
+        return emit(b, x, key, blocks[key], 0 if fp32 else accuracy_level)
+
+    def head(b: gg.Builder, x: str) -> str:
+        return emit(b, x, "lm_head", blocks[EMBED_HF], head_level)
+
+    return linear, head
+
+
+def default_zero_point(bq: BlockQuant) -> BlockQuant:
+    """8-bit codes with one zero point c for the whole tensor (Q5_0: 16, Q6_K: 32, Q8_0: 128) shifted
+    by 128 - c, so the zero point is MatMulNBits' default (128) and its input can be left out: the
+    same values (scale·(code − zero point) is unchanged) with 1 byte per block less to read a step."""
+    if bq.bits != 8:
+        return bq
+    c = int(bq.zero_points.flat[0])
+    if not np.all(bq.zero_points == c) or c == 128:
+        return bq
+    shift = 128 - c
+    if int(bq.codes.max()) + shift > 255 or int(bq.codes.min()) + shift < 0:
+        return bq
+    return BlockQuant(codes=(bq.codes.astype(np.int16) + shift).astype(np.uint8), scales=bq.scales,
+                      zero_points=np.full_like(bq.zero_points, 128), offsets=bq.offsets, block=bq.block, bits=8)
+
+
+def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
+    """``input_ids`` -> unscaled rows of the Q8_0 table via GatherBlockQuantized (8-bit, exact)."""
+    if bq.bits != 8:
+        raise ValueError("the embedding lookup here handles 8-bit tables (Q8_0 / Q5_0 / Q6_K)")
+    b = gg.Builder()
+    v, k = bq.codes.shape
+    out = b.op(
+        "GatherBlockQuantized",
+        [b.const("embed.qweight", bq.codes), "input_ids", b.const("embed.scales", bq.scales.astype(np.float32)),
+         b.const("embed.zero_points", bq.zero_points)],
+        "rows", domain=gg.MS_DOMAIN, gather_axis=0, quantize_axis=1, block_size=bq.block, bits=8,
+    )
+    b.nodes.append(helper.make_node("Identity", [out], ["inputs_embeds"]))
+    return gg._embed_model(b, k)
+
+
+def build_q4_decoder(spec: gg.GemmaSpec, norms, blocks, accuracy_level: int, all_logits: bool = False,
+                     head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
+                     fp32_8bit: bool = True, max_positions: int = 2048) -> onnx.ModelProto:
+    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
+    return gg.build_decoder(spec, norms, linear, head, all_logits=all_logits, max_positions=max_positions)
+
+
+# ---------------------------------------------------------------- agreement with the float32 reference
+
+
+def eval_segments(tok, segments: int = 5, length: int = 512) -> list[list[int]]:
+    """Teacher-forcing text: English prose from the Python reference manual shipped with the
+    interpreter (``pydoc_data.topics``), deterministic for a given Python; BOS + ``length - 1`` tokens each."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = tok(text, add_special_tokens=False).input_ids
+    step = length - 1
+    if len(ids) < segments * step:
+        raise ValueError(f"evaluation text has {len(ids)} tokens, need {segments * step}")
+    return [[tok.bos_token_id] + ids[i * step:(i + 1) * step] for i in range(segments)]
+
+
+def log_softmax(x: np.ndarray) -> np.ndarray:
+    x = x.astype(np.float64)
+    m = x.max(-1, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
+
+
+def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, float]:
+    """(argmax agreements, positions, sum of KL(ref || q)) over [positions, vocab] logits."""
+    kl = 0.0
+    for i in range(0, ref_logits.shape[0], 64):  # chunks keep the float64 temporaries small
+        lp, lq = log_softmax(ref_logits[i:i + 64]), log_softmax(q_logits[i:i + 64])
+        kl += float((np.exp(lp) * (lp - lq)).sum())
+    return int((ref_logits.argmax(-1) == q_logits.argmax(-1)).sum()), ref_logits.shape[0], kl
