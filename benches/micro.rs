@@ -57,7 +57,7 @@ fn preprocess(c: &mut Criterion) {
     let dir = std::env::temp_dir().join(format!("mmrt-micro-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("photo.jpg");
-    mmrt::bench::write_synthetic_photo(&path).unwrap();
+    mmrt_cli::bench::write_synthetic_photo(&path).unwrap();
     let bytes = std::fs::read(&path).unwrap();
     std::fs::remove_dir_all(&dir).ok();
     c.bench_function("preprocess/jpeg_1920x1080", |b| {

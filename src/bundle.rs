@@ -45,7 +45,7 @@ impl Bundle {
     /// ONNX Runtime opens those paths itself, so the manifest check alone
     /// would not keep an untrusted bundle inside its folder.
     fn confine_external_data(&self, graph: &str) -> Result<()> {
-        let info = crate::bench::weights::read(&self.resolve(graph)?)?;
+        let info = crate::onnx_proto::read(&self.resolve(graph)?)?;
         let dir = Path::new(graph).parent().unwrap_or(Path::new(""));
         for location in &info.external_files {
             let relative = dir.join(location);

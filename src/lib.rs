@@ -19,13 +19,13 @@
 //! # }
 //! ```
 
-pub mod bench;
 pub mod bundle;
 pub mod diffusion;
 pub mod error;
 pub mod generate;
 pub mod manifest;
 pub mod media;
+pub mod onnx_proto;
 pub mod output_side;
 pub mod pipeline;
 pub mod preprocess;
@@ -34,9 +34,7 @@ pub mod runtime;
 pub mod stages;
 pub mod tensor;
 pub mod vad;
-pub mod wer;
 
 pub use bundle::Bundle;
 pub use error::{Error, Result};
 pub use pipeline::{Output, Pipeline, Request};
-pub mod cli;

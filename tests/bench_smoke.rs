@@ -3,12 +3,13 @@
 //! asks for, the figures are consistent with each other, and bad options fail
 //! with a clear error. No assertion here is about speed.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
 const RUNS: usize = 2;
 
@@ -20,7 +21,7 @@ fn out_dir(name: &str) -> PathBuf {
 }
 
 fn mmrt(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").output().expect("spawn mmrt")
+    Command::new(common::mmrt_bin()).args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").output().expect("spawn mmrt")
 }
 
 fn text(bytes: &[u8]) -> String {

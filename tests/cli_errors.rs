@@ -6,12 +6,13 @@
 //! Tests marked `#[ignore = "KNOWN SRC ISSUE: ..."]` describe behaviour src does
 //! not have yet; run them with `cargo test --test cli_errors -- --include-ignored`.
 
+mod common;
+
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
 const IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images");
 
@@ -30,7 +31,7 @@ struct Outcome {
 /// `mmrt ARGS` with a clean logging environment and backtraces switched on, so
 /// a panic anywhere would show up in stderr.
 fn mmrt_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
-    let mut cmd = Command::new(BIN);
+    let mut cmd = Command::new(common::mmrt_bin());
     cmd.args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG");
     cmd
 }

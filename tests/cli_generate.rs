@@ -7,10 +7,11 @@
 //! Prompts come from `tests/golden/any_to_any.json`, where PyTorch decided
 //! which requests emit the signal tokens.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
 const TINY_F16: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny-f16");
 
@@ -21,7 +22,7 @@ struct Outcome {
 }
 
 fn mmrt(args: &[&str]) -> Outcome {
-    let out = Command::new(BIN).args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").output().expect("spawn mmrt");
+    let out = Command::new(common::mmrt_bin()).args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").output().expect("spawn mmrt");
     Outcome {
         code: out.status.code(),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

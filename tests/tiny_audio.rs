@@ -19,7 +19,6 @@ use serde_json::Value;
 
 use common::{floats, golden, ids, root, tiny_pipeline};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 
 fn usizes(v: &Value) -> Vec<usize> {
     v.as_array().expect("list").iter().map(|x| x.as_u64().expect("int") as usize).collect()
@@ -94,7 +93,7 @@ fn greedy_ids_match_pytorch_with_audio_spliced_in() {
 }
 
 fn mmrt(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).current_dir(root()).env_remove("RUST_LOG").output().expect("spawn mmrt");
+    let out = Command::new(common::mmrt_bin()).args(args).current_dir(root()).env_remove("RUST_LOG").output().expect("spawn mmrt");
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

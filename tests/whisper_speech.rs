@@ -7,16 +7,17 @@
 //! Without the bundle these tests print why and pass, unless
 //! `MMRT_REQUIRE_WHISPER=1` (set by `.ci/run`), which makes a missing bundle a failure.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use mmrt::runtime::OrtRuntime;
 use mmrt::pipeline::LoadOptions;
 use mmrt::vad::VadConfig;
-use mmrt::wer::{normalized_wer, word_error_rate};
+use mmrt_cli::wer::{normalized_wer, word_error_rate};
 use mmrt::{Bundle, Pipeline, Request};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mmrt");
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -80,7 +81,7 @@ fn wer_within_15_percent() {
 /// Transcribe every test-set utterance with `beams` beams (1: greedy), assert
 /// token ids and text equal PyTorch's (greedy or beam references), print the
 /// per-utterance WER table; returns the mean WER, raw and normalized
-/// (mmrt::wer::normalize_english on both sides, the usual way Whisper is scored).
+/// (mmrt_cli::wer::normalize_english on both sides, the usual way Whisper is scored).
 fn transcribe_test_set(dir: &Path, beams: usize) -> (f64, f64) {
     let refs = references(dir);
     assert!(refs.len() >= 10, "the test set has {} utterances", refs.len());
@@ -214,7 +215,7 @@ fn vad_segments_match_silero_get_speech_timestamps() {
 }
 
 fn mmrt(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(args).env("RUST_BACKTRACE", "1").output().unwrap();
+    let out = Command::new(common::mmrt_bin()).args(args).env("RUST_BACKTRACE", "1").output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
 }
 

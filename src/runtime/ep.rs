@@ -8,7 +8,7 @@ use ort::ep::ExecutionProvider;
 use ort::session::builder::SessionBuilder;
 
 /// Execution providers mmrt knows how to configure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ExecutionProviderKind {
     /// Default CPU provider (always present).
@@ -74,6 +74,18 @@ impl ExecutionProviderKind {
             Self::Coreml => ort::ep::CoreML::default().register(builder),
         };
         result.map_err(|e| format!("{} failed to register: {e}", self.ort_name()))
+    }
+}
+
+impl std::str::FromStr for ExecutionProviderKind {
+    type Err = String;
+
+    /// From the command-line name (`cpu`, `cuda`, `tensorrt`, `coreml`).
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|k| k.cli_name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|k| k.cli_name()).collect();
+            format!("unknown execution provider {s:?} (one of {})", names.join(", "))
+        })
     }
 }
 

@@ -97,10 +97,7 @@ pub fn parse_stage_flag(spec: &str) -> Result<(String, StageSession)> {
     let mut o = StageSession::default();
     match key {
         "ep" => {
-            let ep = ExecutionProviderKind::ALL.into_iter().find(|k| k.cli_name() == value).ok_or_else(|| {
-                bad(&format!("unknown execution provider {value:?} (one of cpu, cuda, tensorrt, coreml)"))
-            })?;
-            o.ep = Some(ep);
+            o.ep = Some(value.parse::<ExecutionProviderKind>().map_err(|e| bad(&e))?);
         }
         "threads" => {
             let n: usize = value.parse().map_err(|_| bad(&format!("threads must be a positive integer, got {value:?}")))?;

@@ -1,9 +1,9 @@
-//! Helpers shared by the tiny-bundle parity tests: the repository root, a
-//! golden JSON file, the tiny pipeline, and number lists out of JSON.
+//! Helpers shared by the test files: the repository root, the `mmrt`
+//! executable, a golden JSON file, the tiny pipeline, and number lists out of JSON.
 
 #![allow(dead_code)] // each test crate uses its own subset
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mmrt::runtime::{OrtRuntime, SessionConfig};
 use mmrt::{Bundle, Pipeline};
@@ -11,6 +11,17 @@ use serde_json::Value;
 
 pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The `mmrt` executable (package `mmrt-cli`), next to this test binary's
+/// `deps/` folder: `cargo test` from the workspace root builds every default
+/// member's targets, that binary included, before any test runs.
+pub fn mmrt_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps/<test>");
+    let bin = profile_dir.join(format!("mmrt{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "{} is missing: run the tests from the workspace root (cargo test), or `cargo build -p mmrt-cli` first", bin.display());
+    bin
 }
 
 /// `tests/golden/<name>`, parsed.

@@ -6,12 +6,12 @@ use std::io::Write;
 
 use super::run::RunArgs;
 use super::Cli;
-use crate::error::{Error, Result};
-use crate::runtime::OrtRuntime;
-use crate::generate::GenerationOverrides;
-use crate::pipeline::LoadOptions;
-use crate::vad::VadConfig;
-use crate::{Bundle, Pipeline, Request};
+use mmrt::error::{Error, Result};
+use mmrt::runtime::OrtRuntime;
+use mmrt::generate::GenerationOverrides;
+use mmrt::pipeline::LoadOptions;
+use mmrt::vad::VadConfig;
+use mmrt::{Bundle, Pipeline, Request};
 
 /// Transcribe the one `args.audio` file with the speech bundle `bundle`.
 pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {

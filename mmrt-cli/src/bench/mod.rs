@@ -14,7 +14,7 @@ pub mod memory;
 pub mod probe;
 pub mod report;
 pub mod stats;
-pub mod weights;
+pub use mmrt::onnx_proto as weights;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,11 +23,11 @@ use std::time::Instant;
 use rand::{Rng, SeedableRng};
 use tokenizers::Tokenizer;
 
-use crate::error::{Error, Result};
-use crate::generate::Sampling;
-use crate::manifest::Modality;
-use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
-use crate::{Bundle, Pipeline, Request};
+use mmrt::error::{Error, Result};
+use mmrt::generate::Sampling;
+use mmrt::manifest::Modality;
+use mmrt::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
+use mmrt::{Bundle, Pipeline, Request};
 use stats::{Series, Summary};
 
 /// Width and height of the synthetic photo used when no `--image` is given

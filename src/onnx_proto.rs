@@ -1,5 +1,7 @@
-//! Bytes of weights a graph holds, read from the ONNX protobuf itself: the
-//! roofline's numerator (a decode step reads every decoder weight once).
+//! What an ONNX file holds, read from its protobuf without ONNX Runtime: the
+//! external data files it refers to (the bundle confines them to its folder)
+//! and the bytes of weights (the benchmark roofline's numerator: a decode step
+//! reads every decoder weight once).
 //!
 //! The file is walked with a minimal protobuf reader (no generated code):
 //! `ModelProto.graph` → `GraphProto.initializer` (and tensors held by

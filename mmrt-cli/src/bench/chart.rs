@@ -7,7 +7,7 @@ use plotters::prelude::*;
 
 use super::stats::Summary;
 use super::Report;
-use crate::error::{Error, Result};
+use mmrt::error::{Error, Result};
 
 const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 560;

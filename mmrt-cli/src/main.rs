@@ -4,5 +4,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    mmrt::cli::main()
+    mmrt_cli::cli::main()
 }

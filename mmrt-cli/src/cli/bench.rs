@@ -10,8 +10,8 @@ use clap::Args;
 
 use super::Cli;
 use crate::bench::{self, BenchConfig, PromptSpec};
-use crate::error::{Error, Result};
-use crate::runtime::ExecutionProviderKind;
+use mmrt::error::{Error, Result};
+use mmrt::runtime::ExecutionProviderKind;
 
 /// Arguments of `mmrt bench`.
 #[derive(Debug, Args)]
@@ -21,7 +21,7 @@ pub struct BenchArgs {
     pub bundle: PathBuf,
     /// Execution providers to measure, comma-separated; those that cannot
     /// register are skipped with the reason.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "cpu")]
+    #[arg(long, value_parser = super::ep_parser(), value_delimiter = ',', default_value = "cpu")]
     pub ep: Vec<ExecutionProviderKind>,
     /// Intra-op threads (default: ONNX Runtime's choice).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]

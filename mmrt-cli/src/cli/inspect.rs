@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Cli;
-use crate::error::Result;
-use crate::runtime::session::{self, SessionConfig};
-use crate::runtime::OrtRuntime;
-use crate::{Bundle, Pipeline};
+use mmrt::error::Result;
+use mmrt::runtime::session::{self, SessionConfig};
+use mmrt::runtime::OrtRuntime;
+use mmrt::{Bundle, Pipeline};
 
 /// Arguments of `mmrt inspect`.
 #[derive(Debug, Args)]
@@ -35,7 +35,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
         Err(_) => Vec::new(),
     };
     let runtime = loaded.map(|rt| rt.info).map_err(|e| e.to_string());
-    let providers = crate::runtime::ep::available_providers_if_loaded(runtime.is_ok());
+    let providers = mmrt::runtime::ep::available_providers_if_loaded(runtime.is_ok());
     if args.json {
         let json = serde_json::json!({
             "root": bundle.root,

@@ -8,12 +8,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::{Cli, SessionArgs};
-use crate::error::{Error, Result};
-use crate::generate::{GenerationConfig, GenerationOverrides, Sampling};
-use crate::stages::generator::GenerationSettings;
-use crate::runtime::OrtRuntime;
-use crate::pipeline::LoadOptions;
-use crate::{Bundle, Pipeline, Request};
+use mmrt::error::{Error, Result};
+use mmrt::generate::{GenerationConfig, GenerationOverrides, Sampling};
+use mmrt::stages::generator::GenerationSettings;
+use mmrt::runtime::OrtRuntime;
+use mmrt::pipeline::LoadOptions;
+use mmrt::{Bundle, Pipeline, Request};
 
 /// Arguments of `mmrt run`.
 #[derive(Debug, Args)]
@@ -112,10 +112,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let generation = GenerationSettings {
         steps: args.steps,
         guidance_scale: args.guidance,
-        noise: crate::diffusion::Noise::Seed(args.seed),
+        noise: mmrt::diffusion::Noise::Seed(args.seed),
     };
     generation.validate()?;
-    let out_dir = args.out_dir.as_deref().map(crate::media::prepare_out_dir).transpose()?;
+    let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
     let bundle = Bundle::open(&args.bundle)?;
     if (args.steps.is_some() || args.guidance.is_some()) && !has_generator(&bundle) {
         return Err(Error::Request(format!(
@@ -135,7 +135,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
-    if !args.audio.is_empty() && bundle.manifest.encoder(crate::manifest::Modality::Audio).is_none() {
+    if !args.audio.is_empty() && bundle.manifest.encoder(mmrt::manifest::Modality::Audio).is_none() {
         return Err(Error::Request(format!(
             "bundle \"{}\" has no audio path (no speech decoder and no audio encoder); remove --audio",
             bundle.name()
@@ -205,7 +205,7 @@ fn has_generator(bundle: &Bundle) -> bool {
 }
 
 /// One generated file in `--json`: where, what, and its stage timings (ms).
-fn media_json(m: &crate::output_side::GeneratedMedia) -> serde_json::Value {
+fn media_json(m: &mmrt::output_side::GeneratedMedia) -> serde_json::Value {
     serde_json::json!({
         "path": m.path,
         "modality": m.modality,

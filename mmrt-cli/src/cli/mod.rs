@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig, SessionPlan};
+use mmrt::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig, SessionPlan};
 
 /// mmrt: run multimodal LLMs (every stage its own ONNX graph) on edge devices.
 #[derive(Debug, Parser)]
@@ -46,7 +46,7 @@ pub enum Command {
 #[derive(Debug, Args, Clone)]
 pub struct SessionArgs {
     /// Execution provider.
-    #[arg(long, value_enum, default_value = "cpu")]
+    #[arg(long, value_parser = ep_parser(), default_value = "cpu")]
     pub ep: ExecutionProviderKind,
     /// Fail when the provider cannot register instead of falling back to CPU.
     #[arg(long)]
@@ -66,10 +66,17 @@ impl SessionArgs {
     }
 
     /// The settings of every stage: `--ep`/`--threads` for all, `--stage` overrides.
-    fn plan(&self) -> crate::Result<SessionPlan> {
-        let overrides = self.stage.iter().map(|s| crate::runtime::plan::parse_stage_flag(s)).collect::<crate::Result<Vec<_>>>()?;
+    fn plan(&self) -> mmrt::Result<SessionPlan> {
+        let overrides = self.stage.iter().map(|s| mmrt::runtime::plan::parse_stage_flag(s)).collect::<mmrt::Result<Vec<_>>>()?;
         Ok(SessionPlan::uniform(self.config()).with_overrides(overrides.iter().map(|(n, o)| (n, o))))
     }
+}
+
+/// `--ep` values: the provider names, listed in clap's error for a wrong one.
+pub(crate) fn ep_parser() -> impl clap::builder::TypedValueParser<Value = ExecutionProviderKind> {
+    use clap::builder::TypedValueParser;
+    let names: Vec<&'static str> = ExecutionProviderKind::ALL.iter().map(|k| k.cli_name()).collect();
+    clap::builder::PossibleValuesParser::new(names).map(|s| s.parse::<ExecutionProviderKind>().expect("a listed name"))
 }
 
 /// Entry point used by `main.rs`.
@@ -90,7 +97,7 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn dispatch(cli: &Cli) -> crate::Result<()> {
+fn dispatch(cli: &Cli) -> mmrt::Result<()> {
     if cli.version {
         return print_version(cli);
     }
@@ -102,10 +109,10 @@ fn dispatch(cli: &Cli) -> crate::Result<()> {
     }
 }
 
-fn print_version(cli: &Cli) -> crate::Result<()> {
+fn print_version(cli: &Cli) -> mmrt::Result<()> {
     println!("mmrt {}", env!("CARGO_PKG_VERSION"));
     let rt = OrtRuntime::load(cli.ort_lib.as_deref())?;
     println!("onnxruntime {} ({}, found by: {})", rt.info.version, rt.info.library.display(), rt.info.found_by);
-    println!("execution providers: {}", crate::runtime::ep::available_providers().join(", "));
+    println!("execution providers: {}", mmrt::runtime::ep::available_providers().join(", "));
     Ok(())
 }
