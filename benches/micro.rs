@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use mmrt::generate::{DecoderModel, Sampler, Sampling, StepInput};
-use mmrt::manifest::{Preprocess, Stage};
+use mmrt::manifest::{Modality, Preprocess};
 use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
 use mmrt::stages::decoder::Decoder;
 use mmrt::stages::graph::StageLoader;
@@ -42,18 +42,8 @@ fn tiny() -> Bundle {
 
 fn preprocess(c: &mut Criterion) {
     let bundle = tiny();
-    let cfg = bundle
-        .manifest
-        .stages
-        .iter()
-        .find_map(|s| match s {
-            Stage::ModalityEncoder(e) => match &e.preprocess {
-                Preprocess::Image(p) => Some(p.clone()),
-                _ => None,
-            },
-            _ => None,
-        })
-        .expect("tiny has an image encoder");
+    let encoder = bundle.manifest.encoder(Modality::Image).expect("tiny has an image encoder");
+    let Preprocess::Image(cfg) = encoder.preprocess.clone() else { panic!("an image encoder has image preprocessing") };
     let dir = std::env::temp_dir().join(format!("mmrt-micro-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("photo.jpg");

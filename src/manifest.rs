@@ -830,6 +830,14 @@ impl Manifest {
         })
     }
 
+    /// Output projector stages, in manifest order.
+    pub fn output_projectors(&self) -> impl Iterator<Item = &OutputProjectorStage> {
+        self.stages.iter().filter_map(|s| match s {
+            Stage::OutputProjector(o) => Some(o),
+            _ => None,
+        })
+    }
+
     /// The encoder for a modality, if the bundle has one.
     pub fn encoder(&self, modality: Modality) -> Option<&EncoderStage> {
         self.encoders().find(|(m, _)| *m == modality).map(|(_, e)| e)

@@ -13,7 +13,7 @@ use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
 use crate::generate::SignalTokens;
-use crate::manifest::{Modality, Stage};
+use crate::manifest::Modality;
 use crate::media::Media;
 use crate::stages::graph::StageLoader;
 use crate::stages::generator::{GenerationSettings, GeneratorTimings, ModalityGenerator, UsedSettings};
@@ -53,10 +53,7 @@ impl OutputSide {
     pub fn open(loader: &StageLoader<'_>, tokenizer: &Tokenizer) -> Result<Option<Self>> {
         let bundle = loader.bundle;
         let manifest = &bundle.manifest;
-        let Some(stage) = manifest.stages.iter().find_map(|s| match s {
-            Stage::OutputProjector(o) => Some(o),
-            _ => None,
-        }) else {
+        let Some(stage) = manifest.output_projectors().next() else {
             return Ok(None);
         };
         let generator_stage = manifest.generator(stage.modality).expect("validated: a generator per output projector");
