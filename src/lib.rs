@@ -25,6 +25,7 @@ pub mod diffusion;
 pub mod error;
 pub mod generate;
 pub mod kv_cache;
+pub mod limits;
 pub mod manifest;
 pub mod media;
 pub mod output_side;

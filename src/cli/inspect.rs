@@ -33,7 +33,8 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
             if crate::speech::is_speech_bundle(&bundle) {
                 crate::speech::SpeechPipeline::load(rt, bundle.clone(), &SessionConfig::default(), None)?;
             } else {
-                Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+                let pipeline = Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+                super::run::check_prompt_tokens(pipeline.bundle(), pipeline.tokenizer())?;
             }
             graph_io(rt, &bundle)?
         }

@@ -119,6 +119,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     if args.beams == Some(0) {
         return Err(Error::Request("--beams must be at least 1 (1 is greedy decoding)".into()));
     }
+    if let Some(n) = args.beams.filter(|&n| n > crate::limits::MAX_BEAMS) {
+        return Err(Error::Request(format!("--beams {n} is above the limit of {} beams (limits::MAX_BEAMS)", crate::limits::MAX_BEAMS)));
+    }
+    if let Some(n) = args.max_tokens.filter(|&n| n > crate::limits::MAX_NEW_TOKENS) {
+        return Err(Error::Request(format!(
+            "--max-tokens {n} is above the limit of {} tokens (limits::MAX_NEW_TOKENS); the bundle's context length bounds generation anyway",
+            crate::limits::MAX_NEW_TOKENS
+        )));
+    }
     if crate::speech::is_speech_bundle(&bundle) {
         return super::transcribe::transcribe(cli, args, bundle);
     }
@@ -144,6 +153,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let sampling = args.sampling(Pipeline::sampling_defaults(&bundle.manifest));
     sampling.validate()?;
     let mut pipeline = Pipeline::load(&runtime, bundle, &args.session.config())?;
+    check_prompt_tokens(pipeline.bundle(), pipeline.tokenizer())?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
@@ -151,7 +161,11 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         .with_images(args.images.iter().cloned())
         .with_audio(args.audio.iter().cloned())
         .with_sampling(sampling).with_chat(args.chat);
-    request.max_new_tokens = args.max_tokens;
+    // The budget is clamped to the context (generation cannot go past it), so no
+    // buffer is ever sized from an unbounded request.
+    let context = pipeline.bundle().manifest.decoder().context_length;
+    let budget = args.max_tokens.unwrap_or(pipeline.bundle().manifest.generation.max_new_tokens);
+    request.max_new_tokens = Some(crate::limits::clamp_new_tokens(budget, 0, context));
     request.generation = generation;
     request.out_dir = out_dir;
 
@@ -190,6 +204,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The prompt format's tokens checked against the loaded tokenizer
+/// ([`crate::prompt::check_tokenizer`]), as a manifest error.
+pub(super) fn check_prompt_tokens(bundle: &Bundle, tokenizer: &tokenizers::Tokenizer) -> Result<()> {
+    crate::prompt::check_tokenizer(&bundle.manifest.prompt, tokenizer).map_err(|message| Error::Manifest {
+        path: bundle.root.join(crate::bundle::MANIFEST_FILE),
+        message: format!("{message} (tokenizer {})", bundle.manifest.tokenizer),
+    })
 }
 
 fn has_generator(bundle: &Bundle) -> bool {

@@ -46,7 +46,9 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
-    let request = SpeechRequest { max_new_tokens: args.max_tokens, vad: args.vad.then(VadConfig::default), ..SpeechRequest::new(audio) }
+    let context = pipeline.bundle().manifest.seq2seq_decoder().map_or(0, |d| d.context_length);
+    let max_new_tokens = args.max_tokens.map(|n| crate::limits::clamp_new_tokens(n, 0, context));
+    let request = SpeechRequest { max_new_tokens, vad: args.vad.then(VadConfig::default), ..SpeechRequest::new(audio) }
         .with_beams(args.beams.unwrap_or(1));
     let start = std::time::Instant::now();
     let out = pipeline.transcribe(&request)?;

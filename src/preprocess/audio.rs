@@ -50,6 +50,29 @@ pub enum AudioError {
     /// No samples at all.
     #[error("the audio holds no samples (zero length); expected speech")]
     Empty,
+    /// The header declares more audio than [`crate::limits::max_audio_seconds`] allows.
+    #[error(
+        "the header declares {seconds:.1} s of audio ({frames} samples at {rate} Hz), longer than the limit of {max_seconds} s \
+         (limits::MAX_AUDIO_SECONDS; split the file, or raise the limit with MMRT_MAX_AUDIO_SECONDS=<seconds>)"
+    )]
+    TooLong {
+        /// Declared duration.
+        seconds: f64,
+        /// Declared samples per channel.
+        frames: u64,
+        /// Declared sample rate.
+        rate: u32,
+        /// The limit in force.
+        max_seconds: f64,
+    },
+    /// A sample is NaN or infinite (float WAV); such data is refused, not passed on.
+    #[error("sample {index} is {value}: audio samples must be finite numbers")]
+    NonFinite {
+        /// Index of the sample (interleaved, all channels) in the data.
+        index: usize,
+        /// The value found.
+        value: f32,
+    },
     /// The resampler refused the rates.
     #[error("cannot resample from {from} Hz to {to} Hz: {message}")]
     Resample {
@@ -67,12 +90,27 @@ pub enum AudioError {
 
 /// Resample mono `samples` from `from` Hz to `to` Hz (identity when equal).
 /// The output has `round(len * to / from)` samples.
+///
+/// Both rates must lie within [`crate::limits::MIN_SAMPLE_RATE`]`..=`
+/// [`crate::limits::MAX_SAMPLE_RATE`] and every sample must be finite (checked
+/// here before the resampler sees anything: its FFT refuses NaN with a panic).
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     use rubato::{FftFixedIn, Resampler};
+    if let Some((index, &value)) = samples.iter().enumerate().find(|(_, x)| !x.is_finite()) {
+        return Err(AudioError::NonFinite { index, value });
+    }
     if from == to {
         return Ok(samples.to_vec());
     }
     let err = |e: &dyn std::fmt::Display| AudioError::Resample { from, to, message: e.to_string() };
+    let range = crate::limits::MIN_SAMPLE_RATE..=crate::limits::MAX_SAMPLE_RATE;
+    if !range.contains(&from) || !range.contains(&to) {
+        return Err(err(&format!(
+            "rates must lie within {}..={} Hz (limits::MIN_SAMPLE_RATE / MAX_SAMPLE_RATE)",
+            range.start(),
+            range.end()
+        )));
+    }
     let ratio = to as f64 / from as f64;
     const CHUNK: usize = 4096;
     let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| err(&e))?;
@@ -186,6 +224,18 @@ impl LogMel {
         }
         if !(settings.chunk_seconds.is_finite() && settings.chunk_seconds > 0.0) {
             return bad(format!("chunk_seconds must be positive, found {}", settings.chunk_seconds));
+        }
+        use crate::limits::{MAX_AUDIO_WINDOW_SECONDS, MAX_N_FFT, MAX_N_MELS, MAX_SAMPLE_RATE};
+        if settings.n_fft > MAX_N_FFT
+            || settings.n_mels > MAX_N_MELS
+            || settings.sample_rate > MAX_SAMPLE_RATE
+            || settings.chunk_seconds > MAX_AUDIO_WINDOW_SECONDS
+        {
+            return bad(format!(
+                "n_fft {} (<= {MAX_N_FFT}), n_mels {} (<= {MAX_N_MELS}), sample_rate {} (<= {MAX_SAMPLE_RATE}) and \
+                 chunk_seconds {} (<= {MAX_AUDIO_WINDOW_SECONDS}) must lie within the limits (see limits.rs)",
+                settings.n_fft, settings.n_mels, settings.sample_rate, settings.chunk_seconds
+            ));
         }
         let window_samples = (settings.chunk_seconds as f64 * settings.sample_rate as f64).round() as usize;
         if window_samples < settings.n_fft {
