@@ -102,6 +102,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     for audio in &args.audio {
         check_input_path(audio, "a WAV file")?;
     }
+    // Decode the media once up front (bounded, strict): a bad file fails in
+    // milliseconds, before any model is loaded.
+    for image in &args.images {
+        crate::preprocess::image::load_image(image)?;
+    }
+    for audio in &args.audio {
+        crate::preprocess::wav::validate_wav(audio).map_err(|source| Error::Audio { path: audio.clone(), source })?;
+    }
     let generation = GenerationSettings {
         steps: args.steps,
         guidance_scale: args.guidance,

@@ -42,8 +42,21 @@ pub fn read_wav(path: &Path) -> Result<Waveform, AudioError> {
     decode_wav(std::io::BufReader::new(file))
 }
 
+/// Check a WAV file as [`read_wav`] would read it (header, limits, every
+/// sample finite and present) without keeping the samples: a cheap way to
+/// refuse bad audio before any model is loaded. Returns the duration in seconds.
+pub fn validate_wav(path: &Path) -> Result<f64, AudioError> {
+    let file = limits::open_regular(path, "a WAV input").map_err(|e| AudioError::Io(e.to_string()))?;
+    decode(std::io::BufReader::new(file), false).map(|(_, seconds)| seconds)
+}
+
 /// Decode WAV bytes from any reader.
-pub fn decode_wav<R: Read>(mut reader: R) -> Result<Waveform, AudioError> {
+pub fn decode_wav<R: Read>(reader: R) -> Result<Waveform, AudioError> {
+    decode(reader, true).map(|(wave, _)| wave)
+}
+
+/// Decode (`keep`: keep the mono samples) and return the waveform and its duration in seconds.
+fn decode<R: Read>(mut reader: R, keep: bool) -> Result<(Waveform, f64), AudioError> {
     // Look at the magic ourselves so "not a WAV" is reported as such, not as a parser detail.
     let mut head = [0u8; 12];
     let mut got = 0;
@@ -85,7 +98,7 @@ pub fn decode_wav<R: Read>(mut reader: R) -> Result<Waveform, AudioError> {
     }
     let samples = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => {
-            downmix(wav.into_samples::<f32>(), declared, channels, |s, i| {
+            downmix(wav.into_samples::<f32>(), declared, channels, keep, |s, i| {
                 if s.is_finite() {
                     Ok(s)
                 } else {
@@ -95,7 +108,7 @@ pub fn decode_wav<R: Read>(mut reader: R) -> Result<Waveform, AudioError> {
         }
         (hound::SampleFormat::Int, bits @ 1..=32) => {
             let scale = 1.0 / (1u64 << (bits - 1)) as f64;
-            downmix(wav.into_samples::<i32>(), declared, channels, |s, _| Ok((s as f64 * scale) as f32))?
+            downmix(wav.into_samples::<i32>(), declared, channels, keep, |s, _| Ok((s as f64 * scale) as f32))?
         }
         (format, bits) => {
             return Err(AudioError::Unsupported(format!(
@@ -104,10 +117,10 @@ pub fn decode_wav<R: Read>(mut reader: R) -> Result<Waveform, AudioError> {
             )))
         }
     };
-    if samples.is_empty() {
+    if declared / channels == 0 {
         return Err(AudioError::Empty);
     }
-    Ok(Waveform { samples, sample_rate: spec.sample_rate })
+    Ok((Waveform { samples, sample_rate: spec.sample_rate }, seconds))
 }
 
 /// A WAV header's sample rate within [`limits::MIN_SAMPLE_RATE`]..=[`limits::MAX_SAMPLE_RATE`].
@@ -126,15 +139,16 @@ fn check_rate(rate: u32) -> Result<(), AudioError> {
 /// may refuse one), and average every frame of `channels` samples into one
 /// mono sample as they arrive (the interleaved data is never held whole).
 /// The sum runs in f32 in channel order, then one division, so the result is
-/// the same as summing a whole frame at once.
+/// the same as summing a whole frame at once. With `keep` false nothing is stored.
 fn downmix<S, I: Iterator<Item = hound::Result<S>>>(
     iter: I,
     declared: usize,
     channels: usize,
+    keep: bool,
     f: impl Fn(S, usize) -> Result<f32, AudioError>,
 ) -> Result<Vec<f32>, AudioError> {
     // The header's count is only a hint until the samples are there: grow from a modest start.
-    let mut out = Vec::with_capacity((declared / channels).min(1 << 20));
+    let mut out = Vec::with_capacity(if keep { (declared / channels).min(1 << 20) } else { 0 });
     // -0.0, as `Iterator::sum` of f32 starts (so all -0.0 stays -0.0).
     let (mut sum, mut in_frame) = (-0.0f32, 0);
     let mut read = 0;
@@ -146,6 +160,9 @@ fn downmix<S, I: Iterator<Item = hound::Result<S>>>(
             Err(e) => return Err(sample_error(e, declared, i)),
         };
         read = i + 1;
+        if !keep {
+            continue;
+        }
         if channels == 1 {
             out.push(v);
             continue;
