@@ -103,6 +103,12 @@ pub const MAX_AUDIO_SECONDS: f64 = 3600.0;
 /// Environment variable overriding [`MAX_AUDIO_SECONDS`] (a positive number of seconds).
 pub const MAX_AUDIO_SECONDS_ENV: &str = "MMRT_MAX_AUDIO_SECONDS";
 
+/// Largest magnitude of an input audio sample: 1000. Samples are nominally in
+/// [-1, 1] (float WAVs may clip a little past it); a float WAV holding larger
+/// values is corrupt, and values near `f32::MAX` would overflow the
+/// resampler's FFT into infinities. Such files are refused, as NaN is.
+pub const MAX_AUDIO_SAMPLE_ABS: f32 = 1000.0;
+
 /// Longest audio encoder window a manifest may declare (`chunk_seconds`): 600 s
 /// (Whisper: 30 s). Sizes one log-mel spectrogram.
 pub const MAX_AUDIO_WINDOW_SECONDS: f32 = 600.0;
@@ -112,6 +118,43 @@ pub const MAX_N_FFT: usize = 1 << 16;
 
 /// Most mel bins (`n_mels`) of an audio preprocessing block: 1024 (Whisper: 80 or 128).
 pub const MAX_N_MELS: usize = 1024;
+
+/// Most values of one log-mel spectrogram (`n_mels` × frames per window):
+/// 2^24 (16,777,216; Whisper's 128 × 3000 is 384,000).
+pub const MAX_LOG_MEL_VALUES: usize = 1 << 24;
+
+/// Most FFT work per window (`n_fft` × frames per window): 2^30, a few
+/// seconds of CPU at most (Whisper: 400 × 3000 = 1.2 M).
+pub const MAX_LOG_MEL_WORK: usize = 1 << 30;
+
+/// Most values of a mel filter bank (`n_mels` × (`n_fft` / 2 + 1)): 2^22
+/// (Whisper's 128 × 201 is 25,728).
+pub const MAX_MEL_FILTER_VALUES: usize = 1 << 22;
+
+/// Check the sizes a log-mel spectrogram of `frames` frames × `n_mels` bins
+/// with an `n_fft`-point FFT implies against [`MAX_LOG_MEL_VALUES`],
+/// [`MAX_LOG_MEL_WORK`] and [`MAX_MEL_FILTER_VALUES`].
+pub fn check_log_mel(frames: usize, n_mels: usize, n_fft: usize) -> Result<(), String> {
+    let filters = n_mels.saturating_mul(n_fft / 2 + 1);
+    if frames.saturating_mul(n_mels) > MAX_LOG_MEL_VALUES
+        || frames.saturating_mul(n_fft) > MAX_LOG_MEL_WORK
+        || filters > MAX_MEL_FILTER_VALUES
+    {
+        return Err(format!(
+            "a window of {frames} frames x {n_mels} mels with n_fft {n_fft} exceeds the spectrogram limits \
+             ({MAX_LOG_MEL_VALUES} values, limits::MAX_LOG_MEL_VALUES; {MAX_LOG_MEL_WORK} FFT points, MAX_LOG_MEL_WORK; \
+             {MAX_MEL_FILTER_VALUES} filter weights, MAX_MEL_FILTER_VALUES)"
+        ));
+    }
+    Ok(())
+}
+
+/// Frames per spectrogram window of an audio preprocessing block: the encoder's
+/// `frames` axis, `round(chunk_seconds × sample_rate) / hop_length`.
+pub fn log_mel_frames(chunk_seconds: f32, sample_rate: u32, hop_length: usize) -> usize {
+    let window = (chunk_seconds as f64 * sample_rate as f64).round() as usize;
+    window / hop_length.max(1)
+}
 
 /// Most frames a video preprocessing block may sample (`frames`): 1024.
 pub const MAX_VIDEO_FRAMES: usize = 1024;

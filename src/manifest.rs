@@ -1134,7 +1134,7 @@ fn validate_audio_preprocess(a: &AudioPreprocess) -> std::result::Result<(), Str
     if window < a.n_fft as f64 {
         return Err(format!("a window of {window} samples (chunk_seconds x sample_rate) is shorter than n_fft {}", a.n_fft));
     }
-    Ok(())
+    limits::check_log_mel(limits::log_mel_frames(a.chunk_seconds, a.sample_rate, a.hop_length), a.n_mels, a.n_fft)
 }
 
 /// A sample rate a manifest may declare: within [`limits::MIN_SAMPLE_RATE`] and [`limits::MAX_SAMPLE_RATE`].

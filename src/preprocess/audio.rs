@@ -65,8 +65,9 @@ pub enum AudioError {
         /// The limit in force.
         max_seconds: f64,
     },
-    /// A sample is NaN or infinite (float WAV); such data is refused, not passed on.
-    #[error("sample {index} is {value}: audio samples must be finite numbers")]
+    /// A sample is NaN, infinite or beyond [`crate::limits::MAX_AUDIO_SAMPLE_ABS`]
+    /// (float WAV); such data is refused, not passed on.
+    #[error("sample {index} is {value}: audio samples must be finite numbers within ±{} (limits::MAX_AUDIO_SAMPLE_ABS)", crate::limits::MAX_AUDIO_SAMPLE_ABS)]
     NonFinite {
         /// Index of the sample (interleaved, all channels) in the data.
         index: usize,
@@ -92,12 +93,13 @@ pub enum AudioError {
 /// The output has `round(len * to / from)` samples.
 ///
 /// Both rates must lie within [`crate::limits::MIN_SAMPLE_RATE`]`..=`
-/// [`crate::limits::MAX_SAMPLE_RATE`] and every sample must be finite (checked
-/// here before the resampler sees anything: its FFT refuses NaN with a panic).
+/// [`crate::limits::MAX_SAMPLE_RATE`] and every sample must pass [`sample_ok`]
+/// (checked here before the resampler sees anything: its FFT panics on NaN,
+/// and huge finite values overflow into NaN).
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     use rubato::{FftFixedIn, Resampler};
-    if let Some((index, &value)) = samples.iter().enumerate().find(|(_, x)| !x.is_finite()) {
-        return Err(AudioError::NonFinite { index, value });
+    if let Some(index) = samples.iter().position(|x| !sample_ok(*x)) {
+        return Err(AudioError::NonFinite { index, value: samples[index] });
     }
     if from == to {
         return Ok(samples.to_vec());
@@ -139,6 +141,12 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     out.drain(..delay.min(out.len()));
     out.resize(want, 0.0);
     Ok(out)
+}
+
+/// Whether an audio sample is acceptable input: finite, within
+/// [`crate::limits::MAX_AUDIO_SAMPLE_ABS`] (NaN fails the comparison).
+pub fn sample_ok(x: f32) -> bool {
+    x.abs() <= crate::limits::MAX_AUDIO_SAMPLE_ABS
 }
 
 /// Split samples into consecutive windows of at most `window` samples (the
@@ -242,6 +250,10 @@ impl LogMel {
             return bad(format!("a window of {window_samples} samples is shorter than n_fft {}", settings.n_fft));
         }
         let n = settings.n_fft;
+        let frames_per_window = window_samples / settings.hop_length;
+        if let Err(m) = crate::limits::check_log_mel(frames_per_window, settings.n_mels, n) {
+            return bad(m);
+        }
         // Periodic Hann, as numpy's hanning(n + 1)[:-1].
         let hann = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()).collect();
         let filters = mel_filters(n, settings.n_mels, settings.sample_rate)

@@ -7,9 +7,10 @@
 //! must lie in [`limits::MIN_SAMPLE_RATE`]`..=`[`limits::MAX_SAMPLE_RATE`], the
 //! channel count within [`limits::MAX_AUDIO_CHANNELS`], and the declared
 //! duration within [`limits::max_audio_seconds`] (one hour unless
-//! `MMRT_MAX_AUDIO_SECONDS` says otherwise). Float samples must be finite: a
-//! NaN or an infinity is an error naming its position, never passed on to the
-//! resampler or the spectrogram. The file must be a regular file.
+//! `MMRT_MAX_AUDIO_SECONDS` says otherwise). Float samples must be finite and
+//! within [`limits::MAX_AUDIO_SAMPLE_ABS`]: a NaN, an infinity or a huge value
+//! is an error naming its position, never passed on to the resampler or the
+//! spectrogram. The file must be a regular file.
 //!
 //! Every failure is an [`AudioError`] saying what was expected and found;
 //! [`crate::Error::Audio`] adds the file.
@@ -99,7 +100,7 @@ fn decode<R: Read>(mut reader: R, keep: bool) -> Result<(Waveform, f64), AudioEr
     let samples = match (spec.sample_format, spec.bits_per_sample) {
         (hound::SampleFormat::Float, 32) => {
             downmix(wav.into_samples::<f32>(), declared, channels, keep, |s, i| {
-                if s.is_finite() {
+                if super::audio::sample_ok(s) {
                     Ok(s)
                 } else {
                     Err(AudioError::NonFinite { index: i, value: s })
