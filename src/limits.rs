@@ -81,6 +81,18 @@ pub const MAX_LATENT_ELEMENTS: usize = 1 << 26;
 /// `steps` and `--steps`, which may not exceed it.
 pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
 
+// ---------------------------------------------------------------- image preprocessing
+
+/// Largest side a manifest may ask an image to be resized or cropped to
+/// (`resize.shortest_edge`, `resize.exact`, `crop`): 4096 px (vision encoders
+/// take 224 to 896; tiles stay far below this).
+pub const MAX_PREPROCESS_SIDE: u32 = 4096;
+
+/// Most pixels of an image after the resize rule: 2^24 (a 4096 x 4096 image;
+/// 48 MiB of RGB, 192 MiB of f32 tensor). The shortest-edge rule keeps the
+/// aspect ratio, so a long panorama could otherwise grow far past it.
+pub const MAX_RESIZED_PIXELS: u64 = 1 << 24;
+
 // ---------------------------------------------------------------- audio
 
 /// Lowest sample rate accepted from a WAV header or a manifest: 1000 Hz.
@@ -94,11 +106,12 @@ pub const MAX_SAMPLE_RATE: u32 = 384_000;
 /// Most channels of an input WAV file: 64. Channels are averaged to mono.
 pub const MAX_AUDIO_CHANNELS: u16 = 64;
 
-/// Default longest input audio, in seconds of the file's own rate: one hour.
+/// Default longest input audio, in seconds: four hours (long recordings are
+/// transcribed with `--vad`; the test suite runs two hours of silence).
 /// Checked from the WAV header (declared samples / rate) before any sample is
-/// read or resampled. Raise it with the environment variable
+/// read or resampled. Raise (or lower) it with the environment variable
 /// [`MAX_AUDIO_SECONDS_ENV`] (seconds); see [`max_audio_seconds`].
-pub const MAX_AUDIO_SECONDS: f64 = 3600.0;
+pub const MAX_AUDIO_SECONDS: f64 = 4.0 * 3600.0;
 
 /// Environment variable overriding [`MAX_AUDIO_SECONDS`] (a positive number of seconds).
 pub const MAX_AUDIO_SECONDS_ENV: &str = "MMRT_MAX_AUDIO_SECONDS";

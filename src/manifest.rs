@@ -1156,18 +1156,18 @@ fn validate_image_preprocess(p: &ImagePreprocess) -> std::result::Result<(), Str
         (None, None) => return Err("`resize` needs `shortest_edge` or `exact`".into()),
         _ => {}
     }
-    let max = limits::MAX_IMAGE_SIDE;
+    let max = limits::MAX_PREPROCESS_SIDE;
     for size in p.resize.exact.iter().chain(p.crop.iter()) {
         if size.width == 0 || size.height == 0 {
             return Err(format!("sizes must be positive, found {}x{}", size.width, size.height));
         }
         if size.width > max || size.height > max {
-            return Err(format!("sizes must be at most {max}x{max} (limits::MAX_IMAGE_SIDE), found {}x{}", size.width, size.height));
+            return Err(format!("sizes must be at most {max}x{max} (limits::MAX_PREPROCESS_SIDE), found {}x{}", size.width, size.height));
         }
     }
     if let Some(s) = p.resize.shortest_edge {
         if s > max {
-            return Err(format!("`resize.shortest_edge` must be at most {max} (limits::MAX_IMAGE_SIDE), found {s}"));
+            return Err(format!("`resize.shortest_edge` must be at most {max} (limits::MAX_PREPROCESS_SIDE), found {s}"));
         }
     }
     if p.mean.iter().any(|m| !m.is_finite()) {

@@ -395,7 +395,7 @@ fn row3_shapes_must_match_the_graphs_before_anything_is_sized() {
     });
     rows.push((inspect("crop 64x64 vs encoder input [?, 3, 32, 32]", &b), vec!["vision_encoder", "pixel_values", "[?, 3, 32, 32]", "crop"]));
     let b = tmp.tiny("crop_huge", |j| stage(j, "vision_encoder")["preprocess"]["crop"] = serde_json::json!({"width": 1_000_000, "height": 32}));
-    rows.push((inspect("crop 1000000x32", &b), vec!["vision_encoder", "MAX_IMAGE_SIDE"]));
+    rows.push((inspect("crop 1000000x32", &b), vec!["vision_encoder", "MAX_PREPROCESS_SIDE"]));
     let b = tmp.tiny("timesteps", |j| stage(j, "image_generator")["scheduler"]["num_train_timesteps"] = 1_000_000_000_000u64.into());
     rows.push((inspect("num_train_timesteps 10^12", &b), vec!["num_train_timesteps", "MAX_TRAIN_TIMESTEPS"]));
     let b = tmp.tiny("chunk", |j| stage(j, "audio_encoder")["preprocess"]["chunk_seconds"] = 1e9.into());
@@ -435,13 +435,13 @@ fn row5_wav_rates_and_durations_are_bounded_from_the_header() {
     let pcm: Vec<u8> = (0..32_000i32).flat_map(|i| (((i * 37) % 2000 - 1000) as i16).to_le_bytes()).collect();
     let one_hz = tmp.file("one_hz.wav", &wav(1, 1, 1, 16, &pcm, None));
     let max_rate = tmp.file("rate_4g.wav", &wav(1, 1, 4_000_000_000, 8, &pcm[..8000], None));
-    // 1000 Hz is accepted, but the data chunk declares 4,000,000 samples: 4000 s.
-    let long = tmp.file("declares_4000s.wav", &wav(1, 1, 1000, 16, &pcm, Some(8_000_000)));
+    // 1000 Hz is accepted, but the data chunk declares 16,000,000 samples: 16000 s, over the 4 h limit.
+    let long = tmp.file("declares_16000s.wav", &wav(1, 1, 1000, 16, &pcm, Some(32_000_000)));
     let audio = |what: &str, path: &Path| run(what, Path::new(TINY), "<audio> hi", &[OsStr::new("--audio"), os(path)]);
     let mut rows = vec![
         (audio("1 Hz header", &one_hz), vec!["one_hz.wav", "1 Hz", "MIN_SAMPLE_RATE"]),
         (audio("4 GHz header", &max_rate), vec!["rate_4g.wav", "4000000000 Hz", "MAX_SAMPLE_RATE"]),
-        (audio("header declaring 4000 s", &long), vec!["declares_4000s.wav", "4000.0 s", "MAX_AUDIO_SECONDS", "MMRT_MAX_AUDIO_SECONDS"]),
+        (audio("header declaring 16000 s", &long), vec!["declares_16000s.wav", "16000.0 s", "MAX_AUDIO_SECONDS", "MMRT_MAX_AUDIO_SECONDS"]),
     ];
     let whisper = Path::new(ROOT).join("models/whisper-base");
     if whisper.join("bundle.json").is_file() {
@@ -606,4 +606,49 @@ fn row9_manifest_semantics_are_checked() {
     let b = tmp.tiny("eos_out_of_vocab", |j| j["prompt"]["eos_token_ids"] = serde_json::json!([2, 1_000_000]));
     both(&mut rows, "stop token outside the vocabulary", &b, vec!["eos_token_ids", "1000000", "not an id of the tokenizer"]);
     assert_all_fail(rows);
+}
+
+// ---------------------------------------------------------------- known gaps (files outside this branch)
+
+/// A serialized ONNX model whose only initializer with external data sits in
+/// the `then_branch` subgraph of an `If` node (protobuf written by hand:
+/// ModelProto.graph = 7, GraphProto.node = 1, NodeProto.op_type = 4,
+/// NodeProto.attribute = 5, AttributeProto.name = 1, .g = 6, .type = 20,
+/// GraphProto.initializer = 5, TensorProto.external_data = 13).
+fn onnx_with_external_data_in_a_subgraph(location: &str) -> Vec<u8> {
+    fn field(out: &mut Vec<u8>, number: u8, body: &[u8]) {
+        assert!(body.len() < 128, "one-byte lengths only");
+        out.extend([number << 3 | 2, body.len() as u8]);
+        out.extend_from_slice(body);
+    }
+    let mut entry = Vec::new();
+    field(&mut entry, 1, b"location");
+    field(&mut entry, 2, location.as_bytes());
+    let mut tensor = vec![1 << 3, 4, 2 << 3, 1]; // dims [4], float32
+    field(&mut tensor, 13, &entry);
+    field(&mut tensor, 8, b"w");
+    let mut subgraph = Vec::new();
+    field(&mut subgraph, 5, &tensor);
+    let mut attribute = Vec::new();
+    field(&mut attribute, 1, b"then_branch");
+    field(&mut attribute, 6, &subgraph);
+    attribute.extend([20 << 3, 5]); // type GRAPH
+    let mut node = Vec::new();
+    field(&mut node, 4, b"If");
+    field(&mut node, 5, &attribute);
+    let mut graph = Vec::new();
+    field(&mut graph, 1, &node);
+    let mut model = vec![1 << 3, 10];
+    field(&mut model, 7, &graph);
+    model
+}
+
+/// ONNX Runtime loads external data of subgraph initializers too, so the
+/// bundle's confinement check must see them; `bench::weights` walks only the
+/// main graph's initializers and Constant nodes.
+#[test]
+#[ignore = "KNOWN SRC ISSUE: src/bench/weights.rs parse_node does not descend into subgraph attributes (AttributeProto.g = 6, .graphs = 11), so external data named inside If/Loop/Scan bodies escapes Bundle::confine_external_data"]
+fn external_data_inside_subgraphs_is_confined() {
+    let info = mmrt::bench::weights::parse_model(&onnx_with_external_data_in_a_subgraph("../outside.bin")).unwrap();
+    assert_eq!(info.external_files, vec!["../outside.bin".to_string()]);
 }

@@ -128,9 +128,12 @@ pub enum ImageError {
         /// Crop height.
         crop_height: u32,
     },
-    /// The resize rule would produce an image beyond [`MAX_SIDE`] (an extreme aspect ratio).
+    /// The resize rule would produce an image beyond [`MAX_SIDE`] a side or
+    /// [`crate::limits::MAX_RESIZED_PIXELS`] in all (an extreme aspect ratio).
     #[error(
-        "image {width}x{height} would be resized to {resized_width}x{resized_height}, beyond the {max}x{max} limit"
+        "image {width}x{height} would be resized to {resized_width}x{resized_height}, beyond the {max}x{max} limit \
+         or the {} pixels of limits::MAX_RESIZED_PIXELS",
+        crate::limits::MAX_RESIZED_PIXELS
     )]
     ResizedTooLarge {
         /// Input width.
@@ -691,7 +694,7 @@ fn plan(image: &RgbImage, cfg: &ImagePreprocess) -> Result<Plan, ImageError> {
     if rw == 0 || rh == 0 {
         return Err(ImageError::Config(format!("resize target {rw}x{rh} has a zero side")));
     }
-    if rw > MAX_SIDE || rh > MAX_SIDE {
+    if rw > MAX_SIDE || rh > MAX_SIDE || rw as u64 * rh as u64 > crate::limits::MAX_RESIZED_PIXELS {
         return Err(ImageError::ResizedTooLarge {
             width,
             height,

@@ -7,7 +7,8 @@
 //! * `MMRT_FUZZ_CASES=N`: cases per target (default: a short budget of a few
 //!   seconds per target, what CI runs);
 //! * `MMRT_FUZZ_SEED=S`: the generator seed (default fixed, so CI is reproducible);
-//! * `MMRT_FUZZ_HANG_SECS=T`: a case running longer aborts the run (default 20 s).
+//! * `MMRT_FUZZ_HANG_SECS=T`: a case running longer aborts the run (default 20 s);
+//! * `MMRT_FUZZ_MEMORY=1`: report and save each case that raises the peak RSS by 50 MiB.
 //!
 //! Every corpus file runs unmutated first, so inputs that once crashed stay
 //! regression tests. A panicking input is written to
@@ -115,6 +116,9 @@ pub fn fuzz(
         })
     };
     let mut report = Report { target: target.into(), cases: 0, seconds: 0.0, panics: Vec::new(), slowest_ms: 0.0, accepted: 0 };
+    // MMRT_FUZZ_MEMORY=1: report (and save) every case that raises the peak RSS by 50 MiB.
+    let watch_memory = std::env::var_os("MMRT_FUZZ_MEMORY").is_some();
+    let mut last_hwm = peak_rss_mib().unwrap_or(0.0);
     let start = Instant::now();
     for case in 0..total.max(corpus.len()) {
         let input = match corpus.get(case) {
@@ -127,6 +131,15 @@ pub fn fuzz(
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| exec(&input)));
         started_ms.store(u64::MAX, Ordering::Relaxed);
         report.slowest_ms = report.slowest_ms.max(t.elapsed().as_secs_f64() * 1e3);
+        if let Some(hwm) = watch_memory.then(peak_rss_mib).flatten() {
+            if hwm > last_hwm + 50.0 {
+                std::fs::create_dir_all(&crash_dir).unwrap();
+                let path = crash_dir.join(format!("memory-{case}.bin"));
+                std::fs::write(&path, &input).unwrap();
+                println!("fuzz {target}: case {case} raised peak RSS from {last_hwm:.0} to {hwm:.0} MiB ({})", path.display());
+                last_hwm = hwm;
+            }
+        }
         match outcome {
             Ok(accepted) => report.accepted += accepted as usize,
             Err(_) => {
@@ -143,16 +156,24 @@ pub fn fuzz(
     finished.store(true, Ordering::Relaxed);
     watchdog.join().unwrap();
     println!(
-        "fuzz {}: {} cases ({} accepted) in {:.1} s, slowest {:.0} ms, {} panics",
+        "fuzz {}: {} cases ({} accepted) in {:.1} s, slowest {:.0} ms, peak RSS {:.0} MiB, {} panics",
         report.target,
         report.cases,
         report.accepted,
         report.seconds,
         report.slowest_ms,
+        peak_rss_mib().unwrap_or(f64::NAN),
         report.panics.len()
     );
     assert!(report.panics.is_empty(), "fuzz {target}: {} panicking inputs:\n{}", report.panics.len(), report.panics.join("\n"));
     report
+}
+
+/// This process's peak resident memory (Linux `VmHWM`), MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    Some(line.split_whitespace().nth(1)?.parse::<f64>().ok()? / 1024.0)
 }
 
 fn fnv(bytes: &[u8]) -> u64 {
