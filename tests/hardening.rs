@@ -530,13 +530,21 @@ fn row8_truncated_or_inconsistent_images_are_errors() {
         ("cut.tiff", cut("rgb.tiff", 0.8), "TIFF"),
         ("cut.ppm", cut("rgb.ppm", 0.9), "PNM"),
     ];
-    let rows = cases
+    let mut rows: Vec<(Outcome, Vec<&str>)> = cases
         .into_iter()
         .map(|(name, bytes, format)| {
             let path = tmp.file(name, &bytes);
             (run(name, Path::new(TINY), "<image> hi", &[OsStr::new("--image"), os(&path)]), vec![name, format])
         })
         .collect();
+    // Two images that preprocess to different sizes (a bundle without a crop)
+    // are one error naming the second, not a panic when the batch is stacked.
+    let b = tmp.tiny("nocrop", |j| drop(stage(j, "vision_encoder")["preprocess"].as_object_mut().unwrap().remove("crop")));
+    let (a, photo) = (Path::new(ROOT).join("tests/fixtures/images/a_32.png"), Path::new(ROOT).join("tests/fixtures/images/photo_97x61.png"));
+    rows.push((
+        run("two images of different aspect, no crop", &b, "<image> <image> hi", &[OsStr::new("--image"), os(&a), OsStr::new("--image"), os(&photo)]),
+        vec!["photo_97x61.png", "image 1 is 51x32 after preprocessing but image 0 is 32x32"],
+    ));
     assert_all_fail(rows);
     // The complete files run.
     for name in ["progressive.jpg", "anim.webp"] {

@@ -104,8 +104,9 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     }
     // Decode the media once up front (bounded, strict): a bad file fails in
     // milliseconds, before any model is loaded.
+    let mut image_sizes = Vec::with_capacity(args.images.len());
     for image in &args.images {
-        crate::preprocess::image::load_image(image)?;
+        image_sizes.push(crate::preprocess::image::load_image(image)?.dimensions());
     }
     for audio in &args.audio {
         crate::preprocess::wav::validate_wav(audio).map_err(|source| Error::Audio { path: audio.clone(), source })?;
@@ -118,6 +119,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(crate::media::prepare_out_dir).transpose()?;
     let bundle = Bundle::open(&args.bundle)?;
+    // Images of one request are one encoder batch: they must preprocess to one size.
+    if let Some(crate::manifest::Preprocess::Image(cfg)) =
+        bundle.manifest.encoder(crate::manifest::Modality::Image).map(|e| &e.preprocess)
+    {
+        if let Err((index, source)) = crate::preprocess::image::check_batch(&image_sizes, cfg) {
+            return Err(Error::Image { path: args.images[index].clone(), source });
+        }
+    }
     if (args.steps.is_some() || args.guidance.is_some()) && !has_generator(&bundle) {
         return Err(Error::Request(format!(
             "--steps and --guidance apply to a modality generator, and bundle \"{}\" has none",

@@ -681,8 +681,37 @@ struct Plan {
     out_h: u32,
 }
 
+/// `(width, height)` of an image of `width × height` after `cfg`'s resize
+/// and crop (the size [`preprocess`] gives it), or why it cannot be preprocessed.
+/// Images of one batch must agree on it ([`ImageError::MixedSizes`]).
+pub fn preprocessed_size(width: u32, height: u32, cfg: &ImagePreprocess) -> Result<(u32, u32), ImageError> {
+    plan_dims(width, height, cfg).map(|p| (p.out_w, p.out_h))
+}
+
+/// Check that `sizes` (decoded `(width, height)` of a batch, in order) can be
+/// preprocessed by `cfg` and come out the same size, as one batch of
+/// [`preprocess`] needs; the error comes with the index of the image at fault.
+pub fn check_batch(sizes: &[(u32, u32)], cfg: &ImagePreprocess) -> Result<(), (usize, ImageError)> {
+    let mut first = None;
+    for (index, &(w, h)) in sizes.iter().enumerate() {
+        let size = preprocessed_size(w, h, cfg).map_err(|e| (index, e))?;
+        match first {
+            None => first = Some(size),
+            Some(f) if f != size => {
+                let e = ImageError::MixedSizes { index, width: size.0, height: size.1, first_width: f.0, first_height: f.1 };
+                return Err((index, e));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(())
+}
+
 fn plan(image: &RgbImage, cfg: &ImagePreprocess) -> Result<Plan, ImageError> {
-    let (width, height) = image.dimensions();
+    plan_dims(image.width(), image.height(), cfg)
+}
+
+fn plan_dims(width: u32, height: u32, cfg: &ImagePreprocess) -> Result<Plan, ImageError> {
     if width == 0 || height == 0 {
         return Err(ImageError::ZeroSize {
             format: "decoded",
