@@ -413,7 +413,7 @@ fn row4_nan_and_inf_samples_are_refused_before_resampling() {
         let path = tmp.file(name, &float_wav_with(rate, 8000, 1234, bad));
         let shown = if bad.is_nan() { "NaN" } else { "inf" };
         rows.push((
-            run(&format!("{name}"), Path::new(TINY), "<audio> hi", &[OsStr::new("--audio"), os(&path)]),
+            run(name, Path::new(TINY), "<audio> hi", &[OsStr::new("--audio"), os(&path)]),
             vec![name, "sample 1234", shown, "finite"],
         ));
     }
