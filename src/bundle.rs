@@ -1,7 +1,10 @@
 //! A bundle on disk: the directory holding `bundle.json`, the stage graphs and
 //! the tokenizer. Loading parses and validates the manifest, confines every
 //! path to the bundle directory (symlinks included), checks that referenced
-//! files exist, and verifies the listed sha256 checksums.
+//! files exist and are regular files (never a FIFO, a device or a socket,
+//! which could block a read forever), and verifies the listed sha256 checksums.
+//! Reads are bounded ([`crate::limits::MAX_MANIFEST_BYTES`],
+//! [`crate::limits::MAX_TOKENIZER_BYTES`]).
 
 use std::path::{Path, PathBuf};
 
@@ -27,12 +30,35 @@ impl Bundle {
     pub fn open(dir: impl AsRef<Path>) -> Result<Bundle> {
         let dir = dir.as_ref();
         let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        if !root.is_dir() {
+            return Err(Error::io(
+                &root,
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "a bundle is a directory holding bundle.json"),
+            ));
+        }
         let manifest_path = root.join(MANIFEST_FILE);
-        let text = std::fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+        let bytes = crate::limits::read_bounded(&manifest_path, crate::limits::MAX_MANIFEST_BYTES, "bundle.json")
+            .map_err(|e| Error::io(&manifest_path, e))?;
+        let text = String::from_utf8(bytes).map_err(|e| Error::Manifest {
+            path: manifest_path.clone(),
+            message: format!("not UTF-8 text: {e}"),
+        })?;
         let manifest = Manifest::from_json(&text, &manifest_path)?;
         let bundle = Bundle { root, manifest };
         for file in bundle.manifest.files() {
             bundle.resolve(file)?;
+        }
+        let tokenizer = bundle.resolve(&bundle.manifest.tokenizer)?;
+        let len = std::fs::metadata(&tokenizer).map_err(|e| Error::io(&tokenizer, e))?.len();
+        if len > crate::limits::MAX_TOKENIZER_BYTES {
+            return Err(Error::Manifest {
+                path: bundle.root.join(MANIFEST_FILE),
+                message: format!(
+                    "tokenizer \"{}\" is {len} bytes, larger than the {}-byte limit (limits::MAX_TOKENIZER_BYTES)",
+                    bundle.manifest.tokenizer,
+                    crate::limits::MAX_TOKENIZER_BYTES
+                ),
+            });
         }
         bundle.verify_checksums()?;
         for graph in bundle.manifest.files().into_iter().filter(|f| f.ends_with(".onnx")) {
@@ -61,7 +87,9 @@ impl Bundle {
     }
 
     /// The absolute path of a bundle-relative file, refusing anything that
-    /// resolves outside the bundle (`..`, absolute paths, escaping symlinks).
+    /// resolves outside the bundle (`..`, absolute paths, escaping symlinks)
+    /// and anything that is not a regular file (a directory, a FIFO, a device,
+    /// a socket: opening one could block forever or read without end).
     pub fn resolve(&self, relative: &str) -> Result<PathBuf> {
         let manifest_path = self.root.join(MANIFEST_FILE);
         crate::manifest::check_relative_path(relative)
@@ -74,6 +102,9 @@ impl Bundle {
                 message: format!("\"{relative}\" resolves to {}, outside the bundle", real.display()),
             });
         }
+        let meta = std::fs::metadata(&real).map_err(|e| Error::io(&real, e))?;
+        crate::limits::check_regular(&meta, &format!("bundle file \"{relative}\""))
+            .map_err(|e| Error::io(&real, e))?;
         Ok(real)
     }
 
@@ -97,7 +128,7 @@ impl Bundle {
 
 /// Hex sha256 of a file, memory-mapped so multi-GB weights hash without copies.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let file = crate::limits::open_regular(path, "a checksummed file").map_err(|e| Error::io(path, e))?;
     let len = file.metadata().map_err(|e| Error::io(path, e))?.len();
     let mut hasher = Sha256::new();
     if len > 0 {

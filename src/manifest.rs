@@ -13,6 +13,7 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::limits;
 
 /// The `format` string every manifest carries.
 pub const FORMAT: &str = "mmrt.bundle";
@@ -745,6 +746,15 @@ impl Manifest {
             }
             validate_stage(stage)?;
         }
+        self.validate_one_stage_per_modality()?;
+        self.validate_prompt_tokens()?;
+        if self.generation.max_new_tokens > limits::MAX_NEW_TOKENS {
+            return Err(format!(
+                "`generation.max_new_tokens` {} is above the limit of {} (limits::MAX_NEW_TOKENS)",
+                self.generation.max_new_tokens,
+                limits::MAX_NEW_TOKENS
+            ));
+        }
         for stage in &self.stages {
             if let Stage::InputProjector(p) = stage {
                 if self.encoder(p.modality).is_none() {
@@ -793,6 +803,69 @@ impl Manifest {
             return Err("`prompt.chat_template` must contain {content}".into());
         }
         self.generation.validate().map_err(|e| format!("`generation`: {e}"))
+    }
+
+    /// At most one stage of each modality-specific kind per modality: a second
+    /// encoder (or projector, output projector, generator) for the same
+    /// modality would be loaded and never used, or used instead of the first.
+    fn validate_one_stage_per_modality(&self) -> std::result::Result<(), String> {
+        let mut seen: BTreeMap<(&str, Modality), &str> = BTreeMap::new();
+        for stage in &self.stages {
+            let (kind, modality) = match stage {
+                Stage::ModalityEncoder(s) => ("modality_encoder", s.modality),
+                Stage::InputProjector(s) => ("input_projector", s.modality),
+                Stage::OutputProjector(s) => ("output_projector", s.modality),
+                Stage::ModalityGenerator(s) => ("modality_generator", s.modality),
+                Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) => continue,
+            };
+            if let Some(first) = seen.insert((kind, modality), stage.name()) {
+                return Err(format!(
+                    "two {kind} stages for {modality} (\"{first}\" and \"{}\"); a bundle has at most one per modality",
+                    stage.name()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The prompt's special tokens, as far as the manifest alone can tell:
+    /// placeholders non-empty and distinct, media token ids distinct, at least
+    /// one stop token (neither decoder kind has another way to end a
+    /// generation before its budget). That each placeholder is one token of the
+    /// tokenizer is [`crate::prompt::check_tokenizer`]'s part.
+    fn validate_prompt_tokens(&self) -> std::result::Result<(), String> {
+        let p = &self.prompt;
+        let mut placeholders = BTreeMap::new();
+        for (modality, placeholder) in &p.placeholders {
+            if placeholder.trim().is_empty() {
+                return Err(format!(
+                    "`prompt.placeholders.{modality}` is empty; it must be the tokenizer's {modality} token (e.g. \"<{modality}>\")"
+                ));
+            }
+            if placeholder.contains("{content}") {
+                return Err(format!("`prompt.placeholders.{modality}` must not contain {{content}}"));
+            }
+            if let Some(other) = placeholders.insert(placeholder.as_str(), modality) {
+                return Err(format!("`prompt.placeholders`: {other} and {modality} share the placeholder \"{placeholder}\""));
+            }
+        }
+        let mut ids = BTreeMap::new();
+        for (modality, id) in &p.media_token_ids {
+            if let Some(other) = ids.insert(id, modality) {
+                return Err(format!("`prompt.media_token_ids`: {other} and {modality} share the token id {id}"));
+            }
+            if p.eos_token_ids.contains(id) {
+                return Err(format!("`prompt.media_token_ids.{modality}` {id} is also a stop token (`eos_token_ids`)"));
+            }
+        }
+        if p.eos_token_ids.is_empty() {
+            return Err(
+                "`prompt.eos_token_ids` is empty: generation could only stop at the token budget or the context; \
+                 list the model's end-of-sequence token id(s)"
+                    .into(),
+            );
+        }
+        Ok(())
     }
 
     /// Every file the manifest references (tokenizer and graphs).
@@ -882,10 +955,16 @@ fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             nonempty("input", &e.input)?;
             nonempty("output", &e.output)?;
             match (&e.preprocess, e.modality) {
+                (Preprocess::Video(VideoPreprocess { frames, .. }), Modality::Video) if *frames == 0 || *frames > limits::MAX_VIDEO_FRAMES => {
+                    Err(format!(
+                        "stage \"{name}\": `frames` must be in 1..={} (limits::MAX_VIDEO_FRAMES), found {frames}",
+                        limits::MAX_VIDEO_FRAMES
+                    ))
+                }
                 (Preprocess::Image(p), Modality::Image) | (Preprocess::Video(VideoPreprocess { image: p, .. }), Modality::Video) => {
                     validate_image_preprocess(p).map_err(|m| format!("stage \"{name}\": {m}"))
                 }
-                (Preprocess::Audio(_), Modality::Audio) => Ok(()),
+                (Preprocess::Audio(a), Modality::Audio) => validate_audio_preprocess(a).map_err(|m| format!("stage \"{name}\": {m}")),
                 (_, m) => Err(format!("stage \"{name}\": preprocessing does not match modality {m}")),
             }
         }
@@ -903,6 +982,7 @@ fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
                     return Err(format!("stage \"{name}\": `{field}` must contain {{layer}}, found \"{pattern}\""));
                 }
             }
+            check_context_length(name, d.context_length)?;
             if d.context_length <= d.decoder_prompt.ids().len() {
                 return Err(format!(
                     "stage \"{name}\": `context_length` {} leaves no room after the {}-token decoder prompt",
@@ -935,13 +1015,29 @@ fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             if d.context_length == 0 {
                 return Err(format!("stage \"{name}\": `context_length` must be positive"));
             }
-            Ok(())
+            check_context_length(name, d.context_length)
         }
         Stage::OutputProjector(o) => {
             nonempty("input", &o.input)?;
             nonempty("output", &o.output)?;
             if o.signal_tokens.is_empty() {
                 return Err(format!("stage \"{name}\": `signal_tokens` is empty"));
+            }
+            if o.signal_tokens.len() > limits::MAX_SIGNAL_TOKENS {
+                return Err(format!(
+                    "stage \"{name}\": {} `signal_tokens`, above the limit of {} (limits::MAX_SIGNAL_TOKENS)",
+                    o.signal_tokens.len(),
+                    limits::MAX_SIGNAL_TOKENS
+                ));
+            }
+            let mut seen = std::collections::BTreeSet::new();
+            for t in &o.signal_tokens {
+                if t.trim().is_empty() {
+                    return Err(format!("stage \"{name}\": a signal token is empty"));
+                }
+                if !seen.insert(t.as_str()) {
+                    return Err(format!("stage \"{name}\": signal token \"{t}\" is listed twice"));
+                }
             }
             Ok(())
         }
@@ -966,8 +1062,30 @@ fn validate_generator(g: &GeneratorStage) -> std::result::Result<(), String> {
     if g.latent_shape.is_empty() || g.latent_shape.contains(&0) {
         return Err(format!("`latent_shape` must be non-empty with positive sizes, found {:?}", g.latent_shape));
     }
+    if g.latent_shape.len() > limits::MAX_LATENT_RANK {
+        return Err(format!(
+            "`latent_shape` {:?} has {} dimensions, above the limit of {} (limits::MAX_LATENT_RANK)",
+            g.latent_shape,
+            g.latent_shape.len(),
+            limits::MAX_LATENT_RANK
+        ));
+    }
+    match limits::checked_product(&g.latent_shape) {
+        Some(n) if n <= limits::MAX_LATENT_ELEMENTS => {}
+        _ => {
+            return Err(format!(
+                "`latent_shape` {:?} has more than {} elements (limits::MAX_LATENT_ELEMENTS)",
+                g.latent_shape,
+                limits::MAX_LATENT_ELEMENTS
+            ))
+        }
+    }
     if g.steps == 0 {
         return Err("`steps` must be at least 1".into());
+    }
+    let train = g.scheduler.num_train_timesteps();
+    if g.steps > train {
+        return Err(format!("`steps` {} exceeds the scheduler's {train} training timesteps", g.steps));
     }
     if !(g.guidance_scale.is_finite() && g.guidance_scale >= 0.0) {
         return Err(format!("`guidance_scale` must be finite and >= 0, found {}", g.guidance_scale));
@@ -978,6 +1096,7 @@ fn validate_generator(g: &GeneratorStage) -> std::result::Result<(), String> {
             if o.sample_rate == 0 {
                 return Err("`output.sample_rate` must be positive".into());
             }
+            check_sample_rate("output.sample_rate", o.sample_rate)?;
             (o.value_range, Modality::Audio)
         }
     };
@@ -994,6 +1113,21 @@ fn validate_kv_names(name: &str, kv: &KvCacheNames) -> std::result::Result<(), S
     if kv.num_layers == 0 {
         return Err(format!("stage \"{name}\": `kv_cache.num_layers` must be at least 1"));
     }
+    if kv.num_layers > limits::MAX_LAYERS {
+        return Err(format!(
+            "stage \"{name}\": `kv_cache.num_layers` {} is above the limit of {} layers (limits::MAX_LAYERS)",
+            kv.num_layers,
+            limits::MAX_LAYERS
+        ));
+    }
+    if let Some(d) = kv.head_dim {
+        if d == 0 || d > limits::MAX_HEAD_DIM {
+            return Err(format!(
+                "stage \"{name}\": `kv_cache.head_dim` must be in 1..={} (limits::MAX_HEAD_DIM), found {d}",
+                limits::MAX_HEAD_DIM
+            ));
+        }
+    }
     for (field, pattern) in [
         ("past_key", &kv.past_key),
         ("past_value", &kv.past_value),
@@ -1007,6 +1141,54 @@ fn validate_kv_names(name: &str, kv: &KvCacheNames) -> std::result::Result<(), S
     Ok(())
 }
 
+fn check_context_length(name: &str, context_length: usize) -> std::result::Result<(), String> {
+    if context_length > limits::MAX_CONTEXT_LENGTH {
+        return Err(format!(
+            "stage \"{name}\": `context_length` {context_length} is above the limit of {} positions (limits::MAX_CONTEXT_LENGTH)",
+            limits::MAX_CONTEXT_LENGTH
+        ));
+    }
+    Ok(())
+}
+
+/// Audio preprocessing values that size the spectrogram, within [`limits`].
+fn validate_audio_preprocess(a: &AudioPreprocess) -> std::result::Result<(), String> {
+    check_sample_rate("sample_rate", a.sample_rate)?;
+    if a.n_fft < 2 || a.n_fft > limits::MAX_N_FFT {
+        return Err(format!("`n_fft` must be in 2..={} (limits::MAX_N_FFT), found {}", limits::MAX_N_FFT, a.n_fft));
+    }
+    if a.hop_length == 0 || a.hop_length > a.n_fft {
+        return Err(format!("`hop_length` must be in 1..=n_fft ({}), found {}", a.n_fft, a.hop_length));
+    }
+    if a.n_mels == 0 || a.n_mels > limits::MAX_N_MELS {
+        return Err(format!("`n_mels` must be in 1..={} (limits::MAX_N_MELS), found {}", limits::MAX_N_MELS, a.n_mels));
+    }
+    if !(a.chunk_seconds.is_finite() && a.chunk_seconds > 0.0 && a.chunk_seconds <= limits::MAX_AUDIO_WINDOW_SECONDS) {
+        return Err(format!(
+            "`chunk_seconds` must be in (0, {}] (limits::MAX_AUDIO_WINDOW_SECONDS), found {}",
+            limits::MAX_AUDIO_WINDOW_SECONDS,
+            a.chunk_seconds
+        ));
+    }
+    let window = (a.chunk_seconds as f64 * a.sample_rate as f64).round();
+    if window < a.n_fft as f64 {
+        return Err(format!("a window of {window} samples (chunk_seconds x sample_rate) is shorter than n_fft {}", a.n_fft));
+    }
+    limits::check_log_mel(limits::log_mel_frames(a.chunk_seconds, a.sample_rate, a.hop_length), a.n_mels, a.n_fft)
+}
+
+/// A sample rate a manifest may declare: within [`limits::MIN_SAMPLE_RATE`] and [`limits::MAX_SAMPLE_RATE`].
+fn check_sample_rate(field: &str, rate: u32) -> std::result::Result<(), String> {
+    if !(limits::MIN_SAMPLE_RATE..=limits::MAX_SAMPLE_RATE).contains(&rate) {
+        return Err(format!(
+            "`{field}` must be in {}..={} Hz (limits::MIN_SAMPLE_RATE, MAX_SAMPLE_RATE), found {rate}",
+            limits::MIN_SAMPLE_RATE,
+            limits::MAX_SAMPLE_RATE
+        ));
+    }
+    Ok(())
+}
+
 fn validate_image_preprocess(p: &ImagePreprocess) -> std::result::Result<(), String> {
     match (&p.resize.shortest_edge, &p.resize.exact) {
         (Some(0), _) => return Err("`resize.shortest_edge` must be positive".into()),
@@ -1014,10 +1196,22 @@ fn validate_image_preprocess(p: &ImagePreprocess) -> std::result::Result<(), Str
         (None, None) => return Err("`resize` needs `shortest_edge` or `exact`".into()),
         _ => {}
     }
+    let max = limits::MAX_PREPROCESS_SIDE;
     for size in p.resize.exact.iter().chain(p.crop.iter()) {
         if size.width == 0 || size.height == 0 {
             return Err(format!("sizes must be positive, found {}x{}", size.width, size.height));
         }
+        if size.width > max || size.height > max {
+            return Err(format!("sizes must be at most {max}x{max} (limits::MAX_PREPROCESS_SIDE), found {}x{}", size.width, size.height));
+        }
+    }
+    if let Some(s) = p.resize.shortest_edge {
+        if s > max {
+            return Err(format!("`resize.shortest_edge` must be at most {max} (limits::MAX_PREPROCESS_SIDE), found {s}"));
+        }
+    }
+    if p.mean.iter().any(|m| !m.is_finite()) {
+        return Err(format!("`mean` must be finite, found {:?}", p.mean));
     }
     if p.std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
         return Err(format!("`std` must be positive, found {:?}", p.std));

@@ -65,7 +65,7 @@ pub fn parse_model(bytes: &[u8]) -> std::result::Result<WeightInfo, String> {
         let (number, value) = field?;
         if number == 7 {
             graphs += 1;
-            parse_graph(value.bytes()?, &mut info)?;
+            parse_graph(value.bytes()?, &mut info, 0)?;
         }
     }
     if graphs == 0 {
@@ -75,10 +75,18 @@ pub fn parse_model(bytes: &[u8]) -> std::result::Result<WeightInfo, String> {
     Ok(info)
 }
 
-fn parse_graph(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), String> {
+/// Subgraphs nested deeper than this are refused (a hostile file could nest
+/// them until the stack overflows; real models nest a few levels).
+const MAX_SUBGRAPH_DEPTH: usize = 32;
+
+/// `GraphProto`: node = 1, initializer = 5. `depth` counts enclosing subgraphs.
+fn parse_graph(bytes: &[u8], info: &mut WeightInfo, depth: usize) -> std::result::Result<(), String> {
+    if depth > MAX_SUBGRAPH_DEPTH {
+        return Err(format!("subgraphs nested more than {MAX_SUBGRAPH_DEPTH} deep"));
+    }
     for field in Fields(bytes) {
         match field? {
-            (1, value) => parse_node(value.bytes()?, info)?,
+            (1, value) => parse_node(value.bytes()?, info, depth)?,
             (5, value) => add_tensor(value.bytes()?, info)?,
             _ => {}
         }
@@ -86,8 +94,10 @@ fn parse_graph(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), S
     Ok(())
 }
 
-/// `NodeProto`: op_type = 4, attribute = 5 (`AttributeProto.t` = 5).
-fn parse_node(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), String> {
+/// `NodeProto`: op_type = 4, attribute = 5. `AttributeProto`: t = 5 (a
+/// Constant's tensor), g = 6 and graphs = 11 (the bodies of If / Loop / Scan,
+/// whose initializers may hold external data too, so they are walked).
+fn parse_node(bytes: &[u8], info: &mut WeightInfo, depth: usize) -> std::result::Result<(), String> {
     let mut op_type = "";
     let mut tensors = Vec::new();
     for field in Fields(bytes) {
@@ -95,8 +105,10 @@ fn parse_node(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), St
             (4, value) => op_type = std::str::from_utf8(value.bytes()?).map_err(|e| e.to_string())?,
             (5, value) => {
                 for attr in Fields(value.bytes()?) {
-                    if let (5, t) = attr? {
-                        tensors.push(t.bytes()?);
+                    match attr? {
+                        (5, t) => tensors.push(t.bytes()?),
+                        (6 | 11, g) => parse_graph(g.bytes()?, info, depth + 1)?,
+                        _ => {}
                     }
                 }
             }

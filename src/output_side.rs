@@ -61,6 +61,15 @@ impl OutputSide {
             .map_err(|message| Error::Manifest { path: bundle.root.join(crate::bundle::MANIFEST_FILE), message })?;
         let projector = OutputProjector::open(loader, stage)?;
         let generator = ModalityGenerator::open(loader, generator_stage)?;
+        // The projector's conditioning feeds the denoiser: where both graphs declare
+        // static sizes (batch aside), they must agree.
+        if let (Some(out), Some(cond)) = (projector.output_dims(), generator.conditioning_dims()) {
+            let wanted: Vec<Option<usize>> =
+                out.iter().enumerate().map(|(i, d)| if i == 0 { None } else { d.and_then(|d| usize::try_from(d).ok()) }).collect();
+            let (stage_name, tensor) = generator.conditioning_input();
+            let source = format!("the output of output_projector \"{}\"", stage.name);
+            crate::runtime::session::check_dims(&stage_name, tensor, Some(&cond), &wanted, &source)?;
+        }
         Ok(Some(Self { signals, projector, generator }))
     }
 

@@ -113,6 +113,62 @@ pub fn encode(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, rows: &B
     Ok(EncodedPrompt { ids, slots })
 }
 
+/// Check a prompt format against the bundle's tokenizer, once at load time:
+///
+/// * each placeholder is a token of the tokenizer whose id is the modality's
+///   `media_token_ids` entry, and tokenizing the placeholder text yields that id
+///   exactly once (otherwise [`encode`] could never find the place of a media item);
+/// * every media, BOS, stop and pad id is an id of the tokenizer's vocabulary.
+///
+/// The error says which field, which token and what the tokenizer has instead.
+/// [`crate::manifest::Manifest::validate`] already checked what needs no
+/// tokenizer (non-empty, distinct placeholders; at least one stop token).
+pub fn check_tokenizer(format: &PromptFormat, tokenizer: &Tokenizer) -> std::result::Result<(), String> {
+    for (modality, placeholder) in &format.placeholders {
+        let Some(&id) = format.media_token_ids.get(modality) else {
+            return Err(format!("`prompt.placeholders.{modality}` has no `prompt.media_token_ids.{modality}`"));
+        };
+        match tokenizer.token_to_id(placeholder) {
+            Some(found) if found == id => {}
+            Some(found) => {
+                return Err(format!(
+                    "`prompt.placeholders.{modality}` \"{placeholder}\" is token {found} of the tokenizer, but `prompt.media_token_ids.{modality}` says {id}"
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "`prompt.placeholders.{modality}` \"{placeholder}\" is not a token of the tokenizer (expected the token with id {id})"
+                ))
+            }
+        }
+        let encoding = tokenizer
+            .encode(placeholder.as_str(), false)
+            .map_err(|e| format!("tokenizing `prompt.placeholders.{modality}` \"{placeholder}\": {e}"))?;
+        let hits = encoding.get_ids().iter().filter(|&&t| t == id).count();
+        if hits != 1 {
+            return Err(format!(
+                "`prompt.placeholders.{modality}` \"{placeholder}\" tokenizes to {:?}, not to its media token {id} once; \
+                 the tokenizer must know it as an added (special) token",
+                encoding.get_ids()
+            ));
+        }
+    }
+    let vocab = tokenizer.get_vocab_size(true);
+    let named = format
+        .media_token_ids
+        .iter()
+        .map(|(m, &id)| (format!("media_token_ids.{m}"), id))
+        .chain(format.bos_token_id.map(|id| ("bos_token_id".to_string(), id)))
+        .chain(format.pad_token_id.map(|id| ("pad_token_id".to_string(), id)))
+        .chain(format.eos_token_ids.iter().map(|&id| ("eos_token_ids".to_string(), id)));
+    for (field, id) in named {
+        if tokenizer.id_to_token(id).is_none() {
+            return Err(format!("`prompt.{field}` {id} is not an id of the tokenizer (its vocabulary has {vocab} tokens)"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

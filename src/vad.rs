@@ -73,8 +73,9 @@ impl SileroVad {
     /// Open `dir/vad.json` and its graph; `rate` is the audio's rate, which must match the model's.
     pub fn open(runtime: &OrtRuntime, dir: &Path, rate: u32) -> Result<Self> {
         let spec_path = dir.join("vad.json");
-        let text = std::fs::read_to_string(&spec_path).map_err(|e| Error::io(&spec_path, e))?;
-        let spec: VadModelSpec = serde_json::from_str(&text)
+        let bytes = crate::limits::read_bounded(&spec_path, crate::limits::MAX_SMALL_JSON_BYTES, "vad.json")
+            .map_err(|e| Error::io(&spec_path, e))?;
+        let spec: VadModelSpec = serde_json::from_slice(&bytes)
             .map_err(|e| Error::Manifest { path: spec_path.clone(), message: e.to_string() })?;
         if spec.sample_rate != rate {
             return Err(Error::Manifest {
@@ -86,7 +87,10 @@ impl SileroVad {
             return Err(Error::Manifest { path: spec_path, message: "`window_samples` must be positive".into() });
         }
         let config = SessionConfig { threads: Some(1), ..SessionConfig::default() };
-        let OpenedSession { session, .. } = session::open(runtime, &dir.join(&spec.graph), "vad", &config)?;
+        let graph = dir.join(&spec.graph);
+        let meta = std::fs::metadata(&graph).map_err(|e| Error::io(&graph, e))?;
+        crate::limits::check_regular(&meta, "the VAD graph").map_err(|e| Error::io(&graph, e))?;
+        let OpenedSession { session, .. } = session::open(runtime, &graph, "vad", &config)?;
         let dims = session::input_dims(&session, &spec.state).unwrap_or_default();
         // Symbolic dimensions of the state are the batch (1 here).
         let state_shape: Vec<usize> = dims.iter().map(|d| d.map_or(1, |d| d as usize)).collect();

@@ -162,12 +162,21 @@ fn one() -> f32 {
 impl SchedulerConfig {
     /// Manifest-level checks (value ranges); returns what is wrong.
     pub fn validate(&self) -> std::result::Result<(), String> {
-        let (n, start, end) = match self {
-            SchedulerConfig::Ddim(c) => (c.num_train_timesteps, c.beta_start, c.beta_end),
-            SchedulerConfig::EulerDiscrete(c) => (c.num_train_timesteps, c.beta_start, c.beta_end),
+        let (n, start, end, offset) = match self {
+            SchedulerConfig::Ddim(c) => (c.num_train_timesteps, c.beta_start, c.beta_end, c.steps_offset),
+            SchedulerConfig::EulerDiscrete(c) => (c.num_train_timesteps, c.beta_start, c.beta_end, c.steps_offset),
         };
         if n < 2 {
             return Err(format!("`num_train_timesteps` must be at least 2, found {n}"));
+        }
+        if n > crate::limits::MAX_TRAIN_TIMESTEPS {
+            return Err(format!(
+                "`num_train_timesteps` {n} is above the limit of {} (limits::MAX_TRAIN_TIMESTEPS)",
+                crate::limits::MAX_TRAIN_TIMESTEPS
+            ));
+        }
+        if offset >= n {
+            return Err(format!("`steps_offset` {offset} must be below `num_train_timesteps` {n}"));
         }
         if !(start.is_finite() && end.is_finite() && start > 0.0 && end > 0.0 && end < 1.0) {
             return Err(format!("betas must lie in (0, 1), found beta_start {start}, beta_end {end}"));
@@ -178,6 +187,14 @@ impl SchedulerConfig {
             }
         }
         Ok(())
+    }
+
+    /// Training timesteps `N` (the most denoising steps it can run).
+    pub fn num_train_timesteps(&self) -> usize {
+        match self {
+            SchedulerConfig::Ddim(c) => c.num_train_timesteps,
+            SchedulerConfig::EulerDiscrete(c) => c.num_train_timesteps,
+        }
     }
 
     /// The scheduler's name as diffusers spells the class.

@@ -77,6 +77,13 @@ impl Pipeline {
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })?;
+        if manifest.seq2seq_decoder().is_none() {
+            // Placeholders and stop tokens must be tokens of this tokenizer.
+            crate::prompt::check_tokenizer(&manifest.prompt, &tokenizer).map_err(|message| Error::Manifest {
+                path: bundle.root.join(crate::bundle::MANIFEST_FILE),
+                message: format!("{message} (tokenizer {})", manifest.tokenizer),
+            })?;
+        }
         let loader = StageLoader::new(runtime, &bundle, &plan);
         let mut used = BTreeSet::new();
         let backbone = open_backbone(&loader, options, &mut used)?;

@@ -50,6 +50,30 @@ pub enum AudioError {
     /// No samples at all.
     #[error("the audio holds no samples (zero length); expected speech")]
     Empty,
+    /// The header declares more audio than [`crate::limits::max_audio_seconds`] allows.
+    #[error(
+        "the header declares {seconds:.1} s of audio ({frames} samples at {rate} Hz), longer than the limit of {max_seconds} s \
+         (limits::MAX_AUDIO_SECONDS; split the file, or raise the limit with MMRT_MAX_AUDIO_SECONDS=<seconds>)"
+    )]
+    TooLong {
+        /// Declared duration.
+        seconds: f64,
+        /// Declared samples per channel.
+        frames: u64,
+        /// Declared sample rate.
+        rate: u32,
+        /// The limit in force.
+        max_seconds: f64,
+    },
+    /// A sample is NaN, infinite or beyond [`crate::limits::MAX_AUDIO_SAMPLE_ABS`]
+    /// (float WAV); such data is refused, not passed on.
+    #[error("sample {index} is {value}: audio samples must be finite numbers within ±{} (limits::MAX_AUDIO_SAMPLE_ABS)", crate::limits::MAX_AUDIO_SAMPLE_ABS)]
+    NonFinite {
+        /// Index of the sample (interleaved, all channels) in the data.
+        index: usize,
+        /// The value found.
+        value: f32,
+    },
     /// The resampler refused the rates.
     #[error("cannot resample from {from} Hz to {to} Hz: {message}")]
     Resample {
@@ -67,12 +91,28 @@ pub enum AudioError {
 
 /// Resample mono `samples` from `from` Hz to `to` Hz (identity when equal).
 /// The output has `round(len * to / from)` samples.
+///
+/// Both rates must lie within [`crate::limits::MIN_SAMPLE_RATE`]`..=`
+/// [`crate::limits::MAX_SAMPLE_RATE`] and every sample must pass [`sample_ok`]
+/// (checked here before the resampler sees anything: its FFT panics on NaN,
+/// and huge finite values overflow into NaN).
 pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioError> {
     use rubato::{FftFixedIn, Resampler};
+    if let Some(index) = samples.iter().position(|x| !sample_ok(*x)) {
+        return Err(AudioError::NonFinite { index, value: samples[index] });
+    }
     if from == to {
         return Ok(samples.to_vec());
     }
     let err = |e: &dyn std::fmt::Display| AudioError::Resample { from, to, message: e.to_string() };
+    let range = crate::limits::MIN_SAMPLE_RATE..=crate::limits::MAX_SAMPLE_RATE;
+    if !range.contains(&from) || !range.contains(&to) {
+        return Err(err(&format!(
+            "rates must lie within {}..={} Hz (limits::MIN_SAMPLE_RATE / MAX_SAMPLE_RATE)",
+            range.start(),
+            range.end()
+        )));
+    }
     let ratio = to as f64 / from as f64;
     const CHUNK: usize = 4096;
     let mut resampler = FftFixedIn::<f32>::new(from as usize, to as usize, CHUNK, 2, 1).map_err(|e| err(&e))?;
@@ -101,6 +141,12 @@ pub fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, AudioEr
     out.drain(..delay.min(out.len()));
     out.resize(want, 0.0);
     Ok(out)
+}
+
+/// Whether an audio sample is acceptable input: finite, within
+/// [`crate::limits::MAX_AUDIO_SAMPLE_ABS`] (NaN fails the comparison).
+pub fn sample_ok(x: f32) -> bool {
+    x.abs() <= crate::limits::MAX_AUDIO_SAMPLE_ABS
 }
 
 /// Split samples into consecutive windows of at most `window` samples (the
@@ -187,11 +233,27 @@ impl LogMel {
         if !(settings.chunk_seconds.is_finite() && settings.chunk_seconds > 0.0) {
             return bad(format!("chunk_seconds must be positive, found {}", settings.chunk_seconds));
         }
+        use crate::limits::{MAX_AUDIO_WINDOW_SECONDS, MAX_N_FFT, MAX_N_MELS, MAX_SAMPLE_RATE};
+        if settings.n_fft > MAX_N_FFT
+            || settings.n_mels > MAX_N_MELS
+            || settings.sample_rate > MAX_SAMPLE_RATE
+            || settings.chunk_seconds > MAX_AUDIO_WINDOW_SECONDS
+        {
+            return bad(format!(
+                "n_fft {} (<= {MAX_N_FFT}), n_mels {} (<= {MAX_N_MELS}), sample_rate {} (<= {MAX_SAMPLE_RATE}) and \
+                 chunk_seconds {} (<= {MAX_AUDIO_WINDOW_SECONDS}) must lie within the limits (see limits.rs)",
+                settings.n_fft, settings.n_mels, settings.sample_rate, settings.chunk_seconds
+            ));
+        }
         let window_samples = (settings.chunk_seconds as f64 * settings.sample_rate as f64).round() as usize;
         if window_samples < settings.n_fft {
             return bad(format!("a window of {window_samples} samples is shorter than n_fft {}", settings.n_fft));
         }
         let n = settings.n_fft;
+        let frames_per_window = window_samples / settings.hop_length;
+        if let Err(m) = crate::limits::check_log_mel(frames_per_window, settings.n_mels, n) {
+            return bad(m);
+        }
         // Periodic Hann, as numpy's hanning(n + 1)[:-1].
         let hann = (0..n).map(|i| 0.5 - 0.5 * (2.0 * std::f64::consts::PI * i as f64 / n as f64).cos()).collect();
         let filters = mel_filters(n, settings.n_mels, settings.sample_rate)

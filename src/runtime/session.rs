@@ -19,6 +19,7 @@ pub struct SessionConfig {
     /// Fail instead of falling back to CPU when the provider cannot register.
     pub strict_provider: bool,
     /// Intra-op threads; `None` lets ONNX Runtime pick (one per physical core).
+    /// At most [`crate::limits::max_threads`] (cores × 4): opening a session with more is an error.
     pub threads: Option<usize>,
     /// ONNX Runtime session configuration entries (`session.*`, `optimization.*` keys).
     pub options: std::collections::BTreeMap<String, String>,
@@ -47,6 +48,7 @@ pub fn open(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionCon
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| err("setting the optimization level", &e))?;
     if let Some(n) = config.threads {
+        crate::limits::check_threads(n).map_err(Error::Request)?;
         builder = builder.with_intra_threads(n).map_err(|e| err("setting the thread count", &e))?;
     }
     for (key, value) in &config.options {
@@ -106,6 +108,39 @@ pub fn input_dims(session: &Session, name: &str) -> Option<Vec<Option<i64>>> {
     let outlet = session.inputs().iter().find(|o| o.name() == name)?;
     let shape = outlet.dtype().tensor_shape()?;
     Some(shape.iter().map(|&d| (d >= 0).then_some(d)).collect())
+}
+
+/// Static dimensions of a named output (`None` for symbolic ones).
+pub fn output_dims(session: &Session, name: &str) -> Option<Vec<Option<i64>>> {
+    let outlet = session.outputs().iter().find(|o| o.name() == name)?;
+    let shape = outlet.dtype().tensor_shape()?;
+    Some(shape.iter().map(|&d| (d >= 0).then_some(d)).collect())
+}
+
+/// Compare a graph tensor's declared dimensions with the ones the manifest
+/// implies (`None`: any size, e.g. the batch). A rank mismatch, or a static
+/// graph dimension that differs from a required one, is an error naming the
+/// stage, the tensor, `source` (the manifest field) and both shapes. A graph
+/// that declares no shape passes.
+pub fn check_dims(stage: &str, tensor: &str, declared: Option<&[Option<i64>]>, wanted: &[Option<usize>], source: &str) -> Result<()> {
+    let Some(declared) = declared else { return Ok(()) };
+    let show = |dims: &mut dyn Iterator<Item = Option<String>>| {
+        format!("[{}]", dims.map(|d| d.unwrap_or_else(|| "?".into())).collect::<Vec<_>>().join(", "))
+    };
+    let agree = declared.len() == wanted.len()
+        && declared.iter().zip(wanted).all(|(d, w)| match (d, w) {
+            (Some(d), Some(w)) => usize::try_from(*d).is_ok_and(|d| d == *w),
+            _ => true,
+        });
+    if agree {
+        return Ok(());
+    }
+    Err(Error::Tensor {
+        stage: stage.into(),
+        tensor: tensor.into(),
+        expected: format!("{} (from {source})", show(&mut wanted.iter().map(|w| w.map(|w| w.to_string())))),
+        found: format!("{} declared by the graph", show(&mut declared.iter().map(|d| d.map(|d| d.to_string())))),
+    })
 }
 
 /// One line per graph input and output: direction, name, element type, shape

@@ -14,7 +14,8 @@ use ort::value::{DynValue, TensorElementType};
 use super::graph::StageLoader;
 use super::single::SingleIoGraph;
 use crate::error::{Error, Result};
-use crate::manifest::{AudioPreprocess, EncoderStage, ImagePreprocess, Preprocess, TensorDtype};
+use crate::manifest::{AudioPreprocess, EncoderStage, ImagePreprocess, Layout, Preprocess, TensorDtype};
+use crate::runtime::session;
 use crate::preprocess::audio::LogMel;
 use crate::tensor;
 
@@ -27,7 +28,9 @@ pub struct ImageEncoder {
 
 impl ImageEncoder {
     /// Open the encoder graph of `stage`. The manifest's preprocessing dtype
-    /// must be the graph's input type.
+    /// must be the graph's input type, and the preprocessed size (the crop,
+    /// else an exact resize) and layout must match the input's static
+    /// dimensions where the graph declares them.
     pub fn open(loader: &StageLoader<'_>, stage: &EncoderStage) -> Result<Self> {
         let Preprocess::Image(preprocess) = &stage.preprocess else {
             return Err(Error::Request(format!("stage \"{}\" is not an image encoder", stage.name)));
@@ -45,6 +48,14 @@ impl ImageEncoder {
                 found: format!("{:?} declared by {}", graph.input_type(), stage.graph),
             });
         }
+        let size = preprocess.crop.or(preprocess.resize.exact).map(|s| (s.height as usize, s.width as usize));
+        let (h, w) = (size.map(|s| s.0), size.map(|s| s.1));
+        let wanted = match preprocess.layout {
+            Layout::Nchw => [None, Some(3), h, w],
+            Layout::Nhwc => [None, h, w, Some(3)],
+        };
+        let dims = graph.input_dims();
+        session::check_dims(&stage.name, &stage.input, dims.as_deref(), &wanted, "`preprocess` (crop / resize size and layout) in bundle.json")?;
         Ok(Self { graph, preprocess: preprocess.clone() })
     }
 

@@ -100,6 +100,17 @@ impl ModalityGenerator {
     pub fn open(loader: &StageLoader<'_>, stage: &GeneratorStage) -> Result<Self> {
         let den_name = format!("{}.denoiser", stage.name);
         let dec_name = format!("{}.decoder", stage.name);
+        // Validated manifests satisfy this already; a stage built in code is checked here too.
+        if stage.latent_shape.is_empty()
+            || crate::limits::checked_product(&stage.latent_shape).is_none_or(|n| n == 0 || n > crate::limits::MAX_LATENT_ELEMENTS)
+        {
+            return Err(Error::Request(format!(
+                "stage \"{}\": `latent_shape` {:?} must have 1 to {} elements (limits::MAX_LATENT_ELEMENTS)",
+                stage.name,
+                stage.latent_shape,
+                crate::limits::MAX_LATENT_ELEMENTS
+            )));
+        }
         let denoiser = loader.open(&den_name, &stage.denoiser.graph)?.into_session();
         let input = |s: &Session, stage_name: &str, n: &str| -> Result<(String, TensorElementType)> {
             Ok((n.to_string(), session::input_type(s, stage_name, n)?))
@@ -111,6 +122,15 @@ impl ModalityGenerator {
         let decoder = loader.open(&dec_name, &stage.decoder.graph)?.into_session();
         let decoder_in = input(&decoder, &dec_name, &stage.decoder.input)?;
         session::require_output(&decoder, &dec_name, &stage.decoder.output)?;
+        // Latents are sized from `latent_shape`: it must be what both graphs declare
+        // (batch aside) before anything is allocated from it.
+        let batched: Vec<Option<usize>> = std::iter::once(None).chain(stage.latent_shape.iter().map(|&d| Some(d))).collect();
+        let latents_dims = session::input_dims(&denoiser, &latents_in.0);
+        session::check_dims(&den_name, &latents_in.0, latents_dims.as_deref(), &batched, "`latent_shape` in bundle.json")?;
+        let prediction_dims = session::output_dims(&denoiser, &stage.denoiser.output);
+        session::check_dims(&den_name, &stage.denoiser.output, prediction_dims.as_deref(), &batched, "`latent_shape` in bundle.json")?;
+        let decoder_dims = session::input_dims(&decoder, &decoder_in.0);
+        session::check_dims(&dec_name, &decoder_in.0, decoder_dims.as_deref(), &batched, "`latent_shape` in bundle.json")?;
         if !matches!(timestep_in.1, TensorElementType::Float32 | TensorElementType::Float16 | TensorElementType::Int64 | TensorElementType::Int32) {
             return Err(Error::Tensor {
                 stage: den_name,
@@ -152,6 +172,16 @@ impl ModalityGenerator {
     /// Latent shape without batch.
     pub fn latent_shape(&self) -> &[usize] {
         &self.latent_shape
+    }
+
+    /// Static dimensions the denoiser declares for its conditioning input (`None`: symbolic).
+    pub fn conditioning_dims(&self) -> Option<Vec<Option<i64>>> {
+        session::input_dims(&self.denoiser, &self.conditioning_in.0)
+    }
+
+    /// The denoiser's stage name and conditioning input name, for errors.
+    pub fn conditioning_input(&self) -> (String, &str) {
+        (format!("{}.denoiser", self.name), &self.conditioning_in.0)
     }
 
     /// Replace the scheduler configuration (e.g. to run Euler on a DDIM bundle).

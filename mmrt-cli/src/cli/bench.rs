@@ -23,8 +23,8 @@ pub struct BenchArgs {
     /// register are skipped with the reason.
     #[arg(long, value_parser = super::ep_parser(), value_delimiter = ',', default_value = "cpu")]
     pub ep: Vec<ExecutionProviderKind>,
-    /// Intra-op threads (default: ONNX Runtime's choice).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Intra-op threads, 1 to 4x the logical cores (default: ONNX Runtime's choice).
+    #[arg(long, value_parser = super::parse_threads)]
     pub threads: Option<u16>,
     /// Image file per request; repeat for several (default with an image
     /// encoder: a synthetic 1920x1080 JPEG photo).

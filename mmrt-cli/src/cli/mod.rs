@@ -51,13 +51,20 @@ pub struct SessionArgs {
     /// Fail when the provider cannot register instead of falling back to CPU.
     #[arg(long)]
     pub strict_ep: bool,
-    /// Intra-op threads (default: ONNX Runtime's choice).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    /// Intra-op threads, 1 to 4x the logical cores (default: ONNX Runtime's choice).
+    #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
     /// Per-stage session setting, NAME:KEY=VALUE (repeatable): KEY is `ep`,
     /// `threads` or an ONNX Runtime session key (e.g. `llm:session.disable_prepacking=1`).
     #[arg(long = "stage", value_name = "NAME:KEY=VALUE")]
     pub stage: Vec<String>,
+}
+
+/// `--threads N`: a whole number from 1 to [`mmrt::limits::max_threads`].
+pub(crate) fn parse_threads(text: &str) -> Result<u16, String> {
+    let n: u64 = text.trim().parse().map_err(|_| format!("--threads takes a whole number of threads, got \"{text}\""))?;
+    mmrt::limits::check_threads(usize::try_from(n).unwrap_or(usize::MAX))?;
+    u16::try_from(n).map_err(|_| format!("--threads {n} is too large"))
 }
 
 impl SessionArgs {

@@ -109,6 +109,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     for audio in &args.audio {
         check_input_path(audio, "a WAV file")?;
     }
+    // Decode the media once up front (bounded, strict): a bad file fails in
+    // milliseconds, before any model is loaded.
+    let mut image_sizes = Vec::with_capacity(args.images.len());
+    for image in &args.images {
+        image_sizes.push(mmrt::preprocess::image::load_image(image)?.dimensions());
+    }
+    for audio in &args.audio {
+        mmrt::preprocess::wav::validate_wav(audio).map_err(|source| Error::Audio { path: audio.clone(), source })?;
+    }
     let generation = GenerationSettings {
         steps: args.steps,
         guidance_scale: args.guidance,
@@ -117,6 +126,14 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
     let bundle = Bundle::open(&args.bundle)?;
+    // Images of one request are one encoder batch: they must preprocess to one size.
+    if let Some(mmrt::manifest::Preprocess::Image(cfg)) =
+        bundle.manifest.encoder(mmrt::manifest::Modality::Image).map(|e| &e.preprocess)
+    {
+        if let Err((index, source)) = mmrt::preprocess::image::check_batch(&image_sizes, cfg) {
+            return Err(Error::Image { path: args.images[index].clone(), source });
+        }
+    }
     if (args.steps.is_some() || args.guidance.is_some()) && !has_generator(&bundle) {
         return Err(Error::Request(format!(
             "--steps and --guidance apply to a modality generator, and bundle \"{}\" has none",
@@ -125,6 +142,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     }
     if args.beams == Some(0) {
         return Err(Error::Request("--beams must be at least 1 (1 is greedy decoding)".into()));
+    }
+    if let Some(n) = args.beams.filter(|&n| n > mmrt::limits::MAX_BEAMS) {
+        return Err(Error::Request(format!("--beams {n} is above the limit of {} beams (limits::MAX_BEAMS)", mmrt::limits::MAX_BEAMS)));
+    }
+    if let Some(n) = args.max_tokens.filter(|&n| n > mmrt::limits::MAX_NEW_TOKENS) {
+        return Err(Error::Request(format!(
+            "--max-tokens {n} is above the limit of {} tokens (limits::MAX_NEW_TOKENS); the bundle's context length bounds generation anyway",
+            mmrt::limits::MAX_NEW_TOKENS
+        )));
     }
     if bundle.manifest.seq2seq_decoder().is_some() {
         return super::transcribe::transcribe(cli, args, bundle);

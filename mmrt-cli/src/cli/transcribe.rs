@@ -47,8 +47,9 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
     }
+    let context = pipeline.bundle().manifest.seq2seq_decoder().map_or(0, |d| d.context_length);
     let mut request = Request::transcribe(audio).with_vad(args.vad.then(VadConfig::default));
-    request.generation = GenerationOverrides { max_new_tokens: args.max_tokens, num_beams: args.beams, ..Default::default() };
+    request.generation = GenerationOverrides { max_new_tokens: args.max_tokens.map(|n| mmrt::limits::clamp_new_tokens(n, 0, context)), num_beams: args.beams, ..Default::default() };
     let num_beams = pipeline.bundle().manifest.generation.with_overrides(&request.generation).num_beams;
     let start = std::time::Instant::now();
     let out = pipeline.run(&request, |_| Ok(()))?;
