@@ -75,3 +75,13 @@ fn seeded_sampling_is_reproducible() {
     let greedy = p.run(&Request::new("Tell me about the picture.").with_max_new_tokens(20), |_| Ok(())).unwrap();
     assert_ne!(a, greedy.token_ids, "sampling at T=1 differs from greedy");
 }
+
+/// A golden that does not match its struct fails naming the file and serde's reason.
+#[test]
+fn malformed_golden_names_the_file_and_the_field() {
+    let path = common::temp_file("tiny.json", br#"{"preprocess": [], "embeddings": []}"#);
+    let panic = std::panic::catch_unwind(|| common::golden::load::<common::golden::Tiny>(&path)).expect_err("a missing field");
+    let message = panic.downcast_ref::<String>().expect("a formatted panic message");
+    assert!(message.contains(&path.display().to_string()), "{message}");
+    assert!(message.contains("missing field `generate`"), "{message}");
+}

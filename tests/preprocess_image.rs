@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 
 use mmrt::error::Error;
-use mmrt::manifest::{ImagePreprocess, Preprocess};
+use mmrt::manifest::{ImagePreprocess, Modality, Preprocess};
 use mmrt::preprocess::image::{decode_image, load_image, preprocess, resized_size, ImageError};
 
 use common::media::{png_chunk, PNG_SIGNATURE};
@@ -267,17 +267,10 @@ fn file_name_does_not_matter() {
 
 /// The tiny bundle's image preprocessing block, read from its manifest.
 fn tiny_image_config() -> ImagePreprocess {
-    let path = root().join("models/tiny/bundle.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let stage = manifest["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .find(|s| s["kind"] == "modality_encoder" && s["modality"] == "image")
-        .expect("an image modality_encoder stage");
-    match serde_json::from_value::<Preprocess>(stage["preprocess"].clone()).unwrap() {
-        Preprocess::Image(p) => p,
+    let bundle = common::bundle("tiny");
+    let encoder = bundle.manifest.encoder(Modality::Image).expect("an image encoder stage");
+    match &encoder.preprocess {
+        Preprocess::Image(p) => p.clone(),
         other => panic!("expected image preprocessing, found {other:?}"),
     }
 }
