@@ -6,26 +6,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
+use common::cli::mmrt;
+use common::TINY;
 use serde_json::Value;
 
-const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
 const RUNS: usize = 2;
 
 fn out_dir(name: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench_smoke").join(name);
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn mmrt(args: &[&str]) -> Output {
-    Command::new(common::mmrt_bin()).args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG").output().expect("spawn mmrt")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    common::target_tmp("bench_smoke", name)
 }
 
 /// Run the bench once with all three outputs; returns (stdout, json, csv, svg).
@@ -37,10 +26,10 @@ fn bench_tiny(dir: &Path, extra: &[&str]) -> (String, Value, String, String) {
     let (j, c, s) = (json.to_str().unwrap(), csv.to_str().unwrap(), svg.to_str().unwrap());
     args.extend_from_slice(&["--json", j, "--csv", c, "--svg", s]);
     let out = mmrt(&args);
-    assert!(out.status.success(), "mmrt bench failed:\n{}", text(&out.stderr));
-    assert!(!text(&out.stderr).contains("panicked"));
+    assert!(out.ok, "mmrt bench failed:\n{}", out.stderr);
+    assert!(!out.stderr.contains("panicked"));
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).expect("valid JSON");
-    (text(&out.stdout), json, std::fs::read_to_string(&csv).unwrap(), std::fs::read_to_string(&svg).unwrap())
+    (out.stdout, json, std::fs::read_to_string(&csv).unwrap(), std::fs::read_to_string(&svg).unwrap())
 }
 
 fn summary<'a>(v: &'a Value, what: &str) -> &'a Value {
@@ -178,8 +167,8 @@ fn bad_options_fail_clearly_before_measuring() {
     ];
     for (args, needle) in cases {
         let out = mmrt(args);
-        let stderr = text(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
+        let stderr = &out.stderr;
+        assert!(!out.ok, "{args:?} succeeded");
         assert!(stderr.contains(needle), "{args:?}: stderr lacks {needle:?}:\n{stderr}");
         assert!(!stderr.contains("panicked"), "{args:?} panicked:\n{stderr}");
     }

@@ -9,183 +9,23 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
-const TINY: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/tiny");
-const IMAGES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/images");
+use common::bundles::{edit_manifest, stage_mut};
+use common::cli::{assert_all_fail, assert_fails, command, mmrt, output, panic_problems, run_bundle, strings};
+use common::media::{crc32, png_chunk, PNG_SIGNATURE};
+use common::{image_fixture as fixture, tiny_dir, TempDir, TINY};
 
 /// sha256 of models/tiny/projector.onnx as listed in its bundle.json.
 const PROJECTOR_SHA256: &str = "342e314d39363143eadda9d9446532735e74701cd9b1a25e7fd4e67b4fdf6d2b";
 
 // ---------------------------------------------------------------- helpers
 
-/// What one run of the binary left behind.
-struct Outcome {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-/// `mmrt ARGS` with a clean logging environment and backtraces switched on, so
-/// a panic anywhere would show up in stderr.
-fn mmrt_cmd<S: AsRef<OsStr>>(args: &[S]) -> Command {
-    let mut cmd = Command::new(common::mmrt_bin());
-    cmd.args(args).env("RUST_BACKTRACE", "1").env_remove("RUST_LOG");
-    cmd
-}
-
-fn output(mut cmd: Command) -> Outcome {
-    let out = cmd.output().expect("spawn mmrt");
-    Outcome {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn mmrt<S: AsRef<OsStr>>(args: &[S]) -> Outcome {
-    output(mmrt_cmd(args))
-}
-
-/// `mmrt run --bundle BUNDLE --prompt PROMPT [--image I]... EXTRA...`.
-fn run_bundle(bundle: &Path, prompt: &str, images: &[&Path], extra: &[&str]) -> Outcome {
-    let mut args: Vec<std::ffi::OsString> =
-        vec!["run".into(), "--bundle".into(), bundle.into(), "--prompt".into(), prompt.into()];
-    for image in images {
-        args.push("--image".into());
-        args.push((*image).into());
-    }
-    args.extend(extra.iter().map(Into::into));
-    mmrt(&args)
-}
-
-/// Problems with a failed run: `Ok` when it exited non-zero with a clean
-/// `error:` message that contains every needle.
-fn failure_problems(out: &Outcome, needles: &[&str]) -> Vec<String> {
-    let mut problems = Vec::new();
-    if out.status.success() {
-        problems.push("exited 0, expected a non-zero status".to_string());
-    }
-    if out.status.code().is_none() {
-        problems.push(format!("killed by a signal ({:?})", out.status));
-    }
-    if !out.stderr.trim_start().starts_with("error:") {
-        problems.push("stderr does not start with \"error:\"".to_string());
-    }
-    for needle in needles {
-        if !out.stderr.contains(needle) {
-            problems.push(format!("stderr lacks {needle:?}"));
-        }
-    }
-    problems.extend(panic_problems(&out.stderr));
-    problems
-}
-
-/// A panic or backtrace in stderr.
-fn panic_problems(stderr: &str) -> Vec<String> {
-    ["panicked", "stack backtrace", "RUST_BACKTRACE", "\n   0: "]
-        .iter()
-        .filter(|marker| stderr.contains(*marker))
-        .map(|marker| format!("stderr contains {marker:?} (a panic or backtrace)"))
-        .collect()
-}
-
-/// Assert one failed run is clean and says what is wrong.
-#[track_caller]
-fn assert_fails(what: &str, out: &Outcome, needles: &[&str]) {
-    let problems = failure_problems(out, needles);
-    assert!(problems.is_empty(), "{what}: {}\nstatus: {:?}\nstderr:\n{}", problems.join("; "), out.status, out.stderr);
-}
-
-/// Table runner: check every row, then report all failing rows together.
-#[track_caller]
-fn assert_all_fail(rows: Vec<(String, Outcome, Vec<String>)>) {
-    let mut report = String::new();
-    for (what, out, needles) in &rows {
-        let needles: Vec<&str> = needles.iter().map(String::as_str).collect();
-        let problems = failure_problems(out, &needles);
-        if !problems.is_empty() {
-            report += &format!("\n* {what}: {}\n  status: {:?}\n  stderr: {}", problems.join("; "), out.status, out.stderr.trim());
-        }
-    }
-    assert!(report.is_empty(), "{} of {} cases failed:{report}", report.matches("\n* ").count(), rows.len());
-}
-
-fn strings(needles: &[&str]) -> Vec<String> {
-    needles.iter().map(|s| s.to_string()).collect()
-}
-
-/// A unique directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static NEXT: AtomicUsize = AtomicUsize::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path = std::env::temp_dir().join(format!("mmrt-cli-errors-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&path);
-        std::fs::create_dir_all(&path).expect("create temp dir");
-        TempDir(path)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-
-    /// A file in the temp dir with these bytes.
-    fn file(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
-        std::fs::write(&path, bytes).expect("write temp file");
-        path
-    }
-
-    /// A fresh copy of models/tiny at `<temp>/<name>`.
-    fn tiny_copy(&self, name: &str) -> PathBuf {
-        let dst = self.0.join(name);
-        std::fs::create_dir_all(&dst).expect("create bundle copy");
-        for entry in std::fs::read_dir(TINY).expect("read models/tiny") {
-            let entry = entry.expect("dir entry");
-            if entry.file_type().expect("file type").is_file() {
-                std::fs::copy(entry.path(), dst.join(entry.file_name())).expect("copy bundle file");
-            }
-        }
-        dst
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// Rewrite `bundle.json` of a bundle through a JSON edit.
-fn edit_manifest(bundle: &Path, edit: impl FnOnce(&mut serde_json::Value)) {
-    let path = bundle.join("bundle.json");
-    let mut json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-    edit(&mut json);
-    std::fs::write(&path, serde_json::to_string_pretty(&json).unwrap()).unwrap();
-}
-
 /// The stage called `name` in a manifest.
 fn stage<'a>(json: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Map<String, serde_json::Value> {
-    json["stages"]
-        .as_array_mut()
-        .unwrap()
-        .iter_mut()
-        .find(|s| s["name"] == name)
-        .unwrap_or_else(|| panic!("no stage {name} in models/tiny/bundle.json"))
-        .as_object_mut()
-        .unwrap()
+    stage_mut(json, "name", name)
 }
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(IMAGES).join(name)
-}
-
-/// Bitwise CRC-32 (IEEE 802.3, reflected, poly 0xEDB88320), as PNG chunks use.
 /// A serialized ONNX `ModelProto` with one initializer whose data lives in
 /// the external file `location` (protobuf written by hand: graph = 7,
 /// initializer = 5, dims = 1, data_type = 2, external_data = 13).
@@ -208,28 +48,6 @@ fn onnx_with_external_data(location: &str) -> Vec<u8> {
     model
 }
 
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= u32::from(b);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
-}
-
-/// One PNG chunk: length, type, data, CRC over type + data.
-fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
-    let mut out = (data.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let mut crc_input = kind.to_vec();
-    crc_input.extend_from_slice(data);
-    out.extend_from_slice(&crc32(&crc_input).to_be_bytes());
-    out
-}
-
 /// A PNG whose IHDR claims `width x height` 8-bit RGB, with the given chunks
 /// between IHDR and IEND. No pixel data worth the claim.
 fn png_claiming(width: u32, height: u32, middle: &[Vec<u8>]) -> Vec<u8> {
@@ -237,7 +55,7 @@ fn png_claiming(width: u32, height: u32, middle: &[Vec<u8>]) -> Vec<u8> {
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[8, 2, 0, 0, 0]); // bit depth 8, RGB, deflate, filter 0, no interlace
-    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut png = PNG_SIGNATURE.to_vec();
     png.extend(png_chunk(b"IHDR", &ihdr));
     for chunk in middle {
         png.extend_from_slice(chunk);
@@ -291,7 +109,7 @@ fn bad_images_fail_naming_the_file_and_the_problem() {
     let rows = cases
         .into_iter()
         .map(|(what, image, needles)| {
-            (what.to_string(), run_bundle(Path::new(TINY), "<image> Describe the image.", &[image], &["--json"]), strings(&needles))
+            (what.to_string(), run_bundle(&tiny_dir(), "<image> Describe the image.", &[image], &["--json"]), strings(&needles))
         })
         .collect();
     assert_all_fail(rows);
@@ -303,7 +121,7 @@ fn bad_images_fail_naming_the_file_and_the_problem() {
 fn huge_png_header_only_names_the_claimed_size() {
     let tmp = TempDir::new("huge-header");
     let png = tmp.file("huge.png", &png_claiming(100_000, 100_000, &[]));
-    let out = run_bundle(Path::new(TINY), "<image> hi", &[&png], &[]);
+    let out = run_bundle(&tiny_dir(), "<image> hi", &[&png], &[]);
     assert_fails("header-only 100000x100000 PNG", &out, &["huge.png", "100000x100000"]);
 }
 
@@ -313,7 +131,7 @@ fn image_that_is_a_directory_says_so() {
     let tmp = TempDir::new("image-dir");
     let dir = tmp.path().join("pics");
     std::fs::create_dir(&dir).unwrap();
-    let out = run_bundle(Path::new(TINY), "<image> hi", &[&dir], &[]);
+    let out = run_bundle(&tiny_dir(), "<image> hi", &[&dir], &[]);
     assert_fails("--image DIR", &out, &["pics", "directory"]);
 }
 
@@ -324,7 +142,7 @@ fn image_that_is_a_directory_says_so() {
 fn bad_bundles_fail_naming_the_file_stage_or_field() {
     let tmp = TempDir::new("bundles");
     type Corrupt = Box<dyn Fn(&Path)>;
-    let outside = tmp.file("outside.onnx", &std::fs::read(Path::new(TINY).join("projector.onnx")).unwrap());
+    let outside = tmp.file("outside.onnx", &std::fs::read(tiny_dir().join("projector.onnx")).unwrap());
     let cases: Vec<(&str, Corrupt, Vec<&str>)> = vec![
         (
             "6 decoder.onnx deleted",
@@ -431,7 +249,7 @@ fn symlink(target: &Path, link: &Path) {
 #[test]
 fn prompt_over_the_context_length_names_both_numbers() {
     let prompt = vec!["word"; 400].join(" ");
-    let out = run_bundle(Path::new(TINY), &prompt, &[], &[]);
+    let out = run_bundle(&tiny_dir(), &prompt, &[], &[]);
     assert_fails("400-word prompt", &out, &["tokens", "context length is 128"]);
     let tokens: usize = out
         .stderr
@@ -455,7 +273,7 @@ fn ort_library_that_cannot_load_is_an_error() {
     std::fs::create_dir(&empty_dir).unwrap();
     let (not_a_lib_s, empty_dir_s) = (not_a_lib.to_str().unwrap(), empty_dir.to_str().unwrap());
     let run = |ort_lib: Option<&str>, env: Option<&str>| {
-        let mut cmd = mmrt_cmd(&["run", "--bundle", TINY, "--prompt", "hi"]);
+        let mut cmd = command(&["run", "--bundle", TINY, "--prompt", "hi"]);
         if let Some(path) = ort_lib {
             cmd.arg("--ort-lib").arg(path);
         }
@@ -502,12 +320,12 @@ fn ort_library_that_cannot_load_is_an_error() {
 /// `--ort-lib` takes precedence over a bogus `MMRT_ORT_LIB`.
 #[test]
 fn explicit_ort_lib_overrides_the_environment() {
-    let setup = Path::new(env!("CARGO_MANIFEST_DIR")).join(".cache").join("onnxruntime");
+    let setup = common::root().join(".cache").join("onnxruntime");
     if !setup.is_dir() {
         eprintln!("skipped: no {} (run .ci/setup-ort)", setup.display());
         return;
     }
-    let mut cmd = mmrt_cmd(&[OsStr::new("--ort-lib"), setup.as_os_str(), OsStr::new("--version")]);
+    let mut cmd = command(&[OsStr::new("--ort-lib"), setup.as_os_str(), OsStr::new("--version")]);
     cmd.env("MMRT_ORT_LIB", "/nonexistent/libonnxruntime.so");
     let out = output(cmd);
     assert!(out.status.success(), "--ort-lib <setup folder> failed:\n{}", out.stderr);
@@ -531,7 +349,7 @@ fn bad_option_values_name_the_option() {
     ];
     let rows = cases
         .iter()
-        .map(|(opts, needles)| (opts.join(" "), run_bundle(Path::new(TINY), "hi", &[], opts), strings(needles)))
+        .map(|(opts, needles)| (opts.join(" "), run_bundle(&tiny_dir(), "hi", &[], opts), strings(needles)))
         .collect();
     assert_all_fail(rows);
 }
@@ -540,7 +358,7 @@ fn bad_option_values_name_the_option() {
 /// names the temperature (clap would otherwise take `-1` for a flag).
 #[test]
 fn negative_temperature_with_a_space_names_the_temperature() {
-    let out = run_bundle(Path::new(TINY), "hi", &[], &["--temperature", "-1"]);
+    let out = run_bundle(&tiny_dir(), "hi", &[], &["--temperature", "-1"]);
     assert_fails("--temperature -1", &out, &["temperature", "-1"]);
 }
 
@@ -552,12 +370,12 @@ fn image_count_must_match_the_placeholders() {
     let rows = vec![
         (
             "2 images, 1 placeholder".to_string(),
-            run_bundle(Path::new(TINY), "a <image> b", &[&a, &b], &[]),
+            run_bundle(&tiny_dir(), "a <image> b", &[&a, &b], &[]),
             strings(&["1 \"<image>\" placeholder", "2 image input"]),
         ),
         (
             "1 image, 2 placeholders".to_string(),
-            run_bundle(Path::new(TINY), "<image> and <image>", &[&a], &[]),
+            run_bundle(&tiny_dir(), "<image> and <image>", &[&a], &[]),
             strings(&["2 \"<image>\" placeholder", "1 image input"]),
         ),
     ];
@@ -569,7 +387,7 @@ fn image_count_must_match_the_placeholders() {
 #[test]
 fn unavailable_cuda_warns_and_falls_back_to_cpu() {
     let providers = runtime_providers();
-    let out = run_bundle(Path::new(TINY), "<image> hi", &[&fixture("a_32.png")], &["--ep", "cuda", "--json", "--max-tokens", "2"]);
+    let out = run_bundle(&tiny_dir(), "<image> hi", &[&fixture("a_32.png")], &["--ep", "cuda", "--json", "--max-tokens", "2"]);
     assert!(out.status.success(), "--ep cuda without --strict-ep should run; stderr:\n{}", out.stderr);
     assert!(panic_problems(&out.stderr).is_empty(), "{}", out.stderr);
     let json: serde_json::Value = serde_json::from_str(out.stdout.trim()).expect("stdout is one JSON object");
@@ -588,7 +406,7 @@ fn unavailable_cuda_with_strict_ep_is_an_error() {
         eprintln!("skipped: the loaded ONNX Runtime includes CUDA");
         return;
     }
-    let out = run_bundle(Path::new(TINY), "hi", &[], &["--ep", "cuda", "--strict-ep"]);
+    let out = run_bundle(&tiny_dir(), "hi", &[], &["--ep", "cuda", "--strict-ep"]);
     assert_fails("--ep cuda --strict-ep", &out, &["execution provider cuda is not available", "CUDAExecutionProvider"]);
 }
 
@@ -607,7 +425,7 @@ fn gray_rgba_and_16_bit_images_run() {
     let inputs = [fixture("gray_40x40.png"), fixture("rgba_48x32.png"), rgb16, gray16];
     let mut report = String::new();
     for input in &inputs {
-        let out = run_bundle(Path::new(TINY), "<image> Describe the image.", &[input], &["--json"]);
+        let out = run_bundle(&tiny_dir(), "<image> Describe the image.", &[input], &["--json"]);
         let name = input.file_name().unwrap().to_string_lossy();
         if !out.status.success() || !panic_problems(&out.stderr).is_empty() {
             report += &format!("\n* {name}: status {:?}, stderr: {}", out.status, out.stderr.trim());

@@ -9,20 +9,12 @@
 //! replaying each recorded `scheduler.step` (the sample entering it and the
 //! guided model output) must give diffusers' next sample.
 
-use std::path::Path;
+mod common;
 
 use mmrt::diffusion::scheduler::{alphas_cumprod, betas, BetaSchedule, Ddim, EulerDiscrete, SchedulerConfig};
 use mmrt::diffusion::Scheduler;
-use serde_json::Value;
 
-fn golden() -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/any_to_any.json");
-    serde_json::from_str(&std::fs::read_to_string(path).expect("golden file")).expect("golden JSON")
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float") as f32).collect()
-}
+use common::golden::any_to_any as golden;
 
 #[test]
 fn alphas_cumprod_are_bit_identical() {
@@ -33,7 +25,7 @@ fn alphas_cumprod_are_bit_identical() {
         ("squaredcos_cap_v2", BetaSchedule::SquaredcosCapV2, 0.00085, 0.012),
     ];
     for (name, schedule, start, end) in cases {
-        let want = floats(&g["alphas_cumprod"][name]);
+        let want = g.alphas_cumprod.get(name).unwrap_or_else(|| panic!("no alphas_cumprod.{name} in the goldens"));
         let got = alphas_cumprod(&betas(schedule, start, end, want.len()));
         let differing: Vec<usize> = (0..want.len()).filter(|&i| got[i].to_bits() != want[i].to_bits()).collect();
         assert!(differing.is_empty(), "{name}: {} of {} differ, first at {:?}", differing.len(), want.len(), differing.first());
@@ -43,28 +35,28 @@ fn alphas_cumprod_are_bit_identical() {
 #[test]
 fn timesteps_exact_and_sigmas_within_one_ulp() {
     let g = golden();
-    let schedules = g["schedules"].as_array().expect("schedules");
+    let schedules = &g.schedules;
     assert!(schedules.len() >= 60, "goldens cover both kinds, three spacings, two beta schedules, six step counts");
     for entry in schedules {
-        let config: SchedulerConfig = serde_json::from_value(entry["scheduler"].clone()).expect("scheduler config");
-        let steps = entry["steps"].as_u64().unwrap() as usize;
-        let label = format!("{} {steps} steps", entry["scheduler"]);
-        let want_t = floats(&entry["timesteps"]);
-        match &config {
+        let config = &entry.scheduler;
+        let steps = entry.steps;
+        let label = format!("{} {steps} steps", serde_json::to_string(config).expect("scheduler config as JSON"));
+        let want_t = &entry.timesteps;
+        match config {
             SchedulerConfig::Ddim(c) => {
                 let s = Ddim::new(c, steps).expect(&label);
                 let got: Vec<f32> = s.timesteps().iter().map(|&t| t as f32).collect();
-                assert_eq!(got, want_t, "{label}: timesteps");
+                assert_eq!(&got, want_t, "{label}: timesteps");
             }
             SchedulerConfig::EulerDiscrete(c) => {
                 let s = EulerDiscrete::new(c, steps).expect(&label);
                 assert_eq!(s.timesteps(), &want_t[..], "{label}: timesteps");
-                let want_sigmas = floats(&entry["sigmas"]);
+                let want_sigmas = entry.sigmas.as_ref().unwrap_or_else(|| panic!("{label}: no sigmas in the goldens"));
                 assert_eq!(s.sigmas().len(), want_sigmas.len(), "{label}: sigmas");
-                let worst = s.sigmas().iter().zip(&want_sigmas).map(|(a, b)| ulps(*a, *b)).max().unwrap();
+                let worst = s.sigmas().iter().zip(want_sigmas).map(|(a, b)| ulps(*a, *b)).max().unwrap();
                 assert!(worst <= 1, "{label}: sigmas {worst} ulps apart\n  rust {:?}\n  diffusers {want_sigmas:?}", s.sigmas());
                 let init = Scheduler::EulerDiscrete(s.clone()).init_noise_sigma();
-                let want_init = entry["init_noise_sigma"].as_f64().unwrap() as f32;
+                let want_init = entry.init_noise_sigma.unwrap_or_else(|| panic!("{label}: no init_noise_sigma in the goldens"));
                 assert!(ulps(init, want_init) <= 1, "{label}: init_noise_sigma {init} vs {want_init}");
             }
         }
@@ -85,21 +77,20 @@ fn max_rel(a: &[f32], b: &[f32]) -> f32 {
 #[test]
 fn each_step_reproduces_diffusers() {
     let g = golden();
-    let denoise = g["denoise"].as_object().expect("denoise cases");
+    let denoise = &g.denoise;
     assert_eq!(denoise.len(), 4, "DDIM and Euler, with and without guidance");
     for (name, case) in denoise {
-        let config: SchedulerConfig = serde_json::from_value(case["scheduler"].clone()).unwrap();
-        let steps = case["steps"].as_u64().unwrap() as usize;
-        let scheduler = Scheduler::new(&config, steps).unwrap();
-        assert_eq!(scheduler.init_noise_sigma(), case["init_noise_sigma"].as_f64().unwrap() as f32, "{name}");
-        let log = case["steps_log"].as_array().unwrap();
+        let steps = case.steps;
+        let scheduler = Scheduler::new(&case.scheduler, steps).unwrap();
+        assert_eq!(scheduler.init_noise_sigma(), case.init_noise_sigma, "{name}");
+        let log = &case.steps_log;
         assert_eq!(log.len(), steps, "{name}: one scheduler.step per step");
         let mut worst = 0.0f32;
         for (i, record) in log.iter().enumerate() {
-            assert_eq!(scheduler.timestep(i), record["timestep"].as_f64().unwrap() as f32, "{name} step {i}: timestep");
-            let mut sample = floats(&record["sample"]);
-            scheduler.step(i, &floats(&record["model_output"]), &mut sample);
-            worst = worst.max(max_rel(&sample, &floats(&record["prev_sample"])));
+            assert_eq!(scheduler.timestep(i), record.timestep, "{name} step {i}: timestep");
+            let mut sample = record.sample.clone();
+            scheduler.step(i, &record.model_output, &mut sample);
+            worst = worst.max(max_rel(&sample, &record.prev_sample));
         }
         // f32 arithmetic in the same order as torch; torch may divide by a
         // scalar as a multiplication by its reciprocal, hence a few ulps.
@@ -110,11 +101,11 @@ fn each_step_reproduces_diffusers() {
 #[test]
 fn zero_and_too_many_steps_are_errors() {
     let g = golden();
-    for case in g["denoise"].as_object().unwrap().values() {
-        let config: SchedulerConfig = serde_json::from_value(case["scheduler"].clone()).unwrap();
-        let zero = Scheduler::new(&config, 0).unwrap_err().to_string();
+    for case in g.denoise.values() {
+        let config = &case.scheduler;
+        let zero = Scheduler::new(config, 0).unwrap_err().to_string();
         assert!(zero.contains("at least 1"), "{zero}");
-        let many = Scheduler::new(&config, 1001).unwrap_err().to_string();
+        let many = Scheduler::new(config, 1001).unwrap_err().to_string();
         assert!(many.contains("1001") && many.contains("1000 training timesteps"), "{many}");
     }
 }

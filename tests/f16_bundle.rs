@@ -8,17 +8,18 @@
 //! CPU, the same as `exporters/tiny/f16.py` reports in onnxruntime Python), with a
 //! ~3x margin; each constant says what was measured.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use mmrt::generate::{DecoderModel, StepInput};
-use mmrt::stages::graph::StageLoader;
 use mmrt::manifest::{Modality, Preprocess, TensorDtype};
 use mmrt::pipeline::StageTimings;
-use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
+use mmrt::runtime::OrtRuntime;
 use mmrt::stages::decoder::Decoder;
-use mmrt::{Bundle, Pipeline, Request};
+use mmrt::{Pipeline, Request};
 use ort::value::TensorElementType;
-use serde_json::Value;
+
+use common::golden::{paths, tiny};
+use common::{root, runtime, session_config};
 
 /// Image embeddings vs PyTorch, max abs: measured 4.8e-3 (a_32) and 7.8e-3 (b_32),
 /// about one float16 ulp at the embeddings' magnitude (max |x| 5.1 and 11.5, where
@@ -33,47 +34,13 @@ const LOGITS_ATOL: f32 = 2e-2;
 /// Cosine similarity of the same logits: measured 1 - 3.9e-7.
 const LOGITS_MIN_COSINE: f64 = 0.9999;
 
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn golden() -> Value {
-    let text = std::fs::read_to_string(root().join("tests/golden/tiny.json")).expect("golden file");
-    serde_json::from_str(&text).expect("golden JSON")
-}
-
-fn runtime() -> OrtRuntime {
-    OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)")
-}
-
-fn config() -> SessionConfig {
-    SessionConfig { threads: Some(1), ..SessionConfig::default() }
-}
-
-fn bundle(name: &str) -> Bundle {
-    Bundle::open(root().join("models").join(name)).expect(name)
-}
-
 fn f16_pipeline() -> Pipeline {
-    Pipeline::load(&runtime(), bundle("tiny-f16"), &config()).expect("f16 pipeline")
+    common::pipeline(&root().join("models/tiny-f16"), &session_config(1))
 }
 
+/// The decoder of `models/<name>` on one thread.
 fn decoder(runtime: &OrtRuntime, name: &str) -> Decoder {
-    let bundle = bundle(name);
-    let plan = SessionPlan::uniform(config());
-    Decoder::open(&StageLoader::new(runtime, &bundle, &plan), bundle.manifest.decoder()).expect(name)
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
-}
-
-fn floats(v: &Value) -> Vec<f32> {
-    v.as_array().expect("float list").iter().map(|x| x.as_f64().expect("float") as f32).collect()
-}
-
-fn golden_case(name: &str) -> Value {
-    golden()["generate"].as_array().unwrap().iter().find(|c| c["name"] == name).expect(name).clone()
+    common::decoder(runtime, &root().join("models").join(name), session_config(1))
 }
 
 fn argmax(v: &[f32]) -> usize {
@@ -116,18 +83,17 @@ fn f16_bundle_opens_and_declares_float16() {
 #[test]
 fn f16_image_embeddings_close_to_pytorch() {
     let mut p = f16_pipeline();
-    let cases = golden()["embeddings"].as_array().expect("embeddings").clone();
+    let cases = tiny().embeddings;
     assert!(cases.len() >= 2);
     for case in cases {
-        let image = root().join(case["image"].as_str().expect("image"));
+        let image = root().join(&case.image);
         let media = p.encode_media(Modality::Image, std::slice::from_ref(&image), &mut StageTimings::default()).expect("encode");
         assert_eq!(mmrt::tensor::element_type(&media.values[0]), Some(TensorElementType::Float16), "projector output");
         let got = mmrt::tensor::to_f32_array(&media.values[0], "test", "embeddings").expect("f16 -> f32");
-        let want = floats(&case["values"]);
-        let shape: Vec<usize> = case["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
-        assert_eq!(&got.shape()[1..], &shape[..], "{}", image.display());
+        let want = &case.values;
+        assert_eq!(&got.shape()[1..], &case.shape[..], "{}", image.display());
         assert_eq!(got.len(), want.len());
-        let max_abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let max_abs = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         let scale = want.iter().fold(0.0f32, |m, x| m.max(x.abs()));
         let rel = max_abs / scale;
         eprintln!("{}: max|f16 - torch| = {max_abs:.2e}, relative to max|torch| = {scale:.2}: {rel:.2e}", image.display());
@@ -139,9 +105,10 @@ fn f16_image_embeddings_close_to_pytorch() {
 #[test]
 fn f16_prefill_logits_close_to_f32() {
     let runtime = runtime();
-    let prompt = ids(&golden_case("text_only")["input_ids"]);
-    let want = prefill_logits(&mut decoder(&runtime, "tiny"), &prompt);
-    let got = prefill_logits(&mut decoder(&runtime, "tiny-f16"), &prompt);
+    let golden = tiny();
+    let prompt = &golden.case("text_only").input_ids;
+    let want = prefill_logits(&mut decoder(&runtime, "tiny"), prompt);
+    let got = prefill_logits(&mut decoder(&runtime, "tiny-f16"), prompt);
     assert_eq!(got.len(), want.len(), "vocabulary");
     let max_abs = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
     let dot: f64 = got.iter().zip(&want).map(|(&a, &b)| a as f64 * b as f64).sum();
@@ -165,22 +132,20 @@ fn f16_prefill_logits_close_to_f32() {
 fn f16_greedy_generation_runs() {
     let mut p = f16_pipeline();
     let vocab = p.tokenizer().get_vocab_size(true) as u32;
-    let cases = golden()["generate"].as_array().expect("generate").clone();
-    assert!(cases.iter().any(|c| !c["images"].as_array().unwrap().is_empty()), "a request with an image");
+    let cases = tiny().generate;
+    assert!(cases.iter().any(|c| !c.images.is_empty()), "a request with an image");
     for case in &cases {
-        let name = case["name"].as_str().unwrap();
-        let images: Vec<PathBuf> =
-            case["images"].as_array().unwrap().iter().map(|i| root().join(i.as_str().unwrap())).collect();
-        let request = Request::new(case["prompt"].as_str().unwrap())
-            .with_images(images)
-            .with_max_new_tokens(case["max_new_tokens"].as_u64().unwrap() as usize);
+        let name = &case.name;
+        let request = Request::new(case.prompt.as_str())
+            .with_images(paths(&case.images))
+            .with_max_new_tokens(case.max_new_tokens);
         let out = p.run(&request, |_| Ok(())).expect(name);
-        let want = ids(&case["output_ids"]);
-        assert_eq!(out.prompt_ids, ids(&case["input_ids"]), "{name}: prompt ids");
+        let want = &case.output_ids;
+        assert_eq!(out.prompt_ids, case.input_ids, "{name}: prompt ids");
         assert!(!out.token_ids.is_empty() && out.token_ids.len() <= want.len().max(1), "{name}: {} ids", out.token_ids.len());
         assert!(out.token_ids.iter().all(|&t| t < vocab), "{name}: ids within the vocabulary of {vocab}: {:?}", out.token_ids);
-        let equal = out.token_ids.iter().zip(&want).filter(|(a, b)| a == b).count();
-        let prefix = out.token_ids.iter().zip(&want).take_while(|(a, b)| a == b).count();
+        let equal = out.token_ids.iter().zip(want).filter(|(a, b)| a == b).count();
+        let prefix = out.token_ids.iter().zip(want).take_while(|(a, b)| a == b).count();
         eprintln!("{name}: {equal}/{} greedy ids equal to the f32 goldens (common prefix {prefix})", want.len());
         assert_eq!(out.token_ids[0], want[0], "{name}: first token (the prefill argmax)");
     }

@@ -2,15 +2,15 @@
 //! `past` inputs by move, never copied: checked through the `DecoderModel`
 //! seam, both with a fake model and around the real ONNX decoder.
 
-use std::path::Path;
+mod common;
 
 use mmrt::generate::{generate, DecoderModel, Decoding, GenerationConfig, Generation, StepInput};
-use mmrt::runtime::{OrtRuntime, SessionConfig, SessionPlan};
+use mmrt::runtime::SessionConfig;
 use mmrt::stages::decoder::Decoder;
-use mmrt::stages::graph::StageLoader;
 use mmrt::stages::io::KvCache;
-use mmrt::Bundle;
 use ort::value::{DynValue, Tensor};
+
+use common::runtime;
 
 /// Data pointers of each tensor of a cache.
 fn pointers(cache: &KvCache) -> Vec<usize> {
@@ -125,7 +125,7 @@ fn run<M: DecoderModel>(model: &mut M, prompt: &[u32], max_new_tokens: usize) ->
 
 #[test]
 fn fake_model_receives_previous_presents() {
-    OrtRuntime::load(None).expect("ONNX Runtime");
+    runtime();
     let mut model = FakeModel { log: Log::default(), vocab: 10 };
     let ids = run(&mut model, &[1, 2, 3], 6);
     assert_eq!(ids, vec![3, 4, 0, 1, 2, 3], "greedy follows the fake logits");
@@ -135,10 +135,8 @@ fn fake_model_receives_previous_presents() {
 
 #[test]
 fn real_decoder_receives_previous_presents() {
-    let runtime = OrtRuntime::load(None).expect("ONNX Runtime");
-    let bundle = Bundle::open(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny")).unwrap();
-    let plan = SessionPlan::uniform(SessionConfig::default());
-    let decoder = Decoder::open(&StageLoader::new(&runtime, &bundle, &plan), bundle.manifest.decoder()).unwrap();
+    let runtime = runtime();
+    let decoder = common::decoder(&runtime, &common::tiny_dir(), SessionConfig::default());
     let mut model = Recording { inner: decoder, log: Log::default() };
     run(&mut model, &[1, 10, 20, 30], 8);
     model.log.assert_moved();
@@ -147,7 +145,7 @@ fn real_decoder_receives_previous_presents() {
 
 #[test]
 fn generation_stops_at_the_context_length() {
-    OrtRuntime::load(None).expect("ONNX Runtime");
+    runtime();
     let mut model = FakeModel { log: Log::default(), vocab: 10 };
     let prompt: Vec<u32> = (0..60).collect();
     let g = generate_greedy(&mut model, &prompt, 100).unwrap();
@@ -157,7 +155,7 @@ fn generation_stops_at_the_context_length() {
 
 #[test]
 fn prompt_over_the_context_is_an_error() {
-    OrtRuntime::load(None).expect("ONNX Runtime");
+    runtime();
     let mut model = FakeModel { log: Log::default(), vocab: 10 };
     let prompt: Vec<u32> = (0..64).collect();
     let err = generate_greedy(&mut model, &prompt, 4).unwrap_err().to_string();

@@ -2,15 +2,14 @@
 //! on real (espeak-ng) speech, WAV decoding of every supported encoding, the
 //! resampler, and clear errors for bad input.
 
-use std::path::{Path, PathBuf};
+mod common;
 
 use mmrt::manifest::AudioPreprocess;
 use mmrt::preprocess::audio::{self, AudioError, LogMel};
 use mmrt::preprocess::wav::{decode_wav, read_wav};
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use common::media::{mono16, write_wav};
+use common::{audio_fixture, root, test_audio as tmp};
 
 fn settings(n_mels: usize) -> AudioPreprocess {
     AudioPreprocess { sample_rate: 16000, n_fft: 400, hop_length: 160, n_mels, chunk_seconds: 30.0 }
@@ -18,22 +17,21 @@ fn settings(n_mels: usize) -> AudioPreprocess {
 
 #[test]
 fn log_mel_matches_whisper_feature_extractor_within_1e_4() {
-    let meta: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(root().join("tests/golden/log_mel.json")).unwrap()).unwrap();
-    let wave = read_wav(&root().join("tests/fixtures/audio").join(meta["wav"].as_str().unwrap())).unwrap();
+    let meta = common::golden::log_mel();
+    let wave = read_wav(&audio_fixture(&meta.wav)).unwrap();
     assert_eq!(wave.sample_rate, 16000);
-    assert_eq!(wave.samples.len(), meta["samples"].as_u64().unwrap() as usize);
-    for g in meta["goldens"].as_array().unwrap() {
-        let n_mels = g["n_mels"].as_u64().unwrap() as usize;
-        let stored = g["frames_stored"].as_u64().unwrap() as usize;
-        let bytes = std::fs::read(root().join("tests/golden").join(g["file"].as_str().unwrap())).unwrap();
+    assert_eq!(wave.samples.len(), meta.samples);
+    for g in &meta.goldens {
+        let n_mels = g.n_mels;
+        let stored = g.frames_stored;
+        let bytes = std::fs::read(root().join("tests/golden").join(&g.file)).unwrap();
         let golden: Vec<f32> = bytes.chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect();
         assert_eq!(golden.len(), n_mels * stored);
         let mel = LogMel::new(&settings(n_mels)).unwrap();
-        assert_eq!(mel.frames(), g["frames_total"].as_u64().unwrap() as usize);
+        assert_eq!(mel.frames(), g.frames_total);
         let got = mel.compute(&wave.samples);
         assert_eq!(got.len(), n_mels * mel.frames());
-        let pad = g["padding_value"].as_f64().unwrap() as f32;
+        let pad = g.padding_value;
         let mut worst = 0.0f32;
         for m in 0..n_mels {
             for f in 0..mel.frames() {
@@ -46,29 +44,8 @@ fn log_mel_matches_whisper_feature_extractor_within_1e_4() {
     }
 }
 
-fn write_wav(path: &Path, spec: hound::WavSpec, frames: &[f32]) {
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &x in frames {
-        for _ in 0..spec.channels {
-            match (spec.sample_format, spec.bits_per_sample) {
-                (hound::SampleFormat::Float, _) => w.write_sample(x).unwrap(),
-                (_, 8) => w.write_sample((x * 127.0).round() as i8).unwrap(),
-                (_, 16) => w.write_sample((x * 32767.0).round() as i16).unwrap(),
-                (_, bits) => w.write_sample((x as f64 * ((1i64 << (bits - 1)) - 1) as f64).round() as i32).unwrap(),
-            }
-        }
-    }
-    w.finalize().unwrap();
-}
-
 fn sine(rate: u32, hz: f32, seconds: f32) -> Vec<f32> {
     (0..(rate as f32 * seconds) as usize).map(|i| 0.5 * (2.0 * std::f32::consts::PI * hz * i as f32 / rate as f32).sin()).collect()
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = root().join("target/test-audio");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
 }
 
 #[test]
@@ -95,8 +72,7 @@ fn every_pcm_and_float_encoding_decodes_to_the_same_mono_signal() {
 #[test]
 fn eight_khz_audio_is_resampled_to_sixteen_khz() {
     let path = tmp("tone_8k.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: 8000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    write_wav(&path, spec, &sine(8000, 440.0, 1.0));
+    write_wav(&path, mono16(8000), &sine(8000, 440.0, 1.0));
     let w = read_wav(&path).unwrap();
     let y = audio::resample(&w.samples, w.sample_rate, 16000).unwrap();
     assert_eq!(y.len(), 16000);
@@ -109,8 +85,7 @@ fn eight_khz_audio_is_resampled_to_sixteen_khz() {
 #[test]
 fn bad_wavs_give_clear_errors() {
     let good = tmp("good.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: 16000, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    write_wav(&good, spec, &sine(16000, 300.0, 0.1));
+    write_wav(&good, mono16(16000), &sine(16000, 300.0, 0.1));
     let bytes = std::fs::read(&good).unwrap();
     let header_only = {
         let mut b = bytes[..44].to_vec();

@@ -3,44 +3,18 @@
 //! as PIL's `convert("RGB")` would, and `preprocess` matches the PIL golden values
 //! in `tests/golden/tiny.json` under the tiny bundle's own preprocessing config.
 
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod common;
+
+use std::path::Path;
 
 use mmrt::error::Error;
-use mmrt::manifest::{ImagePreprocess, Preprocess};
+use mmrt::manifest::{ImagePreprocess, Modality, Preprocess};
 use mmrt::preprocess::image::{decode_image, load_image, preprocess, resized_size, ImageError};
 
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// Write `bytes` to a fresh file in the temp dir and return its path.
-fn temp_file(name: &str, bytes: &[u8]) -> PathBuf {
-    static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("mmrt-preprocess-image-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join(name);
-    std::fs::write(&path, bytes).unwrap();
-    path
-}
+use common::media::{png_chunk, PNG_SIGNATURE};
+use common::{root, temp_file};
 
 // --- a minimal PNG writer: stored (uncompressed) deflate blocks, hand-made CRCs ---
-
-fn crc32(bytes: &[u8]) -> u32 {
-    let mut crc = !0u32;
-    for &b in bytes {
-        crc ^= b as u32;
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 {
-                (crc >> 1) ^ 0xEDB8_8320
-            } else {
-                crc >> 1
-            };
-        }
-    }
-    !crc
-}
 
 fn adler32(bytes: &[u8]) -> u32 {
     let (mut a, mut b) = (1u32, 0u32);
@@ -49,15 +23,6 @@ fn adler32(bytes: &[u8]) -> u32 {
         b = (b + a) % 65521;
     }
     (b << 16) | a
-}
-
-fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
-    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
-    let start = out.len();
-    out.extend_from_slice(kind);
-    out.extend_from_slice(data);
-    let crc = crc32(&out[start..]);
-    out.extend_from_slice(&crc.to_be_bytes());
 }
 
 /// zlib stream of `data` in stored blocks.
@@ -89,21 +54,21 @@ fn png(
     rows: &[Vec<u8>],
     extra: &[(&[u8; 4], Vec<u8>)],
 ) -> Vec<u8> {
-    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut out = PNG_SIGNATURE.to_vec();
     let mut ihdr = Vec::new();
     ihdr.extend_from_slice(&width.to_be_bytes());
     ihdr.extend_from_slice(&height.to_be_bytes());
     ihdr.extend_from_slice(&[bit_depth, color_type, 0, 0, 0]);
-    chunk(&mut out, b"IHDR", &ihdr);
+    out.extend(png_chunk(b"IHDR", &ihdr));
     for (kind, data) in extra {
-        chunk(&mut out, kind, data);
+        out.extend(png_chunk(kind, data));
     }
     let raw: Vec<u8> = rows
         .iter()
         .flat_map(|r| std::iter::once(0u8).chain(r.iter().copied()))
         .collect();
-    chunk(&mut out, b"IDAT", &zlib_stored(&raw));
-    chunk(&mut out, b"IEND", &[]);
+    out.extend(png_chunk(b"IDAT", &zlib_stored(&raw)));
+    out.extend(png_chunk(b"IEND", &[]));
     out
 }
 
@@ -302,17 +267,10 @@ fn file_name_does_not_matter() {
 
 /// The tiny bundle's image preprocessing block, read from its manifest.
 fn tiny_image_config() -> ImagePreprocess {
-    let path = repo("models/tiny/bundle.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let stage = manifest["stages"]
-        .as_array()
-        .expect("stages")
-        .iter()
-        .find(|s| s["kind"] == "modality_encoder" && s["modality"] == "image")
-        .expect("an image modality_encoder stage");
-    match serde_json::from_value::<Preprocess>(stage["preprocess"].clone()).unwrap() {
-        Preprocess::Image(p) => p,
+    let bundle = common::bundle("tiny");
+    let encoder = bundle.manifest.encoder(Modality::Image).expect("an image encoder stage");
+    match &encoder.preprocess {
+        Preprocess::Image(p) => p.clone(),
         other => panic!("expected image preprocessing, found {other:?}"),
     }
 }
@@ -320,10 +278,7 @@ fn tiny_image_config() -> ImagePreprocess {
 #[test]
 fn matches_pil_golden() {
     let cfg = tiny_image_config();
-    let path = repo("tests/golden/tiny.json");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    let golden: serde_json::Value = serde_json::from_str(&text).unwrap();
-    let cases = golden["preprocess"].as_array().expect("`preprocess` cases");
+    let cases = common::golden::tiny().preprocess;
     assert!(!cases.is_empty());
     // Resized images: PIL and fast_image_resize both run 8-bit fixed-point
     // convolutions with the same Catmull-Rom weights, but their rounding of the
@@ -331,16 +286,15 @@ fn matches_pil_golden() {
     // 1/255/std ≈ 0.0146 after normalization (std >= 0.2613); allow two levels.
     let resized_tolerance = 2.0 / 255.0 / cfg.std.iter().cloned().fold(f32::INFINITY, f32::min);
     for case in cases {
-        let image_path = case["image"].as_str().unwrap();
-        let shape: Vec<usize> = serde_json::from_value(case["shape"].clone()).unwrap();
-        let want: Vec<f32> = serde_json::from_value(case["pixel_values"].clone()).unwrap();
-        let img = load_image(&repo(image_path)).unwrap();
+        let image_path = &case.image;
+        let (shape, want) = (&case.shape, &case.pixel_values);
+        let img = load_image(&root().join(image_path)).unwrap();
         let got = preprocess(std::slice::from_ref(&img), &cfg).unwrap();
         assert_eq!(got.shape(), shape.as_slice(), "{image_path}");
         let got = got.as_slice().unwrap();
         assert_eq!(got.len(), want.len(), "{image_path}");
-        let max_diff = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
-        let levels_off = got.iter().zip(&want).filter(|(a, b)| (*a - *b).abs() > 1e-5).count();
+        let max_diff = got.iter().zip(want).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+        let levels_off = got.iter().zip(want).filter(|(a, b)| (*a - *b).abs() > 1e-5).count();
         let unresized = resized_size(img.width(), img.height(), &cfg.resize).unwrap() == img.dimensions();
         eprintln!(
             "{image_path} {}x{}: max |rust - PIL| = {max_diff:.3e}, {levels_off}/{} values differ",

@@ -2,13 +2,13 @@
 //! a multi-byte character, and its pieces add up to the full decode.
 //! Uses the tiny bundle's real byte-level BPE tokenizer.
 
-use std::path::Path;
+mod common;
 
 use mmrt::generate::StreamDecoder;
 use tokenizers::Tokenizer;
 
 fn tokenizer() -> Tokenizer {
-    Tokenizer::from_file(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny/tokenizer.json")).unwrap()
+    Tokenizer::from_file(common::tiny_dir().join("tokenizer.json")).unwrap()
 }
 
 #[test]

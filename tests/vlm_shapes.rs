@@ -13,63 +13,43 @@
 //! When a bundle has not been built the test says so and passes (set
 //! `MMRT_REQUIRE_REAL=1` to make that a failure, as `.ci/run` does).
 
-use std::path::{Path, PathBuf};
+mod common;
 
-use mmrt::runtime::{OrtRuntime, SessionConfig};
-use mmrt::{Bundle, Pipeline, Request};
-use serde_json::Value;
+use std::path::Path;
 
-fn bundle_dir(name: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(name);
-    if dir.join("bundle.json").exists() {
-        return Some(dir);
-    }
-    if std::env::var_os("MMRT_REQUIRE_REAL").is_some() {
-        panic!("{} is missing; build it with `bash exporters/vlm_shapes/build.sh`", dir.display());
-    }
-    eprintln!("skipping: {} not built (bash exporters/vlm_shapes/build.sh)", dir.display());
-    None
-}
+use mmrt::{Pipeline, Request};
 
-fn goldens(f32_dir: &Path) -> Value {
-    let text = std::fs::read_to_string(f32_dir.join("goldens.json")).expect("goldens.json (exporters/vlm_shapes/build.sh)");
-    serde_json::from_str(&text).expect("goldens JSON")
-}
-
-fn ids(v: &Value) -> Vec<u32> {
-    v.as_array().expect("id list").iter().map(|x| x.as_u64().expect("id") as u32).collect()
-}
+use common::bundles;
+use common::golden::{VlmShapes, VlmShapesCase};
 
 fn pipeline(dir: &Path) -> Pipeline {
-    let runtime = OrtRuntime::load(None).expect("ONNX Runtime (run .ci/setup-ort)");
-    let config = SessionConfig { threads: Some(2), ..SessionConfig::default() };
-    Pipeline::load(&runtime, Bundle::open(dir).expect("bundle"), &config).expect("pipeline")
+    common::pipeline(dir, &common::session_config(2))
 }
 
 /// The case's prompt, `null` meaning the bundle's default prompt.
-fn prompt_of(case: &Value, default: &str) -> String {
-    case["prompt"].as_str().unwrap_or(default).to_string()
+fn prompt_of(case: &VlmShapesCase, default: &str) -> String {
+    case.prompt.as_deref().unwrap_or(default).to_string()
 }
 
 #[test]
 fn f32_bundle_greedy_ids_equal_pytorch_pipeline() {
-    let Some(dir) = bundle_dir("vlm-shapes-f32") else { return };
-    let g = goldens(&dir);
+    let Some(dir) = bundles::vlm_shapes("vlm-shapes-f32") else { return };
+    let g = VlmShapes::of(&dir);
     let mut p = pipeline(&dir);
     let default = p.bundle().manifest.prompt.default_prompt.clone().expect("bundle sets a default prompt");
-    assert_eq!(default, g["default_prompt"].as_str().expect("default_prompt"));
-    let max_new = g["max_new_tokens"].as_u64().expect("max_new_tokens") as usize;
-    let cases = g["cases"].as_array().expect("cases");
-    let empty_prompts = cases.iter().filter(|c| c["prompt"].as_str() == Some("")).count();
+    assert_eq!(default, g.default_prompt);
+    let max_new = g.max_new_tokens;
+    let cases = &g.cases;
+    let empty_prompts = cases.iter().filter(|c| c.prompt.as_deref() == Some("")).count();
     assert!(cases.len() >= 10 && empty_prompts >= 1, "{} cases, {empty_prompts} without prompt", cases.len());
     for case in cases {
-        let image = dir.join(case["image"].as_str().expect("image"));
+        let image = dir.join(&case.image);
         let prompt = prompt_of(case, &default);
         let request = Request::new(prompt.clone()).with_images([image.clone()]).with_max_new_tokens(max_new);
         let out = p.run(&request, |_| Ok(())).expect("run");
         let what = format!("{} with prompt {prompt:?}", image.display());
-        assert_eq!(out.prompt_ids, ids(&case["prompt_ids"]), "{what}: prompt ids");
-        assert_eq!(out.token_ids, ids(&case["expected_ids"]), "{what}: greedy ids (PyTorch: {:?})", case["expected_text"]);
+        assert_eq!(out.prompt_ids, case.prompt_ids, "{what}: prompt ids");
+        assert_eq!(out.token_ids, case.expected_ids, "{what}: greedy ids (PyTorch: {:?})", case.expected_text);
     }
 }
 
@@ -98,18 +78,18 @@ fn caption_words_are_parsed() {
 
 #[test]
 fn q4_bundle_names_shape_and_colour() {
-    let (Some(f32_dir), Some(q4_dir)) = (bundle_dir("vlm-shapes-f32"), bundle_dir("vlm-shapes")) else { return };
-    let g = goldens(&f32_dir);
+    let (Some(f32_dir), Some(q4_dir)) = (bundles::vlm_shapes("vlm-shapes-f32"), bundles::vlm_shapes("vlm-shapes")) else { return };
+    let g = VlmShapes::of(&f32_dir);
     let mut p = pipeline(&q4_dir);
     let default = p.bundle().manifest.prompt.default_prompt.clone().expect("default prompt");
     let (mut shapes, mut colours, mut n) = (0, 0, 0);
-    for case in g["cases"].as_array().expect("cases").iter().filter(|c| c["prompt"].is_null()) {
-        let image = f32_dir.join(case["image"].as_str().expect("image"));
+    for case in g.cases.iter().filter(|c| c.prompt.is_none()) {
+        let image = f32_dir.join(&case.image);
         let out = p.run(&Request::new(default.clone()).with_images([image]), |_| Ok(())).expect("run");
         let (shape, colour) = named(&out.text);
-        eprintln!("{}: {:?} (truth: {})", case["image"], out.text, case["caption"]);
-        shapes += usize::from(shape == case["shape"].as_str());
-        colours += usize::from(colour == case["colour"].as_str());
+        eprintln!("{:?}: {:?} (truth: {:?})", case.image, out.text, case.caption);
+        shapes += usize::from(shape == Some(case.shape.as_str()));
+        colours += usize::from(colour == Some(case.colour.as_str()));
         n += 1;
     }
     eprintln!("q4: shape {shapes}/{n}, colour {colours}/{n}");

@@ -9,37 +9,22 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use mmrt::runtime::OrtRuntime;
 use mmrt::pipeline::LoadOptions;
 use mmrt::vad::VadConfig;
-use mmrt_cli::wer::{normalized_wer, word_error_rate};
 use mmrt::{Bundle, Pipeline, Request};
+use mmrt_cli::wer::{normalized_wer, word_error_rate};
 
-
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The bundle directory, or `None` (with a note) when it is not built and not required.
-fn bundle_dir(name: &str) -> Option<PathBuf> {
-    let dir = root().join("models").join(name);
-    if dir.join("bundle.json").is_file() && dir.join("testset/references.json").is_file() || name.ends_with("int8") && dir.join("bundle.json").is_file() {
-        return Some(dir);
-    }
-    if std::env::var("MMRT_REQUIRE_WHISPER").is_ok_and(|v| v == "1") {
-        panic!("{} is not built; run `bash exporters/whisper/build.sh`", dir.display());
-    }
-    eprintln!("skipping: {} is not built (bash exporters/whisper/build.sh)", dir.display());
-    None
-}
+use common::bundles;
+use common::cli::mmrt;
+use common::golden::WhisperReference;
+use common::media::{mono16, write_wav};
+use common::{audio_fixture, root, runtime, test_audio as tmp};
 
 fn pipeline(dir: &Path, vad: bool) -> Pipeline {
-    let runtime = OrtRuntime::load(None).expect("ONNX Runtime (bash .ci/setup-ort)");
     let options = LoadOptions { vad_model: vad.then(|| root().join("models/silero-vad")), ..Default::default() };
-    Pipeline::load_with(&runtime, Bundle::open(dir).unwrap(), &options).unwrap()
+    Pipeline::load_with(&runtime(), Bundle::open(dir).unwrap(), &options).unwrap()
 }
 
 fn words(text: &str) -> Vec<String> {
@@ -55,14 +40,13 @@ fn wer(reference: &str, hypothesis: &str) -> f64 {
     word_error_rate(&words(reference).join(" "), &words(hypothesis).join(" "))
 }
 
-fn references(dir: &Path) -> Vec<serde_json::Value> {
-    let text = std::fs::read_to_string(dir.join("testset/references.json")).unwrap();
-    serde_json::from_str::<Vec<serde_json::Value>>(&text).unwrap()
+fn references(dir: &Path) -> Vec<WhisperReference> {
+    WhisperReference::of(dir)
 }
 
 #[test]
 fn transcripts_equal_pytorch_on_every_utterance() {
-    let Some(dir) = bundle_dir("whisper-base") else { return };
+    let Some(dir) = bundles::whisper("whisper-base") else { return };
     let (raw, normalized) = transcribe_test_set(&dir, 1);
     println!("greedy: mean WER raw {:.1}%, normalized {:.1}% (see wer_within_15_percent)", 100.0 * raw, 100.0 * normalized);
 }
@@ -71,8 +55,8 @@ fn transcripts_equal_pytorch_on_every_utterance() {
 /// results are: WER after English normalization of reference and hypothesis.
 #[test]
 fn wer_within_15_percent() {
-    let Some(dir) = bundle_dir("whisper-base") else { return };
-    let beams = references(&dir)[0]["beam_size"].as_u64().expect("references.json has beam references") as usize;
+    let Some(dir) = bundles::whisper("whisper-base") else { return };
+    let beams = references(&dir)[0].beam_size.expect("references.json has beam references");
     let (raw, normalized) = transcribe_test_set(&dir, beams);
     println!("beam {beams}: mean WER raw {:.1}%, normalized {:.1}%", 100.0 * raw, 100.0 * normalized);
     assert!(normalized <= 0.15, "mean normalized WER {:.1}% > 15%", 100.0 * normalized);
@@ -85,29 +69,29 @@ fn wer_within_15_percent() {
 fn transcribe_test_set(dir: &Path, beams: usize) -> (f64, f64) {
     let refs = references(dir);
     assert!(refs.len() >= 10, "the test set has {} utterances", refs.len());
-    let (text_key, ids_key) = if beams > 1 { ("pytorch_beam_text", "pytorch_beam_ids") } else { ("pytorch_text", "pytorch_ids") };
     let mut p = pipeline(dir, false);
     let eos = p.bundle().manifest.prompt.eos_token_ids.clone();
     let (mut total_wer, mut total_norm, mut mismatches) = (0.0, 0.0, Vec::new());
     let (mut audio_s, mut wall_s) = (0.0, 0.0);
     println!("{:<18} {:>6} {:>6}  {:<44} | mmrt ({beams} beam(s))", "file", "raw", "norm", "sentence");
     for r in &refs {
-        let file = r["file"].as_str().unwrap();
+        let file = &r.file;
+        let (want_text, want_ids) = r.expected(beams);
         let start = std::time::Instant::now();
         let out = p.run(&Request::transcribe(dir.join("testset").join(file)).with_beams(beams), |_| Ok(())).unwrap();
         wall_s += start.elapsed().as_secs_f64();
         audio_s += out.audio_seconds;
-        let mut ids: Vec<u64> = out.windows.iter().flat_map(|w| w.token_ids.iter().map(|&i| i as u64)).collect();
-        ids.retain(|i| !eos.contains(&(*i as u32)));
-        let mut want: Vec<u64> = r[ids_key].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
-        want.retain(|i| !eos.contains(&(*i as u32)));
-        let sentence = r["sentence"].as_str().unwrap();
+        let mut ids: Vec<u32> = out.windows.iter().flat_map(|w| w.token_ids.iter().copied()).collect();
+        ids.retain(|i| !eos.contains(i));
+        let mut want = want_ids.to_vec();
+        want.retain(|i| !eos.contains(i));
+        let sentence = &r.sentence;
         let (w, n) = (wer(sentence, &out.text), normalized_wer(sentence, &out.text));
         total_wer += w;
         total_norm += n;
         println!("{file:<18} {:>5.1}% {:>5.1}%  {sentence:<44} | {}", 100.0 * w, 100.0 * n, out.text);
-        if out.text != r[text_key].as_str().unwrap() || ids != want {
-            mismatches.push(format!("{file}: mmrt {:?} {ids:?} vs PyTorch {:?} {want:?}", out.text, r[text_key]));
+        if out.text != want_text || ids != want {
+            mismatches.push(format!("{file}: mmrt {:?} {ids:?} vs PyTorch {want_text:?} {want:?}", out.text));
         }
     }
     let (mean, norm) = (total_wer / refs.len() as f64, total_norm / refs.len() as f64);
@@ -124,14 +108,14 @@ fn transcribe_test_set(dir: &Path, beams: usize) -> (f64, f64) {
 
 #[test]
 fn int8_bundle_transcribes_the_test_set() {
-    let (Some(dir), Some(fp32)) = (bundle_dir("whisper-base-int8"), bundle_dir("whisper-base")) else { return };
+    let (Some(dir), Some(fp32)) = (bundles::whisper("whisper-base-int8"), bundles::whisper("whisper-base")) else { return };
     let refs = references(&fp32);
     let mut p = pipeline(&dir, false);
     let mut total = 0.0;
     for r in &refs {
-        let out = p.run(&Request::transcribe(fp32.join("testset").join(r["file"].as_str().unwrap())), |_| Ok(())).unwrap();
-        let w = wer(r["sentence"].as_str().unwrap(), &out.text);
-        println!("int8 {:<18} {:>5.1}%  {}", r["file"].as_str().unwrap(), 100.0 * w, out.text);
+        let out = p.run(&Request::transcribe(fp32.join("testset").join(&r.file)), |_| Ok(())).unwrap();
+        let w = wer(&r.sentence, &out.text);
+        println!("int8 {:<18} {:>5.1}%  {}", r.file, 100.0 * w, out.text);
         total += w;
     }
     let mean = total / refs.len() as f64;
@@ -139,28 +123,13 @@ fn int8_bundle_transcribes_the_test_set() {
     assert!(mean <= 0.35, "int8 mean WER {:.1}%", 100.0 * mean);
 }
 
-fn write_wav(path: &Path, rate: u32, samples: &[f32]) {
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut w = hound::WavWriter::create(path, spec).unwrap();
-    for &x in samples {
-        w.write_sample((x * 32767.0).round().clamp(-32768.0, 32767.0) as i16).unwrap();
-    }
-    w.finalize().unwrap();
-}
-
 fn speech_16k() -> Vec<f32> {
-    mmrt::preprocess::wav::read_wav(&root().join("tests/fixtures/audio/speech_16k.wav")).unwrap().samples
-}
-
-fn tmp(name: &str) -> PathBuf {
-    let dir = root().join("target/test-audio");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    mmrt::preprocess::wav::read_wav(&audio_fixture("speech_16k.wav")).unwrap().samples
 }
 
 #[test]
 fn long_audio_is_chunked_and_vad_splits_at_pauses() {
-    let Some(dir) = bundle_dir("whisper-base") else { return };
+    let Some(dir) = bundles::whisper("whisper-base") else { return };
     // 2 s silence, speech, 30 s silence, speech, 1 s silence: 36 s, two 30 s windows without VAD.
     let speech = speech_16k();
     let mut x = vec![0.0f32; 32000];
@@ -169,7 +138,7 @@ fn long_audio_is_chunked_and_vad_splits_at_pauses() {
     x.extend(&speech);
     x.extend(vec![0.0f32; 16000]);
     let path = tmp("long_two_utterances.wav");
-    write_wav(&path, 16000, &x);
+    write_wav(&path, mono16(16000), &x);
     let mut p = pipeline(&dir, true);
     let plain = p.run(&Request::transcribe(path.clone()), |_| Ok(())).unwrap();
     assert_eq!(plain.windows.len(), 2, "{:?}", plain.windows);
@@ -188,12 +157,7 @@ fn long_audio_is_chunked_and_vad_splits_at_pauses() {
 
 #[test]
 fn vad_segments_match_silero_get_speech_timestamps() {
-    let vad_dir = root().join("models/silero-vad");
-    if !vad_dir.join("silero_vad.onnx").is_file() {
-        assert!(std::env::var("MMRT_REQUIRE_WHISPER").map_or(true, |v| v != "1"), "models/silero-vad/silero_vad.onnx is not built");
-        eprintln!("skipping: models/silero-vad/silero_vad.onnx is not built (bash exporters/whisper/build.sh)");
-        return;
-    }
+    let Some(vad_dir) = bundles::silero_vad() else { return };
     // 2 s silence, speech, 3 s silence, speech, 0.5 s silence.
     let speech = speech_16k();
     let mut x = vec![0.0f32; 32000];
@@ -201,7 +165,7 @@ fn vad_segments_match_silero_get_speech_timestamps() {
     x.extend(vec![0.0f32; 48000]);
     x.extend(&speech);
     x.extend(vec![0.0f32; 8000]);
-    let runtime = OrtRuntime::load(None).unwrap();
+    let runtime = runtime();
     let mut vad = mmrt::vad::SileroVad::open(&runtime, &vad_dir, 16000).unwrap();
     let got = vad.speech_segments(&x, &VadConfig::default()).unwrap();
     // silero_vad 6.2.3 get_speech_timestamps(audio, OnnxWrapper("silero_vad.onnx"), sampling_rate=16000)
@@ -214,33 +178,28 @@ fn vad_segments_match_silero_get_speech_timestamps() {
     }
 }
 
-fn mmrt(args: &[&str]) -> (bool, String, String) {
-    let out = Command::new(common::mmrt_bin()).args(args).env("RUST_BACKTRACE", "1").output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
-}
-
 #[test]
 fn cli_transcribes_and_reports_bad_audio_clearly() {
-    let Some(dir) = bundle_dir("whisper-base") else { return };
+    let Some(dir) = bundles::whisper("whisper-base") else { return };
     let bundle = dir.to_str().unwrap();
     // 8 kHz audio is resampled and works.
     let eight = tmp("speech_8k.wav");
     let s = speech_16k();
-    write_wav(&eight, 8000, &s.iter().step_by(2).copied().collect::<Vec<_>>());
-    let (ok, stdout, stderr) = mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--json"]);
-    assert!(ok, "{stderr}");
-    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    write_wav(&eight, mono16(8000), &s.iter().step_by(2).copied().collect::<Vec<_>>());
+    let out = mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--json"]);
+    assert!(out.ok, "{}", out.stderr);
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
     println!("8 kHz: {}", json["text"]);
     assert!(words(json["text"].as_str().unwrap()).iter().any(|w| w == "fox"), "{json}");
     assert!(json["stages"]["audio_encoder"].as_f64().unwrap() > 0.0 && json["real_time_factor"].as_f64().unwrap() > 0.0);
 
     let not_wav = tmp("not_audio.wav");
     std::fs::write(&not_wav, b"this is text, not audio").unwrap();
-    let good = std::fs::read(root().join("tests/fixtures/audio/speech_16k.wav")).unwrap();
+    let good = std::fs::read(audio_fixture("speech_16k.wav")).unwrap();
     let truncated = tmp("truncated.wav");
     std::fs::write(&truncated, &good[..good.len() / 2]).unwrap();
     let empty = tmp("zero_length.wav");
-    write_wav(&empty, 16000, &[]);
+    write_wav(&empty, mono16(16000), &[]);
     let mulaw = tmp("mulaw.wav");
     let mut b = good.clone();
     b[20..22].copy_from_slice(&7u16.to_le_bytes());
@@ -253,25 +212,25 @@ fn cli_transcribes_and_reports_bad_audio_clearly() {
         (tmp("does_not_exist.wav"), "cannot read"),
     ];
     for (path, needle) in cases {
-        let (ok, _, stderr) = mmrt(&["run", "--bundle", bundle, "--audio", path.to_str().unwrap()]);
-        assert!(!ok, "{}", path.display());
+        let out = mmrt(&["run", "--bundle", bundle, "--audio", path.to_str().unwrap()]);
+        let stderr = &out.stderr;
+        assert!(!out.ok, "{}", path.display());
         assert!(stderr.contains(needle) && stderr.contains(path.file_name().unwrap().to_str().unwrap()), "{}: {stderr}", path.display());
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
-    let (ok, _, stderr) = mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--prompt", "hi"]);
-    assert!(!ok && stderr.contains("remove --prompt"), "{stderr}");
-    let (ok, stdout, stderr) = mmrt(&["inspect", "--bundle", bundle]);
-    assert!(ok && stdout.contains("seq2seq_decoder") && stdout.contains("cross.5.value"), "{stdout}{stderr}");
-    let (ok, _, stderr) = mmrt(&["run", "--bundle", bundle]);
-    assert!(!ok && stderr.contains("pass --audio"), "{stderr}");
-    let (ok, _, stderr) =
-        mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--vad", "--vad-model", "/nonexistent"]);
-    assert!(!ok && stderr.contains("/nonexistent/vad.json does not exist"), "{stderr}");
+    let out = mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--prompt", "hi"]);
+    assert!(!out.ok && out.stderr.contains("remove --prompt"), "{}", out.stderr);
+    let out = mmrt(&["inspect", "--bundle", bundle]);
+    assert!(out.ok && out.stdout.contains("seq2seq_decoder") && out.stdout.contains("cross.5.value"), "{}{}", out.stdout, out.stderr);
+    let out = mmrt(&["run", "--bundle", bundle]);
+    assert!(!out.ok && out.stderr.contains("pass --audio"), "{}", out.stderr);
+    let out = mmrt(&["run", "--bundle", bundle, "--audio", eight.to_str().unwrap(), "--vad", "--vad-model", "/nonexistent"]);
+    assert!(!out.ok && out.stderr.contains("/nonexistent/vad.json does not exist"), "{}", out.stderr);
 }
 
 #[test]
 fn two_hours_of_silence_with_vad_finds_no_speech() {
-    let Some(dir) = bundle_dir("whisper-base") else { return };
+    let Some(dir) = bundles::whisper("whisper-base") else { return };
     let path = tmp("silence_2h.wav");
     if !path.is_file() {
         // 8-bit mono 16 kHz: 115 MB.
@@ -283,8 +242,9 @@ fn two_hours_of_silence_with_vad_finds_no_speech() {
         w.finalize().unwrap();
     }
     let start = std::time::Instant::now();
-    let (ok, _, stderr) = mmrt(&["run", "--bundle", dir.to_str().unwrap(), "--audio", path.to_str().unwrap(), "--vad", "--vad-model", root().join("models/silero-vad").to_str().unwrap()]);
+    let out = mmrt(&["run", "--bundle", dir.to_str().unwrap(), "--audio", path.to_str().unwrap(), "--vad", "--vad-model", root().join("models/silero-vad").to_str().unwrap()]);
+    let stderr = &out.stderr;
     println!("2 h silence with --vad: {:.1} s: {stderr}", start.elapsed().as_secs_f64());
-    assert!(!ok && stderr.contains("found no speech in 7200.0 s"), "{stderr}");
+    assert!(!out.ok && stderr.contains("found no speech in 7200.0 s"), "{stderr}");
     assert!(!stderr.contains("panicked"));
 }
