@@ -97,7 +97,7 @@ fn measure_helper() {
     let Ok(spec) = std::env::var(HELPER_ENV) else { return };
     let spec: serde_json::Value = serde_json::from_str(&spec).unwrap();
     let dir = PathBuf::from(spec["dir"].as_str().unwrap());
-    let mut cmd = std::process::Command::new(common::mmrt_bin());
+    let mut cmd = std::process::Command::new(common::cli::mmrt_bin());
     cmd.args(spec["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()))
         .env("RUST_BACKTRACE", "1")
         .env_remove("RUST_LOG")
