@@ -7,7 +7,41 @@ use std::collections::BTreeMap;
 use tokenizers::Tokenizer;
 
 use crate::error::{Error, Result};
-use crate::manifest::{Modality, PromptFormat};
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Modality;
+
+/// How a request becomes token ids.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PromptFormat {
+    /// Prompt template (raw completion for a base model); `{content}` is replaced by
+    /// media placeholders + the user prompt.
+    pub template: String,
+    /// Chat-turn template used instead of `template` when a request asks for chat
+    /// (`mmrt run --chat`), e.g. Gemma's `<start_of_turn>user\n{content}<end_of_turn>\n<start_of_turn>model\n`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat_template: Option<String>,
+    /// Per modality, the placeholder string written in prompts (e.g. `<image>`).
+    #[serde(default)]
+    pub placeholders: BTreeMap<Modality, String>,
+    /// Per modality, the token id the placeholder tokenizes to; it is expanded to one
+    /// token per projected embedding row.
+    #[serde(default)]
+    pub media_token_ids: BTreeMap<Modality, u32>,
+    /// Prepended to every prompt when set.
+    #[serde(default)]
+    pub bos_token_id: Option<u32>,
+    /// Generation stops after emitting any of these.
+    pub eos_token_ids: Vec<u32>,
+    /// Padding id (unused for batch 1; kept for completeness).
+    #[serde(default)]
+    pub pad_token_id: Option<u32>,
+    /// User prompt used when a request gives none (`mmrt run` without `--prompt`),
+    /// e.g. the instruction a captioning bundle was trained with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_prompt: Option<String>,
+}
 
 /// Where one media item's embedding rows go in the prompt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -95,10 +95,20 @@ impl ModalityBranch for ImageBranch {
             let rgb = preprocess::image::load_image(path)?;
             let pixels = preprocess::image::preprocess(std::slice::from_ref(&rgb), self.encoder.preprocess())
                 .map_err(|source| Error::Image { path: path.clone(), source })?;
+            // One encoder batch needs one size: without a crop, images can come out different.
+            if let Some((first, index)) = batches.first().zip(Some(batches.len())).filter(|(f, _)| f.shape() != pixels.shape()) {
+                let hw = |shape: &[usize]| match self.encoder.preprocess().layout {
+                    crate::manifest::Layout::Nchw => (shape[2] as u32, shape[3] as u32),
+                    crate::manifest::Layout::Nhwc => (shape[1] as u32, shape[2] as u32),
+                };
+                let ((first_height, first_width), (height, width)) = (hw(first.shape()), hw(pixels.shape()));
+                let source = preprocess::image::ImageError::MixedSizes { index, width, height, first_width, first_height };
+                return Err(Error::Image { path: path.clone(), source });
+            }
             batches.push(pixels);
         }
         let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
-        let pixels = ndarray::concatenate(Axis(0), &views).expect("same preprocessing gives same shapes");
+        let pixels = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Request(format!("image batch: {e}")))?;
         timings.push("preprocess", start.elapsed());
 
         let (features, t) = self.encoder.encode(pixels)?;

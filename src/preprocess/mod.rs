@@ -3,5 +3,6 @@
 //! so a bundle's preprocessing is exactly what its manifest describes.
 
 pub mod audio;
+pub mod config;
 pub mod image;
 pub mod wav;

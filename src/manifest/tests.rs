@@ -1,0 +1,192 @@
+//! Manifest parsing and validation, table-driven over edits of the tiny bundle's manifest.
+
+use super::*;
+
+fn tiny() -> serde_json::Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/tiny/bundle.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn parse(v: &serde_json::Value) -> std::result::Result<Manifest, String> {
+    Manifest::from_json(&v.to_string(), Path::new("bundle.json")).map_err(|e| e.to_string())
+}
+
+#[test]
+fn tiny_manifest_parses_and_names_every_file() {
+    let m = parse(&tiny()).unwrap();
+    assert_eq!(
+        m.files(),
+        [
+            "tokenizer.json",
+            "vision_encoder.onnx",
+            "projector.onnx",
+            "audio_encoder.onnx",
+            "audio_projector.onnx",
+            "embed.onnx",
+            "decoder.onnx",
+            "output_projector.onnx",
+            "generator_denoiser.onnx",
+            "generator_decoder.onnx"
+        ]
+    );
+    assert_eq!(m.decoder().kv_cache.past_names()[..2], ["past_key_values.0.key", "past_key_values.0.value"]);
+    assert_eq!(m.decoder().kv_cache.present_names().len(), 2 * m.decoder().kv_cache.num_layers);
+}
+
+/// Index of the first stage of `kind` (tests edit stages by kind, not position).
+fn at(v: &serde_json::Value, kind: &str) -> usize {
+    v["stages"].as_array().unwrap().iter().position(|s| s["kind"] == kind).unwrap()
+}
+
+#[test]
+fn invalid_manifests_say_what_is_wrong() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 12] = [
+        ("format", |v| v["format"] = "other".into(), "`format` must be"),
+        ("version", |v| v["version"] = 2.into(), "version` 2 is not supported"),
+        ("unknown field", |v| v["stages"][0]["foo"] = 1.into(), "unknown field `foo`"),
+        ("unknown kind", |v| v["stages"][0]["kind"] = "teleporter".into(), "unknown variant `teleporter`"),
+        ("missing tensor", |v| { v["stages"][1].as_object_mut().unwrap().remove("output"); }, "missing field `output`"),
+        ("empty tensor", |v| v["stages"][1]["output"] = " ".into(), "`output` names no tensor"),
+        ("parent path", |v| v["stages"][1]["graph"] = "../x.onnx".into(), "points outside the bundle"),
+        ("absolute path", |v| v["tokenizer"] = "/etc/passwd".into(), "points outside the bundle"),
+        ("no decoder", |v| { let i = at(v, "llm_decoder"); v["stages"].as_array_mut().unwrap().remove(i); }, "exactly one `llm_decoder`"),
+        ("layer pattern", |v| { let i = at(v, "llm_decoder"); v["stages"][i]["kv_cache"]["past_key"] = "past.key".into() }, "must contain {layer}"),
+        ("std", |v| v["stages"][0]["preprocess"]["std"][1] = 0.0.into(), "`std` must be positive"),
+        ("top_p", |v| v["generation"]["top_p"] = 1.5.into(), "top-p must be in (0, 1]"),
+    ];
+    for (what, edit, needle) in cases {
+        let mut v = tiny();
+        edit(&mut v);
+        let err = parse(&v).expect_err(what);
+        assert!(err.contains(needle), "{what}: {err}");
+        assert!(err.contains("bundle.json"), "{what}: names the file: {err}");
+    }
+}
+
+#[test]
+fn decoder_takes_embeddings_or_ids_never_both() {
+    // the text-only form: ids in, no embedding graph
+    let mut v = tiny();
+    let d = at(&v, "llm_decoder");
+    v["stages"][d]["inputs"] = serde_json::json!({"input_ids": "input_ids", "attention_mask": "attention_mask"});
+    v["stages"][d].as_object_mut().unwrap().remove("embedding");
+    let m = parse(&v).unwrap();
+    assert!(m.decoder().embedding.is_none());
+    assert!(!m.files().contains(&"embed.onnx"));
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 4] = [
+        ("both", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"]["input_ids"] = "input_ids".into() }, "exactly one of"),
+        ("neither", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"].as_object_mut().unwrap().remove("inputs_embeds"); }, "exactly one of"),
+        ("embeds without graph", |v| { let d = at(v, "llm_decoder"); v["stages"][d].as_object_mut().unwrap().remove("embedding"); }, "needs an `embedding` graph"),
+        (
+            "ids with graph",
+            |v| {
+                let d = at(v, "llm_decoder");
+                let inputs = v["stages"][d]["inputs"].as_object_mut().unwrap();
+                inputs.remove("inputs_embeds");
+                inputs.insert("input_ids".into(), "input_ids".into());
+            },
+            "only for a decoder taking",
+        ),
+    ];
+    for (what, edit, needle) in cases {
+        let mut v = tiny();
+        edit(&mut v);
+        let err = parse(&v).expect_err(what);
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+}
+
+#[test]
+fn invalid_output_side_says_what_is_wrong() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 7] = [
+        ("scheduler kind", |v| { let g = at(v, "modality_generator"); v["stages"][g]["scheduler"]["kind"] = "pndm".into() }, "unknown variant `pndm`"),
+        ("scheduler option", |v| { let g = at(v, "modality_generator"); v["stages"][g]["scheduler"]["eta"] = 0.5.into() }, "unknown field `eta`"),
+        ("zero steps", |v| { let g = at(v, "modality_generator"); v["stages"][g]["steps"] = 0.into() }, "`steps` must be at least 1"),
+        ("guidance", |v| { let g = at(v, "modality_generator"); v["stages"][g]["guidance_scale"] = (-1.0).into() }, "`guidance_scale` must be finite and >= 0"),
+        ("latent shape", |v| { let g = at(v, "modality_generator"); v["stages"][g]["latent_shape"] = serde_json::json!([4, 0, 8]) }, "`latent_shape`"),
+        ("no hidden states", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["outputs"].as_object_mut().unwrap().remove("hidden_states"); }, "outputs.hidden_states"),
+        ("no generator", |v| { let g = at(v, "modality_generator"); v["stages"].as_array_mut().unwrap().remove(g); }, "has no modality_generator"),
+    ];
+    let tiny = tiny();
+    for (what, edit, needle) in cases {
+        let mut v = tiny.clone();
+        edit(&mut v);
+        let err = parse(&v).expect_err(what);
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+}
+
+#[test]
+fn audio_video_and_output_stages_are_described() {
+    // The tiny bundle has the audio input side; add an audio output side.
+    let mut v = tiny();
+    let stages = v["stages"].as_array_mut().unwrap();
+    stages.push(serde_json::json!({"kind": "output_projector", "name": "audio_out", "modality": "audio",
+        "graph": "op.onnx", "input": "hidden", "output": "cond", "signal_tokens": ["[AUD0]"]}));
+    stages.push(serde_json::json!({"kind": "modality_generator", "name": "audio_gen", "modality": "audio",
+        "denoiser": {"graph": "unet.onnx", "inputs": {"latents": "sample", "timestep": "t", "conditioning": "c"}, "output": "out"},
+        "decoder": {"graph": "vocoder.onnx", "input": "z", "output": "wave"},
+        "scheduler": {"kind": "euler_discrete", "beta_schedule": "scaled_linear"},
+        "latent_shape": [8, 256], "steps": 20, "guidance_scale": 2.5,
+        "output": {"type": "audio", "format": "wav", "sample_rate": 16000, "value_range": [-1.0, 1.0]}}));
+    let m = parse(&v).unwrap();
+    assert!(m.encoder(Modality::Audio).is_some() && m.projector(Modality::Audio).is_some());
+    assert!(m.files().contains(&"vocoder.onnx"));
+    assert!(m.generator(Modality::Audio).is_some() && m.output_projector(Modality::Audio).is_some());
+    assert_eq!(m.prompt.placeholders[&Modality::Audio], "<audio>");
+    // An encoder without its projector is rejected, and so is one without a placeholder.
+    let mut no_placeholder = v.clone();
+    no_placeholder["prompt"]["placeholders"].as_object_mut().unwrap().remove("audio");
+    assert!(parse(&no_placeholder).unwrap_err().contains("needs a placeholder and a media token id for audio"));
+    let i = v["stages"].as_array().unwrap().iter().position(|s| s["name"] == "audio_projector").unwrap();
+    v["stages"].as_array_mut().unwrap().remove(i);
+    assert!(parse(&v).unwrap_err().contains("has no input_projector"));
+}
+
+fn whisper_like() -> serde_json::Value {
+    serde_json::json!({
+        "format": "mmrt.bundle", "version": 1, "name": "w", "tokenizer": "tokenizer.json",
+        "stages": [
+            {"kind": "modality_encoder", "name": "audio_encoder", "modality": "audio", "graph": "encoder.onnx",
+             "input": "input_features", "output": "encoder_hidden_states",
+             "preprocess": {"type": "audio", "sample_rate": 16000, "n_fft": 400, "hop_length": 160, "n_mels": 80, "chunk_seconds": 30.0}},
+            {"kind": "seq2seq_decoder", "name": "text_decoder", "graph": "decoder.onnx",
+             "cross_kv": {"graph": "cross_kv.onnx", "input": "encoder_hidden_states", "key": "cross.{layer}.key", "value": "cross.{layer}.value"},
+             "input_ids": "input_ids", "logits": "logits",
+             "kv_cache": {"num_layers": 2, "past_key": "past.{layer}.key", "past_value": "past.{layer}.value",
+                          "present_key": "present.{layer}.key", "present_value": "present.{layer}.value"},
+             "context_length": 448,
+             "decoder_prompt": {"start_token_id": 50258, "language_token_id": 50259, "task_token_id": 50359, "no_timestamps_token_id": 50363},
+             "suppress_tokens": [1, 2], "begin_suppress_tokens": [220, 50257]}
+        ],
+        "prompt": {"template": "{content}", "eos_token_ids": [50257]}
+    })
+}
+
+#[test]
+fn seq2seq_manifests_parse_and_invalid_ones_say_what_is_wrong() {
+    let m = parse(&whisper_like()).unwrap();
+    let d = m.seq2seq_decoder().unwrap();
+    assert!(m.llm_decoder().is_none());
+    assert_eq!(d.decoder_prompt.ids(), [50258, 50259, 50359, 50363]);
+    assert_eq!(d.cross_kv.names(2), ["cross.0.key", "cross.0.value", "cross.1.key", "cross.1.value"]);
+    assert_eq!(m.files(), ["tokenizer.json", "encoder.onnx", "cross_kv.onnx", "decoder.onnx"]);
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 6] = [
+        ("no encoder", |v| { v["stages"].as_array_mut().unwrap().remove(0); }, "needs exactly one modality_encoder, for audio"),
+        ("cross pattern", |v| v["stages"][1]["cross_kv"]["key"] = "cross.key".into(), "`cross_kv.key` must contain {layer}"),
+        ("context", |v| v["stages"][1]["context_length"] = 4.into(), "leaves no room after the 4-token decoder prompt"),
+        ("unknown prompt field", |v| v["stages"][1]["decoder_prompt"]["lang"] = 1.into(), "unknown field `lang`"),
+        ("two decoders", |v| { let d = v["stages"][1].clone(); let mut d2 = d; d2["name"] = "x".into(); v["stages"].as_array_mut().unwrap().push(d2); }, "exactly one `llm_decoder` or `seq2seq_decoder`"),
+        ("empty ids name", |v| v["stages"][1]["input_ids"] = "".into(), "`input_ids` names no tensor"),
+    ];
+    for (what, edit, needle) in cases {
+        let mut v = whisper_like();
+        edit(&mut v);
+        let err = parse(&v).expect_err(what);
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+}
