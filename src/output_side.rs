@@ -16,7 +16,7 @@ use crate::generate::SignalTokens;
 use crate::manifest::Modality;
 use crate::media::Media;
 use crate::stages::graph::StageLoader;
-use crate::stages::generator::{GenerationSettings, GeneratorTimings, ModalityGenerator, UsedSettings};
+use crate::stages::generator::{DiffusionSettings, GeneratorTimings, ModalityGenerator, UsedSettings};
 use crate::stages::output_projector::OutputProjector;
 
 /// One generated media item.
@@ -90,13 +90,13 @@ impl OutputSide {
 
     /// Check generation settings against the generator (step count within the
     /// scheduler's training range, guidance) before any model runs.
-    pub fn check(&self, settings: &GenerationSettings) -> Result<()> {
+    pub fn check(&self, settings: &DiffusionSettings) -> Result<()> {
         self.generator.check(settings)
     }
 
     /// Turn each run's hidden states `[k, d_llm]` into media; write it into
     /// `out_dir` when given. Run `i` draws seeded noise from stream `i`.
-    pub fn generate(&mut self, runs: &[Vec<f32>], settings: &GenerationSettings, out_dir: Option<&Path>) -> Result<Vec<GeneratedMedia>> {
+    pub fn generate(&mut self, runs: &[Vec<f32>], settings: &DiffusionSettings, out_dir: Option<&Path>) -> Result<Vec<GeneratedMedia>> {
         let k = self.signals.ids.len();
         let mut out = Vec::with_capacity(runs.len());
         for (i, hidden) in runs.iter().enumerate() {

@@ -15,7 +15,7 @@ use mmrt::diffusion::{Noise, SchedulerConfig};
 use mmrt::generate::{generate, Decoding, GenerationConfig, StepInput};
 use mmrt::media::Media;
 use mmrt::runtime::SessionConfig;
-use mmrt::stages::generator::GenerationSettings;
+use mmrt::stages::generator::DiffusionSettings;
 use mmrt::{Pipeline, Request};
 use ndarray::ArrayD;
 
@@ -77,7 +77,7 @@ fn ddim_and_euler_latents_and_pixels_match_diffusers() {
     assert!(cases.values().any(|c| c.guidance_scale <= 1.0));
     for (name, c) in cases {
         generator.set_scheduler(c.scheduler.clone()).unwrap();
-        let settings = GenerationSettings {
+        let settings = DiffusionSettings {
             steps: Some(c.steps),
             guidance_scale: Some(c.guidance_scale as f32),
             noise: Noise::Given(c.noise.clone()),
@@ -107,7 +107,7 @@ fn signal_request_writes_the_pipelines_png_and_the_other_writes_nothing() {
     // The manifest's defaults (DDIM, steps, guidance) are the end-to-end golden's; only the noise is given.
     let request = Request::new(case.prompt.as_str())
         .with_max_new_tokens(case.max_new_tokens)
-        .with_media_generation(GenerationSettings { noise: Noise::Given(denoise.noise.clone()), ..Default::default() })
+        .with_media_generation(DiffusionSettings { noise: Noise::Given(denoise.noise.clone()), ..Default::default() })
         .with_out_dir(dir.path());
     let out = p.run(&request, |_| Ok(())).unwrap();
     assert_eq!(out.token_ids, case.output_ids);
@@ -145,7 +145,7 @@ fn seeded_generation_is_reproducible() {
     let mut p = pipeline();
     let run = |p: &mut Pipeline, seed| {
         let request = Request::new(case.prompt.as_str())
-            .with_media_generation(GenerationSettings { steps: Some(3), noise: Noise::Seed(seed), ..Default::default() });
+            .with_media_generation(DiffusionSettings { steps: Some(3), noise: Noise::Seed(seed), ..Default::default() });
         let out = p.run(&request, |_| Ok(())).unwrap();
         assert_eq!(out.media.len(), 1);
         out.media[0].media.clone()

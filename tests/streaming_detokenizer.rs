@@ -4,7 +4,7 @@
 
 mod common;
 
-use mmrt::generate::StreamDecoder;
+use mmrt::generate::Detokenizer;
 use tokenizers::Tokenizer;
 
 fn tokenizer() -> Tokenizer {
@@ -17,7 +17,7 @@ fn pieces_concatenate_to_the_full_decode_for_multibyte_text() {
     for text in ["café naïve", "日本語のテキスト", "emoji 🙂 and 🐈 cats", "a plain sentence about a cat.", "mixed: é日🙂x"] {
         let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
         assert!(ids.len() > 1, "{text}");
-        let mut stream = StreamDecoder::new();
+        let mut stream = Detokenizer::new();
         let mut pieces = Vec::new();
         for &id in &ids {
             if let Some(piece) = stream.push(&tok, id).unwrap() {
@@ -40,7 +40,7 @@ fn a_split_character_is_held_back_until_complete() {
     let text = "龘";
     let ids = tok.encode(text, false).unwrap().get_ids().to_vec();
     assert_eq!(ids.len(), 3, "split into its three UTF-8 bytes");
-    let mut stream = StreamDecoder::new();
+    let mut stream = Detokenizer::new();
     for &id in &ids[..ids.len() - 1] {
         assert_eq!(stream.push(&tok, id).unwrap(), None, "nothing is emitted before the character is complete");
     }

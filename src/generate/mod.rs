@@ -22,7 +22,7 @@ pub use logits::{LogitsProcessor, ProcessorChain, RepetitionPenalty, SignalForci
 pub use model::{DecoderCache, DecoderModel, ScriptedCache, ScriptedModel, StepInput};
 pub use sampler::{Sampler, Sampling};
 pub use signals::SignalTokens;
-pub use stream::StreamDecoder;
+pub use stream::Detokenizer;
 
 use crate::error::{Error, Result};
 use signals::SignalCollector;

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 
 /// Incremental decoder state for one generation.
 #[derive(Debug, Default)]
-pub struct StreamDecoder {
+pub struct Detokenizer {
     ids: Vec<u32>,
     /// Start of the window re-decoded for context.
     prefix_offset: usize,
@@ -20,7 +20,7 @@ pub struct StreamDecoder {
     read_offset: usize,
 }
 
-impl StreamDecoder {
+impl Detokenizer {
     /// An empty stream.
     pub fn new() -> Self {
         Self::default()

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::generate::{GenerationOverrides, Sampling, StopReason};
 use crate::manifest::Modality;
 use crate::output_side::GeneratedMedia;
-use crate::stages::generator::GenerationSettings;
+use crate::stages::generator::DiffusionSettings;
 use crate::vad::VadConfig;
 
 /// One request.
@@ -24,7 +24,7 @@ pub struct Request {
     /// Changes to the bundle's generation settings.
     pub generation: GenerationOverrides,
     /// Steps, guidance and noise of media generation (when signal tokens are emitted).
-    pub media_generation: GenerationSettings,
+    pub media_generation: DiffusionSettings,
     /// Where generated media files are written (`None`: kept in memory only).
     pub out_dir: Option<PathBuf>,
     /// Keep generating through stop tokens, so exactly `max_new_tokens` are
@@ -98,7 +98,7 @@ impl Request {
     }
 
     /// Set media generation settings.
-    pub fn with_media_generation(mut self, settings: GenerationSettings) -> Self {
+    pub fn with_media_generation(mut self, settings: DiffusionSettings) -> Self {
         self.media_generation = settings;
         self
     }

@@ -12,7 +12,7 @@ use ort::value::DynValue;
 use super::request::{Output, Request, StageTimings};
 use super::{Backbone, Pipeline};
 use crate::error::{Error, Result};
-use crate::generate::{self, Decoding, GenerationConfig, StepInput, StreamDecoder};
+use crate::generate::{self, Decoding, GenerationConfig, StepInput, Detokenizer};
 use crate::manifest::Modality;
 use crate::prompt;
 use crate::stages::decoder::Decoder;
@@ -70,7 +70,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     let stop_tokens = if request.ignore_stop_tokens { &[][..] } else { &format.eos_token_ids[..] };
     let signals = p.output.as_ref().map(|o| o.signals());
     let mut decoding = Decoding::new(config, stop_tokens).with_signals(signals);
-    let mut stream = StreamDecoder::new();
+    let mut stream = Detokenizer::new();
     let mut text_out = String::new();
     let tokenizer = &p.tokenizer;
     let mut time_to_first_token = None;

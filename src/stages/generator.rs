@@ -28,7 +28,7 @@ use crate::tensor;
 
 /// Per-request settings of a generation; `None` takes the manifest's default.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct GenerationSettings {
+pub struct DiffusionSettings {
     /// Denoising steps (>= 1).
     pub steps: Option<usize>,
     /// Classifier-free guidance scale (>= 0; guidance runs when > 1).
@@ -37,7 +37,7 @@ pub struct GenerationSettings {
     pub noise: Noise,
 }
 
-impl GenerationSettings {
+impl DiffusionSettings {
     /// Reject values with no meaning (checked before any model runs).
     pub fn validate(&self) -> Result<()> {
         if self.steps == Some(0) {
@@ -192,7 +192,7 @@ impl ModalityGenerator {
     }
 
     /// Steps and guidance after applying `settings` over the manifest defaults.
-    pub fn resolve(&self, settings: &GenerationSettings) -> Result<UsedSettings> {
+    pub fn resolve(&self, settings: &DiffusionSettings) -> Result<UsedSettings> {
         settings.validate()?;
         Ok(UsedSettings {
             scheduler: self.scheduler.class_name(),
@@ -202,7 +202,7 @@ impl ModalityGenerator {
     }
 
     /// Validate `settings` and build the scheduler they ask for, without running anything.
-    pub fn check(&self, settings: &GenerationSettings) -> Result<()> {
+    pub fn check(&self, settings: &DiffusionSettings) -> Result<()> {
         let used = self.resolve(settings)?;
         Scheduler::new(&self.scheduler, used.steps).map(|_| ())
     }
@@ -223,7 +223,7 @@ impl ModalityGenerator {
 
     /// Run the scheduler loop on `conditioning` `[1, n_cond, d_cond]`: returns the
     /// final latents (`latent_shape` elements, C order) and per-step milliseconds.
-    pub fn denoise(&mut self, conditioning: &ArrayD<f32>, settings: &GenerationSettings, stream: u64) -> Result<(Vec<f32>, Vec<f64>)> {
+    pub fn denoise(&mut self, conditioning: &ArrayD<f32>, settings: &DiffusionSettings, stream: u64) -> Result<(Vec<f32>, Vec<f64>)> {
         let used = self.resolve(settings)?;
         let scheduler = Scheduler::new(&self.scheduler, used.steps)?;
         let cfg = used.guidance_scale > 1.0;
@@ -318,7 +318,7 @@ impl ModalityGenerator {
     pub fn generate(
         &mut self,
         conditioning: &ArrayD<f32>,
-        settings: &GenerationSettings,
+        settings: &DiffusionSettings,
         stream: u64,
     ) -> Result<(Media, UsedSettings, GeneratorTimings)> {
         let used = self.resolve(settings)?;

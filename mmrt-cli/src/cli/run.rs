@@ -10,7 +10,7 @@ use clap::Args;
 use super::{Cli, SessionArgs};
 use mmrt::error::{Error, Result};
 use mmrt::generate::{GenerationConfig, GenerationOverrides, Sampling};
-use mmrt::stages::generator::GenerationSettings;
+use mmrt::stages::generator::DiffusionSettings;
 use mmrt::runtime::OrtRuntime;
 use mmrt::pipeline::LoadOptions;
 use mmrt::{Bundle, Pipeline, Request};
@@ -118,7 +118,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     for audio in &args.audio {
         mmrt::preprocess::wav::validate_wav(audio).map_err(|source| Error::Audio { path: audio.clone(), source })?;
     }
-    let generation = GenerationSettings {
+    let generation = DiffusionSettings {
         steps: args.steps,
         guidance_scale: args.guidance,
         noise: mmrt::diffusion::Noise::Seed(args.seed),
