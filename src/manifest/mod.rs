@@ -14,6 +14,34 @@
 //! implementation in [`crate::preprocess::config`], the prompt format in
 //! [`crate::prompt`].
 
+/// Serialize and deserialize a `#[serde(remote = "Self", tag = "kind")]`
+/// enum with the manifest's one tag key, `kind`; format v1 spelled the tag of
+/// preprocessing and media outputs `type`, which is read as `kind`.
+macro_rules! kind_tagged {
+    ($t:ty) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                <$t>::serialize(self, s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                use serde::de::Error as _;
+                let mut map = serde_json::Map::deserialize(d)?;
+                if let Some(tag) = map.remove("type") {
+                    if map.contains_key("kind") {
+                        return Err(D::Error::custom("both `kind` and `type` (its format v1 spelling) are given; keep `kind`"));
+                    }
+                    map.insert("kind".into(), tag);
+                }
+                <$t>::deserialize(serde_json::Value::Object(map)).map_err(D::Error::custom)
+            }
+        }
+    };
+}
+pub(crate) use kind_tagged;
+
 mod decoder;
 mod output;
 mod stage;

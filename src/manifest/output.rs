@@ -90,15 +90,17 @@ pub struct LatentDecoderGraph {
     pub output: String,
 }
 
-/// What a generator writes, tagged by `type`.
+/// What a generator writes, tagged by `kind` (format v1's `type` is read too).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "kind", rename_all = "snake_case")]
 pub enum MediaOutput {
     /// An image file.
     Image(ImageOutput),
     /// An audio file.
     Audio(AudioOutput),
 }
+
+super::kind_tagged!(MediaOutput);
 
 /// Image output: `[1, 1|3|4, H, W]` floats in `value_range` -> 8-bit pixels.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

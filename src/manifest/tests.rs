@@ -190,3 +190,25 @@ fn seq2seq_manifests_parse_and_invalid_ones_say_what_is_wrong() {
         assert!(err.contains(needle), "{what}: {err}");
     }
 }
+
+/// Every tagged object is written with `kind`; the v1 spelling `type` of
+/// preprocessing and media outputs still reads, and giving both is an error.
+#[test]
+fn one_tag_key_with_the_v1_spelling_read() {
+    let v1 = tiny();
+    let encoder = at(&v1, "modality_encoder");
+    assert!(v1["stages"][encoder]["preprocess"].get("type").is_some(), "the committed tiny bundle is a v1 manifest");
+    let m = parse(&v1).unwrap();
+    let written = serde_json::to_value(&m).unwrap();
+    let pre = &written["stages"][encoder]["preprocess"];
+    assert!(pre.get("kind").is_some() && pre.get("type").is_none(), "written with `kind`: {pre}");
+    let generator = at(&written, "modality_generator");
+    assert_eq!(written["stages"][generator]["output"]["kind"], "image");
+    // What mmrt writes reads back the same.
+    let again = serde_json::to_value(parse(&written).unwrap()).unwrap();
+    assert_eq!(again, written);
+    let mut both = v1.clone();
+    both["stages"][encoder]["preprocess"]["kind"] = "image".into();
+    let err = parse(&both).unwrap_err();
+    assert!(err.contains("both `kind` and `type`"), "{err}");
+}

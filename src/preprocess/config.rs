@@ -6,9 +6,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::limits;
 
-/// Native preprocessing of a modality, before its encoder graph.
+/// Native preprocessing of a modality, before its encoder graph. Tagged by
+/// `kind` like every tagged object of the manifest (format v1's `type` is read too).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(remote = "Self", tag = "kind", rename_all = "snake_case")]
 pub enum Preprocess {
     /// Decode, resize, crop, normalize to a tensor.
     Image(ImagePreprocess),
@@ -17,6 +18,8 @@ pub enum Preprocess {
     /// Sample frames, then image preprocessing per frame.
     Video(VideoPreprocess),
 }
+
+crate::manifest::kind_tagged!(Preprocess);
 
 /// Image preprocessing, CLIP-style: resize, center crop, rescale, normalize.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
