@@ -3,7 +3,7 @@
 //! (NHWC), as the manifest's [`ImagePreprocess`] block describes.
 //!
 //! Pure functions, no ONNX Runtime. The reference is PIL as used by Hugging Face
-//! image processors (and `exporters/preprocess.py`, the Python twin of this file):
+//! image processors (and `exporters/common/preprocess.py`, the Python twin of this file):
 //!
 //! 1. [`decode_image`]: any format the enabled `image` features read (PNG, JPEG,
 //!    GIF, BMP, TIFF, WebP, PNM), recognized by its leading bytes, never by the

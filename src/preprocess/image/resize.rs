@@ -10,7 +10,7 @@ use super::*;
 /// * `shortest_edge: S`: the shorter side becomes `S`, the longer one
 ///   `long * S / short` rounded to nearest with ties **up**, computed exactly in
 ///   integers as `(2 * long * S + short) / (2 * short)`. This is the rule of
-///   `exporters/preprocess.py`, which produced the golden files. It equals Python's
+///   `exporters/common/preprocess.py`, which produced the golden files. It equals Python's
 ///   `int(round(long * S / short))` except at exact `.5` ties, where Python rounds
 ///   half to even; note that Hugging Face's `get_resize_output_image_size` and
 ///   torchvision truncate (`int(...)`) instead. A square input gives `S × S`.
