@@ -59,7 +59,7 @@ impl SessionPlan {
         self
     }
 
-    /// The settings of `stage`. A graph of a stage (`llm.embedding`,
+    /// The settings of `stage`. A graph of a stage (`decoder.embedding`,
     /// `whisper_decoder.cross_kv`) follows its stage (the part before the first dot).
     pub fn for_stage(&self, stage: &str) -> SessionConfig {
         let owner = stage.split('.').next().unwrap_or(stage);

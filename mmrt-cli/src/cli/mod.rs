@@ -55,7 +55,7 @@ pub struct SessionArgs {
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
     /// Per-stage session setting, NAME:KEY=VALUE (repeatable): KEY is `ep`,
-    /// `threads` or an ONNX Runtime session key (e.g. `llm:session.disable_prepacking=1`).
+    /// `threads` or an ONNX Runtime session key (e.g. `decoder:session.disable_prepacking=1`).
     #[arg(long = "stage", value_name = "NAME:KEY=VALUE")]
     pub stage: Vec<String>,
 }
