@@ -58,6 +58,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     let (mut t_mel, mut t_enc, mut t_cross, mut t_dec) = (Duration::ZERO, Duration::ZERO, Duration::ZERO, Duration::ZERO);
     let mut features = Vec::new();
     let mut time_to_first_token = None;
+    let mut streamed_any = false;
     for &(s, e) in &spans {
         let (states, mel, enc) = audio.encode_span(&samples[s..e], &mut features)?;
         t_mel += mel;
@@ -70,9 +71,11 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         t_dec += t.elapsed();
         time_to_first_token.get_or_insert_with(|| start.elapsed());
         let text = p.tokenizer.decode(&ids, true).map_err(|e| Error::Tokenizer { context: "decoding the transcript".into(), message: e.to_string() })?;
+        // Streamed as the final text joins them: non-empty windows, trimmed, one space apart.
         let piece = text.trim();
         if !piece.is_empty() {
-            on_text(&if windows.iter().any(|w: &WindowResult| !w.text.trim().is_empty()) { format!(" {piece}") } else { piece.to_string() })?;
+            on_text(&if streamed_any { format!(" {piece}") } else { piece.to_string() })?;
+            streamed_any = true;
         }
         windows.push(WindowResult { start_s: s as f64 / rate, end_s: e as f64 / rate, token_ids: ids, text, stop_reason });
     }
@@ -106,18 +109,20 @@ fn decode_window(
 ) -> Result<(Vec<u32>, StopReason)> {
     let room = stage.context_length.saturating_sub(prompt_ids.len());
     let budget = config.max_new_tokens.min(room);
-    let suppress = || ProcessorChain::new().with_opt(SuppressTokens::always(&stage.suppress_tokens)).with_opt(SuppressTokens::at_begin(&stage.begin_suppress_tokens));
+    // The manifest's suppressed tokens, appended to a chain (the same for both searches).
+    let suppress = |chain: ProcessorChain| {
+        chain.with_opt(SuppressTokens::always(&stage.suppress_tokens)).with_opt(SuppressTokens::at_begin(&stage.begin_suppress_tokens))
+    };
     let (ids, reason) = if config.num_beams > 1 {
         let mut logits = Vec::new();
         let cache = model.new_cache()?;
         let cache = model.step(StepInput::Ids(prompt_ids), cache, &mut logits)?;
         let settings = BeamSettings { num_beams: config.num_beams, length_penalty: 1.0, max_new_tokens: budget, stop_tokens: stop_tokens.to_vec() };
-        let result = beam_search(model, cache, logits, &settings, &mut suppress())?;
+        let result = beam_search(model, cache, logits, &settings, &mut suppress(ProcessorChain::new()))?;
         (result.ids, result.stop_reason)
     } else {
-        let mut decoding = Decoding::new(&GenerationConfig { max_new_tokens: budget, ..config.clone() }, stop_tokens)
-            .with_processor_opt(SuppressTokens::always(&stage.suppress_tokens))
-            .with_processor_opt(SuppressTokens::at_begin(&stage.begin_suppress_tokens));
+        let mut decoding = Decoding::new(&GenerationConfig { max_new_tokens: budget, ..config.clone() }, stop_tokens);
+        decoding.processors = suppress(std::mem::take(&mut decoding.processors));
         let Generation { ids, stop_reason, .. } = generate::generate(model, StepInput::Ids(prompt_ids), prompt_ids, &mut decoding, |_| Ok(()))?;
         (ids, stop_reason)
     };

@@ -68,15 +68,16 @@ impl Seq2seqDecoder {
 
     /// The decoder bound to one window's cross keys/values.
     pub fn window<'a>(&'a mut self, cross: &'a CrossKv) -> WindowDecoder<'a> {
-        WindowDecoder { names: &self.cross_names, decoder: &mut self.decoder, cross }
+        let constants = self.cross_names.iter().map(String::as_str).zip(&cross.0).collect();
+        WindowDecoder { constants, decoder: &mut self.decoder }
     }
 }
 
 /// One window's decoder: the text decoder with that window's cross keys/values.
 pub struct WindowDecoder<'a> {
-    names: &'a [String],
+    /// `(name, value)` of each cross key/value input, paired once per window.
+    constants: Vec<(&'a str, &'a DynValue)>,
     decoder: &'a mut Decoder,
-    cross: &'a CrossKv,
 }
 
 impl DecoderModel for WindowDecoder<'_> {
@@ -88,8 +89,7 @@ impl DecoderModel for WindowDecoder<'_> {
 
     fn step(&mut self, input: StepInput<'_>, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
         // Cross keys/values are lent by reference: the same buffers every step.
-        let constants: Vec<(&str, &DynValue)> = self.names.iter().map(String::as_str).zip(&self.cross.0).collect();
-        self.decoder.step_with(input, cache, &constants, logits)
+        self.decoder.step_with(input, cache, &self.constants, logits)
     }
 
     fn fork(&mut self, cache: &KvCache) -> Result<KvCache> {
