@@ -14,6 +14,7 @@ use std::path::Path;
 use common::bundles::{edit_manifest, stage_mut};
 use common::cli::{assert_all_fail, assert_fails, command, mmrt, output, panic_problems, run_bundle, strings};
 use common::media::{crc32, png_chunk, PNG_SIGNATURE};
+use common::onnx::onnx_with_external_data;
 use common::{image_fixture as fixture, tiny_dir, TempDir, TINY};
 
 /// sha256 of models/tiny/projector.onnx as listed in its bundle.json.
@@ -24,28 +25,6 @@ const PROJECTOR_SHA256: &str = "342e314d39363143eadda9d9446532735e74701cd9b1a25e
 /// The stage called `name` in a manifest.
 fn stage<'a>(json: &'a mut serde_json::Value, name: &str) -> &'a mut serde_json::Map<String, serde_json::Value> {
     stage_mut(json, "name", name)
-}
-
-/// A serialized ONNX `ModelProto` with one initializer whose data lives in
-/// the external file `location` (protobuf written by hand: graph = 7,
-/// initializer = 5, dims = 1, data_type = 2, external_data = 13).
-fn onnx_with_external_data(location: &str) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, number: u8, body: &[u8]) {
-        assert!(body.len() < 128, "one-byte lengths only");
-        out.extend([number << 3 | 2, body.len() as u8]);
-        out.extend_from_slice(body);
-    }
-    let mut entry = Vec::new();
-    field(&mut entry, 1, b"location");
-    field(&mut entry, 2, location.as_bytes());
-    let mut tensor = vec![1 << 3, 4, 2 << 3, 1]; // dims [4], float32
-    field(&mut tensor, 13, &entry);
-    field(&mut tensor, 8, b"w"); // name
-    let mut graph = Vec::new();
-    field(&mut graph, 5, &tensor);
-    let mut model = vec![1 << 3, 10]; // ir_version 10
-    field(&mut model, 7, &graph);
-    model
 }
 
 /// A PNG whose IHDR claims `width x height` 8-bit RGB, with the given chunks

@@ -617,46 +617,13 @@ fn row9_manifest_semantics_are_checked() {
     assert_all_fail(rows);
 }
 
-// ---------------------------------------------------------------- known gaps (files outside this branch)
-
-/// A serialized ONNX model whose only initializer with external data sits in
-/// the `then_branch` subgraph of an `If` node (protobuf written by hand:
-/// ModelProto.graph = 7, GraphProto.node = 1, NodeProto.op_type = 4,
-/// NodeProto.attribute = 5, AttributeProto.name = 1, .g = 6, .type = 20,
-/// GraphProto.initializer = 5, TensorProto.external_data = 13).
-fn onnx_with_external_data_in_a_subgraph(location: &str) -> Vec<u8> {
-    fn field(out: &mut Vec<u8>, number: u8, body: &[u8]) {
-        assert!(body.len() < 128, "one-byte lengths only");
-        out.extend([number << 3 | 2, body.len() as u8]);
-        out.extend_from_slice(body);
-    }
-    let mut entry = Vec::new();
-    field(&mut entry, 1, b"location");
-    field(&mut entry, 2, location.as_bytes());
-    let mut tensor = vec![1 << 3, 4, 2 << 3, 1]; // dims [4], float32
-    field(&mut tensor, 13, &entry);
-    field(&mut tensor, 8, b"w");
-    let mut subgraph = Vec::new();
-    field(&mut subgraph, 5, &tensor);
-    let mut attribute = Vec::new();
-    field(&mut attribute, 1, b"then_branch");
-    field(&mut attribute, 6, &subgraph);
-    attribute.extend([0xA0, 0x01, 5]); // type = GRAPH (field 20: a two-byte varint tag)
-    let mut node = Vec::new();
-    field(&mut node, 4, b"If");
-    field(&mut node, 5, &attribute);
-    let mut graph = Vec::new();
-    field(&mut graph, 1, &node);
-    let mut model = vec![1 << 3, 10];
-    field(&mut model, 7, &graph);
-    model
-}
+// ---------------------------------------------------------------- external data inside subgraphs
 
 /// ONNX Runtime loads external data of subgraph initializers too, so the
 /// bundle's confinement check must see them: `onnx_proto` walks If / Loop /
 /// Scan bodies as well as the main graph.
 #[test]
 fn external_data_inside_subgraphs_is_confined() {
-    let info = mmrt::onnx_proto::parse_model(&onnx_with_external_data_in_a_subgraph("../outside.bin")).unwrap();
+    let info = mmrt::onnx_proto::parse_model(&common::onnx::onnx_with_external_data_in_a_subgraph("../outside.bin")).unwrap();
     assert_eq!(info.external_files, vec!["../outside.bin".to_string()]);
 }

@@ -17,6 +17,7 @@ pub mod bundles;
 pub mod cli;
 pub mod golden;
 pub mod media;
+pub mod onnx;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
