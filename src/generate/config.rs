@@ -33,9 +33,20 @@ impl Default for GenerationConfig {
 }
 
 impl GenerationConfig {
-    /// Reject values with no meaning.
+    /// Reject values with no meaning, and sizes above [`crate::limits`] (the
+    /// manifest's defaults and every request's overrides pass here).
     pub fn validate(&self) -> Result<()> {
+        use crate::limits::{MAX_BEAMS, MAX_NEW_TOKENS};
         self.sampling.validate()?;
+        if self.max_new_tokens > MAX_NEW_TOKENS {
+            return Err(Error::Request(format!(
+                "`max_new_tokens` {} is above the limit of {MAX_NEW_TOKENS} (limits::MAX_NEW_TOKENS)",
+                self.max_new_tokens
+            )));
+        }
+        if self.num_beams > MAX_BEAMS {
+            return Err(Error::Request(format!("`num_beams` {} is above the limit of {MAX_BEAMS} (limits::MAX_BEAMS)", self.num_beams)));
+        }
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
             return Err(Error::Request(format!("repetition penalty must be > 0, got {}", self.repetition_penalty)));
         }
@@ -152,7 +163,8 @@ mod tests {
 
     #[test]
     fn bad_blocks_are_errors() {
-        for bad in [r#"{"temperature": -1}"#, r#"{"top_p": 0}"#, r#"{"repetition_penalty": 0}"#, r#"{"num_beams": 0}"#, r#"{"temp": 1}"#] {
+        let over = [format!(r#"{{"max_new_tokens": {}}}"#, crate::limits::MAX_NEW_TOKENS + 1), format!(r#"{{"num_beams": {}}}"#, crate::limits::MAX_BEAMS + 1)];
+        for bad in [r#"{"temperature": -1}"#, r#"{"top_p": 0}"#, r#"{"repetition_penalty": 0}"#, r#"{"num_beams": 0}"#, r#"{"temp": 1}"#].into_iter().chain(over.iter().map(String::as_str)) {
             assert!(serde_json::from_str::<GenerationConfig>(bad).is_err(), "{bad}");
         }
     }

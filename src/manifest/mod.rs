@@ -54,7 +54,6 @@ use std::path::{Component, Path};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::limits;
 
 pub use crate::preprocess::config::*;
 pub use crate::prompt::PromptFormat;
@@ -159,13 +158,6 @@ impl Manifest {
         }
         self.validate_one_stage_per_modality()?;
         self.validate_prompt_tokens()?;
-        if self.generation.max_new_tokens > limits::MAX_NEW_TOKENS {
-            return Err(format!(
-                "`generation.max_new_tokens` {} is above the limit of {} (limits::MAX_NEW_TOKENS)",
-                self.generation.max_new_tokens,
-                limits::MAX_NEW_TOKENS
-            ));
-        }
         for stage in &self.stages {
             if let Stage::InputProjector(p) = stage {
                 if self.encoder(p.modality).is_none() {
