@@ -472,11 +472,23 @@ class ModalityGenerator(Stage):
 
 
 @dataclass(kw_only=True)
+class ChatTemplate(Node):
+    """A Jinja chat template (as in a GGUF's ``tokenizer.chat_template`` or transformers'
+    ``chat_template.jinja``) kept in a bundle file, with the special-token strings transformers
+    passes to it. The rendered text is tokenized without an added BOS (the template writes it)."""
+
+    file: str
+    bos_token: str | None = None
+    eos_token: str | None = None
+
+
+@dataclass(kw_only=True)
 class Prompt(Node):
     """The prompt format (``src/prompt.rs``): template, media placeholders and their token ids, special ids."""
 
     template: str
     chat_template: str | None = None
+    chat: ChatTemplate | None = None
     placeholders: dict[str, str] | None = None
     media_token_ids: dict[str, int] | None = None
     bos_token_id: int | None = None
