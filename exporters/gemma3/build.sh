@@ -15,8 +15,8 @@ py="${repo_root}/.cache/venv-exporters/bin/python"
 export CUDA_VISIBLE_DEVICES="" PYTHONHASHSEED=0
 
 stamp_of() {
-    cat exporters/requirements.txt exporters/gguf/fetch.py exporters/gguf/blocks.py exporters/gemma3/graph.py \
-        exporters/gemma3/q4.py exporters/gemma3/bundle.py exporters/gemma3/reference.py exporters/common/manifest.py \
+    cat exporters/requirements.txt exporters/gguf/*.py exporters/gemma3/*.py \
+        exporters/common/manifest.py \
         exporters/common/onnx_shared.py exporters/common/files.py exporters/common/paths.py exporters/common/wheels.py \
         | sha256sum | cut -d' ' -f1
 }

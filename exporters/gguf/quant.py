@@ -1,18 +1,19 @@
-"""The GGUF-faithful quantized Gemma 3 270M bundle (models/gemma3-270m-q4).
+"""GGUF-faithful quantized decoders: every block-quantized GGUF weight carried exactly into ONNX Runtime.
 
 Every block-quantized GGUF weight goes into ``com.microsoft.MatMulNBits`` with
 the GGUF's own codes, block size, scales and *integer* zero points (the fast
-kernels), see :mod:`exporters.gguf.blocks` for the exact mapping. Q4_K's
-``- dmin·m`` offsets, which no integer zero point can express, are applied as a
-separate small term beside the MatMulNBits::
+kernels), see :mod:`exporters.gguf.blocks` for the exact mapping. The per-block
+offsets of Q4_K (``- dmin·m``) and Q4_1 (``+ m``), which no integer zero point
+can express, are applied as a separate small term beside the MatMulNBits::
 
-    y = MatMulNBits(x; q, d·sc, zp=0) - blocksum(x) @ offsets^T
+    y = MatMulNBits(x; q, scale, zp=0) - blocksum(x) @ offsets^T
 
 where ``blocksum(x)`` [.., K/32] sums the activations of each 32-element block
-and ``offsets`` [N, K/32] holds dmin·m. The Q8_0 token embedding is a
-``GatherBlockQuantized`` lookup (8-bit, block 32, zero point 128) and, tied,
-also the output layer (an 8-bit MatMulNBits). Norm weights are float32 in the
-GGUF and are taken from the transformers reference (same values).
+and ``offsets`` [N, K/32] holds the offsets. The token embedding is a
+``GatherBlockQuantized`` lookup for 8-bit tables (and a gather-then-dequantize
+for 4-bit ones); the output layer is the embedding table where tied, else the
+GGUF's ``output.weight``. Norm weights and biases are float32 in the GGUF and
+are taken from the transformers reference (same values).
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..gguf.blocks import BlockQuant, check_exact, split4
 from . import graph as gg
+from .blocks import BlockQuant, check_exact, split4
 
 # transformers parameter name (per layer) -> GGUF tensor name
 HF_TO_GGUF = {
@@ -35,28 +36,46 @@ HF_TO_GGUF = {
     "mlp.down_proj.weight": "ffn_down.weight",
 }
 EMBED_HF, EMBED_GGUF = "model.embed_tokens.weight", "token_embd.weight"
+HEAD_HF, HEAD_GGUF = "lm_head.weight", "output.weight"
 
 
 def gguf_name(hf_name: str) -> str:
     if hf_name == EMBED_HF:
         return EMBED_GGUF
+    if hf_name == HEAD_HF:
+        return HEAD_GGUF
     parts = hf_name.split(".")  # model.layers.{i}.<rest>
     return f"blk.{parts[2]}." + HF_TO_GGUF[".".join(parts[3:])]
 
 
-def load_blocks(gguf_path, reference: dict[str, np.ndarray], num_layers: int) -> tuple[dict[str, BlockQuant], dict[str, str]]:
-    """Decode every quantized weight, checking it bit-exact against gguf's dequantize
-    and against the transformers reference weight. Returns (blocks by HF name, GGUF type by HF name)."""
+def llama_rows(n_rows: int, heads: int) -> np.ndarray:
+    """Row order that undoes llama.cpp's q/k permutation: its converter interleaves the two rotary
+    halves of each head (row (h, i, j) of the GGUF is row (h, j, i) of transformers, i < D/2, j < 2);
+    transformers' GGUF loader undoes it, so the codes must move the same way. ``hf[r] = gguf[order[r]]``."""
+    return np.arange(n_rows).reshape(heads, n_rows // heads // 2, 2).swapaxes(1, 2).reshape(-1)
+
+
+def load_blocks(gguf_path, reference: dict[str, np.ndarray], spec: gg.DecoderSpec) -> tuple[dict[str, BlockQuant], dict[str, str]]:
+    """Decode every quantized weight, checking it bit-exact against gguf's dequantize and against
+    the transformers reference weight. Returns (blocks by HF name, GGUF type by HF name)."""
     from gguf import GGUFReader
 
     reader = GGUFReader(str(gguf_path))
     by_name = {t.name: t for t in reader.tensors}
-    names = [EMBED_HF] + [f"model.layers.{i}.{k}" for i in range(num_layers) for k in HF_TO_GGUF]
+    names = [EMBED_HF] + [f"model.layers.{i}.{k}" for i in range(spec.num_layers) for k in HF_TO_GGUF]
+    if HEAD_GGUF in by_name:
+        names.append(HEAD_HF)
     blocks, types = {}, {}
     for hf in names:
-        t = by_name[gguf_name(hf)]
+        t = by_name.get(gguf_name(hf))
+        if t is None:
+            raise ValueError(f"{gguf_path}: no tensor {gguf_name(hf)} (for {hf})")
         bq = check_exact(t)
-        ref = reference[hf]
+        if spec.model_type == "llama" and hf.endswith(("q_proj.weight", "k_proj.weight")):
+            bq = bq.rows(llama_rows(bq.codes.shape[0], spec.heads if "q_proj" in hf else spec.kv_heads))
+        ref = reference.get(hf)
+        if ref is None and hf == HEAD_HF:
+            raise ValueError(f"{gguf_path}: has {HEAD_GGUF} but transformers tied the output layer to the embedding")
         if bq.codes.shape != ref.shape or not np.array_equal(bq.dequantize(), ref):
             raise AssertionError(f"{hf}: GGUF {t.name} dequantized differs from the transformers weight")
         blocks[hf], types[hf] = bq, t.tensor_type.name
@@ -101,7 +120,7 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
         return emit(b, x, key, blocks[key], 0 if fp32 else accuracy_level)
 
     def head(b: gg.Builder, x: str) -> str:
-        return emit(b, x, "lm_head", blocks[EMBED_HF], head_level)
+        return emit(b, x, "lm_head", blocks.get(HEAD_HF, blocks[EMBED_HF]), head_level)
 
     return linear, head
 
@@ -123,9 +142,10 @@ def default_zero_point(bq: BlockQuant) -> BlockQuant:
 
 
 def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
-    """``input_ids`` -> unscaled rows of the Q8_0 table via GatherBlockQuantized (8-bit, exact)."""
+    """``input_ids`` -> unscaled rows of an 8-bit-code table via GatherBlockQuantized (exact)."""
     if bq.bits != 8:
-        raise ValueError("the embedding lookup here handles 8-bit tables (Q8_0 / Q5_0 / Q6_K)")
+        raise ValueError("the quantized embedding lookup handles 8-bit tables (Q8_0 / Q5_0 / Q6_K); "
+                         "this GGUF's token_embd is 4-bit")
     b = gg.Builder()
     v, k = bq.codes.shape
     out = b.op(
@@ -138,11 +158,11 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
     return gg._embed_model(b, k)
 
 
-def build_q4_decoder(spec: gg.GemmaSpec, norms, blocks, accuracy_level: int, all_logits: bool = False,
+def build_q4_decoder(spec: gg.DecoderSpec, params, blocks, accuracy_level: int, all_logits: bool = False,
                      head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
                      fp32_8bit: bool = True, max_positions: int = 2048) -> onnx.ModelProto:
     linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
-    return gg.build_decoder(spec, norms, linear, head, all_logits=all_logits, max_positions=max_positions)
+    return gg.build_decoder(spec, params, linear, head, all_logits=all_logits, max_positions=max_positions)
 
 
 # ---------------------------------------------------------------- agreement with the float32 reference
