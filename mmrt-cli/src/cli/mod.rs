@@ -1,7 +1,8 @@
-//! The clap front end: `mmrt run`, `mmrt inspect`, `mmrt bench`, `mmrt --version`.
+//! The clap front end: `mmrt run`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt --version`.
 //! Raw arguments are turned into library types here; the library never sees clap.
 
 mod bench;
+mod import;
 mod inspect;
 mod run;
 mod transcribe;
@@ -40,6 +41,8 @@ pub enum Command {
     Inspect(inspect::InspectArgs),
     /// Measure every stage's latency, throughput and memory on each execution provider.
     Bench(bench::BenchArgs),
+    /// Import a model from another format as a bundle (GGUF: llama, qwen2, gemma3).
+    Import(import::ImportArgs),
 }
 
 /// Options shared by commands that open sessions.
@@ -112,6 +115,7 @@ fn dispatch(cli: &Cli) -> mmrt::Result<()> {
         Some(Command::Run(args)) => run::run(cli, args),
         Some(Command::Inspect(args)) => inspect::inspect(cli, args),
         Some(Command::Bench(args)) => bench::bench(cli, args),
+        Some(Command::Import(args)) => import::import(args),
         None => Ok(()),
     }
 }

