@@ -8,7 +8,8 @@ Checks against the transformers reference (float32, loaded from the same GGUF):
 
     --goldens tests/golden/NAME.json   write transformers' greedy ids for five prompts
     --check tests/golden/NAME.json     greedy ids of the written bundles in onnxruntime vs those goldens
-    --agree                            teacher-forced agreement + mean KL of the quantized decoder (2,555 positions)
+    --agree                            teacher-forced agreement + mean KL of the quantized decoder (2,555 positions;
+                                       --llama-positions --segments 10: the 2,550 that llama-perplexity scores)
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", type=Path, help="compare the written bundles' greedy ids with this golden file")
     ap.add_argument("--agree", action="store_true", help="measure teacher-forced agreement of the quantized decoder")
     ap.add_argument("--segments", type=int, default=5, help="512-token segments for --agree")
+    ap.add_argument("--llama-positions", action="store_true",
+                    help="--agree on exactly the chunks and positions llama-perplexity -c 512 --chunks SEGMENTS scores")
     args = ap.parse_args(argv)
     if not (args.out or args.goldens or args.agree):
         ap.error("nothing to do: give --out, --goldens or --agree")
@@ -93,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             ok &= same or "-f32" not in d.name  # the quantized bundle may differ; the f32 one must not
             print("\n".join(lines))
     if args.agree:
-        print(json.dumps(parity.measure_agreement(src, args.accuracy_level, args.segments, fp32_kinds)))
+        print(json.dumps(parity.measure_agreement(src, args.accuracy_level, args.segments, fp32_kinds,
+                                                  llama_positions=args.llama_positions)))
     return 0 if ok else 1
 
 

@@ -153,6 +153,27 @@ def eval_segments(tok, bos: int | None, segments: int = 5, length: int = 512) ->
     return [([bos] if bos is not None else []) + ids[i * step:(i + 1) * step] for i in range(segments)]
 
 
+def llama_chunks(tok, bos: int | None, chunks: int, n_ctx: int = 512) -> list[tuple[list[int], int]]:
+    """The chunks and scored positions of ``llama-perplexity -c n_ctx --kl-divergence`` on the same
+    text: the whole text tokenized (BOS first where the model adds one), cut into ``n_ctx``-token
+    chunks whose first token is replaced by BOS (where added), the logits at positions
+    ``n_ctx/2 .. n_ctx-2`` scored (each predicts the next token of the chunk). Returns
+    (chunk ids, first scored position) per chunk."""
+    from pydoc_data.topics import topics
+
+    text = "\n\n".join(topics[k] for k in sorted(topics))
+    ids = ([bos] if bos is not None else []) + tok(text, add_special_tokens=False).input_ids
+    if len(ids) < chunks * n_ctx:
+        raise ValueError(f"evaluation text has {len(ids)} tokens, need {chunks * n_ctx}")
+    out = []
+    for i in range(chunks):
+        chunk = ids[i * n_ctx:(i + 1) * n_ctx]
+        if bos is not None:
+            chunk[0] = bos
+        out.append((chunk, n_ctx // 2))
+    return out
+
+
 def log_softmax(x: np.ndarray) -> np.ndarray:
     x = x.astype(np.float64)
     m = x.max(-1, keepdims=True)
@@ -169,8 +190,10 @@ def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, f
 
 
 def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kinds: tuple[str, ...] = (),
-                      fp32_8bit: bool = False, threads: int = 2) -> dict:
-    """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers float32 model."""
+                      fp32_8bit: bool = False, threads: int = 2, llama_positions: bool = False) -> dict:
+    """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers
+    float32 model: on every position of ``segments`` 512-token segments, or with ``llama_positions``
+    on exactly the positions ``llama-perplexity -c 512 --chunks segments --kl-divergence`` scores."""
     import onnxruntime as ort
     import torch
 
@@ -191,14 +214,19 @@ def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kind
     kv = (1, spec.kv_heads, 0, spec.head_dim)
     agree = total = 0
     kl_sum = 0.0
-    for seg in eval_segments(src.tok, bos_of(src.meta, src.tok), segments):
+    bos = bos_of(src.meta, src.tok)
+    if llama_positions:
+        pieces = llama_chunks(src.tok, bos, segments)
+    else:
+        pieces = [(seg, 0) for seg in eval_segments(src.tok, bos, segments)]
+    for seg, first in pieces:
         with torch.no_grad():
             ref = src.model(torch.tensor([seg])).logits[0].float().numpy()
         feed = {"inputs_embeds": emb.run(None, {"input_ids": np.asarray([seg], np.int64)})[0] * scale,
                 "attention_mask": np.ones((1, len(seg)), np.int64)}
         feed.update({f"past_key_values.{i}.{k}": np.zeros(kv, np.float32) for i in range(spec.num_layers) for k in ("key", "value")})
         got = dec.run(["logits"], feed)[0][0]
-        a, n, kl = agreement(ref[:-1], got[:-1])  # positions that predict a next token of the text
+        a, n, kl = agreement(ref[first:-1], got[first:-1])  # positions that predict a next token of the text
         agree, total, kl_sum = agree + a, total + n, kl_sum + kl
     return {"accuracy_level": accuracy_level, "fp32_kinds": list(fp32_kinds), "fp32_8bit": fp32_8bit,
-            "positions": total, "agreement": agree / total, "mean_kl": kl_sum / total}
+            "positions": total, "scored": "llama-perplexity's" if llama_positions else "all", "agreement": agree / total, "mean_kl": kl_sum / total}
