@@ -58,6 +58,12 @@ impl Conversation {
         self.system.iter().map(|s| Message::system(s.as_str())).chain(self.messages.iter().cloned()).collect()
     }
 
+    /// Append a message without generating (e.g. restoring a saved chat). The
+    /// cache is kept; the next turn reuses what of it still matches.
+    pub fn push(&mut self, message: Message) {
+        self.messages.push(message);
+    }
+
     /// Forget every turn and the cache (the system message stays).
     pub fn reset(&mut self) {
         self.messages.clear();
