@@ -20,6 +20,7 @@
 //! ```
 
 pub mod bundle;
+pub mod chat;
 pub mod diffusion;
 pub mod error;
 pub mod generate;

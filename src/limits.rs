@@ -34,6 +34,17 @@ pub const MAX_TOKENIZER_BYTES: u64 = 512 * 1024 * 1024;
 /// the pixels it may decode to cannot be a valid input.
 pub const MAX_IMAGE_FILE_BYTES: u64 = MAX_IMAGE_DECODED_BYTES;
 
+/// Largest chat template file read (`prompt.chat.file`), in bytes (1 MiB; real
+/// templates are 1 to 30 KiB, the largest tool-calling ones under 100 KiB).
+pub const MAX_CHAT_TEMPLATE_BYTES: u64 = 1024 * 1024;
+
+/// Work one chat template rendering may do, in minijinja fuel units (about one
+/// per instruction and one per 64 bytes produced): 4,000,000, i.e. a few
+/// million instructions or about 256 MB of text. A long conversation rendered
+/// through a real template uses well under 1% of it; a template that loops
+/// without end or builds huge strings stops with an error naming this limit.
+pub const CHAT_TEMPLATE_FUEL: u64 = 4_000_000;
+
 /// Largest auxiliary JSON file read (e.g. the VAD's `vad.json`), in bytes (1 MiB).
 pub const MAX_SMALL_JSON_BYTES: u64 = 1024 * 1024;
 

@@ -22,6 +22,12 @@ pub struct PromptFormat {
     /// (`mmrt run --chat`), e.g. Gemma's `<start_of_turn>user\n{content}<end_of_turn>\n<start_of_turn>model\n`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat_template: Option<String>,
+    /// A Jinja chat template in a bundle file, rendered as transformers'
+    /// `apply_chat_template` does ([`crate::chat::ChatTemplate`]); exclusive with
+    /// `chat_template`. The rendered text is tokenized without `bos_token_id`
+    /// prepended: the template writes its BOS itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatTemplateFile>,
     /// Per modality, the placeholder string written in prompts (e.g. `<image>`).
     #[serde(default)]
     pub placeholders: BTreeMap<Modality, String>,
@@ -41,6 +47,22 @@ pub struct PromptFormat {
     /// e.g. the instruction a captioning bundle was trained with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default_prompt: Option<String>,
+}
+
+/// The manifest's `prompt.chat` block: where the Jinja chat template is and the
+/// special-token strings transformers passes to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatTemplateFile {
+    /// Bundle-relative file holding the template text, exactly as a GGUF's
+    /// `tokenizer.chat_template` or transformers' `chat_template.jinja`.
+    pub file: String,
+    /// The template's `bos_token` variable (left undefined when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bos_token: Option<String>,
+    /// The template's `eos_token` variable (left undefined when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eos_token: Option<String>,
 }
 
 /// Where one media item's embedding rows go in the prompt.
@@ -75,12 +97,24 @@ pub fn render(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<Modali
 
 /// [`render`], with the manifest's chat template instead of the plain one when
 /// `chat` is set (an error if the bundle has none).
+///
+/// A bundle with a Jinja template (`prompt.chat`) renders chats through
+/// [`crate::chat::ChatTemplate`] instead, with [`content`] as the user turn.
 pub fn render_with(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<Modality, usize>, chat: bool) -> Result<String> {
     let template = match (chat, &format.chat_template) {
         (false, _) => &format.template,
         (true, Some(t)) => t,
-        (true, None) => return Err(Error::Request("this bundle has no chat template (`prompt.chat_template`); drop --chat".into())),
+        (true, None) => {
+            return Err(Error::Request("this bundle has no chat template (`prompt.chat_template` or `prompt.chat`); drop --chat".into()))
+        }
     };
+    Ok(template.replace("{content}", &content(format, user_prompt, counts)?))
+}
+
+/// The user turn's text: `user_prompt` with one placeholder per media item
+/// put before it (each followed by a newline) for every modality whose items
+/// the prompt does not place itself; placeholder counts are checked.
+pub fn content(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<Modality, usize>) -> Result<String> {
     let mut prefix = String::new();
     // Every modality the bundle or the request knows: a placeholder written
     // for a modality without inputs is an error too.
@@ -103,19 +137,26 @@ pub fn render_with(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<M
             None => {}
         }
     }
-    Ok(template.replace("{content}", &format!("{prefix}{user_prompt}")))
+    Ok(format!("{prefix}{user_prompt}"))
 }
 
 /// Tokenize rendered text, prepend BOS, and expand the i-th media token of each
 /// modality into `rows[modality][i]` copies (the item's embedding rows).
 pub fn encode(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>) -> Result<EncodedPrompt> {
+    encode_with(tokenizer, format, text, rows, true)
+}
+
+/// [`encode`], prepending `bos_token_id` only when `add_bos` is set (text
+/// rendered by a Jinja chat template carries its own BOS, as with
+/// transformers' `apply_chat_template`).
+pub fn encode_with(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>, add_bos: bool) -> Result<EncodedPrompt> {
     let encoding = tokenizer
         .encode(text, false)
         .map_err(|e| Error::Tokenizer { context: "encoding the prompt".into(), message: e.to_string() })?;
     let media_of: BTreeMap<u32, Modality> = format.media_token_ids.iter().map(|(&m, &id)| (id, m)).collect();
     let total: usize = rows.values().flatten().sum();
     let mut ids = Vec::with_capacity(encoding.len() + total + 1);
-    ids.extend(format.bos_token_id);
+    ids.extend(format.bos_token_id.filter(|_| add_bos));
     let mut slots = Vec::with_capacity(rows.values().map(Vec::len).sum());
     let mut seen: BTreeMap<Modality, usize> = BTreeMap::new();
     for &id in encoding.get_ids() {
@@ -216,6 +257,7 @@ mod tests {
             eos_token_ids: vec![2],
             pad_token_id: Some(0),
             chat_template: Some("<u>{content}</u><a>".into()),
+            chat: None,
             default_prompt: None,
         }
     }

@@ -113,12 +113,48 @@ pub fn generate<M: DecoderModel + ?Sized>(
     prompt: StepInput<'_>,
     prompt_ids: &[u32],
     decoding: &mut Decoding<'_>,
-    mut on_token: impl FnMut(u32) -> Result<()>,
+    on_token: impl FnMut(u32) -> Result<()>,
 ) -> Result<Generation> {
     let context = model.context_length();
     if prompt_ids.len() >= context {
         return Err(Error::PromptTooLong { tokens: prompt_ids.len(), context });
     }
+    let start = Instant::now();
+    let cache = model.new_cache()?;
+    let allocation = start.elapsed();
+    let (mut generation, _) = generate_after(model, cache, prompt, prompt_ids, decoding, on_token)?;
+    generation.prefill += allocation;
+    Ok(generation)
+}
+
+/// [`generate`] continuing `cache`, which holds the first `cache.seq_len()` of
+/// `history` (the ids of the whole sequence so far, cached and new), with
+/// `prompt` the rest (`history.len() - cache.seq_len()` positions, at least
+/// one). Returns the generation and the cache, which then holds `history`
+/// followed by the generated ids, all but the last (a token is fed when the
+/// next one is needed; a final signal run's last token is fed too). A chat
+/// keeps the cache across turns this way ([`crate::pipeline::Conversation`]).
+pub fn generate_after<M: DecoderModel + ?Sized>(
+    model: &mut M,
+    cache: M::Cache,
+    prompt: StepInput<'_>,
+    history_ids: &[u32],
+    decoding: &mut Decoding<'_>,
+    mut on_token: impl FnMut(u32) -> Result<()>,
+) -> Result<(Generation, M::Cache)> {
+    let context = model.context_length();
+    if history_ids.len() >= context {
+        return Err(Error::PromptTooLong { tokens: history_ids.len(), context });
+    }
+    if cache.seq_len() > 0 && cache.seq_len() >= history_ids.len() {
+        return Err(Error::Request(format!(
+            "stage \"{}\": the cache holds {} positions, so a sequence of {} leaves nothing to feed",
+            model.name(),
+            cache.seq_len(),
+            history_ids.len()
+        )));
+    }
+    let prompt_ids = history_ids;
     let mut collector = SignalCollector::new(decoding.signals);
     // The loop never produces more than `context` new ids, whatever the budget says.
     let mut history: Vec<u32> = Vec::with_capacity(prompt_ids.len() + decoding.max_new_tokens.min(context));
@@ -127,7 +163,6 @@ pub fn generate<M: DecoderModel + ?Sized>(
     let mut logits = Vec::new();
 
     let start = Instant::now();
-    let cache = model.new_cache()?;
     let mut cache = model.step(prompt, cache, &mut logits)?;
     let prefill = start.elapsed();
 
@@ -166,11 +201,12 @@ pub fn generate<M: DecoderModel + ?Sized>(
     // A run whose last token ended generation: its hidden state needs one more pass.
     if collector.needs_final_pass() && cache.seq_len() < context {
         let last = history[history.len() - 1];
-        model.step(StepInput::Ids(&[last]), cache, &mut logits)?;
+        cache = model.step(StepInput::Ids(&[last]), cache, &mut logits)?;
         collector.after_step(model)?;
     }
     let ids = history.split_off(generated_from);
-    Ok(Generation { ids, stop_reason, prefill, decode: start.elapsed(), decode_steps, signal_hidden: collector.into_runs() })
+    let generation = Generation { ids, stop_reason, prefill, decode: start.elapsed(), decode_steps, signal_hidden: collector.into_runs() };
+    Ok((generation, cache))
 }
 
 #[cfg(test)]

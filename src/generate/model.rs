@@ -41,6 +41,14 @@ pub trait DecoderModel {
     /// A copy of `cache`, for a second continuation of one beam (beam search only).
     fn fork(&mut self, cache: &Self::Cache) -> Result<Self::Cache>;
 
+    /// `cache` cut to its first `len` positions (a chat whose new prompt shares
+    /// only that much with what is cached), or `Ok(None)` when the model cannot
+    /// cut a cache: the caller then starts from an empty one. The default cannot.
+    fn truncate(&mut self, cache: Self::Cache, len: usize) -> Result<Option<Self::Cache>> {
+        let _ = (cache, len);
+        Ok(None)
+    }
+
     /// Copy the last position's hidden state `[d_model]` of the latest
     /// [`Self::step`] into `out`; `Ok(false)` when the model returns no hidden states.
     fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> Result<bool> {
@@ -126,6 +134,11 @@ impl DecoderModel for ScriptedModel {
 
     fn fork(&mut self, cache: &ScriptedCache) -> Result<ScriptedCache> {
         Ok(cache.clone())
+    }
+
+    fn truncate(&mut self, mut cache: ScriptedCache, len: usize) -> Result<Option<ScriptedCache>> {
+        cache.0.truncate(len);
+        Ok(Some(cache))
     }
 
     fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> Result<bool> {

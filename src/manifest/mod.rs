@@ -56,7 +56,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 
 pub use crate::preprocess::config::*;
-pub use crate::prompt::PromptFormat;
+pub use crate::prompt::{ChatTemplateFile, PromptFormat};
 pub use decoder::*;
 pub use output::*;
 pub use stage::*;
@@ -205,6 +205,13 @@ impl Manifest {
         if self.prompt.chat_template.as_ref().is_some_and(|t| !t.contains("{content}")) {
             return Err("`prompt.chat_template` must contain {content}".into());
         }
+        if self.prompt.chat_template.is_some() && self.prompt.chat.is_some() {
+            return Err(
+                "`prompt.chat_template` and `prompt.chat` are both given; keep one (`chat` names a Jinja template file, \
+                 `chat_template` is the older {content} form)"
+                    .into(),
+            );
+        }
         self.generation.validate().map_err(|e| format!("`generation`: {e}"))
     }
 
@@ -271,9 +278,12 @@ impl Manifest {
         Ok(())
     }
 
-    /// Every file the manifest references (tokenizer and graphs).
+    /// Every file the manifest references (tokenizer, chat template and graphs).
     pub fn files(&self) -> Vec<&str> {
-        std::iter::once(self.tokenizer.as_str()).chain(self.stages.iter().flat_map(|s| s.files())).collect()
+        std::iter::once(self.tokenizer.as_str())
+            .chain(self.prompt.chat.as_ref().map(|c| c.file.as_str()))
+            .chain(self.stages.iter().flat_map(|s| s.files()))
+            .collect()
     }
 
     /// The (single) decoder stage. Validation guarantees it exists unless the

@@ -41,8 +41,11 @@ fn at(v: &serde_json::Value, kind: &str) -> usize {
 #[test]
 fn invalid_manifests_say_what_is_wrong() {
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(&str, Edit, &str); 12] = [
+    let cases: [(&str, Edit, &str); 15] = [
         ("format", |v| v["format"] = "other".into(), "`format` must be"),
+        ("both chat forms", |v| { v["prompt"]["chat_template"] = "{content}".into(); v["prompt"]["chat"] = serde_json::json!({"file": "c.jinja"}) }, "are both given"),
+        ("chat path", |v| v["prompt"]["chat"] = serde_json::json!({"file": "../c.jinja"}), "points outside the bundle"),
+        ("chat field", |v| v["prompt"]["chat"] = serde_json::json!({"file": "c.jinja", "bos": "<s>"}), "unknown field `bos`"),
         ("version", |v| v["version"] = 2.into(), "version` 2 is not supported"),
         ("unknown field", |v| v["stages"][0]["foo"] = 1.into(), "unknown field `foo`"),
         ("unknown kind", |v| v["stages"][0]["kind"] = "teleporter".into(), "unknown variant `teleporter`"),

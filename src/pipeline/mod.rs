@@ -11,6 +11,7 @@
 //! be used by the pipeline: one it cannot use is an error at load.
 
 pub mod branch;
+pub mod conversation;
 pub mod request;
 mod text;
 mod transcribe;
@@ -22,9 +23,11 @@ use std::time::{Duration, Instant};
 use tokenizers::Tokenizer;
 
 pub use branch::{AudioBranch, MediaEmbeddings, ModalityBranch};
+pub use conversation::Conversation;
 pub use request::{Output, Request, StageTimings, WindowResult};
 
 use crate::bundle::Bundle;
+use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
 use crate::manifest::Modality;
 use crate::output_side::OutputSide;
@@ -55,6 +58,8 @@ enum Backbone {
 pub struct Pipeline {
     bundle: Bundle,
     tokenizer: Tokenizer,
+    /// The bundle's Jinja chat template (`prompt.chat`), if any.
+    chat: Option<ChatTemplate>,
     backbone: Backbone,
     output: Option<OutputSide>,
     provider: ProviderReport,
@@ -77,12 +82,21 @@ impl Pipeline {
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })?;
+        let mut chat = None;
         if manifest.seq2seq_decoder().is_none() {
             // Placeholders and stop tokens must be tokens of this tokenizer.
             crate::prompt::check_tokenizer(&manifest.prompt, &tokenizer).map_err(|message| Error::Manifest {
                 path: bundle.root.join(crate::bundle::MANIFEST_FILE),
                 message: format!("{message} (tokenizer {})", manifest.tokenizer),
             })?;
+            // So must the chat template's special-token markers.
+            chat = ChatTemplate::load(&bundle)?;
+            if let Some(template) = &chat {
+                template.check_tokenizer(&tokenizer).map_err(|message| Error::Manifest {
+                    path: bundle.root.join(crate::bundle::MANIFEST_FILE),
+                    message: format!("{message} (tokenizer {})", manifest.tokenizer),
+                })?;
+            }
         }
         let loader = StageLoader::new(runtime, &bundle, &plan);
         let mut used = BTreeSet::new();
@@ -99,7 +113,7 @@ impl Pipeline {
         }
         let provider = loader.provider_report();
         drop(loader);
-        Ok(Pipeline { bundle, tokenizer, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
+        Ok(Pipeline { bundle, tokenizer, chat, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
     }
 
     /// The bundle served.
@@ -110,6 +124,11 @@ impl Pipeline {
     /// The tokenizer.
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// The bundle's Jinja chat template (`prompt.chat`), if it has one.
+    pub fn chat_template(&self) -> Option<&ChatTemplate> {
+        self.chat.as_ref()
     }
 
     /// Which execution provider runs, and why not the requested one.
@@ -157,6 +176,15 @@ impl Pipeline {
             Backbone::DecoderOnly { .. } => text::run(self, request, &config, on_text),
             Backbone::EncoderDecoder { .. } => transcribe::run(self, request, &config, on_text),
         }
+    }
+
+    /// One turn of `conversation`: `request.prompt` is the user's message (no
+    /// media), answered with the KV cache kept from the previous turn; see
+    /// [`Conversation`]. `Output::prefill_tokens` says how many positions were fed.
+    pub fn chat(&mut self, conversation: &mut Conversation, request: &Request, on_text: impl FnMut(&str) -> Result<()>) -> Result<Output> {
+        let config = self.bundle.manifest.generation.with_overrides(&request.generation);
+        config.validate()?;
+        conversation::turn(self, conversation, request, &config, on_text)
     }
 }
 

@@ -182,8 +182,13 @@ pub struct Output {
     pub token_ids: Vec<u32>,
     /// Generated text (special tokens skipped); a transcription's windows joined.
     pub text: String,
-    /// Prompt ids after placeholder expansion (BOS included); a transcription's forced decoder prompt.
+    /// Prompt ids after placeholder expansion (BOS included); a transcription's
+    /// forced decoder prompt; a chat turn's whole rendered conversation.
     pub prompt_ids: Vec<u32>,
+    /// Positions of `prompt_ids` fed to the prefill pass: all of them, except
+    /// in a chat turn ([`super::Conversation`]), where the ones already in the
+    /// kept KV cache are skipped.
+    pub prefill_tokens: usize,
     /// Why generation ended (a transcription: its last window's reason).
     pub stop_reason: StopReason,
     /// Per-stage milliseconds.

@@ -11,6 +11,7 @@ use ort::value::DynValue;
 
 use super::request::{Output, Request, StageTimings};
 use super::{Backbone, Pipeline};
+use crate::chat::Message;
 use crate::error::{Error, Result};
 use crate::generate::{self, Decoding, GenerationConfig, StepInput, Detokenizer};
 use crate::manifest::Modality;
@@ -28,7 +29,15 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     }
     let mut timings = StageTimings::default();
     // Placeholders are checked before any encoder runs.
-    let text = prompt::render_with(&p.bundle.manifest.prompt, &request.prompt, &request.media_counts(), request.chat)?;
+    // A Jinja chat template writes its own BOS; the `{content}` forms get `bos_token_id`.
+    let format = &p.bundle.manifest.prompt;
+    let (text, add_bos) = match (&p.chat, request.chat) {
+        (Some(chat), true) => {
+            let user = prompt::content(format, &request.prompt, &request.media_counts())?;
+            (chat.render(&[Message::user(user)], true)?, false)
+        }
+        _ => (prompt::render_with(format, &request.prompt, &request.media_counts(), request.chat)?, true),
+    };
     let Backbone::DecoderOnly { decoder, branches } = &mut p.backbone else { unreachable!("text::run is called for decoder-only bundles") };
     // Each modality's rows (item after item), each item's first row and row count, in modality order.
     let mut media: BTreeMap<Modality, (Array2<f32>, Vec<usize>)> = BTreeMap::new();
@@ -44,7 +53,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         rows.insert(modality, embedded.tokens_per_item);
     }
     let format = &p.bundle.manifest.prompt;
-    let encoded = prompt::encode(&p.tokenizer, format, &text, &rows)?;
+    let encoded = prompt::encode_with(&p.tokenizer, format, &text, &rows, add_bos)?;
     let context = generate::DecoderModel::context_length(decoder);
     if encoded.ids.len() >= context {
         return Err(Error::PromptTooLong { tokens: encoded.ids.len(), context });
@@ -102,6 +111,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     };
     Ok(Output {
         token_ids: generation.ids,
+        prefill_tokens: encoded.ids.len(),
         prompt_ids: encoded.ids,
         text: text_out,
         stop_reason: generation.stop_reason,

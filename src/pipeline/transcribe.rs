@@ -87,6 +87,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     Ok(Output {
         token_ids: windows.iter().flat_map(|w| w.token_ids.iter().copied()).collect(),
         text,
+        prefill_tokens: prompt_ids.len(),
         prompt_ids,
         stop_reason: windows.last().map_or(StopReason::MaxTokens, |w| w.stop_reason),
         timings,

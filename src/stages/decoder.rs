@@ -194,6 +194,10 @@ impl DecoderModel for Decoder {
         cache.duplicate(self.graph.stage())
     }
 
+    fn truncate(&mut self, cache: KvCache, len: usize) -> Result<Option<KvCache>> {
+        cache.truncate(len, self.kv.shared_buffer(), self.graph.stage()).map(Some)
+    }
+
     fn last_hidden_state(&mut self, out: &mut Vec<f32>) -> Result<bool> {
         self.outputs.last_hidden_row(self.graph.stage(), out)
     }

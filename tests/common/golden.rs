@@ -6,6 +6,7 @@
 //! * `tests/golden/tiny_audio.json`: `exporters/tiny/audio.py` ([`TinyAudio`]);
 //! * `tests/golden/any_to_any.json`: `exporters/tiny/llava.py` and
 //!   `exporters/tiny/diffusion_goldens.py` ([`AnyToAny`]);
+//! * `tests/golden/chat_templates.json`: `exporters/gguf/chat_goldens.py` ([`ChatTemplates`]);
 //! * `tests/golden/log_mel.json`: `exporters/whisper/mel_golden.py` ([`LogMel`]);
 //! * `tests/golden/gemma3.json`: `exporters/gemma3/bundle.py`, and `tests/golden/<bundle>.json`
 //!   (e.g. `smollm2-135m.json`): `python -m exporters.gguf --goldens` ([`LlmGreedy`]);
@@ -31,6 +32,49 @@ pub fn load<T: DeserializeOwned>(path: &Path) -> T {
 #[track_caller]
 pub fn golden<T: DeserializeOwned>(name: &str) -> T {
     load(&super::root().join("tests/golden").join(name))
+}
+
+/// `tests/golden/chat_templates.json`: conversations rendered by transformers'
+/// `apply_chat_template`, per chat template.
+#[derive(Debug, Deserialize)]
+pub struct ChatTemplates {
+    /// The transformers version that rendered them.
+    pub transformers: String,
+    pub models: Vec<ChatTemplateGolden>,
+}
+
+/// One template (a GGUF's `tokenizer.chat_template`, or one written by the script) and its cases.
+#[derive(Debug, Deserialize)]
+pub struct ChatTemplateGolden {
+    pub source: String,
+    pub template: String,
+    /// What transformers passes as `bos_token` (`None`: its tokenizer has none).
+    pub bos_token: Option<String>,
+    pub eos_token: Option<String>,
+    /// The BOS string the GGUF metadata names.
+    pub gguf_bos_token: String,
+    pub cases: Vec<ChatCase>,
+}
+
+/// One conversation and transformers' rendering of it.
+#[derive(Debug, Deserialize)]
+pub struct ChatCase {
+    pub name: String,
+    pub messages: Vec<ChatMessage>,
+    pub add_generation_prompt: bool,
+    pub expected: String,
+}
+
+/// A message of a [`ChatCase`].
+#[derive(Debug, Deserialize)]
+pub struct ChatMessage {
+    pub role: String,
+    pub content: String,
+}
+
+/// `tests/golden/chat_templates.json`.
+pub fn chat_templates() -> ChatTemplates {
+    golden("chat_templates.json")
 }
 
 /// `tests/golden/tiny.json`.

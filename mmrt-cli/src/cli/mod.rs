@@ -1,7 +1,8 @@
-//! The clap front end: `mmrt run`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt --version`.
+//! The clap front end: `mmrt run`, `mmrt chat`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt --version`.
 //! Raw arguments are turned into library types here; the library never sees clap.
 
 mod bench;
+mod chat;
 mod import;
 mod inspect;
 mod run;
@@ -37,6 +38,8 @@ pub struct Cli {
 pub enum Command {
     /// Generate text from a prompt and optional images, or transcribe --audio with a speech bundle.
     Run(run::RunArgs),
+    /// Chat on stdin/stdout, one message per line, keeping the KV cache across turns (/reset, /exit).
+    Chat(chat::ChatArgs),
     /// Show a bundle's stages, tensors, and the runtime's providers.
     Inspect(inspect::InspectArgs),
     /// Measure every stage's latency, throughput and memory on each execution provider.
@@ -113,6 +116,7 @@ fn dispatch(cli: &Cli) -> mmrt::Result<()> {
     }
     match &cli.command {
         Some(Command::Run(args)) => run::run(cli, args),
+        Some(Command::Chat(args)) => chat::chat(cli, args),
         Some(Command::Inspect(args)) => inspect::inspect(cli, args),
         Some(Command::Bench(args)) => bench::bench(cli, args),
         Some(Command::Import(args)) => import::import(args),

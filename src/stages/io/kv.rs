@@ -53,6 +53,39 @@ impl KvCache {
         Ok(KvCache::new(values, self.seq_len))
     }
 
+    /// The cache cut to its first `len` positions (`len` at most
+    /// [`Self::seq_len`]). A shared buffer keeps its tensors: the positions past
+    /// `len` are overwritten by the next step before the mask lets any be read.
+    /// Separate tensors `[1, kv_heads, seq, head_dim]` are copied to
+    /// `[1, kv_heads, len, head_dim]` in their element type.
+    pub fn truncate(self, len: usize, shared_buffer: bool, stage: &str) -> Result<KvCache> {
+        if len > self.seq_len {
+            return Err(Error::Request(format!("stage \"{stage}\": cannot cut a cache of {} positions to {len}", self.seq_len)));
+        }
+        if shared_buffer || len == self.seq_len {
+            return Ok(KvCache::new(self.values, len));
+        }
+        let values = self
+            .values
+            .iter()
+            .map(|v| {
+                let dtype = tensor::element_type(v).unwrap_or(TensorElementType::Float32);
+                let all = tensor::to_f32_array(v, stage, "past key/value")?;
+                if all.ndim() != 4 || all.shape()[2] < len {
+                    return Err(Error::Tensor {
+                        stage: stage.into(),
+                        tensor: "past key/value".into(),
+                        expected: format!("[1, kv_heads, seq >= {len}, head_dim]"),
+                        found: format!("{:?}", all.shape()),
+                    });
+                }
+                let kept = all.slice(ndarray::s![.., .., ..len, ..]).to_owned().into_dyn();
+                tensor::float_value(kept, dtype, stage, "past key/value")
+            })
+            .collect::<Result<_>>()?;
+        Ok(KvCache::new(values, len))
+    }
+
     /// Take the tensors out to feed them (by move) to the next step.
     pub fn into_values(self) -> Vec<DynValue> {
         self.values

@@ -1,0 +1,151 @@
+//! `mmrt chat`: a multi-turn conversation on stdin/stdout. One user message
+//! per line; each answer is streamed to stdout and ends with a newline, the
+//! KV cache kept from turn to turn (`mmrt::pipeline::Conversation`).
+//! `/reset` starts over, `/exit` or end of input ends; `-v` prints each
+//! turn's prefill size and speed on stderr.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::{Cli, SessionArgs};
+use mmrt::error::{Error, Result};
+use mmrt::generate::{GenerationConfig, GenerationOverrides, Sampling};
+use mmrt::pipeline::{Conversation, LoadOptions};
+use mmrt::runtime::OrtRuntime;
+use mmrt::{Bundle, Pipeline, Request};
+
+/// Arguments of `mmrt chat`.
+#[derive(Debug, Args)]
+pub struct ChatArgs {
+    /// Bundle directory (holds bundle.json); its manifest needs `prompt.chat` (a Jinja chat template).
+    #[arg(long, value_name = "DIR")]
+    pub bundle: PathBuf,
+    /// System message opening the conversation (default: the template's own, if any).
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+    /// New tokens per answer at most (default: the bundle's).
+    #[arg(long, value_name = "N")]
+    pub max_tokens: Option<usize>,
+    /// Sampling temperature; 0 is greedy (default: the bundle's).
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// Keep the K most likely tokens; 0 keeps all.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling mass in (0, 1].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub top_p: Option<f32>,
+    /// Penalty (> 0) on tokens already seen; 1 disables.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub repetition_penalty: Option<f32>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[command(flatten)]
+    pub session: SessionArgs,
+}
+
+impl ChatArgs {
+    /// The flags' changes to the bundle's generation settings `defaults`.
+    fn overrides(&self, defaults: &GenerationConfig) -> Result<GenerationOverrides> {
+        if let Some(n) = self.max_tokens.filter(|&n| n > mmrt::limits::MAX_NEW_TOKENS) {
+            return Err(Error::Request(format!("--max-tokens {n} is above the limit of {} tokens (limits::MAX_NEW_TOKENS)", mmrt::limits::MAX_NEW_TOKENS)));
+        }
+        let (temperature, top_k, top_p) = defaults.sampling.knobs();
+        let sampling = Sampling::from_knobs(self.temperature.unwrap_or(temperature), self.top_k.unwrap_or(top_k), self.top_p.unwrap_or(top_p))?;
+        let overrides = GenerationOverrides {
+            max_new_tokens: self.max_tokens,
+            sampling: Some(sampling),
+            repetition_penalty: self.repetition_penalty,
+            num_beams: None,
+            seed: Some(self.seed),
+        };
+        defaults.with_overrides(&overrides).validate()?;
+        Ok(overrides)
+    }
+}
+
+/// Run the command.
+pub fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
+    let bundle = Bundle::open(&args.bundle)?;
+    if bundle.manifest.seq2seq_decoder().is_some() {
+        return Err(Error::Request(format!("bundle \"{}\" is a speech-recognition bundle; `mmrt chat` needs a language model", bundle.name())));
+    }
+    if bundle.manifest.prompt.chat.is_none() {
+        return Err(Error::Request(format!(
+            "bundle \"{}\" has no Jinja chat template (`prompt.chat` in bundle.json); use `mmrt run --chat` for one turn",
+            bundle.name()
+        )));
+    }
+    let overrides = args.overrides(&bundle.manifest.generation)?;
+    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let options = LoadOptions { sessions: args.session.plan()?, vad_model: None };
+    let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
+    if let Some(reason) = &pipeline.provider().fallback_reason {
+        eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
+    }
+    let mut conversation = Conversation::new();
+    if let Some(system) = &args.system {
+        conversation = conversation.with_system(system.as_str());
+    }
+    let interactive = std::io::stdin().is_terminal();
+    let mut stdout = std::io::stdout().lock();
+    let mut failed = 0usize;
+    let mut turn = 0usize;
+    let mut lines = std::io::stdin().lock().lines();
+    loop {
+        if interactive {
+            eprint!("> ");
+        }
+        let Some(line) = lines.next() else { break };
+        let line = line.map_err(|e| Error::io("<stdin>", e))?;
+        let message = line.trim_end_matches(['\r', '\n']);
+        match message.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                conversation.reset();
+                if interactive || cli.verbose > 0 {
+                    eprintln!("(conversation cleared)");
+                }
+                continue;
+            }
+            _ => {}
+        }
+        turn += 1;
+        let mut request = Request::new(message);
+        request.generation = overrides.clone();
+        let result = pipeline.chat(&mut conversation, &request, |piece| {
+            stdout.write_all(piece.as_bytes()).and_then(|_| stdout.flush()).map_err(|e| Error::io("<stdout>", e))
+        });
+        writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
+        match result {
+            Ok(output) if cli.verbose > 0 => {
+                let decode_ms = output.timings.get("decode").unwrap_or(0.0);
+                let steps = output.token_ids.len().saturating_sub(1);
+                let rate = if decode_ms > 0.0 { steps as f64 / (decode_ms / 1e3) } else { 0.0 };
+                eprintln!(
+                    "[turn {turn}: prefill {} of {} tokens ({} reused from the cache) in {:.1} ms; {} new tokens, {rate:.1} tok/s; stop: {:?}]",
+                    output.prefill_tokens,
+                    output.prompt_ids.len(),
+                    output.prompt_ids.len() - output.prefill_tokens,
+                    output.timings.get("prefill").unwrap_or(0.0),
+                    output.token_ids.len(),
+                    output.stop_reason,
+                );
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // The conversation is unchanged by a failed turn: the user may go on or /reset.
+                failed += 1;
+                eprintln!("error: {e}");
+            }
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Request(format!("{failed} of {turn} turn(s) failed (see the errors above)")));
+    }
+    Ok(())
+}
