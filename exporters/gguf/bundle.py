@@ -73,6 +73,39 @@ def bos_of(meta: GgufMeta, tok) -> int | None:
     return tok.bos_token_id if meta.add_bos and tok.bos_token_id is not None else None
 
 
+# GGUF architectures the importer builds (general.architecture), and the tensor types it carries:
+# float tensors (norms, biases) plus the block types of exporters.gguf.blocks.
+GGUF_ARCHITECTURES = ("llama", "qwen2", "gemma3")
+FLOAT_TYPES = ("F32", "F16", "BF16")
+
+
+def validate(path: Path) -> None:
+    """Check a GGUF before transformers sees it: readable header (not truncated), a supported
+    architecture, tensor data inside the file, and only tensor types the importer carries.
+    Raises ValueError naming what was found."""
+    from gguf import GGUFReader
+
+    from .blocks import DECODERS
+
+    size = path.stat().st_size
+    try:
+        reader = GGUFReader(str(path))
+    except Exception as e:  # gguf raises assorted errors on a short or corrupt header
+        raise ValueError(f"cannot read the GGUF header ({type(e).__name__}: {e}); is the file truncated or corrupt?") from e
+    arch_field = reader.fields.get("general.architecture")
+    arch = str(arch_field.contents()) if arch_field is not None else None
+    if arch not in GGUF_ARCHITECTURES:
+        raise ValueError(f"architecture {arch!r} is not supported (supported: {', '.join(GGUF_ARCHITECTURES)})")
+    supported = FLOAT_TYPES + tuple(DECODERS)
+    for t in reader.tensors:
+        kind = t.tensor_type.name
+        if kind not in supported:
+            raise ValueError(f"tensor {t.name}: GGUF block type {kind} is not supported (supported: {', '.join(supported)})")
+        end = int(t.data_offset) + int(t.n_bytes)
+        if end > size:
+            raise ValueError(f"tensor {t.name} ends at byte {end} but the file has {size} bytes: the GGUF is truncated")
+
+
 @dataclass
 class Source:
     """A loaded GGUF: metadata, transformers reference, decoder spec."""
@@ -87,6 +120,7 @@ class Source:
     def load(cls, gguf: Path, hf_cache: Path | None = None) -> "Source":
         from .reference import load
 
+        validate(gguf)
         meta = GgufMeta.read(gguf)
         model, tok = load(gguf, hf_cache)
         return cls(gguf, meta, model, tok, gg.DecoderSpec.from_config(model.config))

@@ -5,7 +5,8 @@
 //! checkout this command runs in (the current folder or one above it, or `$MMRT_CHECKOUT`).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
 
 use clap::{Args, Subcommand};
 
@@ -85,9 +86,22 @@ pub fn import(args: &ImportArgs) -> Result<()> {
     if let Some(n) = g.context {
         cmd.args(["--context", &n.to_string()]);
     }
-    let status = cmd.status().map_err(|e| Error::Request(format!("cannot start {}: {e}", python.display())))?;
+    cmd.stderr(Stdio::piped());
+    let mut child = cmd.spawn().map_err(|e| Error::Request(format!("cannot start {}: {e}", python.display())))?;
+    // Progress goes on to our stderr as it comes; the last line is the importer's verdict.
+    let mut last = String::new();
+    if let Some(stderr) = child.stderr.take() {
+        for line in BufReader::new(stderr).lines().map_while(std::result::Result::ok) {
+            eprintln!("{line}");
+            if !line.trim().is_empty() {
+                last = line;
+            }
+        }
+    }
+    let status = child.wait().map_err(|e| Error::Request(format!("waiting for the importer: {e}")))?;
     if !status.success() {
-        return Err(Error::Request(format!("the GGUF importer failed ({status}); its message is above")));
+        let reason = last.trim().strip_prefix("exporters.gguf: ").unwrap_or(last.trim());
+        return Err(Error::Request(format!("importing {} failed ({status}): {reason}", g.model)));
     }
     Ok(())
 }

@@ -1,14 +1,16 @@
-"""Gemma 3 270M decode speed side by side, interleaved rounds, same prompt (~100 tokens),
-N new tokens (stop tokens ignored), greedy, same thread count:
+"""LLM decode speed side by side, interleaved rounds, same prompt (~100 tokens), N new tokens
+(stop tokens ignored), greedy, same thread count, for each GGUF model mmrt imports:
 
-* mmrt on models/gemma3-270m-q4-text  vs  llama.cpp (llama-bench) on the original Q4_K_M GGUF
-* mmrt on onnxruntime-genai's int4 model.onnx  vs  onnxruntime-genai on that same file
+* mmrt on models/<bundle>-text (GGUF-faithful)  vs  llama.cpp (llama-bench) on the very same GGUF
+* mmrt on onnxruntime-genai's int4 model.onnx  vs  onnxruntime-genai on that same file (where built)
 
 Reports prefill tok/s, time to first token, decode tok/s, peak RSS (medians, min, max) and the
 ratios; checks that mmrt and onnxruntime-genai generate the same ids on genai's file.
 
-    bash benches/peers/build_llama_cpp.sh && bash benches/peers/genai_gemma3.sh   # once (cached in .cache/bench)
-    .cache/venv-exporters/bin/python benches/peers/gemma3_peers.py --threads 2 --rounds 5 [--json out/peers.json]
+    bash benches/peers/build_llama_cpp.sh                 # once (cached in .cache/bench)
+    bash benches/peers/genai_gemma3.sh                    # gemma3's genai int4 build (optional)
+    .cache/venv-exporters/bin/python benches/peers/llm_peers.py --model smollm2 --threads 2 --rounds 5 [--json out/peers.json]
+    (--model gemma3 | smollm2 | qwen2.5-coder; --genai DIR: an onnxruntime-genai folder of the same model)
 """
 
 from __future__ import annotations
@@ -89,25 +91,48 @@ def summary(rows: list[dict]) -> dict:
                 "max": max(r[k] for r in rows)} for k in keys}
 
 
+# model -> (bundle of the GGUF-faithful text-only form, GGUF source in exporters.gguf.fetch, genai folder)
+MODELS = {
+    "gemma3": ("models/gemma3-270m-q4-text", "gemma3", ".cache/bench/genai-gemma3-int4"),
+    "smollm2": ("models/smollm2-135m-text", "smollm2", None),
+    "qwen2.5-coder": ("models/qwen2.5-coder-0.5b-text", "qwen2.5-coder", None),
+}
+
+
+def prompt_ids(bundle: Path) -> list[int]:
+    """The prompt's ids as mmrt encodes them: the manifest's BOS (if any) + the tokenized prompt."""
+    from tokenizers import Tokenizer
+
+    manifest = json.loads((bundle / "bundle.json").read_text())
+    tok = Tokenizer.from_file(str(bundle / "tokenizer.json"))
+    bos = manifest["prompt"].get("bos_token_id")
+    return ([bos] if bos is not None else []) + tok.encode(PROMPT, add_special_tokens=False).ids
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--json", type=Path)
+    ap.add_argument("--model", choices=sorted(MODELS), default="gemma3")
+    ap.add_argument("--genai", type=Path, help="onnxruntime-genai folder of the same model (default: the model's known one)")
     args = ap.parse_args()
 
-    from tokenizers import Tokenizer
-    tok = Tokenizer.from_file(str(ROOT / "models/gemma3-270m-q4-text/tokenizer.json"))
-    ids = [2] + tok.encode(PROMPT, add_special_tokens=False).ids  # BOS + prompt, as mmrt encodes it
+    sys.path.insert(0, str(ROOT))
+    from exporters.gguf.fetch import fetch
+
+    bundle, source, known_genai = MODELS[args.model]
+    ids = prompt_ids(ROOT / bundle)
     bench = next(iter(glob.glob(str(ROOT / ".cache/bench/llama_cpp_python-*/vendor/llama.cpp/build/bin/llama-bench"))), None)
-    gguf = str(ROOT / ".cache/gguf-pkgs/gemma-3-270m-q4_k_m.gguf")
-    genai_dir = str(ROOT / ".cache/bench/genai-gemma3-int4")
+    gguf = str(fetch(source))
+    genai_dir = str(args.genai or (ROOT / known_genai if known_genai else ROOT / ".cache/none"))
+    has_genai = Path(genai_dir, "genai_config.json").exists()
     peers = {
-        "mmrt q4 (GGUF-faithful)": lambda: mmrt("models/gemma3-270m-q4-text", args.threads, args.new_tokens),
-        "llama.cpp Q4_K_M": (lambda: llama_cpp(bench, gguf, args.threads, len(ids), args.new_tokens)) if bench else None,
-        "mmrt on genai int4": (lambda: mmrt(genai_dir, args.threads, args.new_tokens)) if Path(genai_dir, "bundle.json").exists() else None,
-        "onnxruntime-genai int4": (lambda: genai(genai_dir, args.threads, args.new_tokens, ids)) if Path(genai_dir, "bundle.json").exists() else None,
+        "mmrt (GGUF-faithful)": lambda: mmrt(bundle, args.threads, args.new_tokens),
+        "llama.cpp (same GGUF)": (lambda: llama_cpp(bench, gguf, args.threads, len(ids), args.new_tokens)) if bench else None,
+        "mmrt on genai int4": (lambda: mmrt(genai_dir, args.threads, args.new_tokens)) if has_genai else None,
+        "onnxruntime-genai int4": (lambda: genai(genai_dir, args.threads, args.new_tokens, ids)) if has_genai else None,
     }
     for name, fn in peers.items():
         if fn is None:
@@ -126,7 +151,9 @@ def main() -> None:
         cell = lambda k: f"{s[k]['median']:7.1f} [{s[k]['min']:.1f}, {s[k]['max']:.1f}]"
         print(f"{n:26s} {cell('prefill_tok_s'):>22s} {cell('ttft_ms'):>22s} {cell('decode_tok_s'):>22s} {cell('peak_rss_mib'):>20s}")
     ratios = {}
-    for a, b in (("mmrt q4 (GGUF-faithful)", "llama.cpp Q4_K_M"), ("mmrt on genai int4", "onnxruntime-genai int4")):
+    print(f"model: {args.model} ({bundle}, {Path(gguf).name})")
+    for a, b in (("mmrt (GGUF-faithful)", "llama.cpp (same GGUF)"), ("mmrt on genai int4", "onnxruntime-genai int4"),
+                 ("mmrt (GGUF-faithful)", "onnxruntime-genai int4")):
         if a in table and b in table:
             ratios[f"{a} / {b}"] = {k: table[a][k]["median"] / table[b][k]["median"] for k in ("prefill_tok_s", "decode_tok_s")}
             print(f"ratio {a} / {b}: decode {ratios[f'{a} / {b}']['decode_tok_s']:.3f}x, prefill {ratios[f'{a} / {b}']['prefill_tok_s']:.3f}x")
@@ -145,7 +172,7 @@ def main() -> None:
         ratios["genai_ids_identical"] = same
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"prompt_tokens": len(ids), "new_tokens": args.new_tokens, "threads": args.threads,
+        args.json.write_text(json.dumps({"model": args.model, "prompt_tokens": len(ids), "new_tokens": args.new_tokens, "threads": args.threads,
                                          "rounds": args.rounds, "summary": table, "ratios": ratios, "runs": results}, indent=1))
 
 
