@@ -23,6 +23,7 @@ pub mod bundle;
 pub mod diffusion;
 pub mod error;
 pub mod generate;
+pub mod import;
 pub mod limits;
 pub mod manifest;
 pub mod media;
