@@ -150,7 +150,7 @@ pub fn graph_io(path: &Path) -> Result<GraphIo> {
     // SAFETY: read-only map of an input file; a concurrent writer could only
     // make the parse fail, which is reported as an error.
     let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
-    parse_graph_io(&map).map_err(|message| Error::Manifest {
+    parse_graph_io(&map).map_err(|message| Error::Import {
         path: path.to_path_buf(),
         message: format!("cannot read the ONNX graph's inputs and outputs: {message}"),
     })
