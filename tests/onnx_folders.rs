@@ -140,7 +140,7 @@ fn optimum_config() -> Value {
 /// `mmrt import onnx ARG --out -`: the printed manifest.
 fn imported(arg: &Path, extra: &[&str]) -> Value {
     let mut args: Vec<&std::ffi::OsStr> = vec!["import".as_ref(), "onnx".as_ref(), arg.as_os_str(), "--out".as_ref(), "-".as_ref()];
-    args.extend(extra.iter().map(|s| std::ffi::OsStr::new(s)));
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
     let out = cli::mmrt(&args);
     assert!(out.ok, "import onnx {}: {}", arg.display(), out.stderr);
     let manifest: Value = serde_json::from_str(&out.stdout).expect("a JSON manifest on stdout");
