@@ -3,7 +3,8 @@
 //! * Real folders (built by `bash exporters/onnx_folders/build.sh` into `.cache/onnx-folders/`;
 //!   skipped with a note when missing unless `MMRT_REQUIRE_REAL` is set): SmolLM2-135M-Instruct as
 //!   onnxruntime-genai's model builder writes it (int4, shared KV buffer) and as Optimum exports it
-//!   (`onnx/model.onnx`, `onnx/model_quantized.onnx`). `mmrt run --bundle DIR` gives the greedy ids
+//!   (`onnx/model.onnx`, `onnx/model_quantized.onnx`, `onnx/model_fp16.onnx` with a float16 KV
+//!   cache and logits). `mmrt run --bundle DIR` gives the greedy ids
 //!   of the tools' own runtimes (`og.Generator`; an onnxruntime-in-Python loop), recorded in
 //!   `tests/golden/onnx_folders.json` by `exporters/onnx_folders/goldens.py`.
 //! * Tiny folders made here (hand-written configs, graphs that only declare their inputs and
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 
 fn folder(name: &str) -> Option<PathBuf> {
     let dir = common::root().join(".cache/onnx-folders").join(name);
-    let ready = dir.join("genai_config.json").is_file() || dir.join("onnx/model_quantized.onnx").is_file();
+    let ready = dir.join("genai_config.json").is_file() || dir.join("onnx/model_fp16.onnx").is_file();
     common::bundles::built(dir, ready, common::bundles::real_required(), "exporters/onnx_folders/build.sh")
 }
 
@@ -75,6 +76,15 @@ fn optimum_quantized_variant_by_flag_and_by_file() {
     assert!(out.ok, "{}", out.stderr);
     let v: Value = serde_json::from_str(&out.stdout).unwrap();
     assert_eq!(common::ids(&v["token_ids"]), common::ids(&case["new_ids"]));
+}
+
+#[test]
+fn optimum_fp16_variant_runs_a_float16_cache_and_logits() {
+    let Some(dir) = folder("optimum") else { return };
+    let out = cli::mmrt(&["inspect".as_ref(), "--bundle".as_ref(), dir.as_os_str(), "--variant".as_ref(), "fp16".as_ref()]);
+    assert!(out.ok, "{}", out.stderr);
+    assert!(out.stdout.contains("float16 KV cache, float16 logits"), "{}", out.stdout);
+    check_greedy("optimum:fp16", &dir, &["--variant", "fp16"]);
 }
 
 #[test]

@@ -5,7 +5,8 @@
 #   genai-int4/  onnxruntime-genai 0.18.0's model builder, int4 CPU (genai_config.json, model.onnx)
 #   optimum/     optimum-onnx 0.1.0's export (task text-generation-with-past) laid out as
 #                transformers.js repositories are (config.json, tokenizer.json, onnx/model.onnx),
-#                plus onnx/model_quantized.onnx (onnxruntime's dynamic int8 quantization)
+#                plus onnx/model_quantized.onnx (onnxruntime's dynamic int8 quantization) and
+#                onnx/model_fp16.onnx (float16 throughout, KV cache and logits included)
 # With --goldens, then the greedy references of onnxruntime-genai's Generator and of an
 # onnxruntime-in-Python loop into tests/golden/onnx_folders.json (never mmrt's output).
 set -euo pipefail

@@ -2,7 +2,7 @@
 
 * genai-int4: onnxruntime-genai's ``og.Generator`` (greedy: do_sample False), prompt ids from
   its ``og.Tokenizer``;
-* optimum (onnx/model.onnx and onnx/model_quantized.onnx): a greedy loop in onnxruntime's Python
+* optimum (onnx/model.onnx, onnx/model_quantized.onnx, onnx/model_fp16.onnx): a greedy loop in onnxruntime's Python
   API over the graph (input_ids, attention_mask, position_ids, past_key_values.* -> logits,
   present.*), prompt ids from the ``tokenizers`` library's ``encode`` (special tokens added, as
   transformers does).
@@ -68,7 +68,8 @@ def ort_greedy(folder: Path, graph: str) -> list[dict]:
     for prompt in PROMPTS:
         ids = tok.encode(prompt).ids
         feed_ids = np.array([ids], dtype=np.int64)
-        cache = {p.name: np.zeros((1, p.shape[1], 0, p.shape[3]), dtype=np.float32) for p in pasts}
+        kv_type = np.float16 if pasts[0].type == "tensor(float16)" else np.float32
+        cache = {p.name: np.zeros((1, p.shape[1], 0, p.shape[3]), dtype=kv_type) for p in pasts}
         total, new = 0, []
         while len(new) < NEW_TOKENS:
             n = feed_ids.shape[1]
@@ -107,6 +108,8 @@ def main() -> None:
                         "cases": ort_greedy(root / "optimum", "onnx/model.onnx")},
             "optimum:quantized": {"variant": "quantized", "runtime": "onnxruntime InferenceSession greedy loop",
                                   "cases": ort_greedy(root / "optimum", "onnx/model_quantized.onnx")},
+            "optimum:fp16": {"variant": "fp16", "runtime": "onnxruntime InferenceSession greedy loop (float16 KV cache and logits)",
+                             "cases": ort_greedy(root / "optimum", "onnx/model_fp16.onnx")},
         },
     }
     out.write_text(json.dumps(golden, indent=1) + "\n")

@@ -1,8 +1,9 @@
 """Export a transformers checkpoint with Optimum (optimum-onnx 0.1.0, ``main_export``, task
 ``text-generation-with-past``) and lay it out as transformers.js model repositories are:
 ``config.json``, ``generation_config.json``, ``tokenizer.json``, ``tokenizer_config.json`` at the
-top, the graphs under ``onnx/`` (``model.onnx`` and ``model_quantized.onnx``, onnxruntime's dynamic
-int8 quantization of the same graph). Runs in .cache/venv-optimum (setup_optimum.sh).
+top, the graphs under ``onnx/``: ``model.onnx``, ``model_quantized.onnx`` (onnxruntime's dynamic
+int8 quantization of the same graph) and ``model_fp16.onnx`` (float16 throughout, KV cache and
+logits included). Runs in .cache/venv-optimum (setup_optimum.sh).
 
     python -m exporters.onnx_folders.optimum_export HF_DIR OUT_DIR
 """
@@ -60,6 +61,13 @@ def main() -> None:
             shutil.copyfile(hf / name, out / name)
     shutil.rmtree(hf)
     quantize_dynamic(out / "onnx/model.onnx", out / "onnx/model_quantized.onnx", weight_type=QuantType.QInt8)
+    # float16 weights, KV cache and logits (inputs and outputs too: keep_io_types=False), as
+    # transformers.js ships model_fp16.onnx
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    half = convert_float_to_float16(onnx.load(out / "onnx/model.onnx"), keep_io_types=False, disable_shape_infer=True)
+    onnx.save(half, out / "onnx/model_fp16.onnx")
     print(sorted(str(p.relative_to(out)) for p in out.rglob("*")))
 
 
