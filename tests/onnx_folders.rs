@@ -226,6 +226,9 @@ fn bad_folders_are_clear_errors() {
     case!("genai graph symlinked out of the folder", escape, &[], &["\"model.onnx\"", "outside the folder"]);
 
     let graph = decoder_io(2, 2, 0, 100, false, &[]);
+    // Two `graph` fields merge (protobuf): the declared I/O, and a weight whose data is "../secret.bin".
+    let leaky = [graph.clone(), common::onnx::onnx_with_external_data("../secret.bin")].concat();
+    case!("external data outside the folder", genai_folder("extdata", &genai_config(), &leaky), &[], &["keeps external data in \"../secret.bin\"", "outside"]);
     let mut c = genai_config();
     c["model"]["decoder"]["num_key_value_heads"] = json!(4);
     case!("KV heads disagree with the graph", genai_folder("heads", &c, &graph), &[], &["genai_config.json says 4 key/value heads", "past_key_values.0.key", "has 2"]);
