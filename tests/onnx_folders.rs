@@ -123,7 +123,7 @@ fn genai_config() -> Value {
                 "session_options": {"log_id": "onnxruntime-genai", "provider_options": []}
             }
         },
-        "search": {"past_present_share_buffer": true, "max_length": 64}
+        "search": {"past_present_share_buffer": true, "max_length": 64, "do_sample": true, "temperature": 0.5, "top_k": 5, "top_p": 0.9}
     })
 }
 
@@ -172,6 +172,8 @@ fn genai_folder_manifest_is_inferred_from_config_and_graph() {
     assert_eq!(d["context_length"], 64);
     assert_eq!(m["prompt"]["eos_token_ids"], json!([2, 3]));
     assert_eq!(m["prompt"]["template"], "{content}");
+    let g = &m["generation"];
+    assert_eq!((g["temperature"].as_f64(), g["top_k"].as_u64(), g["top_p"].as_f64().map(|p| (p * 100.0).round())), (Some(0.5), Some(5), Some(90.0)), "search block: {g}");
 
     // Written into the folder by default, never over an existing file.
     let write = || cli::mmrt(&["import".as_ref(), "onnx".as_ref(), dir.path().as_os_str()]);

@@ -6,7 +6,8 @@
 //! `num_attention_heads`, `head_size`; from `model`: `type`, `context_length`,
 //! `vocab_size`, `eos_token_id`, `bos_token_id`, `pad_token_id`; from `search`:
 //! `past_present_share_buffer` (the KV cache is one preallocated buffer per
-//! tensor, bound as past and present). Fields mmrt has no use for are ignored;
+//! tensor, bound as past and present) and the sampling defaults
+//! ([`super::generation`]). Fields mmrt has no use for are ignored;
 //! sessions mmrt cannot run yet (`vision`, `speech`, `embedding`, a decoder
 //! `pipeline`) are errors naming what was found.
 
@@ -106,6 +107,8 @@ struct DecoderOutputs {
 struct Search {
     #[serde(default)]
     past_present_share_buffer: bool,
+    #[serde(flatten)]
+    sampling: super::generation::SamplingConfig,
 }
 
 /// Infer the manifest of the onnxruntime-genai folder `folder`.
@@ -185,7 +188,7 @@ pub fn infer(folder: &Folder) -> Result<Inferred> {
         .ok()
         .is_some_and(|c| c.get("chat_template").is_some_and(|t| !t.is_null()));
     notes.extend(tokens::chat_template_note(folder.has("chat_template.jinja"), in_config));
-    notes.push("generation: greedy, 128 new tokens at most (mmrt's defaults; genai_config.json's search block is not used)".into());
+    let generation = super::generation::defaults(&config.search.sampling, "genai_config.json search", &mut notes).map_err(fail)?;
     let manifest = Manifest {
         format: crate::manifest::FORMAT.into(),
         version: crate::manifest::VERSION,
@@ -194,7 +197,7 @@ pub fn infer(folder: &Folder) -> Result<Inferred> {
         tokenizer: "tokenizer.json".into(),
         stages: vec![Stage::LlmDecoder(stage)],
         prompt,
-        generation: Default::default(),
+        generation,
         sessions: Default::default(),
         checksums: Default::default(),
     };

@@ -14,6 +14,7 @@
 
 pub mod folder;
 pub mod genai;
+pub mod generation;
 pub mod graph;
 pub mod optimum;
 pub mod tokens;

@@ -8,7 +8,8 @@
 //! `present.{layer}.key`, `logits`), confirmed on the graph; numbers come from
 //! `config.json` (`num_hidden_layers`, `num_key_value_heads`,
 //! `num_attention_heads`, `head_dim` or `hidden_size / num_attention_heads`,
-//! `vocab_size`, `max_position_embeddings`) and are checked against it.
+//! `vocab_size`, `max_position_embeddings`) and are checked against it;
+//! sampling defaults from `generation_config.json` ([`super::generation`]).
 
 use serde::Deserialize;
 
@@ -76,6 +77,8 @@ struct GenerationConfig {
     eos_token_id: Option<Ids>,
     #[serde(default)]
     pad_token_id: Option<i64>,
+    #[serde(flatten)]
+    sampling: super::generation::SamplingConfig,
 }
 
 /// Infer the manifest of the Optimum / transformers.js folder `folder`: the
@@ -177,7 +180,7 @@ pub fn infer(folder: &Folder, file: Option<&str>, wanted: Option<&str>) -> Resul
         .ok()
         .is_some_and(|c| c.get("chat_template").is_some_and(|t| !t.is_null()));
     notes.extend(tokens::chat_template_note(folder.has("chat_template.jinja"), in_config));
-    notes.push("generation: greedy, 128 new tokens at most (mmrt's defaults)".into());
+    let generation = super::generation::defaults(&generation.sampling, "generation_config.json", &mut notes).map_err(fail)?;
     let manifest = Manifest {
         format: crate::manifest::FORMAT.into(),
         version: crate::manifest::VERSION,
@@ -186,7 +189,7 @@ pub fn infer(folder: &Folder, file: Option<&str>, wanted: Option<&str>) -> Resul
         tokenizer: "tokenizer.json".into(),
         stages: vec![Stage::LlmDecoder(stage)],
         prompt,
-        generation: Default::default(),
+        generation,
         sessions: Default::default(),
         checksums: Default::default(),
     };
