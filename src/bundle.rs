@@ -61,7 +61,7 @@ impl Bundle {
     pub fn open_with(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Bundle> {
         let path = path.as_ref();
         let root = path.canonicalize().map_err(|e| Error::io(path, e))?;
-        let has_manifest = root.is_dir() && root.join(MANIFEST_FILE).exists();
+        let has_manifest = root.is_dir() && root.join(MANIFEST_FILE).symlink_metadata().is_ok();
         if !has_manifest {
             let inferred = crate::import::infer(&root, options)?;
             let origin = Origin::Inferred { layout: inferred.layout, source: inferred.source, notes: inferred.notes };

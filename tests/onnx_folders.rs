@@ -226,6 +226,10 @@ fn bad_folders_are_clear_errors() {
     std::fs::remove_file(escape.path().join("model.onnx")).unwrap();
     std::os::unix::fs::symlink(outside.path().join("model.onnx"), escape.path().join("model.onnx")).unwrap();
     case!("genai graph symlinked out of the folder", escape, &[], &["\"model.onnx\"", "outside the folder"]);
+    let config_escape = TempDir::new("configlink");
+    std::fs::write(outside.path().join("genai_config.json"), serde_json::to_vec(&genai_config()).unwrap()).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("genai_config.json"), config_escape.path().join("genai_config.json")).unwrap();
+    case!("genai_config.json symlinked out of the folder", config_escape, &[], &["genai_config.json", "outside the folder"]);
 
     let graph = decoder_io(2, 2, 0, 100, false, &[]);
     // Two `graph` fields merge (protobuf): the declared I/O, and a weight whose data is "../secret.bin".

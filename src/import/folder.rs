@@ -58,6 +58,12 @@ impl Folder {
         self.resolve(relative, "").is_ok()
     }
 
+    /// Whether anything is named `relative` here (a symlink out of the folder
+    /// included), so that reading it reports why it cannot be used.
+    pub fn present(&self, relative: &str) -> bool {
+        self.root.join(relative).symlink_metadata().is_ok()
+    }
+
     /// Parse the JSON file `relative` (at most [`crate::limits::MAX_MANIFEST_BYTES`]).
     pub fn read_json<T: DeserializeOwned>(&self, relative: &str) -> Result<T> {
         let path = self.resolve(relative, "the folder")?;

@@ -88,12 +88,12 @@ pub fn infer(path: &Path, options: &ImportOptions) -> Result<Inferred> {
         return infer_graph_file(path, options);
     }
     let folder = Folder::open(path)?;
-    let inferred = if folder.has(genai::CONFIG) {
+    let inferred = if folder.present(genai::CONFIG) {
         if options.variant.is_some() {
             return Err(folder.error(None, "--variant applies to Optimum / transformers.js folders; genai_config.json names its one decoder graph"));
         }
         genai::infer(&folder)?
-    } else if folder.has(optimum::CONFIG) {
+    } else if folder.present(optimum::CONFIG) {
         optimum::infer(&folder, None, options.variant.as_deref())?
     } else {
         return Err(folder.error(
