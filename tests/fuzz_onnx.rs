@@ -82,7 +82,9 @@ fn fuzz_onnx() {
             if let Ok(io) = parse_graph_io(input) {
                 assert!(io.inputs.len() + io.outputs.len() <= input.len(), "more values than bytes");
                 let _ = serde_json::to_string(&io).unwrap();
-                let _ = io.inputs.iter().chain(&io.outputs).map(|v| v.to_string()).count();
+                for v in io.inputs.iter().chain(&io.outputs) {
+                    assert!(!v.to_string().is_empty());
+                }
             }
             match parse_model(input) {
                 Ok(info) => {
