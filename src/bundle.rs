@@ -5,12 +5,17 @@
 //! which could block a read forever), and verifies the listed sha256 checksums.
 //! Reads are bounded ([`crate::limits::MAX_MANIFEST_BYTES`],
 //! [`crate::limits::MAX_TOKENIZER_BYTES`]).
+//!
+//! A folder without `bundle.json` (an onnxruntime-genai or Optimum export as
+//! it arrives) gets its manifest inferred by [`crate::import`]; the bundle
+//! records that in [`Bundle::origin`] and checks it like a written one.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::import::{ImportOptions, Layout};
 use crate::manifest::Manifest;
 
 /// Name of the manifest file inside a bundle.
@@ -23,18 +28,50 @@ pub struct Bundle {
     pub root: PathBuf,
     /// Parsed, validated manifest.
     pub manifest: Manifest,
+    /// Where the manifest came from.
+    pub origin: Origin,
+}
+
+/// Where a bundle's manifest came from.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Origin {
+    /// The folder's own `bundle.json`.
+    Manifest,
+    /// Inferred from another tool's folder layout ([`crate::import`]).
+    Inferred {
+        /// The layout recognised.
+        layout: Layout,
+        /// The config file read (folder-relative), e.g. `genai_config.json`.
+        source: String,
+        /// What was inferred, one line each.
+        notes: Vec<String>,
+    },
 }
 
 impl Bundle {
-    /// Open the bundle in `dir`: parse, validate, confine paths, verify checksums.
+    /// Open the bundle in `dir`: parse, validate, confine paths, verify
+    /// checksums; without `bundle.json`, infer the manifest (default variant).
     pub fn open(dir: impl AsRef<Path>) -> Result<Bundle> {
-        let dir = dir.as_ref();
-        let root = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
-        if !root.is_dir() {
-            return Err(Error::io(
-                &root,
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "a bundle is a directory holding bundle.json"),
-            ));
+        Self::open_with(dir, &ImportOptions::default())
+    }
+
+    /// [`Self::open`], where `path` may also be a folder without `bundle.json`
+    /// or a decoder graph file in one, its manifest inferred with `options`.
+    pub fn open_with(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Bundle> {
+        let path = path.as_ref();
+        let root = path.canonicalize().map_err(|e| Error::io(path, e))?;
+        let has_manifest = root.is_dir() && root.join(MANIFEST_FILE).symlink_metadata().is_ok();
+        if !has_manifest {
+            let inferred = crate::import::infer(&root, options)?;
+            let origin = Origin::Inferred { layout: inferred.layout, source: inferred.source, notes: inferred.notes };
+            return Bundle { root: inferred.root, manifest: inferred.manifest, origin }.checked();
+        }
+        if options.variant.is_some() {
+            return Err(Error::Request(format!(
+                "--variant chooses among the graphs of a folder without bundle.json; {} has one (its graphs are named there)",
+                root.display()
+            )));
         }
         let manifest_path = root.join(MANIFEST_FILE);
         let bytes = crate::limits::read_bounded(&manifest_path, crate::limits::MAX_MANIFEST_BYTES, "bundle.json")
@@ -44,7 +81,13 @@ impl Bundle {
             message: format!("not UTF-8 text: {e}"),
         })?;
         let manifest = Manifest::from_json(&text, &manifest_path)?;
-        let bundle = Bundle { root, manifest };
+        Bundle { root, manifest, origin: Origin::Manifest }.checked()
+    }
+
+    /// Every referenced file inside the folder and regular, the tokenizer
+    /// within its size bound, checksums verified, external data confined.
+    fn checked(self) -> Result<Bundle> {
+        let bundle = self;
         for file in bundle.manifest.files() {
             bundle.resolve(file)?;
         }
@@ -52,7 +95,7 @@ impl Bundle {
         let len = std::fs::metadata(&tokenizer).map_err(|e| Error::io(&tokenizer, e))?.len();
         if len > crate::limits::MAX_TOKENIZER_BYTES {
             return Err(Error::Manifest {
-                path: bundle.root.join(MANIFEST_FILE),
+                path: bundle.manifest_path(),
                 message: format!(
                     "tokenizer \"{}\" is {len} bytes, larger than the {}-byte limit (limits::MAX_TOKENIZER_BYTES)",
                     bundle.manifest.tokenizer,
@@ -91,7 +134,7 @@ impl Bundle {
     /// and anything that is not a regular file (a directory, a FIFO, a device,
     /// a socket: opening one could block forever or read without end).
     pub fn resolve(&self, relative: &str) -> Result<PathBuf> {
-        let manifest_path = self.root.join(MANIFEST_FILE);
+        let manifest_path = self.manifest_path();
         crate::manifest::check_relative_path(relative)
             .map_err(|message| Error::Manifest { path: manifest_path.clone(), message })?;
         let joined = self.root.join(relative);
@@ -118,6 +161,14 @@ impl Bundle {
             }
         }
         Ok(())
+    }
+
+    /// The file the manifest came from: `bundle.json`, or the config it was inferred from.
+    pub fn manifest_path(&self) -> PathBuf {
+        match &self.origin {
+            Origin::Manifest => self.root.join(MANIFEST_FILE),
+            Origin::Inferred { source, .. } => self.root.join(source),
+        }
     }
 
     /// The bundle's display name.

@@ -23,6 +23,15 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// A model folder without `bundle.json` whose manifest cannot be inferred
+    /// (see [`crate::import`]).
+    #[error("cannot use {} as a model folder: {message}", path.display())]
+    Import {
+        /// The folder, or the config file that says what was wrong.
+        path: PathBuf,
+        /// What was expected and what was found.
+        message: String,
+    },
     /// A file of the bundle (or a request input) could not be read.
     #[error("cannot read {}: {source}", path.display())]
     Io {

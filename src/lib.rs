@@ -24,6 +24,7 @@ pub mod chat;
 pub mod diffusion;
 pub mod error;
 pub mod generate;
+pub mod import;
 pub mod limits;
 pub mod manifest;
 pub mod media;

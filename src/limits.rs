@@ -69,6 +69,14 @@ pub const MAX_NEW_TOKENS: usize = MAX_CONTEXT_LENGTH;
 /// Largest `kv_cache.head_dim` a manifest may declare: 4096 (real models use 64-256).
 pub const MAX_HEAD_DIM: usize = 4096;
 
+/// Most attention (or key/value) heads a model folder's config may declare
+/// (manifest inference, [`crate::import`]): 1024 (real models use 8-128).
+pub const MAX_ATTENTION_HEADS: usize = 1024;
+
+/// Largest vocabulary a model folder's config may declare: 2^22 (4,194,304;
+/// real models use 32k-262k). Stop and BOS ids are checked against it.
+pub const MAX_VOCAB_SIZE: usize = 1 << 22;
+
 /// Most beams of a beam search (`--beams`): 64 (Whisper uses 5).
 pub const MAX_BEAMS: usize = 64;
 

@@ -1,7 +1,9 @@
 //! What an ONNX file holds, read from its protobuf without ONNX Runtime: the
-//! external data files it refers to (the bundle confines them to its folder)
-//! and the bytes of weights (the benchmark roofline's numerator: a decode step
-//! reads every decoder weight once).
+//! external data files it refers to (the bundle confines them to its folder),
+//! the bytes of weights (the benchmark roofline's numerator: a decode step
+//! reads every decoder weight once), and the graph's declared inputs and
+//! outputs ([`graph_io`]: names, element types, shapes; what manifest
+//! inference in [`crate::import`] checks a folder's configs against).
 //!
 //! The file is walked with a minimal protobuf reader (no generated code):
 //! `ModelProto.graph` → `GraphProto.initializer` (and tensors held by
@@ -72,6 +74,162 @@ pub fn parse_model(bytes: &[u8]) -> std::result::Result<WeightInfo, String> {
         return Err("no graph in the model (is this an ONNX file?)".into());
     }
     info.quantization = quantization_label(&info);
+    Ok(info)
+}
+
+/// One dimension of a declared input or output shape.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Dim {
+    /// A fixed size (`dim_value`).
+    Fixed(u64),
+    /// A named symbolic size (`dim_param`, e.g. `past_sequence_length`).
+    Symbolic(String),
+    /// Neither given.
+    Unknown,
+}
+
+impl std::fmt::Display for Dim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dim::Fixed(n) => write!(f, "{n}"),
+            Dim::Symbolic(s) => f.write_str(s),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// A declared graph input or output (`ValueInfoProto`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ValueInfo {
+    /// Tensor name.
+    pub name: String,
+    /// Element type name (`float32`, `float16`, `int64`, ...; `other` for non-tensors).
+    pub elem_type: &'static str,
+    /// Declared shape; `None` when the graph declares no shape (any rank).
+    pub shape: Option<Vec<Dim>>,
+}
+
+impl std::fmt::Display for ValueInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.shape {
+            Some(dims) => {
+                let dims: Vec<String> = dims.iter().map(Dim::to_string).collect();
+                write!(f, "{} {} [{}]", self.name, self.elem_type, dims.join(", "))
+            }
+            None => write!(f, "{} {} [any]", self.name, self.elem_type),
+        }
+    }
+}
+
+/// The top-level graph's declared inputs and outputs, in graph order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct GraphIo {
+    /// `GraphProto.input`, less those that are initializers (older IR versions list weights as inputs).
+    pub inputs: Vec<ValueInfo>,
+    /// `GraphProto.output`.
+    pub outputs: Vec<ValueInfo>,
+}
+
+impl GraphIo {
+    /// The input named `name`.
+    pub fn input(&self, name: &str) -> Option<&ValueInfo> {
+        self.inputs.iter().find(|v| v.name == name)
+    }
+
+    /// The output named `name`.
+    pub fn output(&self, name: &str) -> Option<&ValueInfo> {
+        self.outputs.iter().find(|v| v.name == name)
+    }
+}
+
+/// Read the declared inputs and outputs of the ONNX graph at `path`
+/// (memory-mapped; only the top-level graph's `input`/`output` fields are parsed).
+pub fn graph_io(path: &Path) -> Result<GraphIo> {
+    let file = crate::limits::open_regular(path, "an ONNX graph").map_err(|e| Error::io(path, e))?;
+    // SAFETY: read-only map of an input file; a concurrent writer could only
+    // make the parse fail, which is reported as an error.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
+    parse_graph_io(&map).map_err(|message| Error::Import {
+        path: path.to_path_buf(),
+        message: format!("cannot read the ONNX graph's inputs and outputs: {message}"),
+    })
+}
+
+/// [`graph_io`] over a serialized `ModelProto`: `ModelProto.graph` = 7 →
+/// `GraphProto.input` = 11, `.output` = 12, `.initializer` = 5 (`TensorProto.name` = 8).
+pub fn parse_graph_io(bytes: &[u8]) -> std::result::Result<GraphIo, String> {
+    let mut io = GraphIo::default();
+    let mut initializers = std::collections::BTreeSet::new();
+    let mut graphs = 0;
+    for field in Fields(bytes) {
+        let (number, value) = field?;
+        if number != 7 {
+            continue;
+        }
+        graphs += 1;
+        for field in Fields(value.bytes()?) {
+            match field? {
+                (11, v) => io.inputs.push(parse_value_info(v.bytes()?)?),
+                (12, v) => io.outputs.push(parse_value_info(v.bytes()?)?),
+                (5, v) => {
+                    for f in Fields(v.bytes()?) {
+                        if let (8, name) = f? {
+                            initializers.insert(String::from_utf8_lossy(name.bytes()?).into_owned());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    if graphs == 0 {
+        return Err("no graph in the model (is this an ONNX file?)".into());
+    }
+    io.inputs.retain(|v| !initializers.contains(&v.name));
+    Ok(io)
+}
+
+/// `ValueInfoProto`: name = 1, type = 2 → `TypeProto.tensor_type` = 1 →
+/// `elem_type` = 1, `shape` = 2 → `TensorShapeProto.dim` = 1 → `dim_value` = 1, `dim_param` = 2.
+fn parse_value_info(bytes: &[u8]) -> std::result::Result<ValueInfo, String> {
+    let mut info = ValueInfo { name: String::new(), elem_type: "other", shape: None };
+    for field in Fields(bytes) {
+        match field? {
+            (1, v) => info.name = String::from_utf8_lossy(v.bytes()?).into_owned(),
+            (2, v) => {
+                for t in Fields(v.bytes()?) {
+                    let (1, tensor) = t? else { continue };
+                    for f in Fields(tensor.bytes()?) {
+                        match f? {
+                            (1, code) => info.elem_type = element_type(code.varint()?).0,
+                            (2, shape) => {
+                                let mut dims = Vec::new();
+                                for d in Fields(shape.bytes()?) {
+                                    let (1, dim) = d? else { continue };
+                                    let mut value = Dim::Unknown;
+                                    for f in Fields(dim.bytes()?) {
+                                        match f? {
+                                            (1, n) => value = Dim::Fixed(n.varint()?),
+                                            (2, p) => value = Dim::Symbolic(String::from_utf8_lossy(p.bytes()?).into_owned()),
+                                            _ => {}
+                                        }
+                                    }
+                                    dims.push(value);
+                                }
+                                info.shape = Some(dims);
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if info.name.is_empty() {
+        return Err("a graph input or output has no name".into());
+    }
     Ok(info)
 }
 
@@ -366,6 +524,54 @@ mod tests {
         let mut model = Vec::new();
         field(&mut model, 7, &graph);
         assert_eq!(parse_model(&model).unwrap().bytes, 5);
+    }
+
+    /// `ValueInfoProto` `name`, tensor of `elem` with `dims` (numbers fixed, text symbolic).
+    fn value_info(name: &str, elem: u64, dims: &[&str]) -> Vec<u8> {
+        let mut shape = Vec::new();
+        for d in dims {
+            let mut dim = Vec::new();
+            match d.parse::<u64>() {
+                Ok(n) => {
+                    put_varint(&mut dim, 1 << 3);
+                    put_varint(&mut dim, n);
+                }
+                Err(_) => field(&mut dim, 2, d.as_bytes()),
+            }
+            field(&mut shape, 1, &dim);
+        }
+        let mut tensor = Vec::new();
+        put_varint(&mut tensor, 1 << 3);
+        put_varint(&mut tensor, elem);
+        field(&mut tensor, 2, &shape);
+        let mut ty = Vec::new();
+        field(&mut ty, 1, &tensor);
+        let mut v = Vec::new();
+        field(&mut v, 1, name.as_bytes());
+        field(&mut v, 2, &ty);
+        v
+    }
+
+    #[test]
+    fn reads_declared_inputs_and_outputs_without_initializers() {
+        let mut graph = Vec::new();
+        field(&mut graph, 11, &value_info("input_ids", 7, &["batch", "seq"]));
+        field(&mut graph, 11, &value_info("past.0.key", 10, &["batch", "3", "past", "64"]));
+        field(&mut graph, 11, &value_info("w", 1, &["4"]));
+        let mut w = tensor(&[4], 1, None);
+        field(&mut w, 8, b"w");
+        field(&mut graph, 5, &w);
+        field(&mut graph, 12, &value_info("logits", 1, &["batch", "seq", "49152"]));
+        let mut model = Vec::new();
+        field(&mut model, 7, &graph);
+        let io = parse_graph_io(&model).unwrap();
+        assert_eq!(io.inputs.len(), 2, "the initializer listed as an input is dropped");
+        let past = io.input("past.0.key").unwrap();
+        assert_eq!(past.elem_type, "float16");
+        assert_eq!(past.shape.as_deref().unwrap()[1], Dim::Fixed(3));
+        assert_eq!(past.to_string(), "past.0.key float16 [batch, 3, past, 64]");
+        assert_eq!(io.output("logits").unwrap().shape.as_deref().unwrap()[2], Dim::Fixed(49152));
+        assert!(parse_graph_io(b"garbage").is_err());
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! Fuzz target: the ONNX protobuf reader (`onnx_proto::parse_model`),
 //! which the bundle loader runs on every graph (to confine external data)
-//! before ONNX Runtime sees it. Inputs are small graphs of the tiny bundle and
+//! before ONNX Runtime sees it, and its declared-I/O reader
+//! (`onnx_proto::parse_graph_io`), which manifest inference runs on the
+//! decoder graph of an untrusted model folder. Inputs are small graphs of the tiny bundle and
 //! `tests/fixtures/fuzz/onnx/` (external data, Constant nodes, QDQ, int4,
 //! If subgraphs), mutated as bytes, plus random protobuf messages nested a
 //! few levels deep.
@@ -9,7 +11,7 @@
 mod fuzz_common;
 
 use fuzz_common::{fuzz, FuzzRng, INTERESTING_U32};
-use mmrt::onnx_proto::parse_model;
+use mmrt::onnx_proto::{parse_graph_io, parse_model};
 use rand::Rng;
 
 /// About 1 s in a debug build.
@@ -31,7 +33,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 fn random_message(rng: &mut FuzzRng, depth: u32) -> Vec<u8> {
     let mut out = Vec::new();
     for _ in 0..rng.random_range(0..8) {
-        let number = [1u64, 2, 4, 5, 7, 8, 13, 11, 3][rng.random_range(0..9)];
+        let number = [1u64, 2, 4, 5, 7, 8, 13, 11, 3, 12][rng.random_range(0..10)];
         match rng.random_range(0..6) {
             0 | 1 if depth < 5 => {
                 let body = random_message(rng, depth + 1);
@@ -76,15 +78,24 @@ fn fuzz_onnx() {
         DEFAULT_CASES,
         &corpus,
         |rng, corpus| if rng.random_bool(0.75) { fuzz_common::mutated_seed(rng, corpus) } else { random_message(rng, 0) },
-        |input| match parse_model(input) {
-            Ok(info) => {
-                assert!(info.tensors <= input.len(), "more tensors than bytes");
-                let _ = serde_json::to_string(&info).unwrap();
-                true
+        |input| {
+            if let Ok(io) = parse_graph_io(input) {
+                assert!(io.inputs.len() + io.outputs.len() <= input.len(), "more values than bytes");
+                let _ = serde_json::to_string(&io).unwrap();
+                for v in io.inputs.iter().chain(&io.outputs) {
+                    assert!(!v.to_string().is_empty());
+                }
             }
-            Err(e) => {
-                assert!(!e.is_empty());
-                false
+            match parse_model(input) {
+                Ok(info) => {
+                    assert!(info.tensors <= input.len(), "more tensors than bytes");
+                    let _ = serde_json::to_string(&info).unwrap();
+                    true
+                }
+                Err(e) => {
+                    assert!(!e.is_empty());
+                    false
+                }
             }
         },
     );

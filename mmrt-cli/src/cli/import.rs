@@ -1,3 +1,7 @@
+//! `mmrt import onnx DIR [--out FILE] [--variant NAME]`: the manifest mmrt infers for an
+//! onnxruntime-genai or Optimum / transformers.js folder ([`mmrt::import`]), written out as a
+//! `bundle.json` to edit (by default into DIR, never over an existing file).
+//!
 //! `mmrt import gguf MODEL.gguf --out models/NAME`: a thin front of the Python importer
 //! (`python -m exporters.gguf`), which needs PyTorch/transformers to build the float32
 //! reference and check the quantized weights against it. It runs when the exporters' virtual
@@ -17,6 +21,21 @@ use mmrt::{Error, Result};
 pub enum ImportCommand {
     /// Import a llama / qwen2 / gemma3 GGUF as a GGUF-faithful bundle (and its float32 reference).
     Gguf(GgufArgs),
+    /// Write the manifest inferred for an ONNX model folder (onnxruntime-genai, Optimum) as a bundle.json.
+    Onnx(OnnxArgs),
+}
+
+/// `mmrt import onnx` arguments.
+#[derive(Debug, Args)]
+pub struct OnnxArgs {
+    /// The model folder (genai_config.json or config.json + onnx/model*.onnx), or its decoder graph file.
+    pub dir: PathBuf,
+    /// Where to write the manifest (default: DIR/bundle.json; `-` prints it). Its paths are relative to DIR.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Graph variant of an Optimum folder (q4, fp16, quantized, ...).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
 }
 
 /// `mmrt import` arguments.
@@ -65,9 +84,38 @@ fn absolute(path: &Path) -> Result<PathBuf> {
     std::path::absolute(path).map_err(|e| Error::Request(format!("{}: {e}", path.display())))
 }
 
-/// Run `python -m exporters.gguf` from the checkout, its output streamed as it comes.
+/// Run the importer of `args.format`.
 pub fn import(args: &ImportArgs) -> Result<()> {
-    let ImportCommand::Gguf(g) = &args.format;
+    match &args.format {
+        ImportCommand::Gguf(g) => import_gguf(g),
+        ImportCommand::Onnx(o) => import_onnx(o),
+    }
+}
+
+/// Infer the folder's manifest and write it (refusing to overwrite a file).
+fn import_onnx(args: &OnnxArgs) -> Result<()> {
+    let inferred = mmrt::import::infer(&args.dir, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
+    let mut text = serde_json::to_string_pretty(&inferred.manifest).expect("a manifest serializes");
+    text.push('\n');
+    let out = args.out.clone().unwrap_or_else(|| inferred.root.join(mmrt::bundle::MANIFEST_FILE));
+    if out.as_os_str() == "-" {
+        print!("{text}");
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&out).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::AlreadyExists { " (it exists; mmrt import never overwrites: remove it or pass --out)" } else { "" };
+        Error::Write { path: out.clone(), source: std::io::Error::new(e.kind(), format!("{e}{hint}")) }
+    })?;
+    std::io::Write::write_all(&mut file, text.as_bytes()).map_err(|e| Error::Write { path: out.clone(), source: e })?;
+    eprintln!("wrote {} ({} folder, from {}; paths relative to {})", out.display(), inferred.layout, inferred.source, inferred.root.display());
+    for note in &inferred.notes {
+        eprintln!("  {note}");
+    }
+    Ok(())
+}
+
+/// Run `python -m exporters.gguf` from the checkout, its output streamed as it comes.
+fn import_gguf(g: &GgufArgs) -> Result<()> {
     let root = checkout()?;
     let python = root.join(".cache/venv-exporters/bin/python");
     if !python.is_file() {

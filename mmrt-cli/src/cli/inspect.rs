@@ -14,9 +14,15 @@ use mmrt::{Bundle, Pipeline};
 /// Arguments of `mmrt inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// Bundle directory (holds bundle.json).
+    /// Bundle directory (holds bundle.json), or an ONNX model folder without one
+    /// (onnxruntime-genai or Optimum / transformers.js: its manifest is inferred),
+    /// or the decoder graph file of an Optimum folder (DIR/onnx/model_q4.onnx).
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
+    /// Graph variant of an Optimum / transformers.js folder without bundle.json
+    /// (q4, fp16, quantized, ... as in onnx/model_q4.onnx; default: the unsuffixed model.onnx).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Print the validated manifest and runtime facts as JSON.
     #[arg(long)]
     pub json: bool,
@@ -24,7 +30,7 @@ pub struct InspectArgs {
 
 /// Run the command.
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
-    let bundle = Bundle::open(&args.bundle)?;
+    let bundle = Bundle::open_with(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
     let loaded = OrtRuntime::load(cli.ort_lib.as_deref());
     let graphs = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
@@ -39,6 +45,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     if args.json {
         let json = serde_json::json!({
             "root": bundle.root,
+            "origin": bundle.origin,
             "manifest": bundle.manifest,
             "onnxruntime": runtime.as_ref().ok(),
             "onnxruntime_error": runtime.as_ref().err(),
@@ -52,6 +59,15 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     println!("bundle      {} ({})", m.name, bundle.root.display());
     if !m.description.is_empty() {
         println!("            {}", m.description);
+    }
+    match &bundle.origin {
+        mmrt::bundle::Origin::Manifest => println!("manifest    bundle.json"),
+        mmrt::bundle::Origin::Inferred { layout, source, notes } => {
+            println!("manifest    inferred from {source} ({layout} folder; no bundle.json; `mmrt import onnx` writes it out)");
+            for note in notes {
+                println!("              {note}");
+            }
+        }
     }
     println!("checksums   {} file(s) verified", m.checksums.len());
     println!("stages");

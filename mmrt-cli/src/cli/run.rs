@@ -18,9 +18,15 @@ use mmrt::{Bundle, Pipeline, Request};
 /// Arguments of `mmrt run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Bundle directory (holds bundle.json).
+    /// Bundle directory (holds bundle.json), or an ONNX model folder without one
+    /// (onnxruntime-genai or Optimum / transformers.js: its manifest is inferred),
+    /// or the decoder graph file of an Optimum folder (DIR/onnx/model_q4.onnx).
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
+    /// Graph variant of an Optimum / transformers.js folder without bundle.json
+    /// (q4, fp16, quantized, ... as in onnx/model_q4.onnx; default: the unsuffixed model.onnx).
+    #[arg(long, value_name = "NAME")]
+    pub variant: Option<String>,
     /// Image file; repeat for several images (in prompt order).
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
@@ -125,7 +131,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     };
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
-    let bundle = Bundle::open(&args.bundle)?;
+    let bundle = Bundle::open_with(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
     // Images of one request are one encoder batch: they must preprocess to one size.
     if let Some(mmrt::manifest::Preprocess::Image(cfg)) =
         bundle.manifest.encoder(mmrt::manifest::Modality::Image).map(|e| &e.preprocess)
