@@ -182,12 +182,8 @@ pub fn infer(folder: &Folder) -> Result<Inferred> {
         pad: m.pad_token_id.as_ref().and_then(|p| p.to_vec().first().copied()),
         bos: m.bos_token_id,
     };
-    let prompt = tokens::prompt_format(&tokenizer, &ids, CONFIG, &mut notes).map_err(fail)?;
-    let in_config = folder
-        .read_json::<serde_json::Value>("tokenizer_config.json")
-        .ok()
-        .is_some_and(|c| c.get("chat_template").is_some_and(|t| !t.is_null()));
-    notes.extend(tokens::chat_template_note(folder.has("chat_template.jinja"), in_config));
+    let mut prompt = tokens::prompt_format(&tokenizer, &ids, CONFIG, &mut notes).map_err(fail)?;
+    prompt.chat = tokens::chat_template(folder, &mut notes);
     let generation = super::generation::defaults(&config.search.sampling, "genai_config.json search", &mut notes).map_err(fail)?;
     let manifest = Manifest {
         format: crate::manifest::FORMAT.into(),

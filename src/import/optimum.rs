@@ -174,12 +174,8 @@ pub fn infer(folder: &Folder, file: Option<&str>, wanted: Option<&str>) -> Resul
         pad: generation.pad_token_id.or(config.pad_token_id),
         bos: generation.bos_token_id.or(config.bos_token_id),
     };
-    let prompt = tokens::prompt_format(&tokenizer, &ids, "config.json / generation_config.json", &mut notes).map_err(fail)?;
-    let in_config = folder
-        .read_json::<serde_json::Value>("tokenizer_config.json")
-        .ok()
-        .is_some_and(|c| c.get("chat_template").is_some_and(|t| !t.is_null()));
-    notes.extend(tokens::chat_template_note(folder.has("chat_template.jinja"), in_config));
+    let mut prompt = tokens::prompt_format(&tokenizer, &ids, "config.json / generation_config.json", &mut notes).map_err(fail)?;
+    prompt.chat = tokens::chat_template(folder, &mut notes);
     let generation = super::generation::defaults(&generation.sampling, "generation_config.json", &mut notes).map_err(fail)?;
     let manifest = Manifest {
         format: crate::manifest::FORMAT.into(),

@@ -10,7 +10,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::prompt::PromptFormat;
+use super::folder::Folder;
+use crate::prompt::{ChatTemplateFile, PromptFormat};
 
 /// A token id or a list of them, as configs write `eos_token_id`.
 #[derive(Debug, Clone, Deserialize)]
@@ -75,6 +76,7 @@ pub fn prompt_format(tokenizer: &Path, ids: &SpecialIds, origin: &str, notes: &m
     Ok(PromptFormat {
         template: "{content}".into(),
         chat_template: None,
+        chat: None,
         placeholders: Default::default(),
         media_token_ids: Default::default(),
         bos_token_id: bos,
@@ -98,16 +100,26 @@ fn added_prefix(tok: &tokenizers::Tokenizer) -> Result<Option<u32>, String> {
     }
 }
 
-/// Where the folder keeps a Jinja chat template, if anywhere: noted, not
-/// used (this mmrt's `prompt.chat_template` is a `{content}` template).
-pub fn chat_template_note(has_file: bool, in_tokenizer_config: bool) -> Option<String> {
-    let source = match (has_file, in_tokenizer_config) {
-        (true, _) => "chat_template.jinja",
-        (false, true) => "tokenizer_config.json's chat_template",
-        (false, false) => return None,
+/// The folder's Jinja chat template as the manifest's `prompt.chat`: `chat_template.jinja`
+/// (transformers' file) with the `bos_token` / `eos_token` strings of `tokenizer_config.json`.
+/// A template only inline in `tokenizer_config.json` is noted, not used (`prompt.chat` names a
+/// file; `mmrt import onnx` writes a bundle.json beside which it can be saved).
+pub fn chat_template(folder: &Folder, notes: &mut Vec<String>) -> Option<ChatTemplateFile> {
+    const FILE: &str = "chat_template.jinja";
+    let config = folder.read_json::<serde_json::Value>("tokenizer_config.json").ok();
+    if !folder.has(FILE) {
+        if config.as_ref().is_some_and(|c| c.get("chat_template").is_some_and(|t| !t.is_null())) {
+            notes.push(format!(
+                "chat template: only inline in tokenizer_config.json, not used (save it as {FILE} beside the model for --chat / mmrt chat)"
+            ));
+        }
+        return None;
+    }
+    // transformers writes special tokens as strings or as {"content": ...} objects
+    let token = |key: &str| {
+        let value = config.as_ref()?.get(key)?;
+        value.as_str().or_else(|| value.get("content")?.as_str()).map(str::to_owned)
     };
-    Some(format!(
-        "chat template: {source} is a Jinja template, which this mmrt does not render; prompts run as raw completion \
-         (`mmrt import onnx` writes a bundle.json where a `{{content}}` chat_template can be added for --chat)"
-    ))
+    notes.push(format!("chat template: {FILE} (Jinja), used by --chat and mmrt chat"));
+    Some(ChatTemplateFile { file: FILE.into(), bos_token: token("bos_token"), eos_token: token("eos_token") })
 }
