@@ -46,8 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-quantized", action="store_true", help="skip the quantized bundle")
     ap.add_argument("--context", type=int, help="context_length of the bundles (default: trained context, at most 4096)")
     ap.add_argument("--accuracy-level", type=int, default=4, help="MatMulNBits accuracy_level (0: float32, 4: int8 activations)")
+    ap.add_argument("--head-accuracy-level", type=int, help="accuracy_level of the output layer (default: --accuracy-level)")
     ap.add_argument("--fp32-kinds", default=",".join(bundle.FP32_KINDS),
-                    help="weight name suffixes computed at accuracy_level 0 where their codes are 4-bit")
+                    help="weight name suffixes computed at accuracy_level 0 where their codes are 4-bit "
+                         "(default: every projection)")
     ap.add_argument("--goldens", type=Path, help="write transformers' greedy goldens to this file")
     ap.add_argument("--check", type=Path, help="compare the written bundles' greedy ids with this golden file")
     ap.add_argument("--agree", action="store_true", help="measure teacher-forced agreement of the quantized decoder")
@@ -77,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.out and not args.no_quantized:
         bundle.clear(args.out)
         try:
-            bundle.write_quantized(src, args.out, context, args.accuracy_level, fp32_kinds)
+            bundle.write_quantized(src, args.out, context, args.accuracy_level, fp32_kinds,
+                                   head_accuracy_level=args.head_accuracy_level)
         except ValueError as e:
             raise SystemExit(f"exporters.gguf: {gguf}: {e}")
         written += [args.out, args.out.with_name(args.out.name + bundle.TEXT_SUFFIX)]
@@ -97,7 +100,8 @@ def main(argv: list[str] | None = None) -> int:
             print("\n".join(lines))
     if args.agree:
         print(json.dumps(parity.measure_agreement(src, args.accuracy_level, args.segments, fp32_kinds,
-                                                  llama_positions=args.llama_positions)))
+                                                  llama_positions=args.llama_positions,
+                                                  head_accuracy_level=args.head_accuracy_level)))
     return 0 if ok else 1
 
 

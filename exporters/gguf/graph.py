@@ -226,9 +226,17 @@ def build_decoder(
         norm = lambda key: b.const(key, params[key].astype(np.float32))
     rope = {t: rope_caches(b, spec, t, max_positions) for t in spec.rope_theta}
 
-    def projection(h: str, key: str) -> str:
-        y = linear(b, h, key + ".weight")
-        return b.op("Add", [y, b.const(key + ".bias", params[key + ".bias"])], "bias") if spec.qkv_bias else y
+    def projections(h: str, keys: list[str], bias: bool = False) -> list[str]:
+        """Several projections of one input: ``linear.many`` (one wide node, split) where the
+        linear offers it, else one node each; ``bias`` adds the ``<key>.bias`` params."""
+        many = getattr(linear, "many", None)
+        biases = [params[k + ".bias"] for k in keys] if bias else None
+        if many is not None:
+            return many(b, h, [k + ".weight" for k in keys], biases)
+        outs = [linear(b, h, k + ".weight") for k in keys]
+        if biases is not None:
+            outs = [b.op("Add", [y, b.const(k + ".bias", v)], "bias") for y, k, v in zip(outs, keys, biases)]
+        return outs
 
     # GroupQueryAttention's lengths: seqlens_k = attended positions - 1 per row, total = T.
     seqlens_k = b.op("Cast", [b.op("Sub", [b.op("ReduceSum", ["attention_mask", b.ints([1])], "len", keepdims=0),
@@ -249,9 +257,7 @@ def build_decoder(
             h = rms_norm(b, x, norm(p + "input_layernorm.weight"), eps)
         else:
             h, x = add_rms_norm(b, carry, x, norm(p + "input_layernorm.weight"), eps)
-        q = projection(h, p + "self_attn.q_proj")
-        k = projection(h, p + "self_attn.k_proj")
-        v = projection(h, p + "self_attn.v_proj")
+        q, k, v = projections(h, [p + "self_attn.q_proj", p + "self_attn.k_proj", p + "self_attn.v_proj"], spec.qkv_bias)
         if spec.gemma:  # per-head q/k norms over head_dim, before rotary (which GroupQueryAttention applies)
             q = b.op("Reshape", [rms_norm(b, b.op("Reshape", [q, heads_shape(H)], "q4"), norm(p + "self_attn.q_norm.weight"), eps),
                                  flat_shape(H)], "qn")
@@ -270,12 +276,11 @@ def build_decoder(
         if spec.gemma:
             attn = rms_norm(b, attn, norm(p + "post_attention_layernorm.weight"), eps)
         h, x = add_rms_norm(b, attn, x, norm(p + mlp_in), eps)
-        gate = linear(b, h, p + "mlp.gate_proj.weight")
+        gate, up = projections(h, [p + "mlp.gate_proj", p + "mlp.up_proj"])
         if spec.gemma:
             gate = b.op("Gelu", [gate], "gelu", approximate="tanh")
         else:
             gate = b.op("Mul", [gate, b.op("Sigmoid", [gate], "sig")], "silu")
-        up = linear(b, h, p + "mlp.up_proj.weight")
         carry = linear(b, b.op("Mul", [gate, up], "gu"), p + "mlp.down_proj.weight")
         if spec.gemma:
             carry = rms_norm(b, carry, norm(p + "post_feedforward_layernorm.weight"), eps)

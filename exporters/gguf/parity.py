@@ -190,7 +190,8 @@ def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, f
 
 
 def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kinds: tuple[str, ...] = (),
-                      fp32_8bit: bool = False, threads: int = 2, llama_positions: bool = False) -> dict:
+                      fp32_8bit: bool = False, threads: int = 2, llama_positions: bool = False,
+                      head_accuracy_level: int | None = None) -> dict:
     """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers
     float32 model: on every position of ``segments`` 512-token segments, or with ``llama_positions``
     on exactly the positions ``llama-perplexity -c 512 --chunks segments --kl-divergence`` scores."""
@@ -203,7 +204,8 @@ def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kind
     w = src.weights()
     blocks, _ = quant.load_blocks(src.gguf, w, spec)
     graph = quant.build_q4_decoder(spec, float_params(w), blocks, accuracy_level, all_logits=True,
-                                   fp32_kinds=fp32_kinds, fp32_8bit=fp32_8bit).SerializeToString()
+                                   head_accuracy_level=head_accuracy_level, fp32_kinds=fp32_kinds,
+                                   fp32_8bit=fp32_8bit).SerializeToString()
     embed = quant.build_q4_embed(blocks[quant.EMBED_HF]).SerializeToString()
     del blocks, w
     so = ort.SessionOptions()
@@ -228,5 +230,5 @@ def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kind
         got = dec.run(["logits"], feed)[0][0]
         a, n, kl = agreement(ref[first:-1], got[first:-1])  # positions that predict a next token of the text
         agree, total, kl_sum = agree + a, total + n, kl_sum + kl
-    return {"accuracy_level": accuracy_level, "fp32_kinds": list(fp32_kinds), "fp32_8bit": fp32_8bit,
+    return {"accuracy_level": accuracy_level, "head_accuracy_level": head_accuracy_level, "fp32_kinds": list(fp32_kinds), "fp32_8bit": fp32_8bit,
             "positions": total, "scored": "llama-perplexity's" if llama_positions else "all", "agreement": agree / total, "mean_kl": kl_sum / total}

@@ -82,13 +82,36 @@ def load_blocks(gguf_path, reference: dict[str, np.ndarray], spec: gg.DecoderSpe
     return blocks, types
 
 
+def stack_rows(parts: list[BlockQuant]) -> BlockQuant:
+    """Weights with the same K, block and code width as one weight with their rows stacked
+    (exact: each output row keeps its own codes, scales, zero points and offsets)."""
+    offsets = None
+    if any(p.offsets is not None for p in parts):
+        offsets = np.concatenate([p.offsets if p.offsets is not None else np.zeros_like(p.scales) for p in parts])
+    return BlockQuant(np.concatenate([p.codes for p in parts]), np.concatenate([p.scales for p in parts]),
+                      np.concatenate([p.zero_points for p in parts]), offsets, parts[0].block, parts[0].bits)
+
+
 def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
                  fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True):
     """MatMulNBits with integer zero points, plus the offset term where the block has offsets.
     ``accuracy_level`` for the layers, ``head_accuracy_level`` (default: the same) for the output layer;
     weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0
-    (8-bit-code ones only when ``fp32_8bit``; otherwise they stay at ``accuracy_level``)."""
+    (8-bit-code ones only when ``fp32_8bit``; otherwise they stay at ``accuracy_level``).
+
+    The returned ``linear`` also has ``linear.many(b, x, keys, bias)``: projections of one input
+    (q/k/v, gate/up) as ONE MatMulNBits over their stacked rows where their block layouts match,
+    split afterwards, and the activations' block sums computed once per input. At batch 1 a
+    decode step is dominated by per-node overhead for small models, so fewer, wider nodes are
+    faster; the values are the same (rows are independent)."""
     head_level = accuracy_level if head_accuracy_level is None else head_accuracy_level
+    block_sums: dict[tuple[str, int, int], str] = {}
+
+    def sums_of(b: gg.Builder, x: str, nb: int, block: int) -> str:
+        if (x, nb, block) not in block_sums:
+            block_sums[(x, nb, block)] = b.op(
+                "ReduceSum", [b.op("Reshape", [x, b.ints([0, 0, nb, block])], "xb"), b.ints([-1])], "bsum", keepdims=0)
+        return block_sums[(x, nb, block)]
 
     def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant, level: int) -> str:
         n, k = bq.codes.shape
@@ -111,17 +134,38 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
         if bq.offsets is None:
             return y
         bq_off = bq.offsets[:, :nb]
-        sums = b.op("ReduceSum", [b.op("Reshape", [x, b.ints([0, 0, nb, bq.block])], "xb"), b.ints([-1])], "bsum", keepdims=0)
-        off = b.op("MatMul", [sums, b.const(key + ".offsets_t", np.ascontiguousarray(bq_off.T))], "off")
+        off = b.op("MatMul", [sums_of(b, x, nb, bq.block), b.const(key + ".offsets_t", np.ascontiguousarray(bq_off.T))], "off")
         return b.op("Sub", [y, off], "q4k")
 
-    def linear(b: gg.Builder, x: str, key: str) -> str:
+    def level_of(key: str) -> int:
         fp32 = bool(fp32_kinds) and key.endswith(fp32_kinds) and (fp32_8bit or blocks[key].bits == 4)
-        return emit(b, x, key, blocks[key], 0 if fp32 else accuracy_level)
+        return 0 if fp32 else accuracy_level
+
+    def linear(b: gg.Builder, x: str, key: str) -> str:
+        return emit(b, x, key, blocks[key], level_of(key))
+
+    def many(b: gg.Builder, x: str, keys: list[str], bias: list[np.ndarray] | None = None) -> list[str]:
+        parts = [blocks[k] for k in keys]
+        levels = {level_of(k) for k in keys}
+        layout = {(p.bits, p.block, p.codes.shape[1]) for p in parts}
+        if len(levels) != 1 or len(layout) != 1 or (0 in levels and parts[0].bits == 8):
+            outs = [linear(b, x, k) for k in keys]
+            if bias is not None:
+                outs = [b.op("Add", [y, b.const(k + ".bias", v)], "bias") for y, k, v in zip(outs, keys, bias)]
+            return outs
+        # 8-bit codes: each part on MatMulNBits' default zero point first, so the stack can drop its zero points
+        stacked = stack_rows([default_zero_point(p) for p in parts])
+        name = keys[0].rsplit(".", 2)[0] + "." + "+".join(k.rsplit(".", 2)[1] for k in keys)
+        y = emit(b, x, name, stacked, levels.pop())
+        if bias is not None:
+            y = b.op("Add", [y, b.const(name + ".bias", np.concatenate(bias).astype(np.float32))], "bias")
+        sizes = [p.codes.shape[0] for p in parts]
+        return b.op("Split", [y, b.ints(sizes)], "part", n_out=len(keys), axis=-1)
 
     def head(b: gg.Builder, x: str) -> str:
         return emit(b, x, "lm_head", blocks.get(HEAD_HF, blocks[EMBED_HF]), head_level)
 
+    linear.many = many
     return linear, head
 
 
