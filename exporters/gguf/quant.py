@@ -207,34 +207,3 @@ def build_q4_decoder(spec: gg.DecoderSpec, params, blocks, accuracy_level: int, 
                      fp32_8bit: bool = True, max_positions: int = 2048) -> onnx.ModelProto:
     linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
     return gg.build_decoder(spec, params, linear, head, all_logits=all_logits, max_positions=max_positions)
-
-
-# ---------------------------------------------------------------- agreement with the float32 reference
-
-
-def eval_segments(tok, segments: int = 5, length: int = 512) -> list[list[int]]:
-    """Teacher-forcing text: English prose from the Python reference manual shipped with the
-    interpreter (``pydoc_data.topics``), deterministic for a given Python; BOS + ``length - 1`` tokens each."""
-    from pydoc_data.topics import topics
-
-    text = "\n\n".join(topics[k] for k in sorted(topics))
-    ids = tok(text, add_special_tokens=False).input_ids
-    step = length - 1
-    if len(ids) < segments * step:
-        raise ValueError(f"evaluation text has {len(ids)} tokens, need {segments * step}")
-    return [[tok.bos_token_id] + ids[i * step:(i + 1) * step] for i in range(segments)]
-
-
-def log_softmax(x: np.ndarray) -> np.ndarray:
-    x = x.astype(np.float64)
-    m = x.max(-1, keepdims=True)
-    return x - m - np.log(np.exp(x - m).sum(-1, keepdims=True))
-
-
-def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, float]:
-    """(argmax agreements, positions, sum of KL(ref || q)) over [positions, vocab] logits."""
-    kl = 0.0
-    for i in range(0, ref_logits.shape[0], 64):  # chunks keep the float64 temporaries small
-        lp, lq = log_softmax(ref_logits[i:i + 64]), log_softmax(q_logits[i:i + 64])
-        kl += float((np.exp(lp) * (lp - lq)).sum())
-    return int((ref_logits.argmax(-1) == q_logits.argmax(-1)).sum()), ref_logits.shape[0], kl

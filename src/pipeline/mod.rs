@@ -51,7 +51,7 @@ enum Backbone {
     /// A decoder-only LLM with its input modality branches.
     DecoderOnly { decoder: Decoder, branches: Vec<Box<dyn ModalityBranch>> },
     /// An encoder-decoder model: the audio front end and the cross-attending text decoder.
-    EncoderDecoder { audio: AudioBranch, decoder: Box<Seq2seqDecoder>, vad: Option<SileroVad> },
+    EncoderDecoder { audio: Box<AudioBranch>, decoder: Box<Seq2seqDecoder>, vad: Option<SileroVad> },
 }
 
 /// A loaded bundle ready to serve requests.
@@ -200,7 +200,7 @@ fn open_backbone(loader: &StageLoader<'_>, options: &LoadOptions, used: &mut BTr
         let decoder = Box::new(Seq2seqDecoder::open(loader, stage)?);
         let vad = options.vad_model.as_deref().map(|dir| SileroVad::open(loader.runtime, dir, audio.sample_rate())).transpose()?;
         used.extend([stage.name.clone(), encoder.name.clone()]);
-        return Ok(Backbone::EncoderDecoder { audio, decoder, vad });
+        return Ok(Backbone::EncoderDecoder { audio: Box::new(audio), decoder, vad });
     }
     let stage = manifest
         .llm_decoder()

@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Cli, SessionArgs};
+use super::{Cli, SamplingArgs, SessionArgs};
 use mmrt::error::{Error, Result};
-use mmrt::generate::{GenerationConfig, GenerationOverrides, Sampling};
+use mmrt::generate::{GenerationConfig, GenerationOverrides};
 use mmrt::pipeline::{Conversation, LoadOptions};
 use mmrt::runtime::OrtRuntime;
 use mmrt::{Bundle, Pipeline, Request};
@@ -28,21 +28,8 @@ pub struct ChatArgs {
     /// New tokens per answer at most (default: the bundle's).
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
-    /// Sampling temperature; 0 is greedy (default: the bundle's).
-    #[arg(long, value_name = "T", allow_negative_numbers = true)]
-    pub temperature: Option<f32>,
-    /// Keep the K most likely tokens; 0 keeps all.
-    #[arg(long, value_name = "K")]
-    pub top_k: Option<usize>,
-    /// Nucleus sampling mass in (0, 1].
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
-    pub top_p: Option<f32>,
-    /// Penalty (> 0) on tokens already seen; 1 disables.
-    #[arg(long, value_name = "R", allow_negative_numbers = true)]
-    pub repetition_penalty: Option<f32>,
-    /// Sampling seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     #[command(flatten)]
     pub session: SessionArgs,
 }
@@ -53,17 +40,7 @@ impl ChatArgs {
         if let Some(n) = self.max_tokens.filter(|&n| n > mmrt::limits::MAX_NEW_TOKENS) {
             return Err(Error::Request(format!("--max-tokens {n} is above the limit of {} tokens (limits::MAX_NEW_TOKENS)", mmrt::limits::MAX_NEW_TOKENS)));
         }
-        let (temperature, top_k, top_p) = defaults.sampling.knobs();
-        let sampling = Sampling::from_knobs(self.temperature.unwrap_or(temperature), self.top_k.unwrap_or(top_k), self.top_p.unwrap_or(top_p))?;
-        let overrides = GenerationOverrides {
-            max_new_tokens: self.max_tokens,
-            sampling: Some(sampling),
-            repetition_penalty: self.repetition_penalty,
-            num_beams: None,
-            seed: Some(self.seed),
-        };
-        defaults.with_overrides(&overrides).validate()?;
-        Ok(overrides)
+        self.sampling.overrides(defaults, self.max_tokens, None)
     }
 }
 

@@ -66,6 +66,53 @@ pub struct SessionArgs {
     pub stage: Vec<String>,
 }
 
+/// Sampling flags shared by `run` and `chat`; a knob not given keeps the bundle's.
+#[derive(Debug, Args, Clone)]
+pub struct SamplingArgs {
+    /// Sampling temperature; 0 is greedy (default: the bundle's).
+    #[arg(long, value_name = "T", allow_negative_numbers = true)]
+    pub temperature: Option<f32>,
+    /// Keep the K most likely tokens; 0 keeps all.
+    #[arg(long, value_name = "K")]
+    pub top_k: Option<usize>,
+    /// Nucleus sampling mass in (0, 1].
+    #[arg(long, value_name = "P", allow_negative_numbers = true)]
+    pub top_p: Option<f32>,
+    /// Penalty (> 0) on tokens already seen; 1 disables.
+    #[arg(long, value_name = "R", allow_negative_numbers = true)]
+    pub repetition_penalty: Option<f32>,
+    /// Sampling seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+impl SamplingArgs {
+    /// These flags, `max_tokens` and `beams` as changes to the bundle's generation settings
+    /// `defaults`, validated together with them.
+    pub(crate) fn overrides(
+        &self,
+        defaults: &mmrt::generate::GenerationConfig,
+        max_tokens: Option<usize>,
+        beams: Option<usize>,
+    ) -> mmrt::Result<mmrt::generate::GenerationOverrides> {
+        let (temperature, top_k, top_p) = defaults.sampling.knobs();
+        let sampling = mmrt::generate::Sampling::from_knobs(
+            self.temperature.unwrap_or(temperature),
+            self.top_k.unwrap_or(top_k),
+            self.top_p.unwrap_or(top_p),
+        )?;
+        let overrides = mmrt::generate::GenerationOverrides {
+            max_new_tokens: max_tokens,
+            sampling: Some(sampling),
+            repetition_penalty: self.repetition_penalty,
+            num_beams: beams,
+            seed: Some(self.seed),
+        };
+        defaults.with_overrides(&overrides).validate()?;
+        Ok(overrides)
+    }
+}
+
 /// `--threads N`: a whole number from 1 to [`mmrt::limits::max_threads`].
 pub(crate) fn parse_threads(text: &str) -> Result<u16, String> {
     let n: u64 = text.trim().parse().map_err(|_| format!("--threads takes a whole number of threads, got \"{text}\""))?;

@@ -7,9 +7,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::{Cli, SessionArgs};
+use super::{Cli, SamplingArgs, SessionArgs};
 use mmrt::error::{Error, Result};
-use mmrt::generate::{GenerationConfig, GenerationOverrides, Sampling};
+use mmrt::generate::{GenerationConfig, GenerationOverrides};
 use mmrt::stages::generator::DiffusionSettings;
 use mmrt::runtime::OrtRuntime;
 use mmrt::pipeline::LoadOptions;
@@ -54,21 +54,8 @@ pub struct RunArgs {
     /// New tokens at most (default: the bundle's).
     #[arg(long, value_name = "N")]
     pub max_tokens: Option<usize>,
-    /// Sampling temperature; 0 is greedy (default: the bundle's).
-    #[arg(long, value_name = "T", allow_negative_numbers = true)]
-    pub temperature: Option<f32>,
-    /// Keep the K most likely tokens; 0 keeps all.
-    #[arg(long, value_name = "K")]
-    pub top_k: Option<usize>,
-    /// Nucleus sampling mass in (0, 1].
-    #[arg(long, value_name = "P", allow_negative_numbers = true)]
-    pub top_p: Option<f32>,
-    /// Penalty (> 0) on tokens already seen; 1 disables.
-    #[arg(long, value_name = "R", allow_negative_numbers = true)]
-    pub repetition_penalty: Option<f32>,
-    /// Sampling seed.
-    #[arg(long, default_value_t = 0)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
     /// Directory for generated media (images from signal tokens); created if missing.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
@@ -92,17 +79,7 @@ impl RunArgs {
     /// The flags' changes to the bundle's generation settings `defaults`
     /// (sampling knobs not given keep the bundle's).
     fn overrides(&self, defaults: &GenerationConfig) -> Result<GenerationOverrides> {
-        let (temperature, top_k, top_p) = defaults.sampling.knobs();
-        let sampling = Sampling::from_knobs(self.temperature.unwrap_or(temperature), self.top_k.unwrap_or(top_k), self.top_p.unwrap_or(top_p))?;
-        let overrides = GenerationOverrides {
-            max_new_tokens: self.max_tokens,
-            sampling: Some(sampling),
-            repetition_penalty: self.repetition_penalty,
-            num_beams: self.beams,
-            seed: Some(self.seed),
-        };
-        defaults.with_overrides(&overrides).validate()?;
-        Ok(overrides)
+        self.sampling.overrides(defaults, self.max_tokens, self.beams)
     }
 }
 
@@ -127,7 +104,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let generation = DiffusionSettings {
         steps: args.steps,
         guidance_scale: args.guidance,
-        noise: mmrt::diffusion::Noise::Seed(args.seed),
+        noise: mmrt::diffusion::Noise::Seed(args.sampling.seed),
     };
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
