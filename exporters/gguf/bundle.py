@@ -43,10 +43,9 @@ class GgufMeta:
     chat_template: str | None
 
     @classmethod
-    def read(cls, path: Path) -> "GgufMeta":
-        from gguf import GGUFReader
-
-        fields = GGUFReader(str(path)).fields
+    def of(cls, reader, path: Path) -> "GgufMeta":
+        """From a ``gguf.GGUFReader`` of ``path`` (as :func:`validate` returns it)."""
+        fields = reader.fields
         value = lambda key, default=None: fields[key].contents() if key in fields else default
         ids = [int(value(k)) for k in ("tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id",
                                          "tokenizer.ggml.eom_token_id") if k in fields]
@@ -79,10 +78,10 @@ GGUF_ARCHITECTURES = ("llama", "qwen2", "gemma3")
 FLOAT_TYPES = ("F32", "F16", "BF16")
 
 
-def validate(path: Path) -> None:
+def validate(path: Path):
     """Check a GGUF before transformers sees it: readable header (not truncated), a supported
     architecture, tensor data inside the file, and only tensor types the importer carries.
-    Raises ValueError naming what was found."""
+    Returns its ``gguf.GGUFReader``; raises ValueError naming what was found."""
     from gguf import GGUFReader
 
     from .blocks import DECODERS
@@ -104,6 +103,7 @@ def validate(path: Path) -> None:
         end = int(t.data_offset) + int(t.n_bytes)
         if end > size:
             raise ValueError(f"tensor {t.name} ends at byte {end} but the file has {size} bytes: the GGUF is truncated")
+    return reader
 
 
 @dataclass
@@ -120,8 +120,7 @@ class Source:
     def load(cls, gguf: Path, hf_cache: Path | None = None) -> "Source":
         from .reference import load
 
-        validate(gguf)
-        meta = GgufMeta.read(gguf)
+        meta = GgufMeta.of(validate(gguf), gguf)
         model, tok = load(gguf, hf_cache)
         return cls(gguf, meta, model, tok, gg.DecoderSpec.from_config(model.config))
 

@@ -18,7 +18,6 @@ use super::graph::{self, ConfigFacts, DecoderNames};
 use super::tokens::{self, Ids, SpecialIds};
 use super::{Inferred, Layout};
 use crate::error::Result;
-use crate::manifest::{Manifest, Stage};
 
 /// The config file of the layout.
 pub const CONFIG: &str = "genai_config.json";
@@ -185,17 +184,6 @@ pub fn infer(folder: &Folder) -> Result<Inferred> {
     let mut prompt = tokens::prompt_format(&tokenizer, &ids, CONFIG, &mut notes).map_err(fail)?;
     prompt.chat = tokens::chat_template(folder, &mut notes);
     let generation = super::generation::defaults(&config.search.sampling, "genai_config.json search", &mut notes).map_err(fail)?;
-    let manifest = Manifest {
-        format: crate::manifest::FORMAT.into(),
-        version: crate::manifest::VERSION,
-        name: super::folder_name(folder),
-        description: format!("onnxruntime-genai {} model ({file}), manifest inferred from genai_config.json", m.model_type),
-        tokenizer: "tokenizer.json".into(),
-        stages: vec![Stage::LlmDecoder(stage)],
-        prompt,
-        generation,
-        sessions: Default::default(),
-        checksums: Default::default(),
-    };
+    let manifest = super::decoder_manifest(folder, format!("onnxruntime-genai {} model ({file}), manifest inferred from genai_config.json", m.model_type), stage, prompt, generation);
     Ok(Inferred { root: folder.root().to_path_buf(), layout: Layout::Genai, source: CONFIG.into(), manifest, notes })
 }

@@ -139,3 +139,26 @@ fn validated(inferred: Inferred) -> Result<Inferred> {
 fn folder_name(folder: &Folder) -> String {
     folder.root().file_name().map_or_else(|| "model".into(), |n| n.to_string_lossy().into_owned())
 }
+
+/// The manifest of a decoder-only folder: its one decoder stage, prompt and generation defaults,
+/// named after the folder, no sessions block and no checksums (the folder is read as it is).
+fn decoder_manifest(
+    folder: &Folder,
+    description: String,
+    stage: crate::manifest::DecoderStage,
+    prompt: crate::prompt::PromptFormat,
+    generation: crate::generate::GenerationConfig,
+) -> crate::manifest::Manifest {
+    crate::manifest::Manifest {
+        format: crate::manifest::FORMAT.into(),
+        version: crate::manifest::VERSION,
+        name: folder_name(folder),
+        description,
+        tokenizer: "tokenizer.json".into(),
+        stages: vec![crate::manifest::Stage::LlmDecoder(stage)],
+        prompt,
+        generation,
+        sessions: Default::default(),
+        checksums: Default::default(),
+    }
+}

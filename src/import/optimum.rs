@@ -19,7 +19,6 @@ use super::tokens::{self, Ids, SpecialIds};
 use super::variants::{self, Variant};
 use super::{Inferred, Layout};
 use crate::error::Result;
-use crate::manifest::{Manifest, Stage};
 
 /// The config file of the layout.
 pub const CONFIG: &str = "config.json";
@@ -177,17 +176,6 @@ pub fn infer(folder: &Folder, file: Option<&str>, wanted: Option<&str>) -> Resul
     let mut prompt = tokens::prompt_format(&tokenizer, &ids, "config.json / generation_config.json", &mut notes).map_err(fail)?;
     prompt.chat = tokens::chat_template(folder, &mut notes);
     let generation = super::generation::defaults(&generation.sampling, "generation_config.json", &mut notes).map_err(fail)?;
-    let manifest = Manifest {
-        format: crate::manifest::FORMAT.into(),
-        version: crate::manifest::VERSION,
-        name: super::folder_name(folder),
-        description: format!("{model_type} ONNX export ({}), manifest inferred from config.json", chosen.file),
-        tokenizer: "tokenizer.json".into(),
-        stages: vec![Stage::LlmDecoder(stage)],
-        prompt,
-        generation,
-        sessions: Default::default(),
-        checksums: Default::default(),
-    };
+    let manifest = super::decoder_manifest(folder, format!("{model_type} ONNX export ({}), manifest inferred from config.json", chosen.file), stage, prompt, generation);
     Ok(Inferred { root: folder.root().to_path_buf(), layout: Layout::Optimum, source: CONFIG.into(), manifest, notes })
 }
