@@ -84,6 +84,22 @@ impl Bundle {
         Bundle { root, manifest, origin: Origin::Manifest }.checked()
     }
 
+    fn check_tokenizer_size(&self) -> Result<()> {
+        let tokenizer = self.resolve(&self.manifest.tokenizer)?;
+        let len = std::fs::metadata(&tokenizer).map_err(|e| Error::io(&tokenizer, e))?.len();
+        if len > crate::limits::MAX_TOKENIZER_BYTES {
+            return Err(Error::Manifest {
+                path: self.manifest_path(),
+                message: format!(
+                    "tokenizer \"{}\" is {len} bytes, larger than the {}-byte limit (limits::MAX_TOKENIZER_BYTES)",
+                    self.manifest.tokenizer,
+                    crate::limits::MAX_TOKENIZER_BYTES
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Every referenced file inside the folder and regular, the tokenizer
     /// within its size bound, checksums verified, external data confined.
     fn checked(self) -> Result<Bundle> {
@@ -91,17 +107,11 @@ impl Bundle {
         for file in bundle.manifest.files() {
             bundle.resolve(file)?;
         }
-        let tokenizer = bundle.resolve(&bundle.manifest.tokenizer)?;
-        let len = std::fs::metadata(&tokenizer).map_err(|e| Error::io(&tokenizer, e))?.len();
-        if len > crate::limits::MAX_TOKENIZER_BYTES {
-            return Err(Error::Manifest {
-                path: bundle.manifest_path(),
-                message: format!(
-                    "tokenizer \"{}\" is {len} bytes, larger than the {}-byte limit (limits::MAX_TOKENIZER_BYTES)",
-                    bundle.manifest.tokenizer,
-                    crate::limits::MAX_TOKENIZER_BYTES
-                ),
-            });
+        if !bundle.manifest.tokenizer.is_empty() {
+            bundle.check_tokenizer_size()?;
+        }
+        if let Some(tts) = bundle.manifest.text_to_speech() {
+            bundle.resolve_dir(&tts.espeak_data)?;
         }
         bundle.verify_checksums()?;
         for graph in bundle.manifest.files().into_iter().filter(|f| f.ends_with(".onnx")) {
@@ -148,6 +158,43 @@ impl Bundle {
         let meta = std::fs::metadata(&real).map_err(|e| Error::io(&real, e))?;
         crate::limits::check_regular(&meta, &format!("bundle file \"{relative}\""))
             .map_err(|e| Error::io(&real, e))?;
+        Ok(real)
+    }
+
+    /// A bundle folder (e.g. espeak-ng's data): inside the bundle, and so is
+    /// everything in it, links included (at most `MAX_BUNDLE_DIR_ENTRIES` entries).
+    pub fn resolve_dir(&self, relative: &str) -> Result<PathBuf> {
+        let manifest_path = self.manifest_path();
+        let refuse = |message: String| Error::Manifest { path: manifest_path.clone(), message };
+        crate::manifest::check_relative_path(relative).map_err(&refuse)?;
+        let joined = self.root.join(relative);
+        let real = joined.canonicalize().map_err(|e| Error::io(&joined, e))?;
+        if !real.is_dir() {
+            return Err(refuse(format!("\"{relative}\" is not a folder")));
+        }
+        let mut pending = vec![real.clone()];
+        let mut seen = 0usize;
+        while let Some(dir) = pending.pop() {
+            if !dir.starts_with(&self.root) {
+                return Err(refuse(format!("\"{relative}\" reaches {}, outside the bundle", dir.display())));
+            }
+            for entry in std::fs::read_dir(&dir).map_err(|e| Error::io(&dir, e))? {
+                let path = entry.map_err(|e| Error::io(&dir, e))?.path();
+                seen += 1;
+                if seen > crate::limits::MAX_BUNDLE_DIR_ENTRIES {
+                    return Err(refuse(format!(
+                        "\"{relative}\" holds more than {} entries (limits::MAX_BUNDLE_DIR_ENTRIES)",
+                        crate::limits::MAX_BUNDLE_DIR_ENTRIES
+                    )));
+                }
+                let target = path.canonicalize().map_err(|e| Error::io(&path, e))?;
+                if target.is_dir() {
+                    pending.push(target);
+                } else if !target.starts_with(&self.root) {
+                    return Err(refuse(format!("{} resolves to {}, outside the bundle", path.display(), target.display())));
+                }
+            }
+        }
         Ok(real)
     }
 

@@ -191,6 +191,29 @@ pub fn log_mel_frames(chunk_seconds: f32, sample_rate: u32, hop_length: usize) -
 /// Most frames a video preprocessing block may sample (`frames`): 1024.
 pub const MAX_VIDEO_FRAMES: usize = 1024;
 
+// ---------------------------------------------------------------- text to speech
+
+/// Most text one synthesis request may hold: 64 KiB (about ten minutes of speech);
+/// longer text is refused, not truncated (stream it sentence by sentence instead).
+pub const MAX_TTS_TEXT_BYTES: usize = 64 * 1024;
+
+/// Most phoneme ids one sentence may send to the voice graph: 4096 (a very long
+/// sentence is about 600). VITS attention is quadratic in it.
+pub const MAX_PHONEME_IDS: usize = 4096;
+
+/// Most entries a bundle folder (espeak-ng's data, ~400 files) may hold, links
+/// followed: bounds the walk that confines it to the bundle.
+pub const MAX_BUNDLE_DIR_ENTRIES: usize = 20_000;
+
+/// Largest phoneme vocabulary (`num_symbols`) a voice config may declare.
+pub const MAX_PHONEME_SYMBOLS: usize = 65_536;
+
+/// Most speakers a voice config may declare.
+pub const MAX_SPEAKERS: usize = 65_536;
+
+/// Largest noise / length scale a voice or a request may set.
+pub const MAX_TTS_SCALE: f32 = 10.0;
+
 // ---------------------------------------------------------------- runtime
 
 /// `--threads` may be at most this many times the machine's logical cores.

@@ -49,6 +49,23 @@ pub struct PromptFormat {
     pub default_prompt: Option<String>,
 }
 
+impl Default for PromptFormat {
+    /// The prompt of a bundle without a text decoder (a voice bundle): the text as it is.
+    fn default() -> Self {
+        PromptFormat {
+            template: "{content}".into(),
+            chat_template: None,
+            chat: None,
+            placeholders: BTreeMap::new(),
+            media_token_ids: BTreeMap::new(),
+            bos_token_id: None,
+            eos_token_ids: Vec::new(),
+            pad_token_id: None,
+            default_prompt: None,
+        }
+    }
+}
+
 /// The manifest's `prompt.chat` block: where the Jinja chat template is and the
 /// special-token strings transformers passes to it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

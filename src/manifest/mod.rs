@@ -79,11 +79,14 @@ pub struct Manifest {
     /// Free text.
     #[serde(default)]
     pub description: String,
-    /// Hugging Face `tokenizer.json`, relative to the bundle.
+    /// Hugging Face `tokenizer.json`, relative to the bundle (absent in a voice
+    /// bundle, whose phonemizer is espeak-ng).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tokenizer: String,
     /// The model's stages, in no particular order; each kind is found by its tag.
     pub stages: Vec<Stage>,
-    /// How a request becomes token ids.
+    /// How a request becomes token ids (absent in a voice bundle).
+    #[serde(default)]
     pub prompt: PromptFormat,
     /// Generation defaults, overridable per request.
     #[serde(default)]
@@ -143,6 +146,12 @@ impl Manifest {
         }
         for path in self.checksums.keys() {
             check_relative_path(path)?;
+        }
+        if self.text_to_speech().is_some() {
+            return self.validate_voice();
+        }
+        if self.tokenizer.trim().is_empty() {
+            return Err("`tokenizer` is required (a tokenizer.json in the bundle)".into());
         }
         let decoders =
             self.stages.iter().filter(|s| matches!(s, Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_))).count();
@@ -226,7 +235,7 @@ impl Manifest {
                 Stage::InputProjector(s) => ("input_projector", s.modality),
                 Stage::OutputProjector(s) => ("output_projector", s.modality),
                 Stage::ModalityGenerator(s) => ("modality_generator", s.modality),
-                Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) => continue,
+                Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) | Stage::TextToSpeech(_) => continue,
             };
             if let Some(first) = seen.insert((kind, modality), stage.name()) {
                 return Err(format!(
@@ -281,6 +290,7 @@ impl Manifest {
     /// Every file the manifest references (tokenizer, chat template and graphs).
     pub fn files(&self) -> Vec<&str> {
         std::iter::once(self.tokenizer.as_str())
+            .filter(|t| !t.is_empty())
             .chain(self.prompt.chat.as_ref().map(|c| c.file.as_str()))
             .chain(self.stages.iter().flat_map(|s| s.files()))
             .collect()
@@ -338,6 +348,28 @@ impl Manifest {
     }
 
     /// The modality generator for a modality, if the bundle has one.
+    /// The text-to-speech stage of a voice bundle.
+    pub fn text_to_speech(&self) -> Option<&TextToSpeechStage> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::TextToSpeech(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// A voice bundle is its `text_to_speech` stage alone: no tokenizer, prompt
+    /// or decoder (the voice loop joins it to an LLM bundle, `mmrt assist`).
+    fn validate_voice(&self) -> std::result::Result<(), String> {
+        let [Stage::TextToSpeech(stage)] = &self.stages[..] else {
+            return Err("a `text_to_speech` stage stands alone in its bundle (a voice bundle); \
+                        join it to an LLM bundle with `mmrt assist --tts`"
+                .into());
+        };
+        if !self.tokenizer.is_empty() {
+            return Err("a voice bundle has no `tokenizer` (espeak-ng phonemizes the text)".into());
+        }
+        validate_text_to_speech(stage)
+    }
+
     pub fn generator(&self, modality: Modality) -> Option<&GeneratorStage> {
         self.stages.iter().find_map(|s| match s {
             Stage::ModalityGenerator(g) if g.modality == modality => Some(g),

@@ -53,6 +53,33 @@ pub struct GeneratorStage {
     pub output: MediaOutput,
 }
 
+/// `text_to_speech`: text -> phonemes (espeak-ng) -> ids -> a Piper VITS graph -> waveform.
+///
+/// The graph takes Piper's inputs (`input` int64 `[1, ids]`, `input_lengths`
+/// int64 `[1]`, `scales` f32 `[3]` = noise, length, noise_w, and `sid` int64
+/// `[1]` for multi-speaker voices) and gives `[1, 1, samples]` audio at the
+/// voice's rate; `voice` is the voice's own config file as Piper writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TextToSpeechStage {
+    /// Stage name.
+    pub name: String,
+    /// The VITS graph, bundle-relative.
+    pub graph: String,
+    /// The Piper voice config (`<voice>.onnx.json`): phoneme ids, espeak voice, rate, scales.
+    pub voice: String,
+    /// espeak-ng data folder (named `espeak-ng-data`), bundle-relative.
+    pub espeak_data: String,
+}
+
+pub(super) fn validate_text_to_speech(t: &TextToSpeechStage) -> std::result::Result<(), String> {
+    check_relative_path(&t.espeak_data)?;
+    if Path::new(&t.espeak_data).file_name().is_none_or(|n| n != "espeak-ng-data") {
+        return Err(format!("stage \"{}\": `espeak_data` must name a folder called espeak-ng-data, found \"{}\"", t.name, t.espeak_data));
+    }
+    Ok(())
+}
+
 /// The denoiser graph: `latents [b, ...latent_shape]`, `timestep [b]`,
 /// `conditioning [b, n_cond, d_cond]` -> `output [b, ...latent_shape]`.
 #[derive(Debug, Clone, Serialize, Deserialize)]

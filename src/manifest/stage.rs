@@ -24,6 +24,9 @@ pub enum Stage {
     OutputProjector(OutputProjectorStage),
     /// Conditioning → media (diffusion denoiser + scheduler + decoder, vocoder).
     ModalityGenerator(GeneratorStage),
+    /// Text → speech (a Piper VITS voice): the generator of a voice bundle,
+    /// conditioned on the text an LLM wrote.
+    TextToSpeech(TextToSpeechStage),
 }
 
 impl Stage {
@@ -36,6 +39,7 @@ impl Stage {
             Stage::Seq2seqDecoder(s) => &s.name,
             Stage::OutputProjector(s) => &s.name,
             Stage::ModalityGenerator(s) => &s.name,
+            Stage::TextToSpeech(s) => &s.name,
         }
     }
 
@@ -48,6 +52,7 @@ impl Stage {
             Stage::Seq2seqDecoder(_) => "seq2seq_decoder",
             Stage::OutputProjector(_) => "output_projector",
             Stage::ModalityGenerator(_) => "modality_generator",
+            Stage::TextToSpeech(_) => "text_to_speech",
         }
     }
 
@@ -58,6 +63,7 @@ impl Stage {
             Stage::InputProjector(s) => Some(s.modality),
             Stage::OutputProjector(s) => Some(s.modality),
             Stage::ModalityGenerator(s) => Some(s.modality),
+            Stage::TextToSpeech(_) => Some(Modality::Audio),
             Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) => None,
         }
     }
@@ -96,12 +102,15 @@ impl Stage {
                     s.latent_shape
                 )
             }
+            Stage::TextToSpeech(s) => {
+                format!("text_to_speech    {:<16} audio {} (voice {}, espeak-ng data {})", s.name, s.graph, s.voice, s.espeak_data)
+            }
         }
     }
 
     /// Whether the stage belongs to the output side (output projector, generator).
     pub fn is_output_side(&self) -> bool {
-        matches!(self, Stage::OutputProjector(_) | Stage::ModalityGenerator(_))
+        matches!(self, Stage::OutputProjector(_) | Stage::ModalityGenerator(_) | Stage::TextToSpeech(_))
     }
 
     /// Every bundle file the stage references.
@@ -113,6 +122,7 @@ impl Stage {
             Stage::Seq2seqDecoder(s) => vec![s.cross_kv.graph.as_str(), s.graph.as_str()],
             Stage::OutputProjector(s) => vec![s.graph.as_str()],
             Stage::ModalityGenerator(s) => vec![s.denoiser.graph.as_str(), s.decoder.graph.as_str()],
+            Stage::TextToSpeech(s) => vec![s.graph.as_str(), s.voice.as_str()],
         }
     }
 }
@@ -227,6 +237,7 @@ pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             }
             check_context_length(name, d.context_length)
         }
+        Stage::TextToSpeech(t) => validate_text_to_speech(t),
         Stage::OutputProjector(o) => {
             nonempty("input", &o.input)?;
             nonempty("output", &o.output)?;

@@ -77,6 +77,12 @@ impl Pipeline {
     pub fn load_with(runtime: &OrtRuntime, bundle: Bundle, options: &LoadOptions) -> Result<Pipeline> {
         let start = Instant::now();
         let manifest = &bundle.manifest;
+        if manifest.text_to_speech().is_some() {
+            return Err(Error::Manifest {
+                path: bundle.manifest_path(),
+                message: "this is a voice bundle (text to speech): open it with mmrt::tts::Voice".into(),
+            });
+        }
         let plan = SessionPlan { default: options.sessions.default.clone(), stages: manifest.sessions.clone() }.with_overrides(&options.sessions.stages);
         plan.check_stage_names(manifest.stages.iter().map(|s| s.name()))?;
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
