@@ -129,8 +129,14 @@ fn encode_png(width: u32, height: u32, channels: u8, pixels: &[u8]) -> Result<Ve
     Ok(out)
 }
 
-/// RIFF/WAVE, 16-bit PCM, little endian.
+/// RIFF/WAVE, 16-bit PCM, little endian; floats rounded to the nearest step.
 fn encode_wav(sample_rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
+    let pcm: Vec<i16> = samples.iter().map(|&s| (s * i16::MAX as f32).round() as i16).collect();
+    encode_wav_pcm16(sample_rate, channels, &pcm)
+}
+
+/// RIFF/WAVE of 16-bit PCM samples (interleaved by channel), little endian.
+pub fn encode_wav_pcm16(sample_rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
     let data_len = (samples.len() * 2) as u32;
     let block_align = channels * 2;
     let mut out = Vec::with_capacity(44 + data_len as usize);
@@ -147,7 +153,7 @@ fn encode_wav(sample_rate: u32, channels: u16, samples: &[f32]) -> Vec<u8> {
     out.extend_from_slice(b"data");
     out.extend_from_slice(&data_len.to_le_bytes());
     for &s in samples {
-        out.extend_from_slice(&((s * i16::MAX as f32).round() as i16).to_le_bytes());
+        out.extend_from_slice(&s.to_le_bytes());
     }
     out
 }

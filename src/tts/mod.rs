@@ -294,6 +294,17 @@ fn fade_out(samples: &mut [f32], n: usize) {
     }
 }
 
+/// Append `next` to `samples`, fading both sides of the join (the voice's
+/// sentences run separately: a step between them would click).
+pub fn append_joined(samples: &mut Vec<f32>, mut next: Vec<f32>, sample_rate: u32) {
+    let fade = (JOIN_FADE_SECONDS * sample_rate as f32) as usize;
+    if !samples.is_empty() {
+        fade_out(samples, fade);
+        fade_in(&mut next, fade);
+    }
+    samples.extend_from_slice(&next);
+}
+
 /// Samples -> 16-bit PCM as Piper writes it: `clip(x * 32767)` truncated toward zero.
 pub fn to_pcm16(samples: &[f32]) -> Vec<i16> {
     samples.iter().map(|&x| (x * 32767.0).clamp(-32767.0, 32767.0) as i16).collect()

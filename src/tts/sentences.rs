@@ -18,9 +18,16 @@ const ABBREVIATIONS: &[&str] = &[
 ];
 
 /// Accumulates text and hands out complete sentences.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SentenceSplitter {
     pending: String,
+    max_chars: usize,
+}
+
+impl Default for SentenceSplitter {
+    fn default() -> Self {
+        SentenceSplitter { pending: String::new(), max_chars: MAX_SENTENCE_CHARS }
+    }
 }
 
 impl SentenceSplitter {
@@ -29,11 +36,17 @@ impl SentenceSplitter {
         Self::default()
     }
 
+    /// Cut runs without a sentence end at `max_chars` (at least 16) instead of
+    /// [`MAX_SENTENCE_CHARS`]: a smaller first piece starts speech sooner.
+    pub fn with_max_chars(max_chars: usize) -> Self {
+        SentenceSplitter { pending: String::new(), max_chars: max_chars.max(16) }
+    }
+
     /// Add `text`; returns the sentences it completed, in order (trimmed, non-empty).
     pub fn push(&mut self, text: &str) -> Vec<String> {
         self.pending.push_str(text);
         let mut out = Vec::new();
-        while let Some(end) = sentence_end(&self.pending) {
+        while let Some(end) = sentence_end(&self.pending, self.max_chars) {
             let rest = self.pending.split_off(end);
             let sentence = std::mem::replace(&mut self.pending, rest);
             let sentence = sentence.trim();
@@ -61,7 +74,7 @@ pub fn split(text: &str) -> Vec<String> {
 }
 
 /// Byte offset just after the first complete sentence of `text`, if there is one.
-fn sentence_end(text: &str) -> Option<usize> {
+fn sentence_end(text: &str, max_chars: usize) -> Option<usize> {
     let chars: Vec<(usize, char)> = text.char_indices().collect();
     for (k, &(i, c)) in chars.iter().enumerate() {
         if c == '\n' && chars.get(k + 1).is_some_and(|&(_, n)| n == '\n') {
@@ -84,8 +97,8 @@ fn sentence_end(text: &str) -> Option<usize> {
         }
         return Some(chars[j].0);
     }
-    if chars.len() > MAX_SENTENCE_CHARS {
-        let limit = chars[MAX_SENTENCE_CHARS].0;
+    if chars.len() > max_chars {
+        let limit = chars[max_chars].0;
         let head = &text[..limit];
         let cut = head.rfind(", ").map(|p| p + 1).or_else(|| head.rfind(' ')).filter(|&p| p > 0).unwrap_or(limit);
         return Some(cut);

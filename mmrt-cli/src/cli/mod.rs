@@ -1,11 +1,13 @@
 //! The clap front end: `mmrt run`, `mmrt chat`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt --version`.
 //! Raw arguments are turned into library types here; the library never sees clap.
 
+mod assist;
 mod bench;
 mod chat;
 mod import;
 mod inspect;
 mod run;
+mod speak;
 mod transcribe;
 
 use std::path::PathBuf;
@@ -46,6 +48,8 @@ pub enum Command {
     Bench(bench::BenchArgs),
     /// Import a model from another format as a bundle (GGUF: llama, qwen2, gemma3).
     Import(import::ImportArgs),
+    /// Voice assistant: speech in -> speech recognition -> chat LLM -> text to speech -> WAV.
+    Assist(assist::AssistArgs),
 }
 
 /// Options shared by commands that open sessions.
@@ -167,6 +171,7 @@ fn dispatch(cli: &Cli) -> mmrt::Result<()> {
         Some(Command::Inspect(args)) => inspect::inspect(cli, args),
         Some(Command::Bench(args)) => bench::bench(cli, args),
         Some(Command::Import(args)) => import::import(args),
+        Some(Command::Assist(args)) => assist::assist(cli, args),
         None => Ok(()),
     }
 }

@@ -72,6 +72,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub json: bool,
     #[command(flatten)]
+    pub speech: super::speak::SpeechArgs,
+    /// Voice bundles: stream the speech to stdout as raw 16-bit little-endian mono PCM
+    /// at the voice's rate, sentence by sentence (e.g. `| aplay -f S16_LE -r 22050`).
+    #[arg(long)]
+    pub pcm_stdout: bool,
+    #[command(flatten)]
     pub session: SessionArgs,
 }
 
@@ -109,6 +115,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
     let bundle = Bundle::open_with(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
+    if bundle.manifest.text_to_speech().is_some() {
+        return super::speak::speak(cli, args, bundle);
+    }
+    if args.speech.any() || args.pcm_stdout {
+        return Err(Error::Request(format!(
+            "--noise-scale, --length-scale, --noise-w, --speaker and --pcm-stdout apply to voice bundles; bundle \"{}\" is not one",
+            bundle.name()
+        )));
+    }
     // Images of one request are one encoder batch: they must preprocess to one size.
     if let Some(mmrt::manifest::Preprocess::Image(cfg)) =
         bundle.manifest.encoder(mmrt::manifest::Modality::Image).map(|e| &e.preprocess)
