@@ -65,48 +65,26 @@ pub struct SpeechChunk {
     pub synth_ms: f64,
 }
 
-/// A loaded voice.
-pub struct Voice {
+/// A voice's text front end: espeak-ng with the voice's data and phoneme ids
+/// (no graph: phonemizing needs no ONNX Runtime).
+pub struct Phonemizer {
     name: String,
-    session: Session,
     config: VoiceConfig,
     espeak_data: PathBuf,
-    has_speaker_input: bool,
-    provider: ProviderReport,
 }
 
-impl Voice {
-    /// Open the `text_to_speech` stage of a voice bundle.
-    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, sessions: &SessionPlan) -> Result<Voice> {
-        let stage = bundle.manifest.text_to_speech().ok_or_else(|| Error::Manifest {
-            path: bundle.manifest_path(),
-            message: "not a voice bundle: it has no `text_to_speech` stage".into(),
-        })?;
+impl Phonemizer {
+    /// The phonemizer of a voice bundle's `text_to_speech` stage.
+    pub fn open(bundle: &Bundle) -> Result<Phonemizer> {
+        let stage = voice_stage(bundle)?;
         let config = read_config(bundle, stage)?;
         let espeak_data = bundle.resolve_dir(&stage.espeak_data)?;
-        let plan = SessionPlan { default: sessions.default.clone(), stages: bundle.manifest.sessions.clone() }.with_overrides(&sessions.stages);
-        plan.check_stage_names([stage.name.as_str()])?;
-        let loader = StageLoader::new(runtime, bundle, &plan);
-        let graph = loader.open(&stage.name, &stage.graph)?;
-        let provider = loader.provider_report();
-        let session = graph.into_session();
-        let has_speaker_input = check_graph(&session, &stage.name, &config)?;
-        Ok(Voice { name: stage.name.clone(), session, config, espeak_data, has_speaker_input, provider })
-    }
-
-    /// Output samples per second.
-    pub fn sample_rate(&self) -> u32 {
-        self.config.audio.sample_rate
+        Ok(Phonemizer { name: stage.name.clone(), config, espeak_data })
     }
 
     /// The voice config.
     pub fn config(&self) -> &VoiceConfig {
         &self.config
-    }
-
-    /// Which execution provider runs the graph.
-    pub fn provider(&self) -> &ProviderReport {
-        &self.provider
     }
 
     /// Text -> Piper's sentences of phonemes and ids.
@@ -129,10 +107,63 @@ impl Voice {
         }
         Ok(sentences)
     }
+}
+
+fn voice_stage(bundle: &Bundle) -> Result<&TextToSpeechStage> {
+    bundle.manifest.text_to_speech().ok_or_else(|| Error::Manifest {
+        path: bundle.manifest_path(),
+        message: "not a voice bundle: it has no `text_to_speech` stage".into(),
+    })
+}
+
+/// A loaded voice.
+pub struct Voice {
+    name: String,
+    session: Session,
+    phonemizer: Phonemizer,
+    has_speaker_input: bool,
+    provider: ProviderReport,
+}
+
+impl Voice {
+    /// Open the `text_to_speech` stage of a voice bundle.
+    pub fn open(runtime: &OrtRuntime, bundle: &Bundle, sessions: &SessionPlan) -> Result<Voice> {
+        let phonemizer = Phonemizer::open(bundle)?;
+        let stage = voice_stage(bundle)?;
+        let plan = SessionPlan { default: sessions.default.clone(), stages: bundle.manifest.sessions.clone() }.with_overrides(&sessions.stages);
+        plan.check_stage_names([stage.name.as_str()])?;
+        let loader = StageLoader::new(runtime, bundle, &plan);
+        let graph = loader.open(&stage.name, &stage.graph)?;
+        let provider = loader.provider_report();
+        let session = graph.into_session();
+        let has_speaker_input = check_graph(&session, &stage.name, &phonemizer.config)?;
+        Ok(Voice { name: stage.name.clone(), session, phonemizer, has_speaker_input, provider })
+    }
+
+    /// Output samples per second.
+    pub fn sample_rate(&self) -> u32 {
+        self.phonemizer.config.audio.sample_rate
+    }
+
+    /// The voice config.
+    pub fn config(&self) -> &VoiceConfig {
+        &self.phonemizer.config
+    }
+
+    /// Which execution provider runs the graph.
+    pub fn provider(&self) -> &ProviderReport {
+        &self.provider
+    }
+
+    /// Text -> Piper's sentences of phonemes and ids.
+    pub fn phonemize(&self, text: &str) -> Result<Vec<PhonemeSentence>> {
+        self.phonemizer.phonemize(text)
+    }
 
     /// The scales `[noise, length, noise_w]` and speaker a request resolves to.
     pub fn resolve(&self, settings: &SpeechSettings) -> Result<([f32; 3], Option<i64>)> {
-        let d = &self.config.inference;
+        let config = self.config();
+        let d = &config.inference;
         let scales = [
             settings.noise_scale.unwrap_or(d.noise_scale),
             settings.length_scale.unwrap_or(d.length_scale),
@@ -144,9 +175,9 @@ impl Voice {
         if scales[1] == 0.0 {
             return Err(Error::Request("length scale must be above 0 (it multiplies every phoneme's duration)".into()));
         }
-        let speaker = match (settings.speaker, self.config.num_speakers) {
+        let speaker = match (settings.speaker, config.num_speakers) {
             (None, 1) => None,
-            (None, _) => Some(self.config.default_speaker_id),
+            (None, _) => Some(config.default_speaker_id),
             (Some(s), n) if n > 1 && (0..n as i64).contains(&s) => Some(s),
             (Some(s), n) => {
                 return Err(Error::Request(format!("speaker {s} does not exist: the voice has {n} speaker(s)")));
@@ -164,7 +195,7 @@ impl Voice {
         let scales = tensor::float_value(ArrayD::from_shape_vec(IxDyn(&[3]), scales.to_vec()).expect("3"), TensorElementType::Float32, stage, INPUT_SCALES)?;
         let mut inputs = vec![(INPUT_IDS.into(), ids_value.into()), (INPUT_LENGTHS.into(), lengths.into()), (INPUT_SCALES.into(), scales.into())];
         if self.has_speaker_input {
-            let sid = speaker.unwrap_or(self.config.default_speaker_id);
+            let sid = speaker.unwrap_or(self.config().default_speaker_id);
             inputs.push((INPUT_SPEAKER.into(), tensor::int_value(&[1], vec![sid], TensorElementType::Int64, stage, INPUT_SPEAKER)?.into()));
         }
         let output = self.session.outputs()[0].name().to_string();
