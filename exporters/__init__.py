@@ -11,7 +11,8 @@ family's build script lives in its package:
 * :mod:`exporters.tiny`       - the tiny random-weight test model, fixtures and goldens (``exporters/tiny/build.sh``);
 * :mod:`exporters.gemma3`     - the real Gemma 3 270M bundles (``exporters/gemma3/build.sh``);
 * :mod:`exporters.vlm_shapes` - the vlm-shapes VLM over Gemma 3 (``exporters/vlm_shapes/build.sh``, ``train.sh``);
-* :mod:`exporters.whisper`    - the Whisper-base speech bundles (``exporters/whisper/build.sh``).
+* :mod:`exporters.whisper`    - the Whisper-base speech bundles (``exporters/whisper/build.sh``);
+* :mod:`exporters.piper`      - the Piper voice bundle piper-joe and piper-tts goldens (``exporters/piper/build.sh``).
 
 ``exporters/setup.sh`` creates the shared virtual environment (``.cache/venv-exporters``) from
 ``exporters/requirements.txt``; every build script runs it first.

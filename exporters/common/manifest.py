@@ -468,6 +468,22 @@ class ModalityGenerator(Stage):
         return [self.denoiser.graph, self.decoder.graph]
 
 
+@dataclass(kw_only=True)
+class TextToSpeech(Stage):
+    """A Piper voice: text -> phonemes (espeak-ng) -> ids -> VITS graph -> waveform. ``voice`` is
+    Piper's own voice config (``<voice>.onnx.json``), ``espeak_data`` a bundle-relative folder named
+    ``espeak-ng-data``. It stands alone in its bundle (a voice bundle: no tokenizer, prompt or generation)."""
+
+    TAG = "text_to_speech"
+    name: str
+    graph: str
+    voice: str
+    espeak_data: str
+
+    def graphs(self) -> list[str]:
+        return [self.graph]
+
+
 # ---------------------------------------------------------------- prompt, generation, manifest
 
 
@@ -515,14 +531,35 @@ class Generation(Node):
 
 @dataclass(kw_only=True)
 class Manifest(Node):
-    """The manifest body; :meth:`write` adds ``format``, ``version`` and ``checksums``."""
+    """The manifest body; :meth:`write` adds ``format``, ``version`` and ``checksums``.
+
+    ``tokenizer``, ``prompt`` and ``generation`` are required of every bundle but a voice bundle
+    (one :class:`TextToSpeech` stage), which has none of them (:meth:`check`)."""
 
     name: str
     description: str
-    tokenizer: str = "tokenizer.json"
+    tokenizer: str | None = None
     stages: list[Stage]
-    prompt: Prompt
-    generation: Generation
+    prompt: Prompt | None = None
+    generation: Generation | None = None
+
+    def is_voice(self) -> bool:
+        """Whether this is a voice bundle (a ``text_to_speech`` stage)."""
+        return any(isinstance(s, TextToSpeech) for s in self.stages)
+
+    def check(self) -> None:
+        """Raise if the body is not a shape the runtime accepts: a voice bundle is its one
+        ``text_to_speech`` stage without tokenizer and prompt; any other bundle has all three of
+        ``tokenizer``, ``prompt`` and ``generation``."""
+        if self.is_voice():
+            if len(self.stages) != 1:
+                raise ValueError(f"{self.name}: a text_to_speech stage stands alone in its bundle")
+            if self.tokenizer is not None or self.prompt is not None:
+                raise ValueError(f"{self.name}: a voice bundle has no tokenizer and no prompt")
+        else:
+            missing = [k for k in ("tokenizer", "prompt", "generation") if getattr(self, k) is None]
+            if missing:
+                raise ValueError(f"{self.name}: {', '.join(missing)} missing (only a voice bundle goes without)")
 
     def stage(self, kind: type, modality: str | None = None):
         """The first stage of class ``kind`` (and ``modality``, when given), or None."""
@@ -534,6 +571,7 @@ class Manifest(Node):
 
     def document(self, checksums: dict[str, str]) -> dict:
         """The whole bundle.json object."""
+        self.check()
         return {"format": FORMAT, "version": VERSION, **self.to_dict(), "checksums": dict(checksums)}
 
     def write(self, bundle_dir: Path, checksum_files: list[str]) -> Path:

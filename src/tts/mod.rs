@@ -312,8 +312,8 @@ fn ramp(i: usize, n: usize) -> f32 {
 
 fn fade_in(samples: &mut [f32], n: usize) {
     let n = n.min(samples.len());
-    for i in 0..n {
-        samples[i] *= ramp(i, n);
+    for (i, x) in samples[..n].iter_mut().enumerate() {
+        *x *= ramp(i, n);
     }
 }
 

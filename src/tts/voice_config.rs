@@ -155,7 +155,8 @@ impl VoiceConfig {
         let mut current: Vec<String> = Vec::new();
         for clause in clauses {
             let mut text = strip_language_flags(&clause.phonemes);
-            if let Some(t) = clause.terminator {
+            // Punctuation alone ("?!... ,") is not spoken: Piper's fork reports no terminator for it.
+            if let Some(t) = clause.terminator.filter(|_| !text.trim().is_empty()) {
                 text.push(t);
                 if matches!(t, ',' | ':' | ';') {
                     text.push(' ');

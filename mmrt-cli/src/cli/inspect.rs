@@ -35,7 +35,11 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let graphs = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {
-            Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            if bundle.manifest.text_to_speech().is_some() {
+                mmrt::tts::Voice::open(rt, &bundle, &mmrt::runtime::SessionPlan::uniform(SessionConfig::default()))?;
+            } else {
+                Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
+            }
             graph_io(rt, &bundle)?
         }
         Err(_) => Vec::new(),
@@ -80,14 +84,16 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
             println!("              {line}");
         }
     }
-    println!("prompt      {:?}", m.prompt.template);
-    println!("stop ids    {:?}", m.prompt.eos_token_ids);
-    let g = &m.generation;
-    let (temperature, top_k, top_p) = g.sampling.knobs();
-    println!(
-        "generation  max_new_tokens={} temperature={temperature} top_k={top_k} top_p={top_p} repetition_penalty={} beams={}",
-        g.max_new_tokens, g.repetition_penalty, g.num_beams
-    );
+    if m.text_to_speech().is_none() {
+        println!("prompt      {:?}", m.prompt.template);
+        println!("stop ids    {:?}", m.prompt.eos_token_ids);
+        let g = &m.generation;
+        let (temperature, top_k, top_p) = g.sampling.knobs();
+        println!(
+            "generation  max_new_tokens={} temperature={temperature} top_k={top_k} top_p={top_p} repetition_penalty={} beams={}",
+            g.max_new_tokens, g.repetition_penalty, g.num_beams
+        );
+    }
     match runtime {
         Ok(info) => println!("onnxruntime {} ({}); providers: {}", info.version, info.library.display(), providers.join(", ")),
         Err(e) => println!("onnxruntime not loaded: {e}"),
@@ -99,7 +105,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
 fn graph_io(runtime: &OrtRuntime, bundle: &Bundle) -> Result<Vec<(String, Vec<String>)>> {
     let mut out = Vec::new();
     for stage in &bundle.manifest.stages {
-        for graph in stage.files() {
+        for graph in stage.files().into_iter().filter(|f| f.ends_with(".onnx")) {
             let opened = session::open(runtime, &bundle.resolve(graph)?, stage.name(), &SessionConfig::default())?;
             out.push((graph.to_string(), session::describe_io(&opened.session)));
         }
