@@ -22,11 +22,13 @@ const ABBREVIATIONS: &[&str] = &[
 pub struct SentenceSplitter {
     pending: String,
     max_chars: usize,
+    /// Until the first piece is out: also cut at a clause end (`, ; :`) once this many characters wait.
+    first_clause_chars: Option<usize>,
 }
 
 impl Default for SentenceSplitter {
     fn default() -> Self {
-        SentenceSplitter { pending: String::new(), max_chars: MAX_SENTENCE_CHARS }
+        SentenceSplitter { pending: String::new(), max_chars: MAX_SENTENCE_CHARS, first_clause_chars: None }
     }
 }
 
@@ -39,14 +41,25 @@ impl SentenceSplitter {
     /// Cut runs without a sentence end at `max_chars` (at least 16) instead of
     /// [`MAX_SENTENCE_CHARS`]: a smaller first piece starts speech sooner.
     pub fn with_max_chars(max_chars: usize) -> Self {
-        SentenceSplitter { pending: String::new(), max_chars: max_chars.max(16) }
+        SentenceSplitter { max_chars: max_chars.max(16), ..Self::default() }
+    }
+
+    /// Hand out the first piece at its first clause end (`, ; :` + whitespace)
+    /// once it is `min_chars` long: the listener hears the answer begin sooner,
+    /// at the cost of a clause pause where the sentence would have flowed on.
+    pub fn with_early_first_clause(mut self, min_chars: usize) -> Self {
+        self.first_clause_chars = Some(min_chars);
+        self
     }
 
     /// Add `text`; returns the sentences it completed, in order (trimmed, non-empty).
     pub fn push(&mut self, text: &str) -> Vec<String> {
         self.pending.push_str(text);
         let mut out = Vec::new();
-        while let Some(end) = sentence_end(&self.pending, self.max_chars) {
+        while let Some(end) = sentence_end(&self.pending, self.max_chars)
+            .or_else(|| self.first_clause_chars.and_then(|min| clause_end(&self.pending, min)))
+        {
+            self.first_clause_chars = None;
             let rest = self.pending.split_off(end);
             let sentence = std::mem::replace(&mut self.pending, rest);
             let sentence = sentence.trim();
@@ -106,6 +119,19 @@ fn sentence_end(text: &str, max_chars: usize) -> Option<usize> {
     None
 }
 
+/// Byte offset just after the first clause end (`,` `;` `:` followed by whitespace) at or past `min_chars`.
+fn clause_end(text: &str, min_chars: usize) -> Option<usize> {
+    let mut chars = text.char_indices().peekable();
+    let mut count = 0;
+    while let Some((i, c)) = chars.next() {
+        count += 1;
+        if count >= min_chars && matches!(c, ',' | ';' | ':') && chars.peek().is_some_and(|&(_, n)| n.is_whitespace()) {
+            return Some(i + c.len_utf8());
+        }
+    }
+    None
+}
+
 /// Whether the word before a period at the end of `before` is an abbreviation or an initial.
 fn is_abbreviation(before: &str) -> bool {
     let word = before.rsplit(|c: char| c.is_whitespace() || c == '(' || c == '"').next().unwrap_or("");
@@ -132,6 +158,16 @@ mod tests {
     fn abbreviations_initials_and_numbers_do_not_end_sentences() {
         assert_eq!(split("Dr. Smith met J. R. Doe at 3.30 p.m. today. Then left"), ["Dr. Smith met J. R. Doe at 3.30 p.m. today.", "Then left"]);
         assert_eq!(split("Wait... really?! Yes."), ["Wait...", "really?!", "Yes."]);
+    }
+
+    #[test]
+    fn the_first_piece_may_end_at_a_clause() {
+        let mut s = SentenceSplitter::new().with_early_first_clause(10);
+        assert!(s.push("Yes, it").is_empty(), "too short to cut at its comma");
+        assert_eq!(s.push(" is blue, because light scatters, mostly"), ["Yes, it is blue,"]);
+        assert!(s.push(" blue").is_empty(), "later pieces wait for the sentence end");
+        assert_eq!(s.push(". Done."), ["because light scatters, mostly blue."]);
+        assert_eq!(s.finish().as_deref(), Some("Done."));
     }
 
     #[test]

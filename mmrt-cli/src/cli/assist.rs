@@ -25,8 +25,11 @@ use mmrt::tts::{SpeechSettings, Voice};
 use mmrt::{Bundle, Pipeline, Request};
 
 /// A run of text without a sentence end is spoken once it is this long (cut at
-/// a comma or space), so a long first sentence does not hold back the audio.
-const FIRST_PIECE_CHARS: usize = 120;
+/// a comma or space), so a long sentence does not hold back the audio.
+const MAX_PIECE_CHARS: usize = 160;
+/// The first piece goes at its first clause end once it is this long: the
+/// answer starts to sound while the rest of its first sentence is decoded.
+const FIRST_CLAUSE_CHARS: usize = 24;
 
 /// Arguments of `mmrt assist`.
 #[derive(Debug, Args)]
@@ -117,7 +120,7 @@ pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
     let rate = voice.sample_rate();
     let (tx, rx) = mpsc::channel::<String>();
     let speaker = std::thread::spawn(move || speak_sentences(voice, rx, settings, t0));
-    let mut splitter = SentenceSplitter::with_max_chars(FIRST_PIECE_CHARS);
+    let mut splitter = SentenceSplitter::with_max_chars(MAX_PIECE_CHARS).with_early_first_clause(FIRST_CLAUSE_CHARS);
     let mut first_token_ms = None;
     let mut request = Request::new(question.clone()).with_chat(true);
     request.generation = overrides;
