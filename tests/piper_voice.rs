@@ -103,6 +103,33 @@ fn phoneme_ids_equal_piper_tts_for_every_golden_sentence() {
     assert!(mismatches.is_empty(), "{} of {} texts differ:\n{}", mismatches.len(), golden.sentences.len(), mismatches.join("\n"));
 }
 
+/// A wider check than CI's golden set: `MMRT_PHONEME_CORPUS=FILE.json` (the
+/// golden format, written by piper-tts for any list of texts) counts the texts
+/// whose ids differ and prints them.
+#[test]
+#[ignore = "needs MMRT_PHONEME_CORPUS: a piper-tts reference for a text corpus"]
+fn phoneme_ids_on_a_corpus() {
+    let Some(dir) = voice_dir() else { return };
+    let path = PathBuf::from(std::env::var_os("MMRT_PHONEME_CORPUS").expect("MMRT_PHONEME_CORPUS=FILE.json"));
+    let corpus: PhonemeGolden = golden::load(&path);
+    let phonemizer = Phonemizer::open(&Bundle::open(&dir).unwrap()).unwrap();
+    let mut differ = 0;
+    for case in &corpus.sentences {
+        let ids: Vec<Vec<i64>> = match phonemizer.phonemize(&case.text) {
+            Ok(sentences) => sentences.into_iter().map(|s| s.ids).collect(),
+            Err(e) => {
+                eprintln!("error {:?}: {e}", case.text);
+                Vec::new()
+            }
+        };
+        if ids != case.ids {
+            differ += 1;
+            eprintln!("differs: {:?}", case.text);
+        }
+    }
+    eprintln!("{differ} of {} texts differ", corpus.sentences.len());
+}
+
 #[test]
 fn waveform_with_noise_off_equals_piper_tts() {
     let Some(dir) = voice_dir() else { return };

@@ -131,6 +131,7 @@ pub fn speak(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
             "total_ms": total_ms,
             "real_time_factor": total_ms / 1e3 / audio_seconds.max(1e-9),
             "execution_provider": voice.provider(),
+            "peak_rss_mib": crate::bench::memory::peak_rss_bytes().map(|b| b as f64 / (1 << 20) as f64),
         });
         writeln!(stdout, "{json}").map_err(|e| Error::io("<stdout>", e))?;
     } else if let Some(path) = &path {
