@@ -230,6 +230,8 @@ fn voice_bundle_rejects_bad_text_and_mismatched_configs_clearly() {
             cli::mmrt(&["run", "--bundle", bundle, "--prompt", "Hi.", "--out-dir", out_dir, "--image", "tests/fixtures/images/photo_97x61.png"]),
             cli::strings(&["voice"]),
         ),
+        ("bench".into(), cli::mmrt(&["bench", "--bundle", bundle, "--runs", "1"]), cli::strings(&["no LLM decoder"])),
+        ("chat".into(), cli::mmrt(&["chat", "--bundle", bundle]), cli::strings(&["chat template"])),
         (
             "negative scale".into(),
             cli::mmrt(&["run", "--bundle", bundle, "--prompt", "Hi.", "--out-dir", out_dir, "--length-scale", "0"]),

@@ -228,7 +228,14 @@ pub struct DecoderWeights {
 pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
     let bundle = Bundle::open(&config.bundle)?;
     let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
-    let decoder_graph = bundle.manifest.decoder().graph.clone();
+    let Some(decoder) = bundle.manifest.llm_decoder() else {
+        return Err(Error::Bench(format!(
+            "bundle \"{}\" has no LLM decoder: `mmrt bench` measures LLM bundles; time speech recognition, \
+             voices and generators with `mmrt run --json` (per-stage timings) or benches/peers/",
+            bundle.name()
+        )));
+    };
+    let decoder_graph = decoder.graph.clone();
     let info = weights::read(&bundle.resolve(&decoder_graph)?)?;
 
     let (prompt, prompt_text_tokens) = match &config.prompt {
