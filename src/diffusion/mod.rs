@@ -1,7 +1,9 @@
 //! Diffusion generation support: the schedulers (DDIM, Euler discrete, as
-//! diffusers computes them) and the initial noise. The denoiser and decoder
-//! graphs themselves run in [`crate::stages::generator`].
+//! diffusers computes them), multistep consistency sampling ([`consistency`])
+//! and the initial noise. The graphs themselves run in
+//! [`crate::stages::generator`] and [`crate::stages::consistency`].
 
+pub mod consistency;
 pub mod scheduler;
 
 use rand::{Rng, SeedableRng};
