@@ -468,6 +468,65 @@ class ModalityGenerator(Stage):
         return [self.denoiser.graph, self.decoder.graph]
 
 
+@dataclass(kw_only=True)
+class ConsistencyInputs(Node):
+    """Input names of a consistency-function graph (``src/manifest/consistency.rs``)."""
+
+    sample: str
+    sigma: str
+    condition: str
+
+
+@dataclass(kw_only=True)
+class ScalarCondition(Node):
+    """An integer in ``min..=max`` the user picks, fed to the graph as ``(value - offset) / divisor``."""
+
+    name: str
+    default: int
+    min: int
+    max: int
+    offset: float
+    divisor: float
+
+
+class SampleTransform(Tagged):
+    """What a consistency generator's final sample becomes, tagged by ``kind``."""
+
+    TAG_KEY = "kind"
+
+
+@dataclass(kw_only=True)
+class HeightMapTransform(SampleTransform):
+    """Model space -> heights as ``TerrainGenerator._from_model_space`` (adaptive-terrain-diffusion)."""
+
+    TAG = "height_map"
+    value_range: tuple[float, float]
+    asinh_scale: float
+    height_range: float
+    zero_floor: bool
+
+
+@dataclass(kw_only=True)
+class ConsistencyGenerator(Stage):
+    """Noise -> sample by a consistency model in ``steps`` graph calls (the only stage of its bundle)."""
+
+    TAG = "consistency_generator"
+    name: str
+    graph: str
+    inputs: ConsistencyInputs
+    output: str
+    sample_shape: list[int]
+    sigma_min: float
+    sigma_max: float
+    rho: float
+    steps: int
+    condition: ScalarCondition
+    output_transform: SampleTransform
+
+    def graphs(self) -> list[str]:
+        return [self.graph]
+
+
 # ---------------------------------------------------------------- prompt, generation, manifest
 
 
