@@ -91,10 +91,7 @@ impl ConsistencyGenerator {
         })?;
         let plan = SessionPlan { default: sessions.default.clone(), stages: bundle.manifest.sessions.clone() }.with_overrides(&sessions.stages);
         plan.check_stage_names([stage.name.as_str()])?;
-        let loader = StageLoader::new(runtime, bundle, &plan);
-        let mut generator = Self::open_stage(&loader, stage)?;
-        generator.provider = loader.provider_report();
-        Ok(generator)
+        Self::open_stage(&StageLoader::new(runtime, bundle, &plan), stage)
     }
 
     /// Open `stage`'s graph and check its inputs, output and dimensions against the manifest.
