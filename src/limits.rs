@@ -100,6 +100,16 @@ pub const MAX_LATENT_ELEMENTS: usize = 1 << 26;
 /// `steps` and `--steps`, which may not exceed it.
 pub const MAX_TRAIN_TIMESTEPS: usize = 100_000;
 
+/// Most steps of a consistency generator (`steps`, `--steps`): 1000. Consistency
+/// models sample in 1 to 4 steps (Song et al. 2023 report 1 and 2); each step is
+/// one graph call, so this bounds a request's work, not a buffer.
+pub const MAX_CONSISTENCY_STEPS: usize = 1000;
+
+/// Largest magnitude of a consistency generator's integer condition
+/// (`condition.min`, `condition.max`): 2^24 (16,777,216), exact in f32 and f64
+/// alike (the terrain model's difficulty is 1 to 100).
+pub const MAX_CONDITION_MAGNITUDE: i64 = 1 << 24;
+
 // ---------------------------------------------------------------- image preprocessing
 
 /// Largest side a manifest may ask an image to be resized or cropped to

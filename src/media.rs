@@ -1,5 +1,7 @@
 //! Generated media: the decoder graph's float tensor turned into pixels or
-//! samples, and written as a file (PNG for images, 16-bit PCM WAV for audio).
+//! samples, and written as a file (PNG for images, 16-bit PCM WAV for audio);
+//! a consistency generator's sample turned into a [`HeightMap`] (16-bit
+//! grayscale PNG plus the raw float32 heights).
 //!
 //! Conversion follows diffusers' post-processing: map the manifest's
 //! `value_range` to [0, 1], clamp, then `round(x * 255)` (ties to even, as
@@ -10,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ndarray::ArrayD;
 
 use crate::error::{Error, Result};
-use crate::manifest::{MediaOutput, Modality};
+use crate::manifest::{HeightMapTransform, MediaOutput, Modality};
 
 /// A generated media item, in memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -158,6 +160,75 @@ pub fn encode_wav_pcm16(sample_rate: u32, channels: u16, samples: &[i16]) -> Vec
     out
 }
 
+/// A generated height field: `heights [height, width]`, row-major, in the
+/// model's units within `[0, height_range]`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HeightMap {
+    /// Columns.
+    pub width: u32,
+    /// Rows.
+    pub height: u32,
+    /// `[height, width]` heights.
+    pub heights: Vec<f32>,
+    /// The largest height the transform allows (the PNG's 65535).
+    pub height_range: f64,
+}
+
+impl HeightMap {
+    /// Model-space sample `[height, width]` (C order) -> heights, as the
+    /// `adaptive-terrain-diffusion` package's `_from_model_space` computes them
+    /// (see [`HeightMapTransform`]): the unit value in f32, the asinh expansion
+    /// in f64 rounded once to f32 (numpy 2 promotes by the f64 normalizer), the
+    /// floor subtracted in f32.
+    pub fn from_sample(t: &HeightMapTransform, sample: &[f32], width: u32, height: u32) -> HeightMap {
+        let [lo, hi] = t.value_range;
+        let (lo, span) = (lo as f32, (hi - lo) as f32);
+        let normalizer = t.normalizer();
+        let mut heights: Vec<f32> = sample
+            .iter()
+            .map(|&x| {
+                let unit = ((x - lo) / span).clamp(0.0, 1.0);
+                (t.asinh_scale * (unit as f64 * normalizer).sinh()).clamp(0.0, t.height_range) as f32
+            })
+            .collect();
+        if t.zero_floor {
+            let floor = heights.iter().copied().fold(f32::INFINITY, f32::min);
+            heights.iter_mut().for_each(|h| *h -= floor);
+        }
+        HeightMap { width, height, heights, height_range: t.height_range }
+    }
+
+    /// 16-bit gray levels: `round(h / height_range * 65535)`, so 0 is height 0
+    /// and 65535 the transform's `height_range` (not the sample's maximum: maps
+    /// of one bundle share a scale).
+    pub fn gray16(&self) -> Vec<u16> {
+        self.heights.iter().map(|&h| (h as f64 / self.height_range * 65535.0).round().clamp(0.0, 65535.0) as u16).collect()
+    }
+
+    /// The lowest and highest height.
+    pub fn extent(&self) -> (f32, f32) {
+        self.heights.iter().fold((f32::INFINITY, f32::NEG_INFINITY), |(lo, hi), &h| (lo.min(h), hi.max(h)))
+    }
+
+    /// Write the 16-bit grayscale PNG ([`Self::gray16`]).
+    pub fn write_png16(&self, path: &Path) -> Result<()> {
+        use image::ImageEncoder;
+        // The encoder takes 16-bit samples in native byte order and writes PNG's big-endian.
+        let bytes: Vec<u8> = self.gray16().iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let mut out = Vec::new();
+        image::codecs::png::PngEncoder::new(&mut out)
+            .write_image(&bytes, self.width, self.height, image::ExtendedColorType::L16)
+            .map_err(|e| Error::Request(format!("encoding a {}x{} 16-bit PNG: {e}", self.width, self.height)))?;
+        std::fs::write(path, out).map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    }
+
+    /// Write the heights as raw float32, little-endian, row-major (`[height, width]`, no header).
+    pub fn write_f32(&self, path: &Path) -> Result<()> {
+        let bytes: Vec<u8> = self.heights.iter().flat_map(|h| h.to_le_bytes()).collect();
+        std::fs::write(path, bytes).map_err(|source| Error::Write { path: path.to_path_buf(), source })
+    }
+}
+
 /// Create `dir` if needed and check a file can be written there, so an
 /// unwritable output directory is reported before any model runs.
 pub fn prepare_out_dir(dir: &Path) -> Result<PathBuf> {
@@ -186,6 +257,20 @@ mod tests {
         assert_eq!(pixels, vec![0, 255, 128, 255]);
         let bad = ArrayD::from_shape_vec(vec![1, 2, 1, 1], vec![0.0; 2]).unwrap();
         assert!(Media::from_tensor(&out, &bad, "s", "image").unwrap_err().to_string().contains("channels"));
+    }
+
+    #[test]
+    fn height_map_follows_the_package_transform() {
+        let t = HeightMapTransform { value_range: [-1.0, 1.0], asinh_scale: 0.1, height_range: 22.16864013671875, zero_floor: false };
+        // -1 and below: height 0; 1 and above: height_range; 0: 0.1 * sinh(asinh(221.69) / 2).
+        let map = HeightMap::from_sample(&t, &[-2.0, -1.0, 0.0, 1.0, 3.0, 0.5], 3, 2);
+        let mid = (0.1 * ((22.16864013671875f64 / 0.1).asinh() / 2.0).sinh()) as f32;
+        let top = 22.16864013671875f64 as f32;
+        assert_eq!(map.heights[..5], [0.0, 0.0, mid, top, top]);
+        assert_eq!(map.gray16()[..5], [0, 0, (mid as f64 / 22.16864013671875 * 65535.0).round() as u16, 65535, 65535]);
+        let floored = HeightMap::from_sample(&HeightMapTransform { zero_floor: true, ..t }, &[0.0, 0.5], 2, 1);
+        assert_eq!(floored.heights[0], 0.0);
+        assert_eq!(floored.extent().1, map.heights[5] - mid);
     }
 
     #[test]

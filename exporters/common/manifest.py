@@ -484,6 +484,65 @@ class TextToSpeech(Stage):
         return [self.graph]
 
 
+@dataclass(kw_only=True)
+class ConsistencyInputs(Node):
+    """Input names of a consistency-function graph (``src/manifest/consistency.rs``)."""
+
+    sample: str
+    sigma: str
+    condition: str
+
+
+@dataclass(kw_only=True)
+class ScalarCondition(Node):
+    """An integer in ``min..=max`` the user picks, fed to the graph as ``(value - offset) / divisor``."""
+
+    name: str
+    default: int
+    min: int
+    max: int
+    offset: float
+    divisor: float
+
+
+class SampleTransform(Tagged):
+    """What a consistency generator's final sample becomes, tagged by ``kind``."""
+
+    TAG_KEY = "kind"
+
+
+@dataclass(kw_only=True)
+class HeightMapTransform(SampleTransform):
+    """Model space -> heights as ``TerrainGenerator._from_model_space`` (adaptive-terrain-diffusion)."""
+
+    TAG = "height_map"
+    value_range: tuple[float, float]
+    asinh_scale: float
+    height_range: float
+    zero_floor: bool
+
+
+@dataclass(kw_only=True)
+class ConsistencyGenerator(Stage):
+    """Noise -> sample by a consistency model in ``steps`` graph calls (the only stage of its bundle)."""
+
+    TAG = "consistency_generator"
+    name: str
+    graph: str
+    inputs: ConsistencyInputs
+    output: str
+    sample_shape: list[int]
+    sigma_min: float
+    sigma_max: float
+    rho: float
+    steps: int
+    condition: ScalarCondition
+    output_transform: SampleTransform
+
+    def graphs(self) -> list[str]:
+        return [self.graph]
+
+
 # ---------------------------------------------------------------- prompt, generation, manifest
 
 
@@ -533,8 +592,9 @@ class Generation(Node):
 class Manifest(Node):
     """The manifest body; :meth:`write` adds ``format``, ``version`` and ``checksums``.
 
-    ``tokenizer``, ``prompt`` and ``generation`` are required of every bundle but a voice bundle
-    (one :class:`TextToSpeech` stage), which has none of them (:meth:`check`)."""
+    ``tokenizer``, ``prompt`` and ``generation`` are required of every bundle but a standalone
+    generator bundle (one :class:`TextToSpeech` or :class:`ConsistencyGenerator` stage), which has
+    none of them (:meth:`check`)."""
 
     name: str
     description: str
@@ -543,23 +603,23 @@ class Manifest(Node):
     prompt: Prompt | None = None
     generation: Generation | None = None
 
-    def is_voice(self) -> bool:
-        """Whether this is a voice bundle (a ``text_to_speech`` stage)."""
-        return any(isinstance(s, TextToSpeech) for s in self.stages)
+    def is_standalone(self) -> bool:
+        """Whether this is a standalone generator bundle (a voice or a consistency generator)."""
+        return any(isinstance(s, (TextToSpeech, ConsistencyGenerator)) for s in self.stages)
 
     def check(self) -> None:
-        """Raise if the body is not a shape the runtime accepts: a voice bundle is its one
-        ``text_to_speech`` stage without tokenizer and prompt; any other bundle has all three of
-        ``tokenizer``, ``prompt`` and ``generation``."""
-        if self.is_voice():
+        """Raise if the body is not a shape the runtime accepts: a standalone generator bundle (a
+        ``text_to_speech`` or ``consistency_generator`` stage) is its one stage without tokenizer and
+        prompt; any other bundle has all three of ``tokenizer``, ``prompt`` and ``generation``."""
+        if self.is_standalone():
             if len(self.stages) != 1:
-                raise ValueError(f"{self.name}: a text_to_speech stage stands alone in its bundle")
+                raise ValueError(f"{self.name}: a {self.stages[0].TAG} stage stands alone in its bundle")
             if self.tokenizer is not None or self.prompt is not None:
-                raise ValueError(f"{self.name}: a voice bundle has no tokenizer and no prompt")
+                raise ValueError(f"{self.name}: a standalone generator bundle has no tokenizer and no prompt")
         else:
             missing = [k for k in ("tokenizer", "prompt", "generation") if getattr(self, k) is None]
             if missing:
-                raise ValueError(f"{self.name}: {', '.join(missing)} missing (only a voice bundle goes without)")
+                raise ValueError(f"{self.name}: {', '.join(missing)} missing (only a standalone generator bundle goes without)")
 
     def stage(self, kind: type, modality: str | None = None):
         """The first stage of class ``kind`` (and ``modality``, when given), or None."""

@@ -1,7 +1,9 @@
 //! Diffusion generation support: the schedulers (DDIM, Euler discrete, as
-//! diffusers computes them) and the initial noise. The denoiser and decoder
-//! graphs themselves run in [`crate::stages::generator`].
+//! diffusers computes them), multistep consistency sampling ([`consistency`])
+//! and the initial noise. The graphs themselves run in
+//! [`crate::stages::generator`] and [`crate::stages::consistency`].
 
+pub mod consistency;
 pub mod scheduler;
 
 use rand::{Rng, SeedableRng};
@@ -15,8 +17,9 @@ pub enum Noise {
     /// Standard normal noise drawn from a seeded ChaCha8 stream (Box-Muller):
     /// reproducible across runs of mmrt, but not equal to PyTorch's `randn`.
     Seed(u64),
-    /// Noise given by the caller, `latent_shape` elements in C order
-    /// (e.g. the noise a Python pipeline was run with).
+    /// Noise given by the caller, in C order (e.g. the noise a Python pipeline
+    /// was run with): `latent_shape` elements for a diffusion generator; for a
+    /// consistency generator, `steps × sample_shape` (each step's block in turn).
     Given(Vec<f32>),
 }
 

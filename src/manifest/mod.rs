@@ -10,7 +10,8 @@
 //! One file per part of the schema, each next to its validation: [`stage`]
 //! (the tagged `Stage` enum, encoder and projector stages), [`decoder`] (LLM
 //! and encoder-decoder text decoders, KV cache names), [`output`] (output
-//! projector and modality generator); preprocessing settings live with their
+//! projector and modality generator, text to speech), [`consistency`] (the
+//! consistency generator); preprocessing settings live with their
 //! implementation in [`crate::preprocess::config`], the prompt format in
 //! [`crate::prompt`].
 
@@ -42,6 +43,7 @@ macro_rules! kind_tagged {
 }
 pub(crate) use kind_tagged;
 
+mod consistency;
 mod decoder;
 mod output;
 mod stage;
@@ -57,6 +59,7 @@ use crate::error::{Error, Result};
 
 pub use crate::preprocess::config::*;
 pub use crate::prompt::{ChatTemplateFile, PromptFormat};
+pub use consistency::*;
 pub use decoder::*;
 pub use output::*;
 pub use stage::*;
@@ -147,8 +150,8 @@ impl Manifest {
         for path in self.checksums.keys() {
             check_relative_path(path)?;
         }
-        if self.text_to_speech().is_some() {
-            return self.validate_voice();
+        if self.stages.iter().any(Stage::is_standalone) {
+            return self.validate_standalone();
         }
         if self.tokenizer.trim().is_empty() {
             return Err("`tokenizer` is required (a tokenizer.json in the bundle)".into());
@@ -235,7 +238,7 @@ impl Manifest {
                 Stage::InputProjector(s) => ("input_projector", s.modality),
                 Stage::OutputProjector(s) => ("output_projector", s.modality),
                 Stage::ModalityGenerator(s) => ("modality_generator", s.modality),
-                Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) | Stage::TextToSpeech(_) => continue,
+                Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) | Stage::TextToSpeech(_) | Stage::ConsistencyGenerator(_) => continue,
             };
             if let Some(first) = seen.insert((kind, modality), stage.name()) {
                 return Err(format!(
@@ -347,7 +350,6 @@ impl Manifest {
         })
     }
 
-    /// The modality generator for a modality, if the bundle has one.
     /// The text-to-speech stage of a voice bundle.
     pub fn text_to_speech(&self) -> Option<&TextToSpeechStage> {
         self.stages.iter().find_map(|s| match s {
@@ -356,20 +358,35 @@ impl Manifest {
         })
     }
 
-    /// A voice bundle is its `text_to_speech` stage alone: no tokenizer, prompt
-    /// or decoder (the voice loop joins it to an LLM bundle, `mmrt assist`).
-    fn validate_voice(&self) -> std::result::Result<(), String> {
-        let [Stage::TextToSpeech(stage)] = &self.stages[..] else {
-            return Err("a `text_to_speech` stage stands alone in its bundle (a voice bundle); \
-                        join it to an LLM bundle with `mmrt assist --tts`"
-                .into());
-        };
-        if !self.tokenizer.is_empty() {
-            return Err("a voice bundle has no `tokenizer` (espeak-ng phonemizes the text)".into());
-        }
-        validate_text_to_speech(stage)
+    /// The consistency generator of a standalone generator bundle (e.g. models/terrain).
+    pub fn consistency_generator(&self) -> Option<&ConsistencyGeneratorStage> {
+        self.stages.iter().find_map(|s| match s {
+            Stage::ConsistencyGenerator(c) => Some(c),
+            _ => None,
+        })
     }
 
+    /// A standalone generator bundle (a voice, a consistency generator) is its
+    /// one stage alone: no tokenizer, prompt or decoder. A voice joins an LLM
+    /// bundle at run time (`mmrt assist`); a consistency generator needs none.
+    fn validate_standalone(&self) -> std::result::Result<(), String> {
+        let [stage] = &self.stages[..] else {
+            let (kind, hint) = match self.stages.iter().find(|s| s.is_standalone()) {
+                Some(Stage::TextToSpeech(_)) => ("text_to_speech", "a voice bundle; join it to an LLM bundle with `mmrt assist --tts`"),
+                _ => ("consistency_generator", "a standalone generator bundle"),
+            };
+            return Err(format!("a `{kind}` stage stands alone in its bundle ({hint}), found {} stages", self.stages.len()));
+        };
+        if !self.tokenizer.is_empty() {
+            return Err(match stage {
+                Stage::TextToSpeech(_) => "a voice bundle has no `tokenizer` (espeak-ng phonemizes the text)".into(),
+                _ => "a consistency generator bundle has no `tokenizer` (it takes no text)".into(),
+            });
+        }
+        validate_stage(stage)
+    }
+
+    /// The modality generator for a modality, if the bundle has one.
     pub fn generator(&self, modality: Modality) -> Option<&GeneratorStage> {
         self.stages.iter().find_map(|s| match s {
             Stage::ModalityGenerator(g) if g.modality == modality => Some(g),

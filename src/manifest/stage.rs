@@ -27,6 +27,9 @@ pub enum Stage {
     /// Text → speech (a Piper VITS voice): the generator of a voice bundle,
     /// conditioned on the text an LLM wrote.
     TextToSpeech(TextToSpeechStage),
+    /// Noise -> sample by a consistency model in one or a few steps, conditioned
+    /// on one integer (the terrain generator): a standalone generator bundle.
+    ConsistencyGenerator(ConsistencyGeneratorStage),
 }
 
 impl Stage {
@@ -40,6 +43,7 @@ impl Stage {
             Stage::OutputProjector(s) => &s.name,
             Stage::ModalityGenerator(s) => &s.name,
             Stage::TextToSpeech(s) => &s.name,
+            Stage::ConsistencyGenerator(s) => &s.name,
         }
     }
 
@@ -53,6 +57,7 @@ impl Stage {
             Stage::OutputProjector(_) => "output_projector",
             Stage::ModalityGenerator(_) => "modality_generator",
             Stage::TextToSpeech(_) => "text_to_speech",
+            Stage::ConsistencyGenerator(_) => "consistency_generator",
         }
     }
 
@@ -64,6 +69,7 @@ impl Stage {
             Stage::OutputProjector(s) => Some(s.modality),
             Stage::ModalityGenerator(s) => Some(s.modality),
             Stage::TextToSpeech(_) => Some(Modality::Audio),
+            Stage::ConsistencyGenerator(_) => Some(Modality::Image),
             Stage::LlmDecoder(_) | Stage::Seq2seqDecoder(_) => None,
         }
     }
@@ -105,12 +111,32 @@ impl Stage {
             Stage::TextToSpeech(s) => {
                 format!("text_to_speech    {:<16} audio {} (voice {}, espeak-ng data {})", s.name, s.graph, s.voice, s.espeak_data)
             }
+            Stage::ConsistencyGenerator(s) => format!(
+                "consistency_generator {:<12} image {}: samples {:?}, sigma {}..{} (rho {}), {} step(s), {} {}..={} (default {})",
+                s.name,
+                s.graph,
+                s.sample_shape,
+                s.sigma_min,
+                s.sigma_max,
+                s.rho,
+                s.steps,
+                s.condition.name,
+                s.condition.min,
+                s.condition.max,
+                s.condition.default
+            ),
         }
     }
 
     /// Whether the stage belongs to the output side (output projector, generator).
     pub fn is_output_side(&self) -> bool {
-        matches!(self, Stage::OutputProjector(_) | Stage::ModalityGenerator(_) | Stage::TextToSpeech(_))
+        matches!(self, Stage::OutputProjector(_) | Stage::ModalityGenerator(_) | Stage::TextToSpeech(_) | Stage::ConsistencyGenerator(_))
+    }
+
+    /// Whether the stage is a standalone generator: the only stage of its bundle,
+    /// with no tokenizer, prompt or decoder (a voice, a consistency generator).
+    pub fn is_standalone(&self) -> bool {
+        matches!(self, Stage::TextToSpeech(_) | Stage::ConsistencyGenerator(_))
     }
 
     /// Every bundle file the stage references.
@@ -123,6 +149,7 @@ impl Stage {
             Stage::OutputProjector(s) => vec![s.graph.as_str()],
             Stage::ModalityGenerator(s) => vec![s.denoiser.graph.as_str(), s.decoder.graph.as_str()],
             Stage::TextToSpeech(s) => vec![s.graph.as_str(), s.voice.as_str()],
+            Stage::ConsistencyGenerator(s) => vec![s.graph.as_str()],
         }
     }
 }
@@ -263,5 +290,6 @@ pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
             Ok(())
         }
         Stage::ModalityGenerator(g) => validate_generator(g).map_err(|m| format!("stage \"{name}\": {m}")),
+        Stage::ConsistencyGenerator(c) => validate_consistency_generator(c).map_err(|m| format!("stage \"{name}\": {m}")),
     }
 }

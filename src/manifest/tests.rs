@@ -215,3 +215,73 @@ fn one_tag_key_with_the_v1_spelling_read() {
     let err = parse(&both).unwrap_err();
     assert!(err.contains("both `kind` and `type`"), "{err}");
 }
+
+/// A standalone consistency generator bundle, as exporters/terrain writes it.
+fn terrain_like() -> serde_json::Value {
+    serde_json::json!({
+        "format": "mmrt.bundle", "version": 1, "name": "terrain",
+        "stages": [{
+            "kind": "consistency_generator", "name": "terrain", "graph": "unet.onnx",
+            "inputs": {"sample": "noisy", "sigma": "sigma", "condition": "difficulty"}, "output": "denoised",
+            "sample_shape": [1, 128, 128], "sigma_min": 0.002, "sigma_max": 80.0, "rho": 7.0, "steps": 1,
+            "condition": {"name": "difficulty", "default": 50, "min": 1, "max": 100, "offset": 1.0, "divisor": 99.0},
+            "output_transform": {"kind": "height_map", "value_range": [-1.0, 1.0], "asinh_scale": 0.1,
+                                 "height_range": 22.16864013671875, "zero_floor": true}
+        }]
+    })
+}
+
+#[test]
+fn consistency_generator_bundles_stand_alone() {
+    let m = parse(&terrain_like()).unwrap();
+    let c = m.consistency_generator().unwrap();
+    assert_eq!(m.files(), ["unet.onnx"]);
+    assert!(m.llm_decoder().is_none() && m.text_to_speech().is_none());
+    // The package's label: (d - 1) / 99 as float32.
+    assert_eq!(c.condition.graph_value(1), 0.0);
+    assert_eq!(c.condition.graph_value(100), 1.0);
+    assert_eq!(c.condition.graph_value(50), (49.0f64 / 99.0) as f32);
+    assert!(c.condition.check(0).unwrap_err().contains("from 1 to 100, got 0"));
+    assert_eq!(height_map_size(&c.sample_shape), Ok((128, 128)));
+    let tiny_stage = tiny()["stages"][0].clone();
+    let mut two = terrain_like();
+    two["stages"].as_array_mut().unwrap().push(tiny_stage);
+    assert!(parse(&two).unwrap_err().contains("stands alone in its bundle"));
+    let mut with_tokenizer = terrain_like();
+    with_tokenizer["tokenizer"] = "tokenizer.json".into();
+    assert!(parse(&with_tokenizer).unwrap_err().contains("has no `tokenizer`"));
+}
+
+#[test]
+fn invalid_consistency_generators_name_the_field() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 20] = [
+        ("sigma order", |s| s["sigma_min"] = 90.0.into(), "`sigma_min` (90) must be smaller than `sigma_max` (80)"),
+        ("sigma equal in f32", |s| s["sigma_min"] = 79.999999999.into(), "must be smaller than `sigma_max`"),
+        ("sigma_min zero", |s| s["sigma_min"] = 0.0.into(), "`sigma_min` must be a positive number"),
+        ("sigma_min underflows f32", |s| s["sigma_min"] = 1e-50.into(), "`sigma_min` must be a positive number within float32's range"),
+        ("sigma_max huge", |s| s["sigma_max"] = 1e300.into(), "`sigma_max` must be a positive number within float32's range"),
+        ("rho", |s| s["rho"] = (-7.0).into(), "`rho` must be a positive number"),
+        ("steps 0", |s| s["steps"] = 0.into(), "`steps` must be in 1..=1000"),
+        ("steps huge", |s| s["steps"] = 1001.into(), "limits::MAX_CONSISTENCY_STEPS"),
+        ("shape empty", |s| s["sample_shape"] = serde_json::json!([]), "`sample_shape` must be non-empty"),
+        ("shape zero", |s| s["sample_shape"] = serde_json::json!([1, 0, 128]), "positive sizes"),
+        ("shape huge", |s| s["sample_shape"] = serde_json::json!([1, 65536, 65536]), "limits::MAX_LATENT_ELEMENTS"),
+        ("shape channels", |s| s["sample_shape"] = serde_json::json!([3, 128, 128]), "[height, width] or [1, height, width]"),
+        ("condition range", |s| s["condition"]["min"] = 200.into(), "`condition.min` and `condition.max`"),
+        ("condition default", |s| s["condition"]["default"] = 0.into(), "`condition.default` 0 is outside"),
+        ("condition divisor", |s| s["condition"]["divisor"] = 0.0.into(), "`condition.divisor` must be finite and non-zero"),
+        ("condition overflow", |s| s["condition"]["divisor"] = 1e-300.into(), "outside float32's range"),
+        ("value range", |s| s["output_transform"]["value_range"] = serde_json::json!([1.0, -1.0]), "`output_transform.value_range`"),
+        ("asinh scale", |s| s["output_transform"]["asinh_scale"] = 0.0.into(), "`output_transform.asinh_scale` must be a positive number"),
+        ("same inputs", |s| s["inputs"]["sigma"] = "noisy".into(), "three different tensors"),
+        ("transform kind", |s| s["output_transform"]["kind"] = "point_cloud".into(), "unknown variant `point_cloud`"),
+    ];
+    for (what, edit, needle) in cases {
+        let mut v = terrain_like();
+        edit(&mut v["stages"][0]);
+        let err = parse(&v).expect_err(what);
+        assert!(err.contains(needle), "{what}: {err}");
+        assert!(err.contains("bundle.json"), "{what}: names the file: {err}");
+    }
+}

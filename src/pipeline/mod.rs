@@ -83,6 +83,12 @@ impl Pipeline {
                 message: "this is a voice bundle (text to speech): open it with mmrt::tts::Voice".into(),
             });
         }
+        if manifest.consistency_generator().is_some() {
+            return Err(Error::Manifest {
+                path: bundle.manifest_path(),
+                message: "this is a consistency generator bundle: open it with mmrt::stages::consistency::ConsistencyGenerator".into(),
+            });
+        }
         let plan = SessionPlan { default: options.sessions.default.clone(), stages: manifest.sessions.clone() }.with_overrides(&options.sessions.stages);
         plan.check_stage_names(manifest.stages.iter().map(|s| s.name()))?;
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;

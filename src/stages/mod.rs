@@ -2,8 +2,10 @@
 //! all opened through a [`graph::StageLoader`]: modality encoders, input
 //! projectors, the decoder (LLM backbone or encoder-decoder text decoder, one
 //! type over the shared [`io`] role objects), output projectors and modality
-//! generators (denoiser and decoder graphs).
+//! generators (denoiser and decoder graphs); and the consistency generator of
+//! a standalone generator bundle.
 
+pub mod consistency;
 pub mod decoder;
 pub mod encoder;
 pub mod generator;

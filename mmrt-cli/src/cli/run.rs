@@ -56,12 +56,17 @@ pub struct RunArgs {
     pub max_tokens: Option<usize>,
     #[command(flatten)]
     pub sampling: SamplingArgs,
-    /// Directory for generated media (images from signal tokens); created if missing.
+    /// Directory for generated media (images from signal tokens, speech, height maps); created if missing.
     #[arg(long, value_name = "DIR")]
     pub out_dir: Option<PathBuf>,
-    /// Denoising steps of the generator (default: the bundle's).
+    /// Denoising steps of the generator, or graph calls of a consistency generator
+    /// (models/terrain: 1 is the one-step sampler; default: the bundle's).
     #[arg(long, value_name = "N")]
     pub steps: Option<usize>,
+    /// Consistency generator bundles (models/terrain): the difficulty to condition on,
+    /// a whole number in the bundle's range (1 to 100 for terrain; default: the bundle's).
+    #[arg(long, value_name = "D", allow_negative_numbers = true)]
+    pub difficulty: Option<i64>,
     /// Classifier-free guidance scale of the generator, >= 0; guidance runs above 1 (default: the bundle's).
     #[arg(long, value_name = "G", allow_negative_numbers = true)]
     pub guidance: Option<f32>,
@@ -115,6 +120,15 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
     let bundle = Bundle::open_with(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
+    if bundle.manifest.consistency_generator().is_some() {
+        return super::consistency::generate(cli, args, bundle);
+    }
+    if args.difficulty.is_some() {
+        return Err(Error::Request(format!(
+            "--difficulty applies to consistency generator bundles (e.g. models/terrain); bundle \"{}\" is not one",
+            bundle.name()
+        )));
+    }
     if bundle.manifest.text_to_speech().is_some() {
         return super::speak::speak(cli, args, bundle);
     }
