@@ -29,7 +29,7 @@ pub use request::{Output, Request, StageTimings, WindowResult};
 use crate::bundle::Bundle;
 use crate::chat::ChatTemplate;
 use crate::error::{Error, Result};
-use crate::manifest::Modality;
+use crate::manifest::{Modality, Stage};
 use crate::output_side::OutputSide;
 use crate::runtime::{OrtRuntime, ProviderReport, RuntimeInfo, SessionConfig, SessionPlan};
 use crate::stages::decoder::Decoder;
@@ -77,20 +77,14 @@ impl Pipeline {
     pub fn load_with(runtime: &OrtRuntime, bundle: Bundle, options: &LoadOptions) -> Result<Pipeline> {
         let start = Instant::now();
         let manifest = &bundle.manifest;
-        if manifest.text_to_speech().is_some() {
-            return Err(Error::Manifest {
-                path: bundle.manifest_path(),
-                message: "this is a voice bundle (text to speech): open it with mmrt::tts::Voice".into(),
-            });
+        if let Some(stage) = manifest.stages.iter().find(|s| s.is_standalone()) {
+            let opener = match stage {
+                Stage::TextToSpeech(_) => "a voice bundle (text to speech): open it with mmrt::tts::Voice",
+                _ => "a consistency generator bundle: open it with mmrt::stages::consistency::ConsistencyGenerator",
+            };
+            return Err(Error::Manifest { path: bundle.manifest_path(), message: format!("this is {opener}") });
         }
-        if manifest.consistency_generator().is_some() {
-            return Err(Error::Manifest {
-                path: bundle.manifest_path(),
-                message: "this is a consistency generator bundle: open it with mmrt::stages::consistency::ConsistencyGenerator".into(),
-            });
-        }
-        let plan = SessionPlan { default: options.sessions.default.clone(), stages: manifest.sessions.clone() }.with_overrides(&options.sessions.stages);
-        plan.check_stage_names(manifest.stages.iter().map(|s| s.name()))?;
+        let plan = options.sessions.for_manifest(manifest)?;
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
         let tokenizer = Tokenizer::from_file(&tokenizer_path)
             .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })?;

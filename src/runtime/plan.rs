@@ -72,6 +72,15 @@ impl SessionPlan {
         config
     }
 
+    /// The plan a bundle runs with: its manifest's `sessions` block over this
+    /// plan's default, this plan's per-stage overrides on top, every override
+    /// naming one of the bundle's stages.
+    pub fn for_manifest(&self, manifest: &crate::manifest::Manifest) -> Result<SessionPlan> {
+        let plan = SessionPlan { default: self.default.clone(), stages: manifest.sessions.clone() }.with_overrides(&self.stages);
+        plan.check_stage_names(manifest.stages.iter().map(|s| s.name()))?;
+        Ok(plan)
+    }
+
     /// Check every override names one of `stages` (a typo must not be ignored).
     pub fn check_stage_names<'a>(&self, stages: impl IntoIterator<Item = &'a str> + Clone) -> Result<()> {
         for name in self.stages.keys() {

@@ -89,8 +89,7 @@ impl ConsistencyGenerator {
             path: bundle.manifest_path(),
             message: "not a consistency generator bundle: it has no `consistency_generator` stage".into(),
         })?;
-        let plan = SessionPlan { default: sessions.default.clone(), stages: bundle.manifest.sessions.clone() }.with_overrides(&sessions.stages);
-        plan.check_stage_names([stage.name.as_str()])?;
+        let plan = sessions.for_manifest(&bundle.manifest)?;
         Self::open_stage(&StageLoader::new(runtime, bundle, &plan), stage)
     }
 

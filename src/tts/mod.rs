@@ -130,8 +130,7 @@ impl Voice {
     pub fn open(runtime: &OrtRuntime, bundle: &Bundle, sessions: &SessionPlan) -> Result<Voice> {
         let phonemizer = Phonemizer::open(bundle)?;
         let stage = voice_stage(bundle)?;
-        let plan = SessionPlan { default: sessions.default.clone(), stages: bundle.manifest.sessions.clone() }.with_overrides(&sessions.stages);
-        plan.check_stage_names([stage.name.as_str()])?;
+        let plan = sessions.for_manifest(&bundle.manifest)?;
         let loader = StageLoader::new(runtime, bundle, &plan);
         let graph = loader.open(&stage.name, &stage.graph)?;
         let provider = loader.provider_report();
