@@ -111,7 +111,7 @@ impl Bundle {
             bundle.check_tokenizer_size()?;
         }
         if let Some(tts) = bundle.manifest.text_to_speech() {
-            bundle.resolve_dir(&tts.espeak_data)?;
+            bundle.confine_dir(&tts.espeak_data)?;
         }
         bundle.verify_checksums()?;
         for graph in bundle.manifest.files().into_iter().filter(|f| f.ends_with(".onnx")) {
@@ -161,18 +161,27 @@ impl Bundle {
         Ok(real)
     }
 
-    /// A bundle folder (e.g. espeak-ng's data): inside the bundle, and so is
-    /// everything in it, links included (at most `MAX_BUNDLE_DIR_ENTRIES` entries).
+    /// A bundle folder (e.g. espeak-ng's data), inside the bundle. What it holds
+    /// was confined when the bundle opened ([`Self::confine_dir`]).
     pub fn resolve_dir(&self, relative: &str) -> Result<PathBuf> {
-        let manifest_path = self.manifest_path();
-        let refuse = |message: String| Error::Manifest { path: manifest_path.clone(), message };
-        crate::manifest::check_relative_path(relative).map_err(&refuse)?;
+        let refuse = |message: String| Error::Manifest { path: self.manifest_path(), message };
+        crate::manifest::check_relative_path(relative).map_err(refuse)?;
         let joined = self.root.join(relative);
         let real = joined.canonicalize().map_err(|e| Error::io(&joined, e))?;
+        if !real.starts_with(&self.root) {
+            return Err(refuse(format!("\"{relative}\" resolves to {}, outside the bundle", real.display())));
+        }
         if !real.is_dir() {
             return Err(refuse(format!("\"{relative}\" is not a folder")));
         }
-        let mut pending = vec![real.clone()];
+        Ok(real)
+    }
+
+    /// Everything in a bundle folder, links followed, stays inside the bundle
+    /// (at most `MAX_BUNDLE_DIR_ENTRIES` entries).
+    fn confine_dir(&self, relative: &str) -> Result<()> {
+        let refuse = |message: String| Error::Manifest { path: self.manifest_path(), message };
+        let mut pending = vec![self.resolve_dir(relative)?];
         let mut seen = 0usize;
         while let Some(dir) = pending.pop() {
             if !dir.starts_with(&self.root) {
@@ -195,7 +204,7 @@ impl Bundle {
                 }
             }
         }
-        Ok(real)
+        Ok(())
     }
 
     /// Verify every checksum the manifest lists.

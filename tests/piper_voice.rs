@@ -255,6 +255,13 @@ fn voice_bundle_rejects_bad_text_and_mismatched_configs_clearly() {
         std::fs::write(copy.join("bundle.json"), manifest.to_string()).unwrap();
         cli::mmrt(&["run", "--bundle", copy.to_str().unwrap(), "--prompt", "Hi.", "--out-dir", out_dir])
     };
+    // espeak-ng's data is confined to the bundle like its files: a link out is refused at open.
+    let escaping = tmp.join("escaping");
+    copy_voice(&dir, &escaping);
+    std::os::unix::fs::symlink("/etc/hostname", escaping.join("espeak-ng-data/outside")).unwrap();
+    let escaped = cli::mmrt(&["run", "--bundle", escaping.to_str().unwrap(), "--prompt", "Hi.", "--out-dir", out_dir]);
+    cli::assert_fails("a link out of espeak-ng-data", &escaped, &["outside the bundle"]);
+
     cli::assert_all_fail(vec![
         ("two speakers".into(), broken("speakers", &|j| j["num_speakers"] = 2.into()), cli::strings(&["sid"])),
         ("id out of range".into(), broken("ids", &|j| j["phoneme_id_map"]["a"] = serde_json::json!([9999])), cli::strings(&["num_symbols"])),
