@@ -120,6 +120,8 @@ fn voice_stage(bundle: &Bundle) -> Result<&TextToSpeechStage> {
 pub struct Voice {
     name: String,
     session: Session,
+    /// The graph's audio output (its first).
+    output: String,
     phonemizer: Phonemizer,
     has_speaker_input: bool,
     provider: ProviderReport,
@@ -136,7 +138,8 @@ impl Voice {
         let provider = loader.provider_report();
         let session = graph.into_session();
         let has_speaker_input = check_graph(&session, &stage.name, &phonemizer.config)?;
-        Ok(Voice { name: stage.name.clone(), session, phonemizer, has_speaker_input, provider })
+        let output = session.outputs()[0].name().to_string();
+        Ok(Voice { name: stage.name.clone(), session, output, phonemizer, has_speaker_input, provider })
     }
 
     /// Output samples per second.
@@ -188,6 +191,11 @@ impl Voice {
     /// One sentence's ids -> the graph's raw samples (before normalization).
     pub fn synthesize_ids(&mut self, ids: &[i64], settings: &SpeechSettings) -> Result<Vec<f32>> {
         let (scales, speaker) = self.resolve(settings)?;
+        self.run_graph(ids, scales, speaker)
+    }
+
+    /// The graph on one sentence's ids with resolved scales and speaker.
+    fn run_graph(&mut self, ids: &[i64], scales: [f32; 3], speaker: Option<i64>) -> Result<Vec<f32>> {
         let stage = self.name.as_str();
         let ids_value = tensor::int_value(&[1, ids.len()], ids.to_vec(), TensorElementType::Int64, stage, INPUT_IDS)?;
         let lengths = tensor::int_value(&[1], vec![ids.len() as i64], TensorElementType::Int64, stage, INPUT_LENGTHS)?;
@@ -197,9 +205,8 @@ impl Voice {
             let sid = speaker.unwrap_or(self.config().default_speaker_id);
             inputs.push((INPUT_SPEAKER.into(), tensor::int_value(&[1], vec![sid], TensorElementType::Int64, stage, INPUT_SPEAKER)?.into()));
         }
-        let output = self.session.outputs()[0].name().to_string();
-        let mut out = crate::stages::graph::run_named(&mut self.session, stage, inputs, &[&output])?;
-        let audio = tensor::to_f32_array(&out.remove(0), stage, &output)?;
+        let mut out = crate::stages::graph::run_named(&mut self.session, stage, inputs, &[&self.output])?;
+        let audio = tensor::to_f32_array(&out.remove(0), stage, &self.output)?;
         if audio.len() > limits::MAX_AUDIO_SECONDS as usize * self.sample_rate() as usize {
             return Err(Error::stage(stage, "checking the output", format!("{} samples is more than limits::MAX_AUDIO_SECONDS", audio.len())));
         }
@@ -209,7 +216,7 @@ impl Voice {
     /// Synthesize `text` sentence by sentence, handing each chunk to `on_chunk`
     /// as soon as it is ready (joins already faded); returns the sentence count.
     pub fn speak(&mut self, text: &str, settings: &SpeechSettings, mut on_chunk: impl FnMut(SpeechChunk) -> Result<()>) -> Result<usize> {
-        self.resolve(settings)?;
+        let (scales, speaker) = self.resolve(settings)?;
         let sentences = self.phonemize(text)?;
         if sentences.is_empty() {
             return Err(Error::Request(format!("the text {:?} has nothing to say (espeak-ng found no phonemes in it)", preview(text))));
@@ -218,7 +225,7 @@ impl Voice {
         let fade = (JOIN_FADE_SECONDS * self.sample_rate() as f32) as usize;
         for (index, sentence) in sentences.into_iter().enumerate() {
             let start = Instant::now();
-            let mut samples = self.synthesize_ids(&sentence.ids, settings)?;
+            let mut samples = self.run_graph(&sentence.ids, scales, speaker)?;
             if !settings.raw_amplitude {
                 peak_normalize(&mut samples);
             }
