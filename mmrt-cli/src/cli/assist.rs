@@ -75,13 +75,25 @@ struct Spoken {
     synth_ms: f64,
 }
 
+/// Where the question comes from, as the flags say.
+enum Source {
+    Typed(String),
+    Spoken(PathBuf),
+}
+
+/// The question, ready to be read: typed, or a WAV with its recognizer loaded.
+enum Question {
+    Typed(String),
+    Spoken { audio: PathBuf, asr: Box<Pipeline> },
+}
+
 pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
-    let question_source = match (&args.audio, &args.text) {
+    let source = match (&args.audio, &args.text) {
         (Some(audio), None) => {
             mmrt::preprocess::wav::validate_wav(audio).map_err(|source| Error::Audio { path: audio.clone(), source })?;
-            None
+            Source::Spoken(audio.clone())
         }
-        (None, Some(text)) if !text.trim().is_empty() => Some(text.trim().to_string()),
+        (None, Some(text)) if !text.trim().is_empty() => Source::Typed(text.trim().to_string()),
         _ => return Err(Error::Request("pass the question as --audio FILE.wav (spoken) or --text TEXT (typed)".into())),
     };
     check_out_path(&args.out)?;
@@ -91,9 +103,9 @@ pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
     let options = LoadOptions { sessions: plan.clone(), vad_model: None };
 
     let start = Instant::now();
-    let mut asr = match question_source {
-        None => Some(open_asr(&runtime, &args.asr, &options)?),
-        Some(_) => None,
+    let question = match source {
+        Source::Typed(text) => Question::Typed(text),
+        Source::Spoken(audio) => Question::Spoken { audio, asr: Box::new(open_asr(&runtime, &args.asr, &options)?) },
     };
     let asr_load_ms = ms_since(start);
     let start = Instant::now();
@@ -107,10 +119,9 @@ pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
 
     // From here on the clock runs as a user waits: recognition, answer, speech.
     let t0 = Instant::now();
-    let question = match (question_source, asr.as_mut(), &args.audio) {
-        (Some(text), _, _) => text,
-        (None, Some(asr), Some(audio)) => asr.run(&Request::transcribe(audio.clone()), |_| Ok(()))?.text.trim().to_string(),
-        _ => unreachable!("the question is typed or spoken"),
+    let question = match question {
+        Question::Typed(text) => text,
+        Question::Spoken { audio, mut asr } => asr.run(&Request::transcribe(audio), |_| Ok(()))?.text.trim().to_string(),
     };
     if question.is_empty() {
         return Err(Error::Request("the recognizer heard no words in --audio".into()));
