@@ -132,6 +132,9 @@ pub enum Error {
     /// A benchmark could not be run or its results read.
     #[error("bench: {0}")]
     Bench(String),
+    /// The request was cancelled (its [`crate::pipeline::CancelFlag`] raised, its reader gone).
+    #[error("the request was cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -6,16 +6,16 @@
 //! its windowing and encoder without a projector (their decoder attends to the
 //! encoder states through cross-attention instead).
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array4, Axis, Ix2};
 use ort::value::DynValue;
 
+use super::input::MediaInput;
 use super::request::StageTimings;
 use crate::error::{Error, Result};
 use crate::manifest::{EncoderStage, Modality, ProjectorStage};
-use crate::preprocess::{self, audio, wav};
+use crate::preprocess;
 use crate::stages::encoder::{AudioEncoder, ImageEncoder};
 use crate::stages::graph::StageLoader;
 use crate::stages::projector::InputProjector;
@@ -59,7 +59,7 @@ pub trait ModalityBranch: Send {
     /// The modality it handles.
     fn modality(&self) -> Modality;
     /// Preprocess, encode and project `inputs` (in prompt order), adding stage times to `timings`.
-    fn embed(&mut self, inputs: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings>;
+    fn embed(&mut self, inputs: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings>;
 }
 
 /// Open the branch of `modality` from its encoder and projector stages.
@@ -88,13 +88,13 @@ impl ModalityBranch for ImageBranch {
         Modality::Image
     }
 
-    fn embed(&mut self, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+    fn embed(&mut self, paths: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
         let start = Instant::now();
         let mut batches: Vec<Array4<f32>> = Vec::with_capacity(paths.len());
         for path in paths {
-            let rgb = preprocess::image::load_image(path)?;
+            let rgb = path.to_rgb()?;
             let pixels = preprocess::image::preprocess(std::slice::from_ref(&rgb), self.encoder.preprocess())
-                .map_err(|source| Error::Image { path: path.clone(), source })?;
+                .map_err(|source| Error::Image { path: path.label(), source })?;
             // One encoder batch needs one size: without a crop, images can come out different.
             if let Some((first, index)) = batches.first().zip(Some(batches.len())).filter(|(f, _)| f.shape() != pixels.shape()) {
                 let hw = |shape: &[usize]| match self.encoder.preprocess().layout {
@@ -103,7 +103,7 @@ impl ModalityBranch for ImageBranch {
                 };
                 let ((first_height, first_width), (height, width)) = (hw(first.shape()), hw(pixels.shape()));
                 let source = preprocess::image::ImageError::MixedSizes { index, width, height, first_width, first_height };
-                return Err(Error::Image { path: path.clone(), source });
+                return Err(Error::Image { path: path.label(), source });
             }
             batches.push(pixels);
         }
@@ -152,11 +152,9 @@ impl AudioBranch {
         self.encoder.name()
     }
 
-    /// Read `path` and resample it to the encoder's rate.
-    pub fn load(&self, path: &Path) -> Result<Vec<f32>> {
-        let err = |source| Error::Audio { path: path.to_path_buf(), source };
-        let wave = wav::read_wav(path).map_err(err)?;
-        audio::resample(&wave.samples, wave.sample_rate, self.sample_rate()).map_err(err)
+    /// Read `input` and resample it to the encoder's rate.
+    pub fn load(&self, input: &MediaInput) -> Result<Vec<f32>> {
+        input.to_samples(self.sample_rate())
     }
 
     /// `[start, end)` sample spans to encode: consecutive `chunk_seconds`
@@ -184,7 +182,7 @@ impl ModalityBranch for AudioBranch {
         Modality::Audio
     }
 
-    fn embed(&mut self, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+    fn embed(&mut self, paths: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
         let (mut pre, mut enc, mut proj) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let mut values = Vec::new();
         let mut tokens_per_item = Vec::with_capacity(paths.len());

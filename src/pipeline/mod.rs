@@ -12,6 +12,7 @@
 
 pub mod branch;
 pub mod conversation;
+pub mod input;
 pub mod request;
 mod text;
 mod transcribe;
@@ -24,7 +25,8 @@ use tokenizers::Tokenizer;
 
 pub use branch::{AudioBranch, MediaEmbeddings, ModalityBranch};
 pub use conversation::Conversation;
-pub use request::{Output, Request, StageTimings, WindowResult};
+pub use input::MediaInput;
+pub use request::{CancelFlag, Output, Request, StageTimings, WindowResult};
 
 use crate::bundle::Bundle;
 use crate::chat::ChatTemplate;
@@ -163,7 +165,7 @@ impl Pipeline {
     }
 
     /// Preprocess, encode and project `paths` of `modality` (LLM bundles with that branch).
-    pub fn encode_media(&mut self, modality: Modality, paths: &[PathBuf], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+    pub fn encode_media(&mut self, modality: Modality, paths: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
         let name = self.bundle.name().to_string();
         let branch = match &mut self.backbone {
             Backbone::DecoderOnly { branches, .. } => branches.iter_mut().find(|b| b.modality() == modality),

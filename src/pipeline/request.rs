@@ -5,7 +5,12 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
+
+use super::input::MediaInput;
+use crate::chat::Message;
 
 use crate::generate::{GenerationOverrides, Sampling, StopReason};
 use crate::manifest::Modality;
@@ -19,8 +24,12 @@ pub struct Request {
     /// User text; may contain the bundle's placeholders to place media (LLM
     /// bundles). Encoder-decoder (speech) bundles take none.
     pub prompt: String,
-    /// Media files per modality, each list in prompt order.
-    pub inputs: BTreeMap<Modality, Vec<PathBuf>>,
+    /// Media per modality (files or in-memory data), each list in prompt order.
+    pub inputs: BTreeMap<Modality, Vec<MediaInput>>,
+    /// Earlier turns of a chat (system, user, assistant), rendered with the
+    /// bundle's Jinja chat template before `prompt` as the last user turn
+    /// (needs `chat`; media belong to the last turn).
+    pub history: Vec<Message>,
     /// Changes to the bundle's generation settings.
     pub generation: GenerationOverrides,
     /// Steps, guidance and noise of media generation (when signal tokens are emitted).
@@ -34,6 +43,34 @@ pub struct Request {
     pub chat: bool,
     /// Voice-activity gating of audio for a speech bundle (trim silence, split at pauses).
     pub vad: Option<VadConfig>,
+    /// Set from elsewhere (a client that went away, a C caller's flag) to stop
+    /// generation: the run ends with [`crate::Error::Cancelled`] at the next token.
+    pub cancel: CancelFlag,
+}
+
+/// A flag another thread raises to cancel a running request.
+#[derive(Debug, Clone, Default)]
+pub struct CancelFlag(Arc<AtomicBool>);
+
+impl CancelFlag {
+    /// Ask the request to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether it was asked to stop.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+
+    /// [`crate::Error::Cancelled`] once raised.
+    pub fn check(&self) -> crate::Result<()> {
+        if self.is_cancelled() {
+            Err(crate::Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
 }
 
 impl Request {
@@ -43,33 +80,40 @@ impl Request {
     }
 
     /// A transcription of one audio file (speech-recognition bundles).
-    pub fn transcribe(audio: impl Into<PathBuf>) -> Self {
+    pub fn transcribe(audio: impl Into<MediaInput>) -> Self {
         Self::default().with_audio([audio])
     }
 
-    /// Attach media files of `modality` (replacing earlier ones of it).
-    pub fn with_media(mut self, modality: Modality, paths: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
-        let paths: Vec<PathBuf> = paths.into_iter().map(Into::into).collect();
-        if paths.is_empty() {
+    /// Attach media of `modality`: paths or [`MediaInput`]s (replacing earlier ones of it).
+    pub fn with_media(mut self, modality: Modality, inputs: impl IntoIterator<Item = impl Into<MediaInput>>) -> Self {
+        let inputs: Vec<MediaInput> = inputs.into_iter().map(Into::into).collect();
+        if inputs.is_empty() {
             self.inputs.remove(&modality);
         } else {
-            self.inputs.insert(modality, paths);
+            self.inputs.insert(modality, inputs);
         }
         self
     }
 
     /// Attach images.
-    pub fn with_images(self, images: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+    pub fn with_images(self, images: impl IntoIterator<Item = impl Into<MediaInput>>) -> Self {
         self.with_media(Modality::Image, images)
     }
 
-    /// Attach audio files.
-    pub fn with_audio(self, audio: impl IntoIterator<Item = impl Into<PathBuf>>) -> Self {
+    /// Attach audio.
+    pub fn with_audio(self, audio: impl IntoIterator<Item = impl Into<MediaInput>>) -> Self {
         self.with_media(Modality::Audio, audio)
     }
 
-    /// The files of `modality` (empty when none).
-    pub fn media(&self, modality: Modality) -> &[PathBuf] {
+    /// Earlier chat turns before the prompt (see [`Request::history`]); sets `chat`.
+    pub fn with_history(mut self, history: Vec<Message>) -> Self {
+        self.history = history;
+        self.chat = true;
+        self
+    }
+
+    /// The inputs of `modality` (empty when none).
+    pub fn media(&self, modality: Modality) -> &[MediaInput] {
         self.inputs.get(&modality).map(Vec::as_slice).unwrap_or(&[])
     }
 

@@ -34,7 +34,15 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     let (text, add_bos) = match (&p.chat, request.chat) {
         (Some(chat), true) => {
             let user = prompt::content(format, &request.prompt, &request.media_counts())?;
-            (chat.render(&[Message::user(user)], true)?, false)
+            let mut messages = request.history.clone();
+            messages.push(Message::user(user));
+            (chat.render(&messages, true)?, false)
+        }
+        _ if !request.history.is_empty() => {
+            return Err(Error::Request(format!(
+                "bundle \"{}\" has no Jinja chat template (`prompt.chat`), so earlier chat turns cannot be rendered; send one user message",
+                p.bundle.name()
+            )))
         }
         _ => (prompt::render_with(format, &request.prompt, &request.media_counts(), request.chat)?, true),
     };
@@ -83,7 +91,9 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     let mut text_out = String::new();
     let tokenizer = &p.tokenizer;
     let mut time_to_first_token = None;
+    request.cancel.check()?;
     let generation = generate::generate(decoder, StepInput::Embeds(embeds), &encoded.ids, &mut decoding, |id| {
+        request.cancel.check()?;
         time_to_first_token.get_or_insert_with(|| request_start.elapsed());
         if let Some(piece) = stream.push(tokenizer, id)? {
             on_text(&piece)?;

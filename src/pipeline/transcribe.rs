@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::request::{Output, Request, StageTimings, WindowResult};
+use super::request::{CancelFlag, Output, Request, StageTimings, WindowResult};
 use super::{Backbone, Pipeline};
 use crate::error::{Error, Result};
 use crate::generate::beam::{beam_search, BeamSettings};
@@ -40,7 +40,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
             if spans.is_empty() {
                 return Err(Error::Request(format!(
                     "{}: voice activity detection found no speech in {:.1} s of audio (threshold {}); nothing to transcribe",
-                    audio_path.display(),
+                    audio_path.label().display(),
                     samples.len() as f64 / rate,
                     cfg.threshold
                 )));
@@ -60,6 +60,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     let mut time_to_first_token = None;
     let mut streamed_any = false;
     for &(s, e) in &spans {
+        request.cancel.check()?;
         let (states, mel, enc) = audio.encode_span(&samples[s..e], &mut features)?;
         t_mel += mel;
         t_enc += enc;
@@ -67,7 +68,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         t_cross += t;
         let t = Instant::now();
         let mut model = decoder.window(&cross);
-        let (ids, stop_reason) = decode_window(&mut model, &stage, &prompt_ids, config, stop_tokens)?;
+        let (ids, stop_reason) = decode_window(&mut model, &stage, &prompt_ids, config, stop_tokens, &request.cancel)?;
         t_dec += t.elapsed();
         time_to_first_token.get_or_insert_with(|| start.elapsed());
         let text = p.tokenizer.decode(&ids, true).map_err(|e| Error::Tokenizer { context: "decoding the transcript".into(), message: e.to_string() })?;
@@ -107,6 +108,7 @@ fn decode_window(
     prompt_ids: &[u32],
     config: &GenerationConfig,
     stop_tokens: &[u32],
+    cancel: &CancelFlag,
 ) -> Result<(Vec<u32>, StopReason)> {
     let room = stage.context_length.saturating_sub(prompt_ids.len());
     let budget = config.max_new_tokens.min(room);
@@ -124,7 +126,7 @@ fn decode_window(
     } else {
         let mut decoding = Decoding::new(&GenerationConfig { max_new_tokens: budget, ..config.clone() }, stop_tokens);
         decoding.processors = suppress(std::mem::take(&mut decoding.processors));
-        let Generation { ids, stop_reason, .. } = generate::generate(model, StepInput::Ids(prompt_ids), prompt_ids, &mut decoding, |_| Ok(()))?;
+        let Generation { ids, stop_reason, .. } = generate::generate(model, StepInput::Ids(prompt_ids), prompt_ids, &mut decoding, |_| cancel.check())?;
         (ids, stop_reason)
     };
     // A budget cut short by the context is the context's doing.

@@ -171,6 +171,9 @@ pub enum ImageError {
         first_height: u32,
     },
     /// The preprocessing block is inconsistent (normally caught by manifest validation).
+    /// A raw pixel buffer whose length or stride does not fit its declared size.
+    #[error("raw RGB buffer: {0}")]
+    Buffer(String),
     #[error("invalid image preprocessing config: {0}")]
     Config(String),
     /// `fast_image_resize` refused the buffers (a bug, not bad input).
@@ -251,6 +254,30 @@ pub fn decode_image(bytes: &[u8]) -> Result<RgbImage, ImageError> {
     }
     let image = DynamicImage::from_decoder(decoder).map_err(|e| decode_error(name, e))?;
     Ok(to_rgb8(image))
+}
+
+/// An image from a raw 8-bit RGB buffer (a camera frame): `height` rows of
+/// `width * 3` bytes, each row starting `stride` bytes after the previous one
+/// (`stride >= width * 3`; padding is skipped). The size is checked against
+/// [`MAX_SIDE`] and the buffer's length before anything is copied.
+pub fn rgb_from_buffer(width: u32, height: u32, stride: usize, pixels: &[u8]) -> Result<RgbImage, ImageError> {
+    check_dimensions("raw RGB", width, height)?;
+    let row = width as usize * 3;
+    if stride < row {
+        return Err(ImageError::Buffer(format!("stride {stride} is shorter than a row of {width} RGB pixels ({row} bytes)")));
+    }
+    let needed = stride * (height as usize - 1) + row;
+    if pixels.len() < needed {
+        return Err(ImageError::Buffer(format!(
+            "{} bytes hold less than {width}x{height} pixels at stride {stride} ({needed} bytes needed)",
+            pixels.len()
+        )));
+    }
+    let mut packed = Vec::with_capacity(row * height as usize);
+    for y in 0..height as usize {
+        packed.extend_from_slice(&pixels[y * stride..y * stride + row]);
+    }
+    Ok(RgbImage::from_raw(width, height, packed).expect("length checked"))
 }
 
 /// 8-bit RGB as PIL's `convert("RGB")` makes it (see [`decode_image`]). An RGB8
