@@ -46,7 +46,7 @@ fn audio_embeddings_match_pytorch() {
     assert!(entries.len() >= 2);
     for entry in entries {
         let file = &entry.file;
-        let got = p.encode_media(Modality::Audio, &[root().join(file)], &mut StageTimings::default()).expect("encode audio");
+        let got = p.encode_media(Modality::Audio, &[root().join(file).into()], &mut StageTimings::default()).expect("encode audio");
         let rows = got.rows().expect("rows");
         let shape = &entry.embeds_shape;
         assert_eq!(rows.shape(), &shape[..], "{file}: [windows * tokens, d_llm]");
