@@ -87,7 +87,7 @@ fn f16_image_embeddings_close_to_pytorch() {
     assert!(cases.len() >= 2);
     for case in cases {
         let image = root().join(&case.image);
-        let media = p.encode_media(Modality::Image, std::slice::from_ref(&image), &mut StageTimings::default()).expect("encode");
+        let media = p.encode_media(Modality::Image, &[image.clone().into()], &mut StageTimings::default()).expect("encode");
         assert_eq!(mmrt::tensor::element_type(&media.values[0]), Some(TensorElementType::Float16), "projector output");
         let got = mmrt::tensor::to_f32_array(&media.values[0], "test", "embeddings").expect("f16 -> f32");
         let want = &case.values;
