@@ -20,7 +20,7 @@ fn projected_image_embeddings_match_pytorch() {
     assert!(cases.len() >= 2);
     for case in cases {
         let image = root().join(&case.image);
-        let media = p.encode_media(Modality::Image, std::slice::from_ref(&image), &mut StageTimings::default()).expect("encode");
+        let media = p.encode_media(Modality::Image, &[image.clone().into()], &mut StageTimings::default()).expect("encode");
         let got = mmrt::tensor::to_f32_array(&media.values[0], "test", "embeddings").expect("f32");
         let want = &case.values;
         assert_eq!(&got.shape()[1..], &case.shape[..], "{}", image.display());
