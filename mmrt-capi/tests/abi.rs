@@ -142,8 +142,9 @@ fn four_threads_with_their_own_models_agree_with_one_thread_and_mmrt_run() {
     for ((prompt, images), got) in cases.iter().zip(&single) {
         assert_matches(got, &mmrt_run(&tiny(), prompt, images, &[]), prompt);
     }
+    let rt_id = rt as usize;
     let parallel: Vec<Generated> = std::thread::scope(|s| {
-        let handles: Vec<_> = cases.iter().map(|case| s.spawn(move || run_case(rt as usize, case))).collect();
+        let handles: Vec<_> = cases.iter().map(|case| s.spawn(move || run_case(rt_id, case))).collect();
         handles.into_iter().map(|h| h.join().expect("thread")).collect()
     });
     for ((prompt, _), (one, four)) in cases.iter().zip(single.iter().zip(&parallel)) {
