@@ -119,3 +119,28 @@ fn c_example_is_valgrind_clean() {
     assert_eq!(printed_ids(&stdout), reference.token_ids, "C example under valgrind vs mmrt run");
     assert!(!stderr.contains("definitely lost"), "valgrind reported a leak:\n{stderr}");
 }
+
+/// The C example linked with the static library (`libmmrt_c.a`) instead.
+#[test]
+fn c_example_links_statically() {
+    let archive = shared_library().with_file_name("libmmrt_c.a");
+    if cfg!(not(target_os = "linux")) {
+        eprintln!("SKIPPED: the static link line below is Linux's");
+        return;
+    }
+    assert!(archive.is_file(), "{} is missing", archive.display());
+    let exe = temp_dir("static").join("generate");
+    let mut cmd = Command::new("cc");
+    cmd.args(["-std=c99", "-Wall", "-Werror"])
+        .arg(root().join("examples/c/generate.c"))
+        .arg("-I")
+        .arg(root().join("mmrt-capi/include"))
+        .arg(&archive)
+        .args(["-lpthread", "-ldl", "-lm", "-o"])
+        .arg(&exe);
+    let out = cmd.output().expect("cc");
+    assert!(out.status.success(), "{cmd:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    let reference = mmrt_run(&tiny(), "Once upon a time", &[], &[]);
+    let (stdout, _) = run(&[], &exe, &args(tiny().to_str().expect("UTF-8"), "Once upon a time", &[]));
+    assert_eq!(printed_ids(&stdout), reference.token_ids, "statically linked C example vs mmrt run");
+}
