@@ -79,6 +79,18 @@ pub enum Job {
 }
 
 impl Job {
+    /// Answer without running (its client may be gone already).
+    fn refuse(self, error: Error) {
+        match self {
+            Job::Generate { events, .. } => {
+                let _ = events.send(Event::Done(Err(error)));
+            }
+            Job::Speak { reply, .. } => {
+                let _ = reply.send(Err(error));
+            }
+        }
+    }
+
     fn cancel_flag(&self) -> &CancelFlag {
         match self {
             Job::Generate { request, .. } => &request.cancel,
@@ -172,6 +184,7 @@ impl Worker {
             self.queued.fetch_sub(1, Ordering::Relaxed);
             if job.cancel_flag().is_cancelled() || self.shared.shutdown.is_cancelled() {
                 self.shared.metrics.cancelled.fetch_add(1, Ordering::Relaxed);
+                job.refuse(Error::Cancelled);
                 continue;
             }
             self.running.store(1, Ordering::Relaxed);
@@ -225,7 +238,7 @@ impl Worker {
                 let result = voice.speak(&text, &settings, |chunk| {
                     cancel.check()?;
                     shutdown.check()?;
-                    mmrt::tts::append_joined(&mut samples, chunk.samples, sample_rate);
+                    samples.extend_from_slice(&chunk.samples);
                     Ok(())
                 });
                 let _ = reply.send(result.map(|_| Speech { sample_rate, samples }));

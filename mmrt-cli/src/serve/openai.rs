@@ -51,6 +51,9 @@ pub struct Common {
     pub n: Option<u32>,
     pub logprobs: Option<bool>,
     pub echo: Option<bool>,
+    /// Generate through end-of-sequence tokens (vLLM's extension; benchmarks need fixed lengths).
+    #[serde(default)]
+    pub ignore_eos: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -165,7 +168,7 @@ impl Common {
         self.check_supported()?;
         let stops = self.stops();
         mmrt::generate::StopStrings::new(&stops).map_err(|e| ApiError::bad_param("stop", e.to_string()))?;
-        let mut request = Request::new(prompt).with_stop(stops);
+        let mut request = Request::new(prompt).with_stop(stops).with_ignore_stop_tokens(self.ignore_eos);
         request.generation = self.overrides(defaults, token_cap)?;
         Ok(request)
     }

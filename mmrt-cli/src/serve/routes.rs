@@ -272,6 +272,11 @@ struct SpeechRequest {
     response_format: Option<String>,
     #[serde(default)]
     speed: Option<f32>,
+    /// mmrt's extensions: the voice's noise scales (0 and 0 make speech deterministic).
+    #[serde(default)]
+    noise_scale: Option<f32>,
+    #[serde(default)]
+    noise_w: Option<f32>,
 }
 
 /// `POST /v1/audio/speech`: text to a WAV (or raw 16-bit PCM) with a voice bundle.
@@ -291,7 +296,7 @@ pub async fn speech(State(state): State<AppState>, request: Request) -> Response
         if body.input.len() > mmrt::limits::MAX_TTS_TEXT_BYTES {
             return Err(ApiError::too_large("input_too_large", format!("input is {} bytes; at most {}", body.input.len(), mmrt::limits::MAX_TTS_TEXT_BYTES)));
         }
-        let settings = SpeechSettings { length_scale: (speed != 1.0).then(|| 1.0 / speed), ..Default::default() };
+        let settings = SpeechSettings { length_scale: (speed != 1.0).then(|| 1.0 / speed), noise_scale: body.noise_scale, noise_w: body.noise_w, ..Default::default() };
         let (reply, receiver) = oneshot::channel();
         let cancel = CancelFlag::default();
         let guard = CancelOnDrop(cancel.clone());
