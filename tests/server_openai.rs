@@ -129,3 +129,43 @@ fn sigterm_cancels_what_outlives_the_grace_period() {
     assert!(status.success(), "exit status: {status}");
     assert!(start.elapsed() < Duration::from_secs(15));
 }
+
+#[test]
+fn a_full_queue_is_429_and_a_client_that_leaves_cancels_its_generation() {
+    let Some(dir) = built_bundle("smollm2-135m") else {
+        assert!(!common::bundles::real_required(), "models/smollm2-135m is not built");
+        return;
+    };
+    let spec = format!("smol={}", dir.display());
+    let server = Server::start(&["--model", &spec, "--queue-depth", "1", "--threads", "2"]);
+    let long = r#"{"model":"smol","prompt":"Once upon a time","max_tokens":3000,"ignore_eos":true}"#;
+    let running = server.open("POST", "/v1/completions", None, long);
+    let gauge = |name: &str| {
+        let (_, text) = server.request("GET", "/metrics", None, "");
+        common::server::metric(&text, name).unwrap_or(-1.0)
+    };
+    let wait_for = |name: &str, value: f64| {
+        let start = Instant::now();
+        while gauge(name) != value {
+            assert!(start.elapsed() < Duration::from_secs(60), "{name} never became {value}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("mmrt_running{model=\"smol\"}", 1.0);
+    let queued = server.open("POST", "/v1/completions", None, long);
+    wait_for("mmrt_queue_depth{model=\"smol\"}", 1.0);
+    let (status, body) = server.request("POST", "/v1/completions", None, long);
+    assert_eq!(status, 429, "{body}");
+    assert!(body.contains("\"code\":\"queue_full\""), "{body}");
+    let mut refused = server.open("POST", "/v1/completions", None, long);
+    let mut head = String::new();
+    refused.read_to_string(&mut head).unwrap();
+    assert!(head.to_ascii_lowercase().contains("retry-after:"), "{head}");
+    // Both clients hang up without reading (not streamed): the running generation stops, the queued one never starts.
+    drop(running);
+    drop(queued);
+    wait_for("mmrt_running{model=\"smol\"}", 0.0);
+    wait_for("mmrt_queue_depth{model=\"smol\"}", 0.0);
+    assert_eq!(gauge("mmrt_cancelled_total"), 2.0);
+    assert_eq!(gauge("mmrt_rejected_total"), 2.0);
+}

@@ -84,8 +84,11 @@ fn submit(state: &ServerState, model: &Model, job: Job) -> Result<(), ApiError> 
         return Err(ApiError::shutting_down());
     }
     model.submit(job).map_err(|depth| {
-        state.shared.metrics.rejected.fetch_add(1, Ordering::Relaxed);
-        ApiError::queue_full(&model.info.id, depth, 1)
+        let metrics = &state.shared.metrics;
+        metrics.rejected.fetch_add(1, Ordering::Relaxed);
+        // When the queue will have room: its length times a typical request's time.
+        let typical = metrics.request_duration.mean().map_or(1.0, |d| d.as_secs_f64());
+        ApiError::queue_full(&model.info.id, depth, (typical * depth as f64).ceil().clamp(1.0, 600.0) as u64)
     })
 }
 
