@@ -114,6 +114,14 @@ def tiny():
     file_parts = [{"type": "image_url", "image_url": {"url": "file://" + IMAGE}}, {"type": "text", "text": prompt}]
     check(chat("tiny", file_parts, max_tokens=12).choices[0].message.content == ref["text"], "a file:// URL inside --allow-file-dir gives the same")
 
+    ref = mmrt_run(tiny, "--prompt", "What is said?", "--audio", SPEECH, "--max-tokens", "12")
+    with open(SPEECH, "rb") as f:
+        wav64 = base64.b64encode(f.read()).decode()
+    parts = [{"type": "input_audio", "input_audio": {"data": wav64, "format": "wav"}}, {"type": "text", "text": "What is said?"}]
+    got = chat("tiny", parts, max_tokens=12)
+    check(got.choices[0].message.content == ref["text"], "tiny chat with input_audio (base64 WAV) equals mmrt run --audio",
+          f"{got.choices[0].message.content!r} vs {ref['text']!r}")
+
     sampled = dict(max_tokens=16, temperature=0.8, top_p=0.95, seed=7)
     whole = chat("tiny", prompt, **sampled)
     text, finish, usage = streamed("tiny", prompt, **sampled)
