@@ -111,11 +111,17 @@ pub fn parse_response(text: &str) -> (u16, String) {
     (status, body)
 }
 
-/// The exporters' Python when it has the `openai` client (`bash exporters/setup.sh` installs it).
+/// The exporters' Python when it has the `openai` client (`bash exporters/setup.sh`
+/// installs it); without it a note and `None` (the test passes), or a panic where real bundles are required.
+#[track_caller]
 pub fn python_with_openai() -> Option<PathBuf> {
     let python = root().join(".cache/venv-exporters/bin/python");
     let ok = python.is_file()
         && Command::new(&python).args(["-c", "import openai"]).stdout(Stdio::null()).stderr(Stdio::null()).status().is_ok_and(|s| s.success());
+    if !ok {
+        assert!(!super::bundles::real_required(), "the exporters' Python has no `openai` package: run `bash exporters/setup.sh`");
+        eprintln!("skipping: no Python with the openai package (bash exporters/setup.sh)");
+    }
     ok.then_some(python)
 }
 
