@@ -13,6 +13,7 @@ pub mod logits;
 pub mod model;
 pub mod sampler;
 pub mod signals;
+pub mod stop;
 pub mod stream;
 
 use std::time::{Duration, Instant};
@@ -22,6 +23,7 @@ pub use logits::{LogitsProcessor, ProcessorChain, RepetitionPenalty, SignalForci
 pub use model::{DecoderCache, DecoderModel, ScriptedCache, ScriptedModel, StepInput};
 pub use sampler::{Sampler, Sampling};
 pub use signals::SignalTokens;
+pub use stop::{StopCheck, StopStrings};
 pub use stream::Detokenizer;
 
 use crate::error::{Error, Result};
@@ -39,6 +41,9 @@ pub struct Decoding<'a> {
     pub sampler: Sampler,
     /// Signal tokens whose runs are collected (their forcing is a processor).
     pub signals: Option<&'a SignalTokens>,
+    /// Raised by the token callback to end generation after the token it was
+    /// given (a stop string appeared in the decoded text): [`StopReason::StopString`].
+    pub halt: Option<&'a std::cell::Cell<bool>>,
 }
 
 impl<'a> Decoding<'a> {
@@ -50,6 +55,7 @@ impl<'a> Decoding<'a> {
             processors: ProcessorChain::new().with_opt(RepetitionPenalty::new(config.repetition_penalty)),
             sampler: Sampler::new(config.sampling, config.seed),
             signals: None,
+            halt: None,
         }
     }
 
@@ -85,6 +91,8 @@ pub enum StopReason {
     MaxTokens,
     /// The context is full.
     ContextFull,
+    /// A stop string appeared in the text (see [`StopStrings`]).
+    StopString,
 }
 
 /// The result of [`generate`].
@@ -187,6 +195,9 @@ pub fn generate_after<M: DecoderModel + ?Sized>(
         collector.emitted(next, forced.is_some());
         if decoding.stop_tokens.contains(&next) {
             break StopReason::StopToken;
+        }
+        if decoding.halt.is_some_and(|h| h.get()) {
+            break StopReason::StopString;
         }
         if generated + 1 >= decoding.max_new_tokens {
             break StopReason::MaxTokens;

@@ -43,6 +43,8 @@ pub struct Request {
     pub chat: bool,
     /// Voice-activity gating of audio for a speech bundle (trim silence, split at pauses).
     pub vad: Option<VadConfig>,
+    /// Stop strings: generation ends when the text contains one; the text ends before it.
+    pub stop: Vec<String>,
     /// Set from elsewhere (a client that went away, a C caller's flag) to stop
     /// generation: the run ends with [`crate::Error::Cancelled`] at the next token.
     pub cancel: CancelFlag,
@@ -103,6 +105,12 @@ impl Request {
     /// Attach audio.
     pub fn with_audio(self, audio: impl IntoIterator<Item = impl Into<MediaInput>>) -> Self {
         self.with_media(Modality::Audio, audio)
+    }
+
+    /// End generation at any of these strings (see [`Request::stop`]).
+    pub fn with_stop(mut self, stop: Vec<String>) -> Self {
+        self.stop = stop;
+        self
     }
 
     /// Earlier chat turns before the prompt (see [`Request::history`]); sets `chat`.

@@ -3,6 +3,7 @@
 //! the media rows in, then the generation loop; media generated from signal
 //! tokens afterwards.
 
+use std::cell::Cell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -13,7 +14,7 @@ use super::request::{Output, Request, StageTimings};
 use super::{Backbone, Pipeline};
 use crate::chat::Message;
 use crate::error::{Error, Result};
-use crate::generate::{self, Decoding, GenerationConfig, StepInput, Detokenizer};
+use crate::generate::{self, Decoding, Detokenizer, GenerationConfig, StepInput, StopStrings};
 use crate::manifest::Modality;
 use crate::prompt;
 use crate::stages::decoder::Decoder;
@@ -86,25 +87,30 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
 
     let stop_tokens = if request.ignore_stop_tokens { &[][..] } else { &format.eos_token_ids[..] };
     let signals = p.output.as_ref().map(|o| o.signals());
+    let halt = Cell::new(false);
     let mut decoding = Decoding::new(config, stop_tokens).with_signals(signals);
+    decoding.halt = Some(&halt);
     let mut stream = Detokenizer::new();
-    let mut text_out = String::new();
+    let mut sink = TextSink { stops: StopStrings::new(&request.stop)?, text: String::new(), halt: &halt };
     let tokenizer = &p.tokenizer;
     let mut time_to_first_token = None;
     request.cancel.check()?;
     let generation = generate::generate(decoder, StepInput::Embeds(embeds), &encoded.ids, &mut decoding, |id| {
         request.cancel.check()?;
         time_to_first_token.get_or_insert_with(|| request_start.elapsed());
-        if let Some(piece) = stream.push(tokenizer, id)? {
-            on_text(&piece)?;
-            text_out.push_str(&piece);
+        match stream.push(tokenizer, id)? {
+            Some(piece) => sink.push(&piece, &mut on_text),
+            None => Ok(()),
         }
-        Ok(())
     })?;
-    if let Some(piece) = stream.finish(tokenizer)? {
-        on_text(&piece)?;
-        text_out.push_str(&piece);
+    if !halt.get() {
+        if let Some(piece) = stream.finish(tokenizer)? {
+            sink.push(&piece, &mut on_text)?;
+        }
+        let held = sink.stops.finish();
+        sink.release(&held, &mut on_text)?;
     }
+    let text_out = sink.text;
     timings.push("prefill", generation.prefill);
     timings.push("decode", generation.decode);
     let media = match p.output.as_mut() {
@@ -131,6 +137,34 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         audio_seconds: 0.0,
         time_to_first_token,
     })
+}
+
+/// Decoded text on its way out: through the stop strings, to the caller, into the final text.
+struct TextSink<'a> {
+    stops: StopStrings,
+    text: String,
+    halt: &'a Cell<bool>,
+}
+
+impl TextSink<'_> {
+    fn push(&mut self, piece: &str, on_text: &mut impl FnMut(&str) -> Result<()>) -> Result<()> {
+        if self.halt.get() {
+            return Ok(());
+        }
+        let check = self.stops.push(piece);
+        if check.stopped {
+            self.halt.set(true);
+        }
+        self.release(&check.release, on_text)
+    }
+
+    fn release(&mut self, text: &str, on_text: &mut impl FnMut(&str) -> Result<()>) -> Result<()> {
+        if !text.is_empty() {
+            on_text(text)?;
+            self.text.push_str(text);
+        }
+        Ok(())
+    }
 }
 
 /// Replace the placeholder rows of `text_embeds` `[1, seq, d]` with each

@@ -8,7 +8,8 @@
 //! * [`llm`]: greedy-id and agreement checks of the GGUF-imported LLM bundles;
 //! * [`bundles`]: the large real-model bundles (skip unless built or required),
 //!   and edits of a bundle copy's `bundle.json`;
-//! * [`media`]: hand-made PNG chunks and WAV files.
+//! * [`media`]: hand-made PNG chunks and WAV files;
+//! * [`server`]: a running `mmrt serve` and the Python that talks to it.
 //!
 //! Each test crate uses its own subset (`mod common;`).
 
@@ -20,6 +21,7 @@ pub mod golden;
 pub mod llm;
 pub mod media;
 pub mod onnx;
+pub mod server;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

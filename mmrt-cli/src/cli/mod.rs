@@ -1,4 +1,4 @@
-//! The clap front end: `mmrt run`, `mmrt chat`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt --version`.
+//! The clap front end: `mmrt run`, `mmrt chat`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt assist`, `mmrt serve`, `mmrt --version`.
 //! Raw arguments are turned into library types here; the library never sees clap.
 
 mod assist;
@@ -8,6 +8,7 @@ mod consistency;
 mod import;
 mod inspect;
 mod run;
+mod serve;
 mod speak;
 mod transcribe;
 
@@ -52,6 +53,8 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Voice assistant: speech in -> speech recognition -> chat LLM -> text to speech -> WAV.
     Assist(assist::AssistArgs),
+    /// OpenAI-compatible HTTP server (chat, completions, transcriptions, speech) over one or more bundles.
+    Serve(serve::ServeArgs),
 }
 
 /// Options shared by commands that open sessions.
@@ -174,6 +177,7 @@ fn dispatch(cli: &Cli) -> mmrt::Result<()> {
         Some(Command::Bench(args)) => bench::bench(cli, args),
         Some(Command::Import(args)) => import::import(args),
         Some(Command::Assist(args)) => assist::assist(cli, args),
+        Some(Command::Serve(args)) => serve::serve(cli, args),
         None => Ok(()),
     }
 }

@@ -70,6 +70,9 @@ pub struct RunArgs {
     /// Classifier-free guidance scale of the generator, >= 0; guidance runs above 1 (default: the bundle's).
     #[arg(long, value_name = "G", allow_negative_numbers = true)]
     pub guidance: Option<f32>,
+    /// Stop when the generated text contains STR (repeatable); the text ends before it.
+    #[arg(long = "stop", value_name = "STR")]
+    pub stop: Vec<String>,
     /// Wrap the prompt in the bundle's chat template (one user turn) instead of raw completion.
     #[arg(long)]
     pub chat: bool,
@@ -196,6 +199,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         .with_images(args.images.iter().cloned())
         .with_audio(args.audio.iter().cloned())
         .with_chat(args.chat)
+        .with_stop(args.stop.clone())
         .with_media_generation(generation);
     request.generation = overrides;
     request.out_dir = out_dir;
