@@ -122,6 +122,8 @@ enum MmrtStopReason
   MMRT_STOP_MAX_TOKENS = 1,
   // The model's context is full.
   MMRT_STOP_CONTEXT_FULL = 2,
+  // A stop string (`mmrt_request_add_stop`) appeared; the text ends before it.
+  MMRT_STOP_STRING = 3,
 };
 #ifndef __cplusplus
 #if __STDC_VERSION__ >= 202311L
@@ -321,6 +323,13 @@ MmrtStatus mmrt_request_add_audio_pcm(struct MmrtRequest *request,
                                       const float *samples,
                                       size_t count,
                                       uint32_t sample_rate);
+
+// Add a stop string: generation ends when the text contains it, and the
+// result's text ends before it (`MMRT_STOP_STRING`).
+//
+// # Safety
+// `stop` is NUL-terminated UTF-8.
+MmrtStatus mmrt_request_add_stop(struct MmrtRequest *request, const char *stop);
 
 // Remove every image and audio input added so far.
 //

@@ -101,6 +101,8 @@ pub enum MmrtStopReason {
     MMRT_STOP_MAX_TOKENS = 1,
     /// The model's context is full.
     MMRT_STOP_CONTEXT_FULL = 2,
+    /// A stop string (`mmrt_request_add_stop`) appeared; the text ends before it.
+    MMRT_STOP_STRING = 3,
 }
 
 /// Called by `mmrt_generate` with each new piece of text: `piece` is UTF-8,
@@ -493,6 +495,25 @@ pub unsafe extern "C" fn mmrt_request_add_audio_pcm(request: *mut MmrtRequest, s
     })
 }
 
+/// Add a stop string: generation ends when the text contains it, and the
+/// result's text ends before it (`MMRT_STOP_STRING`).
+///
+/// # Safety
+/// `stop` is NUL-terminated UTF-8.
+#[no_mangle]
+pub unsafe extern "C" fn mmrt_request_add_stop(request: *mut MmrtRequest, stop: *const c_char) -> MmrtStatus {
+    guard(|| {
+        let stop = str_arg(stop, "stop")?.to_string();
+        if stop.is_empty() {
+            return Err(CallError::invalid("stop string is empty"));
+        }
+        with_request(request, |r| {
+            r.stop.push(stop);
+            Ok(())
+        })
+    })
+}
+
 /// Remove every image and audio input added so far.
 ///
 /// # Safety
@@ -813,6 +834,7 @@ pub unsafe extern "C" fn mmrt_result_stop_reason(result: *const MmrtResult, reas
             StopReason::StopToken => MmrtStopReason::MMRT_STOP_TOKEN,
             StopReason::MaxTokens => MmrtStopReason::MMRT_STOP_MAX_TOKENS,
             StopReason::ContextFull => MmrtStopReason::MMRT_STOP_CONTEXT_FULL,
+            StopReason::StopString => MmrtStopReason::MMRT_STOP_STRING,
         };
         Ok(())
     })

@@ -440,3 +440,32 @@ fn status_names_and_versions() {
     assert_eq!(unsafe { CStr::from_ptr(mmrt_version()) }.to_str().expect("ASCII"), env!("CARGO_PKG_VERSION"));
     assert_eq!(mmrt_abi_version(), MMRT_ABI_VERSION);
 }
+
+#[test]
+fn stop_strings_end_the_text_as_mmrt_run_does() {
+    let prompt = "Once upon a time";
+    let full = mmrt_run(&tiny(), prompt, &[], &[]);
+    // A stop string taken from the middle of the full answer.
+    let chars: Vec<char> = full.text.chars().collect();
+    assert!(chars.len() > 8, "the reference text is too short: {:?}", full.text);
+    let stop: String = chars[chars.len() / 2..chars.len() / 2 + 2].iter().collect();
+    let reference = mmrt_run(&tiny(), prompt, &[], &["--stop", &stop]);
+    let rt = runtime();
+    let model = load_tiny(rt);
+    let req = request(prompt);
+    let stop_c = c(&stop);
+    ok(unsafe { mmrt_request_add_stop(req, stop_c.as_ptr()) }, "stop");
+    assert_eq!(unsafe { mmrt_request_add_stop(req, c("").as_ptr()) }, MMRT_ERROR_INVALID_ARGUMENT);
+    let mut result = null_mut();
+    ok(unsafe { mmrt_generate(model, req, None, null_mut(), null(), &mut result) }, "generate");
+    let (ids, text, _) = read_result(result);
+    assert_eq!(ids, reference.token_ids, "ids with stop {stop:?}");
+    assert_eq!(text, reference.text, "text with stop {stop:?}");
+    assert!(!text.contains(&stop) && text.len() < full.text.len(), "{text:?}");
+    let mut reason = MmrtStopReason::MMRT_STOP_TOKEN;
+    ok(unsafe { mmrt_result_stop_reason(result, &mut reason) }, "reason");
+    assert_eq!(reason, MmrtStopReason::MMRT_STOP_STRING);
+    ok(unsafe { mmrt_result_free(result) }, "free");
+    ok(unsafe { mmrt_request_free(req) }, "free");
+    ok(unsafe { mmrt_model_free(model) }, "free");
+}

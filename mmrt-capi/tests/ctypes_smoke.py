@@ -38,6 +38,7 @@ for name, args in {
     "mmrt_request_free": [H],
     "mmrt_request_add_image_file": [H, C.c_char_p],
     "mmrt_request_set_prompt": [H, C.c_char_p],
+    "mmrt_request_add_stop": [H, C.c_char_p],
     "mmrt_generate": [H, H, CALLBACK, C.c_void_p, C.POINTER(C.c_int32), C.POINTER(H)],
     "mmrt_result_text": [H, C.POINTER(C.c_char_p), C.POINTER(C.c_size_t)],
     "mmrt_result_token_ids": [H, C.POINTER(C.c_uint32), C.c_size_t, C.POINTER(C.c_size_t)],
