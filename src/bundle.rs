@@ -17,6 +17,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::import::{ImportOptions, Layout};
 use crate::manifest::Manifest;
+use crate::verified::{FileIdentity, Record, Verification, VerifyReport};
 
 /// Name of the manifest file inside a bundle.
 pub const MANIFEST_FILE: &str = "bundle.json";
@@ -30,6 +31,8 @@ pub struct Bundle {
     pub manifest: Manifest,
     /// Where the manifest came from.
     pub origin: Origin,
+    /// How many checksummed files were hashed at open, and how many checks were remembered.
+    pub verified: VerifyReport,
 }
 
 /// Where a bundle's manifest came from.
@@ -59,13 +62,19 @@ impl Bundle {
     /// [`Self::open`], where `path` may also be a folder without `bundle.json`
     /// or a decoder graph file in one, its manifest inferred with `options`.
     pub fn open_with(path: impl AsRef<Path>, options: &ImportOptions) -> Result<Bundle> {
+        Self::open_verified(path, options, Verification::Remembered)
+    }
+
+    /// [`Self::open_with`], hashing every checksummed file or only those not
+    /// verified before in their present form (see [`crate::verified`]).
+    pub fn open_verified(path: impl AsRef<Path>, options: &ImportOptions, verification: Verification) -> Result<Bundle> {
         let path = path.as_ref();
         let root = path.canonicalize().map_err(|e| Error::io(path, e))?;
         let has_manifest = root.is_dir() && root.join(MANIFEST_FILE).symlink_metadata().is_ok();
         if !has_manifest {
             let inferred = crate::import::infer(&root, options)?;
             let origin = Origin::Inferred { layout: inferred.layout, source: inferred.source, notes: inferred.notes };
-            return Bundle { root: inferred.root, manifest: inferred.manifest, origin }.checked();
+            return Bundle { root: inferred.root, manifest: inferred.manifest, origin, verified: VerifyReport::default() }.checked(verification);
         }
         if options.variant.is_some() {
             return Err(Error::Request(format!(
@@ -81,7 +90,7 @@ impl Bundle {
             message: format!("not UTF-8 text: {e}"),
         })?;
         let manifest = Manifest::from_json(&text, &manifest_path)?;
-        Bundle { root, manifest, origin: Origin::Manifest }.checked()
+        Bundle { root, manifest, origin: Origin::Manifest, verified: VerifyReport::default() }.checked(verification)
     }
 
     fn check_tokenizer_size(&self) -> Result<()> {
@@ -102,8 +111,8 @@ impl Bundle {
 
     /// Every referenced file inside the folder and regular, the tokenizer
     /// within its size bound, checksums verified, external data confined.
-    fn checked(self) -> Result<Bundle> {
-        let bundle = self;
+    fn checked(self, verification: Verification) -> Result<Bundle> {
+        let mut bundle = self;
         for file in bundle.manifest.files() {
             bundle.resolve(file)?;
         }
@@ -113,7 +122,7 @@ impl Bundle {
         if let Some(tts) = bundle.manifest.text_to_speech() {
             bundle.confine_dir(&tts.espeak_data)?;
         }
-        bundle.verify_checksums()?;
+        bundle.verified = bundle.verify_checksums(verification)?;
         for graph in bundle.manifest.files().into_iter().filter(|f| f.ends_with(".onnx")) {
             bundle.confine_external_data(graph)?;
         }
@@ -207,16 +216,32 @@ impl Bundle {
         Ok(())
     }
 
-    /// Verify every checksum the manifest lists.
-    pub fn verify_checksums(&self) -> Result<()> {
+    /// Verify every checksum the manifest lists; with [`Verification::Remembered`],
+    /// a file unchanged since an earlier successful check is not hashed again.
+    pub fn verify_checksums(&self, verification: Verification) -> Result<VerifyReport> {
+        let mut record = Record::load(&self.root);
+        let mut report = VerifyReport::default();
         for (file, expected) in &self.manifest.checksums {
             let path = self.resolve(file)?;
+            // The identity is taken before hashing: a change while hashing leaves a stale identity, re-hashed next time.
+            let identity = std::fs::metadata(&path).ok().as_ref().and_then(FileIdentity::of);
+            if verification == Verification::Remembered && identity.as_ref().is_some_and(|id| record.remembers(file, id, expected)) {
+                report.remembered += 1;
+                continue;
+            }
             let found = sha256_file(&path)?;
+            report.hashed += 1;
             if !found.eq_ignore_ascii_case(expected) {
+                record.forget(file);
+                record.save(&self.root);
                 return Err(Error::Checksum { path, expected: expected.clone(), found });
             }
+            if let Some(id) = identity {
+                record.remember(file, id, found);
+            }
         }
-        Ok(())
+        record.save(&self.root);
+        Ok(report)
     }
 
     /// The file the manifest came from: `bundle.json`, or the config it was inferred from.

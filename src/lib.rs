@@ -38,6 +38,7 @@ pub mod stages;
 pub mod tensor;
 pub mod tts;
 pub mod vad;
+pub mod verified;
 
 pub use bundle::Bundle;
 pub use error::{Error, Result};

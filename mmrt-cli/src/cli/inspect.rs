@@ -27,11 +27,14 @@ pub struct InspectArgs {
     /// Print the validated manifest and runtime facts as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Hash every checksummed file, even those verified before and unchanged since.
+    #[arg(long)]
+    pub verify: bool,
 }
 
 /// Run the command.
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
-    let bundle = Bundle::open_with(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
+    let bundle = Bundle::open_verified(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()), super::verification(args.verify))?;
     let loaded = OrtRuntime::load(cli.ort_lib.as_deref());
     let graphs = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
@@ -53,6 +56,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
         let json = serde_json::json!({
             "root": bundle.root,
             "origin": bundle.origin,
+            "checksums_verified": bundle.verified,
             "manifest": bundle.manifest,
             "onnxruntime": runtime.as_ref().ok(),
             "onnxruntime_error": runtime.as_ref().err(),

@@ -141,6 +141,15 @@ impl SessionArgs {
     }
 }
 
+/// `--verify`: hash every checksummed file; otherwise checks remembered from earlier runs stand.
+pub(crate) fn verification(full: bool) -> mmrt::verified::Verification {
+    if full {
+        mmrt::verified::Verification::Full
+    } else {
+        mmrt::verified::Verification::Remembered
+    }
+}
+
 /// `--ep` values: the provider names, listed in clap's error for a wrong one.
 pub(crate) fn ep_parser() -> impl clap::builder::TypedValueParser<Value = ExecutionProviderKind> {
     use clap::builder::TypedValueParser;

@@ -79,6 +79,9 @@ pub struct RunArgs {
     /// Print one JSON object (ids, text, stage timings) instead of streaming text.
     #[arg(long)]
     pub json: bool,
+    /// Hash every checksummed file, even those verified before and unchanged since.
+    #[arg(long)]
+    pub verify: bool,
     #[command(flatten)]
     pub speech: super::speak::SpeechArgs,
     /// Voice bundles: stream the speech to stdout as raw 16-bit little-endian mono PCM
@@ -122,7 +125,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     };
     generation.validate()?;
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
-    let bundle = Bundle::open_with(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()))?;
+    let bundle = Bundle::open_verified(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()), super::verification(args.verify))?;
     if bundle.manifest.consistency_generator().is_some() {
         return super::consistency::generate(cli, args, bundle);
     }
