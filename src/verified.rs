@@ -136,7 +136,10 @@ impl Record {
         let body = RecordFile { format: RECORD_FORMAT.into(), root: root.to_path_buf(), files: self.entries.clone() };
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(file.parent().expect("record files live in a directory"))?;
-            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+            // A name of its own per writer: threads and processes may save the same record at once.
+            static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = file.with_extension(format!("tmp{}-{n}", std::process::id()));
             std::fs::write(&tmp, serde_json::to_vec_pretty(&body).expect("a record serializes"))?;
             std::fs::rename(&tmp, file)
         };
