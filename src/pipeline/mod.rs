@@ -88,8 +88,21 @@ impl Pipeline {
         }
         let plan = options.sessions.for_manifest(manifest)?;
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
-        let tokenizer = Tokenizer::from_file(&tokenizer_path)
-            .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })?;
+        let loader = StageLoader::new(runtime, &bundle, &plan);
+        let mut used = BTreeSet::new();
+        // The tokenizer (33 MB of JSON for Gemma's 262k vocabulary, ~1 s) is
+        // parsed on a second thread while the backbone's sessions are created.
+        let (tokenizer, backbone) = std::thread::scope(|scope| {
+            let parsing = scope.spawn(|| {
+                Tokenizer::from_file(&tokenizer_path)
+                    .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })
+            });
+            let backbone = open_backbone(&loader, options, &mut used);
+            let tokenizer = parsing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            (tokenizer, backbone)
+        });
+        let tokenizer = tokenizer?;
+        let backbone = backbone?;
         let mut chat = None;
         if manifest.seq2seq_decoder().is_none() {
             // Placeholders and stop tokens must be tokens of this tokenizer.
@@ -106,9 +119,6 @@ impl Pipeline {
                 })?;
             }
         }
-        let loader = StageLoader::new(runtime, &bundle, &plan);
-        let mut used = BTreeSet::new();
-        let backbone = open_backbone(&loader, options, &mut used)?;
         let output = OutputSide::open(&loader, &tokenizer)?;
         if output.is_some() {
             used.extend(manifest.stages.iter().filter(|s| s.is_output_side()).map(|s| s.name().to_string()));
