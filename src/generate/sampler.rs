@@ -95,32 +95,58 @@ impl Sampler {
         }
     }
 
+    /// Temperature, then top-k, then top-p, as `transformers` applies its
+    /// warpers. The kept candidates are found by partial selection (never a
+    /// sort of the whole vocabulary): the `k` best for top-k, and for top-p
+    /// alone a best prefix grown until it holds the nucleus's mass. Candidates
+    /// are drawn in order of decreasing logit (lower id first on ties); with
+    /// neither filter the draw walks the vocabulary in id order.
     fn sample_filtered(&mut self, logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: f32) -> u32 {
-        let inv_t = 1.0 / temperature;
-        let c = &mut self.candidates;
-        c.clear();
-        c.extend(logits.iter().enumerate().map(|(i, &l)| (l * inv_t, i as u32)));
-        if c.is_empty() {
+        if logits.is_empty() {
             return 0;
         }
-        let by_logit_desc = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
-        if let Some(k) = top_k.filter(|&k| k > 0 && k < c.len()) {
-            c.select_nth_unstable_by(k - 1, by_logit_desc);
-            c.truncate(k);
+        let inv_t = 1.0 / temperature;
+        let n = logits.len();
+        let k = top_k.filter(|&k| k > 0 && k < n);
+        if k.is_none() && top_p >= 1.0 {
+            return self.draw_all(logits, inv_t);
         }
-        c.sort_unstable_by(by_logit_desc);
+        let c = &mut self.candidates;
+        let total_all = match k {
+            // Top-k first: the softmax and the nucleus are over the k kept.
+            Some(k) => {
+                select_best(logits, inv_t, k, c);
+                None
+            }
+            // Top-p alone: the nucleus is measured against the whole vocabulary's mass.
+            None => {
+                let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l * inv_t));
+                let total: f32 = logits.iter().map(|&l| (l * inv_t - max).exp()).sum();
+                let mut m = 64.min(n);
+                loop {
+                    select_best(logits, inv_t, m, c);
+                    let mass: f32 = c.iter().map(|x| (x.0 - max).exp()).sum();
+                    if mass >= top_p * total || m == n {
+                        break;
+                    }
+                    m = (m * 4).min(n);
+                }
+                Some((max, total))
+            }
+        };
         // Softmax over the kept candidates (max-subtracted for stability).
-        let max = c[0].0;
+        let max = total_all.map_or(c[0].0, |(max, _)| max);
         let mut total = 0.0f32;
         for cand in c.iter_mut() {
             cand.0 = (cand.0 - max).exp();
             total += cand.0;
         }
         if top_p < 1.0 {
+            let denominator = total_all.map_or(total, |(_, t)| t);
             let mut cumulative = 0.0;
             let mut keep = c.len();
             for (i, cand) in c.iter().enumerate() {
-                cumulative += cand.0 / total;
+                cumulative += cand.0 / denominator;
                 if cumulative >= top_p {
                     keep = i + 1;
                     break;
@@ -138,6 +164,54 @@ impl Sampler {
         }
         c[c.len() - 1].1
     }
+
+    /// Temperature alone: a draw from the softmax of the whole vocabulary, in id order.
+    fn draw_all(&mut self, logits: &[f32], inv_t: f32) -> u32 {
+        let max = logits.iter().fold(f32::NEG_INFINITY, |m, &l| m.max(l * inv_t));
+        let total: f32 = logits.iter().map(|&l| (l * inv_t - max).exp()).sum();
+        let mut r = self.rng.random::<f32>() * total;
+        let mut last = 0;
+        for (i, &l) in logits.iter().enumerate() {
+            let p = (l * inv_t - max).exp();
+            if p > 0.0 {
+                if r < p {
+                    return i as u32;
+                }
+                r -= p;
+                last = i;
+            }
+        }
+        last as u32
+    }
+}
+
+/// The `k` best `(logit * inv_t, id)` of `logits` into `out`, best first
+/// (higher value, then lower id). A small `k` is one pass keeping the `k` best
+/// seen so far and their worst (most logits are below it and cost one
+/// comparison); a large one is a linear-time selection over all candidates.
+fn select_best(logits: &[f32], inv_t: f32, k: usize, out: &mut Vec<(f32, u32)>) {
+    let desc = |a: &(f32, u32), b: &(f32, u32)| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1));
+    out.clear();
+    if k > 256 || k * 16 >= logits.len() {
+        out.extend(logits.iter().enumerate().map(|(i, &l)| (l * inv_t, i as u32)));
+        if k < out.len() {
+            out.select_nth_unstable_by(k - 1, desc);
+            out.truncate(k);
+        }
+    } else {
+        let better = |a: &(f32, u32), b: &(f32, u32)| desc(a, b) == std::cmp::Ordering::Less;
+        out.extend(logits.iter().take(k).enumerate().map(|(i, &l)| (l * inv_t, i as u32)));
+        let worst_of = |out: &[(f32, u32)]| (0..out.len()).fold(0, |w, i| if better(&out[w], &out[i]) { i } else { w });
+        let mut worst = worst_of(out);
+        for (i, &l) in logits.iter().enumerate().skip(k) {
+            let cand = (l * inv_t, i as u32);
+            if better(&cand, &out[worst]) {
+                out[worst] = cand;
+                worst = worst_of(out);
+            }
+        }
+    }
+    out.sort_unstable_by(desc);
 }
 
 /// Index of the largest logit; the first one on ties (as `torch.argmax`).
@@ -177,6 +251,71 @@ mod tests {
         assert_eq!(argmax(&[f32::NAN, 1.0, 2.0, 2.0]), 2);
         assert_eq!(argmax(&[]), 0);
         assert_eq!(argmax(&[f32::NEG_INFINITY; 3]), 0);
+    }
+
+    /// The filters as a plain sort of the whole vocabulary would apply them.
+    fn reference_kept(logits: &[f32], temperature: f32, top_k: Option<usize>, top_p: f32) -> Vec<u32> {
+        let inv_t = 1.0 / temperature;
+        let mut c: Vec<(f32, u32)> = logits.iter().enumerate().map(|(i, &l)| (l * inv_t, i as u32)).collect();
+        c.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        if let Some(k) = top_k {
+            c.truncate(k);
+        }
+        // The sampler's arithmetic: f32, the mass of the whole vocabulary (or the k kept) summed in id order.
+        let max = c[0].0;
+        let total: f32 = match top_k {
+            Some(_) => c.iter().map(|x| (x.0 - max).exp()).sum(),
+            None => logits.iter().map(|&l| (l * inv_t - max).exp()).sum(),
+        };
+        let mut cumulative = 0.0f32;
+        let mut keep = c.len();
+        for (i, x) in c.iter().enumerate() {
+            cumulative += (x.0 - max).exp() / total;
+            if cumulative >= top_p {
+                keep = i + 1;
+                break;
+            }
+        }
+        c.truncate(keep);
+        c.into_iter().map(|x| x.1).collect()
+    }
+
+    #[test]
+    fn partial_selection_keeps_what_a_full_sort_keeps() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        for (n, top_k, top_p) in [(5000, Some(40), 0.95), (5000, Some(7), 1.0), (5000, None, 0.9), (5000, None, 0.999), (300, None, 0.5), (64, Some(63), 0.8)] {
+            // Rounded logits make ties, which must break toward the lower id.
+            let logits: Vec<f32> = (0..n).map(|_| (rng.random::<f32>() * 12.0).round() - 6.0).collect();
+            let kept = reference_kept(&logits, 0.8, top_k, top_p);
+            let mut sampler = Sampler::new(random(0.8, top_k, top_p), 11);
+            for _ in 0..200 {
+                let id = sampler.sample(&logits);
+                assert!(kept.contains(&id), "n {n} top_k {top_k:?} top_p {top_p}: {id} is not among the {} kept", kept.len());
+            }
+            let mut best = Vec::new();
+            select_best(&logits, 1.0 / 0.8, kept.len(), &mut best);
+            assert_eq!(best.iter().map(|x| x.1).collect::<Vec<_>>(), kept, "the nucleus is the best prefix, in order");
+        }
+        // A flat distribution's nucleus is most of the vocabulary: found by selection, not a quadratic scan.
+        let flat = vec![0.0f32; 100_000];
+        let id = Sampler::new(random(1.0, None, 0.95), 1).sample(&flat);
+        assert!(id < 95_000, "{id}: ties keep the lower ids");
+    }
+
+    #[test]
+    fn temperature_alone_follows_the_softmax() {
+        let logits = [0.0f32, 1.0, 2.0, -50.0];
+        let mut sampler = Sampler::new(random(1.0, None, 1.0), 3);
+        let mut counts = [0usize; 4];
+        let draws = 20_000;
+        for _ in 0..draws {
+            counts[sampler.sample(&logits) as usize] += 1;
+        }
+        let z: f32 = logits.iter().map(|l| l.exp()).sum();
+        for (i, &c) in counts.iter().enumerate() {
+            let expected = logits[i].exp() / z;
+            assert!((c as f32 / draws as f32 - expected).abs() < 0.015, "token {i}: {} vs {expected}", c as f32 / draws as f32);
+        }
     }
 
     #[test]
