@@ -203,12 +203,32 @@ fn select_best(logits: &[f32], inv_t: f32, k: usize, out: &mut Vec<(f32, u32)>) 
         out.extend(logits.iter().take(k).enumerate().map(|(i, &l)| (l * inv_t, i as u32)));
         let worst_of = |out: &[(f32, u32)]| (0..out.len()).fold(0, |w, i| if better(&out[w], &out[i]) { i } else { w });
         let mut worst = worst_of(out);
-        for (i, &l) in logits.iter().enumerate().skip(k) {
-            let cand = (l * inv_t, i as u32);
-            if better(&cand, &out[worst]) {
-                out[worst] = cand;
-                worst = worst_of(out);
+        let mut threshold = out[worst].0;
+        // Later ids lose ties, so a candidate must beat the worst kept value strictly;
+        // a block of 16 whose maximum does not is skipped whole (the check vectorizes).
+        let mut start = k;
+        while start < logits.len() {
+            let end = (start + 16).min(logits.len());
+            if let Ok(block) = <&[f32; 16]>::try_from(&logits[start..end]) {
+                let mut m = f32::NEG_INFINITY;
+                for &l in block {
+                    let v = l * inv_t;
+                    m = if v > m { v } else { m };
+                }
+                if !(m > threshold) {
+                    start = end;
+                    continue;
+                }
             }
+            for (i, &l) in logits[start..end].iter().enumerate() {
+                let v = l * inv_t;
+                if v > threshold {
+                    out[worst] = (v, (start + i) as u32);
+                    worst = worst_of(out);
+                    threshold = out[worst].0;
+                }
+            }
+            start = end;
         }
     }
     out.sort_unstable_by(desc);
