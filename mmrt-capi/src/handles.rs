@@ -32,6 +32,8 @@ pub struct ResultData {
     pub time_to_first_token_ms: Option<f64>,
     /// Wall time of the whole run.
     pub total_ms: f64,
+    /// [`mmrt::Output::decode_tokens_per_s`].
+    pub decode_tokens_per_s: f64,
 }
 
 /// One registered object.

@@ -709,6 +709,7 @@ pub unsafe extern "C" fn mmrt_generate(
         if result_out.is_null() {
             return Ok(());
         }
+        let decode_tokens_per_s = output.decode_tokens_per_s();
         let mut text = output.text.into_bytes();
         text.push(0);
         let result = ResultData {
@@ -719,6 +720,7 @@ pub unsafe extern "C" fn mmrt_generate(
             timings: output.timings,
             time_to_first_token_ms: output.time_to_first_token.map(|d| d.as_secs_f64() * 1e3),
             total_ms,
+            decode_tokens_per_s,
         };
         write_out(result_out, Entry::Result(std::sync::Arc::new(result)));
         Ok(())
@@ -804,14 +806,12 @@ pub unsafe extern "C" fn mmrt_result_timings(result: *const MmrtResult, timings_
         }
         let result = handles::result(result as usize)?;
         let decode_ms = result.timings.get("decode").unwrap_or(0.0);
-        let steps = result.token_ids.len().saturating_sub(1);
         *timings_out = MmrtTimings {
             time_to_first_token_ms: result.time_to_first_token_ms.unwrap_or(-1.0),
             prefill_ms: result.timings.get("prefill").unwrap_or(0.0),
             decode_ms,
             total_ms: result.total_ms,
-            // As `mmrt run --json`'s decode_tokens_per_s: the first token comes from prefill.
-            decode_tokens_per_second: if decode_ms > 0.0 { steps as f64 / (decode_ms / 1e3) } else { 0.0 },
+            decode_tokens_per_second: result.decode_tokens_per_s,
             prompt_tokens: result.prompt_tokens,
             generated_tokens: result.token_ids.len(),
         };

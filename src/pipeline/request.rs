@@ -255,3 +255,18 @@ pub struct Output {
     /// (`None` when no token was produced).
     pub time_to_first_token: Option<Duration>,
 }
+
+impl Output {
+    /// Tokens per second of the decode steps: the tokens after the first
+    /// (which the prefill pass gives) over the `decode` stage's time; 0 when
+    /// no decode step ran.
+    pub fn decode_tokens_per_s(&self) -> f64 {
+        let decode_ms = self.timings.get("decode").unwrap_or(0.0);
+        let steps = self.token_ids.len().saturating_sub(1);
+        if decode_ms > 0.0 && steps > 0 {
+            steps as f64 / (decode_ms / 1e3)
+        } else {
+            0.0
+        }
+    }
+}

@@ -100,9 +100,7 @@ pub fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
         writeln!(stdout).map_err(|e| Error::io("<stdout>", e))?;
         match result {
             Ok(output) if cli.verbose > 0 => {
-                let decode_ms = output.timings.get("decode").unwrap_or(0.0);
-                let steps = output.token_ids.len().saturating_sub(1);
-                let rate = if decode_ms > 0.0 { steps as f64 / (decode_ms / 1e3) } else { 0.0 };
+                let rate = output.decode_tokens_per_s();
                 eprintln!(
                     "[turn {turn}: prefill {} of {} tokens ({} reused from the cache) in {:.1} ms; {} new tokens, {rate:.1} tok/s; stop: {:?}]",
                     output.prefill_tokens,

@@ -216,8 +216,6 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
         Ok(())
     })?;
     if args.json {
-        let decode_ms = output.timings.get("decode").unwrap_or(0.0);
-        let steps = output.token_ids.len().saturating_sub(1);
         let json = serde_json::json!({
             "bundle": pipeline.bundle().name(),
             "prompt_tokens": output.prompt_ids.len(),
@@ -226,7 +224,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             "stop_reason": output.stop_reason,
             "stages": output.timings.to_json(),
             "load_ms": pipeline.load_time().as_secs_f64() * 1e3,
-            "decode_tokens_per_s": if decode_ms > 0.0 { steps as f64 / (decode_ms / 1e3) } else { 0.0 },
+            "decode_tokens_per_s": output.decode_tokens_per_s(),
             "sampling": generation_used,
             "media": output.media.iter().map(media_json).collect::<Vec<_>>(),
             "execution_provider": pipeline.provider(),

@@ -216,8 +216,9 @@ impl Worker {
                         if let Some(ttft) = output.time_to_first_token {
                             metrics.time_to_first_token.observe(waited + ttft);
                         }
-                        if let Some(decode) = output.timings.get("decode").filter(|_| tokens > 1) {
-                            metrics.time_per_output_token.observe(Duration::from_secs_f64(decode / 1e3 / (tokens - 1) as f64));
+                        let rate = output.decode_tokens_per_s();
+                        if rate > 0.0 {
+                            metrics.time_per_output_token.observe(Duration::from_secs_f64(1.0 / rate));
                         }
                         Ok(Finished { text: output.text, prompt_tokens: output.prompt_ids.len(), completion_tokens: tokens, stop_reason: output.stop_reason })
                     }

@@ -130,20 +130,25 @@ pub async fn completions(State(state): State<AppState>, request: Request) -> Res
 
 /// Run a generation: stream its chunks, or wait and answer the whole.
 async fn generate(state: &AppState, model: &Model, request: mmrt::Request, shapes: Shapes, stream: bool, include_usage: bool) -> Answer {
-    let (events, receiver) = mpsc::unbounded_channel();
-    let guard = CancelOnDrop(request.cancel.clone());
-    submit(state, model, Job::Generate { request: Box::new(request), events, arrived: Instant::now() })?;
+    let (receiver, guard) = queue_generation(state, model, request)?;
     if stream {
         let chunks = ChunkStream { receiver, _guard: guard, shapes, include_usage, first: true, pending: VecDeque::new(), ended: false };
         return Ok(Sse::new(chunks).into_response());
     }
-    let finished = wait(receiver).await?;
-    drop(guard);
-    Ok(Json(shapes.response(&finished)).into_response())
+    Ok(Json(shapes.response(&wait(receiver, guard).await?)).into_response())
 }
 
-/// The end of a generation, its text pieces skipped.
-async fn wait(mut receiver: mpsc::UnboundedReceiver<Event>) -> Result<Finished, ApiError> {
+/// Queue `request` on `model`: its events, and the guard that cancels it when dropped.
+fn queue_generation(state: &ServerState, model: &Model, request: mmrt::Request) -> Result<(mpsc::UnboundedReceiver<Event>, CancelOnDrop), ApiError> {
+    let (events, receiver) = mpsc::unbounded_channel();
+    let guard = CancelOnDrop(request.cancel.clone());
+    submit(state, model, Job::Generate { request: Box::new(request), events, arrived: Instant::now() })?;
+    Ok((receiver, guard))
+}
+
+/// The end of a generation, its text pieces skipped; the guard cancels it if
+/// this future is dropped first (the client left).
+async fn wait(mut receiver: mpsc::UnboundedReceiver<Event>, _guard: CancelOnDrop) -> Result<Finished, ApiError> {
     loop {
         match receiver.recv().await {
             Some(Event::Text(_)) => {}
@@ -251,12 +256,8 @@ pub async fn transcriptions(State(state): State<AppState>, request: Request) -> 
             return Err(ApiError::bad_param("response_format", format!("response_format \"{format}\" is not supported; use json or text")));
         }
         let model = model(&state, &model_id, Capability::Transcribe)?;
-        let request = mmrt::Request::transcribe(file);
-        let (events, receiver) = mpsc::unbounded_channel();
-        let guard = CancelOnDrop(request.cancel.clone());
-        submit(&state, model, Job::Generate { request: Box::new(request), events, arrived: Instant::now() })?;
-        let finished = wait(receiver).await?;
-        drop(guard);
+        let (receiver, guard) = queue_generation(&state, model, mmrt::Request::transcribe(file))?;
+        let finished = wait(receiver, guard).await?;
         Ok(match format.as_str() {
             "text" => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], finished.text).into_response(),
             _ => Json(json!({"text": finished.text, "usage": {"type": "tokens", "output_tokens": finished.completion_tokens}})).into_response(),
