@@ -201,6 +201,9 @@ pub fn log_mel_frames(chunk_seconds: f32, sample_rate: u32, hop_length: usize) -
 /// Most frames a video preprocessing block may sample (`frames`): 1024.
 pub const MAX_VIDEO_FRAMES: usize = 1024;
 
+/// Highest sampling rate a manifest or flag may ask of a clip, frames per second: 240.
+pub const MAX_VIDEO_SAMPLE_FPS: f64 = 240.0;
+
 // ---------------------------------------------------------------- text to speech
 
 /// Most text one synthesis request may hold: 64 KiB (about ten minutes of speech);

@@ -186,6 +186,27 @@ pub struct ProjectorStage {
     pub input: String,
     /// Graph output name (LLM-space embeddings).
     pub output: String,
+    /// How a video's frames become one item's rows (video projectors only; `concat` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temporal: Option<Temporal>,
+}
+
+/// The temporal stage of a video projector: how per-frame encoder features become
+/// the rows of one video.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Temporal {
+    /// The projector runs on every frame (as for images); the frames' rows follow each other.
+    Concat,
+    /// The projector runs on every frame; the frames' rows are averaged (one frame's worth of rows).
+    Mean,
+    /// The graph sees the whole clip: `input` is `[1, frames, tokens, d_enc]`, the
+    /// input named here `[1, frames]` holds each frame's time in seconds (f32),
+    /// and `output` is `[1, rows, d_llm]` (a temporal transformer, a resampler).
+    Graph {
+        /// Graph input name for the frame times.
+        timestamps: String,
+    },
 }
 
 pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
@@ -208,6 +229,12 @@ pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
                         limits::MAX_VIDEO_FRAMES
                     ))
                 }
+                (Preprocess::Video(VideoPreprocess { fps: Some(fps), .. }), Modality::Video) if !(fps.is_finite() && *fps > 0.0 && *fps <= limits::MAX_VIDEO_SAMPLE_FPS) => {
+                    Err(format!(
+                        "stage \"{name}\": `fps` must be in (0, {}] (limits::MAX_VIDEO_SAMPLE_FPS), found {fps}",
+                        limits::MAX_VIDEO_SAMPLE_FPS
+                    ))
+                }
                 (Preprocess::Image(p), Modality::Image) | (Preprocess::Video(VideoPreprocess { image: p, .. }), Modality::Video) => {
                     validate_image_preprocess(p).map_err(|m| format!("stage \"{name}\": {m}"))
                 }
@@ -217,7 +244,12 @@ pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
         }
         Stage::InputProjector(p) => {
             nonempty("input", &p.input)?;
-            nonempty("output", &p.output)
+            nonempty("output", &p.output)?;
+            match (&p.temporal, p.modality) {
+                (Some(_), m) if m != Modality::Video => Err(format!("stage \"{name}\": `temporal` is for video projectors, this one projects {m}")),
+                (Some(Temporal::Graph { timestamps }), _) => nonempty("temporal.timestamps", timestamps),
+                _ => Ok(()),
+            }
         }
         Stage::Seq2seqDecoder(d) => {
             nonempty("input_ids", &d.input_ids)?;

@@ -116,12 +116,16 @@ pub struct AudioPreprocess {
     pub chunk_seconds: f32,
 }
 
-/// Video preprocessing: uniformly sampled frames, each preprocessed as an image.
+/// Video preprocessing: frames sampled from the clip (see [`crate::video::Sampling`]
+/// for the rule), each preprocessed as an image.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct VideoPreprocess {
-    /// Frames sampled per clip.
+    /// Frames sampled uniformly over the clip; with `fps`, the most frames sampled.
     pub frames: usize,
+    /// Sample at this rate (frames per second of clip time) instead, up to `frames`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fps: Option<f64>,
     /// Per-frame image preprocessing.
     pub image: ImagePreprocess,
 }
