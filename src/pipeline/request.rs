@@ -107,6 +107,11 @@ impl Request {
         self.with_media(Modality::Audio, audio)
     }
 
+    /// Attach videos: clip files, image directories, animated images (see [`crate::video`]).
+    pub fn with_videos(self, videos: impl IntoIterator<Item = impl Into<MediaInput>>) -> Self {
+        self.with_media(Modality::Video, videos)
+    }
+
     /// End generation at any of these strings (see [`Request::stop`]).
     pub fn with_stop(mut self, stop: Vec<String>) -> Self {
         self.stop = stop;
