@@ -2,6 +2,7 @@
 
     python -m exporters.video.synthetic OUT.mp4 --size 64x64 --fps 25 --seconds 600      # a 10-minute clip
     python -m exporters.video.synthetic OUT.mp4 --size 3840x2160 --fps 25 --seconds 2    # a 4K clip
+    python -m exporters.video.synthetic OUT.mp4 --faststart-copy SRC.mp4                  # SRC remuxed, moov first
 
 Frame k is a diagonal gradient shifted by k with a bright square moving across it (every frame differs, and the
 content is cheap to encode: libx264, preset ultrafast, yuv420p). Written to OUT.partial first and renamed, so an
@@ -56,6 +57,28 @@ def write_clip(out: Path, width: int, height: int, fps: int, seconds: float, cod
     return {"path": str(out), "frames": n, "width": width, "height": height, "fps": fps}
 
 
+def faststart_copy(src: Path, out: Path) -> dict:
+    """SRC's video stream remuxed (no re-encoding) into an MP4 whose index (moov) comes before the media data, so
+    a prefix of the file still opens (the layout a truncated download or recording has)."""
+    import av
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    n = 0
+    with av.open(str(src)) as inp, av.open(str(partial), mode="w", format="mp4",
+                                           options={"movflags": "faststart"}) as dst:
+        ins = inp.streams.video[0]
+        outs = dst.add_stream_from_template(ins)
+        for packet in inp.demux(ins):
+            if packet.dts is None:
+                continue
+            packet.stream = outs
+            dst.mux(packet)
+            n += 1
+    os.replace(partial, out)
+    return {"path": str(out), "packets": n}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m exporters.video.synthetic", description=__doc__.split("\n\n")[0])
     p.add_argument("out", type=Path)
@@ -63,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--codec", default="libx264")
+    p.add_argument("--faststart-copy", type=Path, metavar="SRC", help="remux SRC with its index first instead")
     a = p.parse_args(argv)
+    if a.faststart_copy:
+        print(json.dumps(faststart_copy(a.faststart_copy, a.out)))
+        return 0
     width, height = (int(v) for v in a.size.lower().split("x"))
     print(json.dumps(write_clip(a.out, width, height, a.fps, a.seconds, a.codec)))
     return 0
