@@ -217,6 +217,36 @@ class AudioPreprocess(Preprocess):
     chunk_seconds: float
 
 
+@dataclass(frozen=True, kw_only=True)
+class VideoPreprocess(Preprocess):
+    """Frames sampled from a clip, each preprocessed as an image (``VideoPreprocess`` of
+    ``src/preprocess/config.rs``): ``frames`` uniformly over the clip (frame ``i`` of ``n`` is
+    ``floor(i * total / n)``), or, with ``fps``, at that rate up to ``frames``. The nested
+    ``image`` object is the image preprocess without its tag."""
+
+    TAG = "video"
+    frames: int
+    image: ImagePreprocess
+    fps: float | None = None
+
+    def to_dict(self) -> dict:
+        out = {"type": self.TAG, "frames": int(self.frames)}
+        if self.fps is not None:
+            out["fps"] = float(self.fps)
+        out["image"] = {k: v for k, v in self.image.to_dict().items() if k != "type"}
+        return out
+
+    @classmethod
+    def _from_body(cls, body: dict, where: str):
+        unknown = [k for k in body if k not in ("frames", "fps", "image")]
+        if unknown or "frames" not in body or "image" not in body:
+            raise ValueError(f"{where}: a video preprocess this writer cannot express: {body}")
+        image = ImagePreprocess._from_body(dict(body["image"]), f"{where}.image")
+        fps = body.get("fps")
+        return cls(frames=_load(body["frames"], int, f"{where}.frames"), image=image,
+                   fps=None if fps is None else _load(fps, float, f"{where}.fps"))
+
+
 # ---------------------------------------------------------------- stages
 
 
@@ -246,9 +276,39 @@ class ModalityEncoder(Stage):
         return [self.graph]
 
 
+class Temporal(Tagged):
+    """How a video projector turns per-frame encoder features into one video's rows
+    (``Temporal`` of ``src/manifest/stage.rs``), tagged by ``kind``."""
+
+    TAG_KEY = "kind"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConcatTemporal(Temporal):
+    """The projector runs per frame; the frames' rows follow each other (the default)."""
+
+    TAG = "concat"
+
+
+@dataclass(frozen=True, kw_only=True)
+class MeanTemporal(Temporal):
+    """The projector runs per frame; the frames' rows are averaged (one frame's worth of rows)."""
+
+    TAG = "mean"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GraphTemporal(Temporal):
+    """The projector graph sees the whole clip: ``input`` [1, F, tokens, d_enc] and
+    ``timestamps`` [1, F] (frame times in seconds, float32) -> ``output`` [1, rows, d_llm]."""
+
+    TAG = "graph"
+    timestamps: str
+
+
 @dataclass(kw_only=True)
 class InputProjector(Stage):
-    """Encoder features -> rows of the LLM's embedding space."""
+    """Encoder features -> rows of the LLM's embedding space (``temporal``: video projectors only)."""
 
     TAG = "input_projector"
     name: str
@@ -256,6 +316,7 @@ class InputProjector(Stage):
     graph: str
     input: str
     output: str
+    temporal: Temporal | None = None
 
     def graphs(self) -> list[str]:
         return [self.graph]

@@ -2,16 +2,17 @@
 
 Rules (manifest ``prompt`` block):
 
-* ``content`` = for each modality in the order image, audio: its placeholder
-  (``"<image>\\n"``, ``"<audio>\\n"``) once per item, unless the user prompt
+* ``content`` = for each modality in the order image, audio, video: its placeholder
+  (``"<image>\\n"``, ``"<audio>\\n"``, ``"<video>\\n"``) once per item, unless the user prompt
   already contains that placeholder (then the prompt places them), followed by
   the user prompt.
 * ``text`` = ``template`` with ``{content}`` replaced.
 * ``ids`` = ``[bos_token_id] + tokenizer.encode(text, add_special_tokens=False).ids``.
-* Each media token id (``<image>`` = 3, ``<audio>``) is expanded to one copy per
+* Each media token id (``<image>`` = 3, ``<audio>``, ``<video>``) is expanded to one copy per
   embedding row of its item (``tokens_per_image``; per audio file, windows x
-  tokens per window); the i-th placeholder of a modality takes its i-th item, so
-  images and audio interleave in the order their placeholders appear.
+  tokens per window; per video, the rows its temporal stage gives); the i-th
+  placeholder of a modality takes its i-th item, so images, audio and videos
+  interleave in the order their placeholders appear.
 """
 
 from __future__ import annotations
@@ -36,12 +37,17 @@ class PromptFormat:
     audio_placeholder: str = "<audio>"
     #: Set once the ``<audio>`` token is added to the tokenizer (None: no audio input).
     audio_token_id: int | None = None
+    video_placeholder: str = "<video>"
+    #: Set once the ``<video>`` token is added to the tokenizer (None: no video input).
+    video_token_id: int | None = None
 
     def to_manifest(self) -> Prompt:
         """The ``prompt`` object of bundle.json."""
         placeholders, token_ids = {"image": self.image_placeholder}, {"image": self.image_token_id}
         if self.audio_token_id is not None:
             placeholders["audio"], token_ids["audio"] = self.audio_placeholder, self.audio_token_id
+        if self.video_token_id is not None:
+            placeholders["video"], token_ids["video"] = self.video_placeholder, self.video_token_id
         return Prompt(
             template=self.template,
             placeholders=placeholders,
@@ -53,7 +59,7 @@ class PromptFormat:
 
     @classmethod
     def from_manifest(cls, prompt: Prompt) -> "PromptFormat":
-        """The format a manifest's ``prompt`` describes (a bundle with image and optionally audio placeholders)."""
+        """The format a manifest's ``prompt`` describes (a bundle with image and optionally audio / video placeholders)."""
         return cls(
             template=prompt.template,
             image_placeholder=prompt.placeholders["image"],
@@ -63,13 +69,16 @@ class PromptFormat:
             pad_token_id=prompt.pad_token_id,
             audio_placeholder=prompt.placeholders.get("audio", "<audio>"),
             audio_token_id=prompt.media_token_ids.get("audio"),
+            video_placeholder=prompt.placeholders.get("video", "<video>"),
+            video_token_id=prompt.media_token_ids.get("video"),
         )
 
 
-def build_text(fmt: PromptFormat, user_prompt: str, num_images: int, num_audio: int = 0) -> str:
+def build_text(fmt: PromptFormat, user_prompt: str, num_images: int, num_audio: int = 0, num_videos: int = 0) -> str:
     """Apply the placeholder rule and the template."""
     prefix = ""
-    for placeholder, count in ((fmt.image_placeholder, num_images), (fmt.audio_placeholder, num_audio)):
+    counts = ((fmt.image_placeholder, num_images), (fmt.audio_placeholder, num_audio), (fmt.video_placeholder, num_videos))
+    for placeholder, count in counts:
         if placeholder not in user_prompt:
             prefix += f"{placeholder}\n" * count
     return fmt.template.replace("{content}", prefix + user_prompt)
@@ -82,27 +91,31 @@ def build_input_ids(
     num_images: int,
     tokens_per_image: int,
     audio_tokens: tuple[int, ...] = (),
+    video_tokens: tuple[int, ...] = (),
 ) -> list[int]:
     """Token ids of the prompt with every media placeholder expanded.
 
-    ``audio_tokens[i]`` is the number of embedding rows of the i-th audio item.
+    ``audio_tokens[i]`` / ``video_tokens[i]`` is the number of embedding rows of the i-th audio / video item.
     """
-    text = build_text(fmt, user_prompt, num_images, len(audio_tokens))
+    text = build_text(fmt, user_prompt, num_images, len(audio_tokens), len(video_tokens))
     ids = [fmt.bos_token_id] + tokenizer.encode(text, add_special_tokens=False).ids
     expanded: list[int] = []
-    found = {"image": 0, "audio": 0}
+    found = {"image": 0, "audio": 0, "video": 0}
+    rows = {"audio": (fmt.audio_token_id, audio_tokens), "video": (fmt.video_token_id, video_tokens)}
     for token in ids:
+        modality = next((m for m, (tid, _) in rows.items() if tid is not None and token == tid), None)
         if token == fmt.image_token_id:
             expanded.extend([token] * tokens_per_image)
             found["image"] += 1
-        elif fmt.audio_token_id is not None and token == fmt.audio_token_id:
-            if found["audio"] >= len(audio_tokens):
-                raise ValueError(f"prompt has more audio placeholders than the {len(audio_tokens)} audio inputs")
-            expanded.extend([token] * audio_tokens[found["audio"]])
-            found["audio"] += 1
+        elif modality is not None:
+            given = rows[modality][1]
+            if found[modality] >= len(given):
+                raise ValueError(f"prompt has more {modality} placeholders than the {len(given)} {modality} inputs")
+            expanded.extend([token] * given[found[modality]])
+            found[modality] += 1
         else:
             expanded.append(token)
-    for modality, given in (("image", num_images), ("audio", len(audio_tokens))):
+    for modality, given in (("image", num_images), ("audio", len(audio_tokens)), ("video", len(video_tokens))):
         if found[modality] != given:
             raise ValueError(f"prompt has {found[modality]} {modality} placeholders but {given} {modality} inputs were given")
     return expanded
