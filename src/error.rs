@@ -74,6 +74,14 @@ pub enum Error {
         /// What went wrong.
         source: crate::preprocess::image::ImageError,
     },
+    /// A video (file, image sequence or stream) could not be read or sampled.
+    #[error("video {}: {message}", path.display())]
+    Video {
+        /// The clip, directory or stream (`-` is stdin).
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// An input audio file could not be decoded or is unacceptable.
     #[error("audio {}: {source}", path.display())]
     Audio {

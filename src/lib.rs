@@ -39,6 +39,7 @@ pub mod tensor;
 pub mod tts;
 pub mod vad;
 pub mod verified;
+pub mod video;
 
 pub use bundle::Bundle;
 pub use error::{Error, Result};

@@ -201,6 +201,12 @@ pub fn log_mel_frames(chunk_seconds: f32, sample_rate: u32, hop_length: usize) -
 /// Most frames a video preprocessing block may sample (`frames`): 1024.
 pub const MAX_VIDEO_FRAMES: usize = 1024;
 
+/// Largest video frame side, pixels: 8192 (8K); a header claiming more is refused before anything is allocated.
+pub const MAX_VIDEO_SIDE: u32 = 8192;
+
+/// Most images an image-sequence directory or animated image may hold: 100,000.
+pub const MAX_VIDEO_SEQUENCE_FILES: u64 = 100_000;
+
 /// Highest sampling rate a manifest or flag may ask of a clip, frames per second: 240.
 pub const MAX_VIDEO_SAMPLE_FPS: f64 = 240.0;
 

@@ -125,7 +125,7 @@ impl From<mmrt::Error> for CallError {
             E::OrtNotFound { .. } => MmrtStatus::MMRT_ERROR_RUNTIME,
             E::Manifest { .. } | E::Import { .. } | E::Checksum { .. } => MmrtStatus::MMRT_ERROR_MODEL,
             E::Io { .. } | E::Write { .. } | E::OutputDir { .. } => MmrtStatus::MMRT_ERROR_IO,
-            E::Image { .. } | E::Audio { .. } => MmrtStatus::MMRT_ERROR_MEDIA,
+            E::Image { .. } | E::Audio { .. } | E::Video { .. } => MmrtStatus::MMRT_ERROR_MEDIA,
             E::PromptTooLong { .. } | E::Request(_) => MmrtStatus::MMRT_ERROR_REQUEST,
             E::ExecutionProvider { .. } => MmrtStatus::MMRT_ERROR_EXECUTION_PROVIDER,
             E::Cancelled => MmrtStatus::MMRT_ERROR_CANCELLED,

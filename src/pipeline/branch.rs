@@ -6,17 +6,21 @@
 //! its windowing and encoder without a projector (their decoder attends to the
 //! encoder states through cross-attention instead).
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ndarray::{Array2, Array4, Axis, Ix2};
 use ort::value::DynValue;
 
+use super::cache::{CacheStats, EmbeddingCache};
+use super::clip::{VideoBranch, VideoReport};
+use super::frames::{self, FrameEncoder};
 use super::input::MediaInput;
-use super::request::StageTimings;
+use super::request::{MediaOptions, StageTimings};
 use crate::error::{Error, Result};
 use crate::manifest::{EncoderStage, Modality, ProjectorStage};
 use crate::preprocess;
-use crate::stages::encoder::{AudioEncoder, ImageEncoder};
+use crate::stages::encoder::AudioEncoder;
 use crate::stages::graph::StageLoader;
 use crate::stages::projector::InputProjector;
 use crate::tensor;
@@ -31,6 +35,10 @@ pub struct MediaEmbeddings {
     pub tokens_per_item: Vec<usize>,
     /// The projector stage, for errors.
     pub stage: String,
+    /// Embedding-cache hits and misses of these items (images, video frames).
+    pub cache: CacheStats,
+    /// What was read of each video.
+    pub videos: Vec<VideoReport>,
 }
 
 impl MediaEmbeddings {
@@ -59,27 +67,23 @@ pub trait ModalityBranch: Send {
     /// The modality it handles.
     fn modality(&self) -> Modality;
     /// Preprocess, encode and project `inputs` (in prompt order), adding stage times to `timings`.
-    fn embed(&mut self, inputs: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings>;
+    fn embed(&mut self, inputs: &[MediaInput], options: &MediaOptions, timings: &mut StageTimings) -> Result<MediaEmbeddings>;
 }
 
-/// Open the branch of `modality` from its encoder and projector stages.
-pub fn open_branch(loader: &StageLoader<'_>, encoder: &EncoderStage, projector: &ProjectorStage) -> Result<Box<dyn ModalityBranch>> {
+/// Open the branch of `modality` from its encoder and projector stages;
+/// pictures go through `cache`.
+pub fn open_branch(loader: &StageLoader<'_>, encoder: &EncoderStage, projector: &ProjectorStage, cache: &Arc<EmbeddingCache>) -> Result<Box<dyn ModalityBranch>> {
     Ok(match encoder.modality {
-        Modality::Image => Box::new(ImageBranch { encoder: ImageEncoder::open(loader, encoder)?, projector: InputProjector::open(loader, projector)? }),
+        Modality::Image => Box::new(ImageBranch { frames: FrameEncoder::open(loader, encoder, cache.clone())?, projector: InputProjector::open(loader, projector)? }),
         Modality::Audio => Box::new(AudioBranch { encoder: AudioEncoder::open(loader, encoder)?, projector: Some(InputProjector::open(loader, projector)?) }),
-        Modality::Video => {
-            return Err(Error::Request(format!(
-                "stage \"{}\": video encoders are not supported by this runtime yet (bundle \"{}\")",
-                encoder.name,
-                loader.bundle.name()
-            )))
-        }
+        Modality::Video => Box::new(VideoBranch::open(loader, encoder, projector, cache.clone())?),
     })
 }
 
-/// Images: decode + resize/crop/normalize -> vision encoder (one batch) -> projector.
+/// Images: decode + resize/crop/normalize -> vision encoder (cached per
+/// image, the misses as one batch) -> projector.
 pub struct ImageBranch {
-    encoder: ImageEncoder,
+    frames: FrameEncoder,
     projector: InputProjector,
 }
 
@@ -88,43 +92,41 @@ impl ModalityBranch for ImageBranch {
         Modality::Image
     }
 
-    fn embed(&mut self, paths: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+    fn embed(&mut self, inputs: &[MediaInput], _options: &MediaOptions, timings: &mut StageTimings) -> Result<MediaEmbeddings> {
         let start = Instant::now();
-        let mut batches: Vec<Array4<f32>> = Vec::with_capacity(paths.len());
-        for path in paths {
-            let rgb = path.to_rgb()?;
-            let pixels = preprocess::image::preprocess(std::slice::from_ref(&rgb), self.encoder.preprocess())
-                .map_err(|source| Error::Image { path: path.label(), source })?;
+        let mut items: Vec<Array4<f32>> = Vec::with_capacity(inputs.len());
+        for (index, input) in inputs.iter().enumerate() {
+            let item = self.frames.preprocess(&input.to_rgb()?, &input.label())?;
             // One encoder batch needs one size: without a crop, images can come out different.
-            if let Some((first, index)) = batches.first().zip(Some(batches.len())).filter(|(f, _)| f.shape() != pixels.shape()) {
-                let hw = |shape: &[usize]| match self.encoder.preprocess().layout {
-                    crate::manifest::Layout::Nchw => (shape[2] as u32, shape[3] as u32),
-                    crate::manifest::Layout::Nhwc => (shape[1] as u32, shape[2] as u32),
-                };
-                let ((first_height, first_width), (height, width)) = (hw(first.shape()), hw(pixels.shape()));
+            if let Some(first) = items.first().filter(|f| f.shape() != item.shape()) {
+                let ((first_height, first_width), (height, width)) = (self.frames.item_size(first), self.frames.item_size(&item));
                 let source = preprocess::image::ImageError::MixedSizes { index, width, height, first_width, first_height };
-                return Err(Error::Image { path: path.label(), source });
+                return Err(Error::Image { path: input.label(), source });
             }
-            batches.push(pixels);
+            items.push(item);
         }
-        let views: Vec<_> = batches.iter().map(|b| b.view()).collect();
-        let pixels = ndarray::concatenate(Axis(0), &views).map_err(|e| Error::Request(format!("image batch: {e}")))?;
         timings.push("preprocess", start.elapsed());
-
-        let (features, t) = self.encoder.encode(pixels)?;
-        timings.push(self.encoder.name(), t);
-        let (value, t) = self.projector.project(features)?;
+        let encoded = self.frames.encode(&items)?;
+        timings.push(self.frames.name(), encoded.encode_time);
+        let features = frames::stack(&encoded.features, self.frames.name())?;
+        let (value, t) = self.projector.project(tensor::float_value(features.into_dyn(), ort::value::TensorElementType::Float32, self.frames.name(), "output")?)?;
         timings.push(self.projector.name(), t);
         let dims = tensor::dims(&value);
-        if dims.len() != 3 || dims[0] as usize != paths.len() {
+        if dims.len() != 3 || dims[0] as usize != inputs.len() {
             return Err(Error::Tensor {
                 stage: self.projector.name().into(),
                 tensor: "output".into(),
-                expected: format!("[{}, tokens, d_llm]", paths.len()),
+                expected: format!("[{}, tokens, d_llm]", inputs.len()),
                 found: format!("{dims:?}"),
             });
         }
-        Ok(MediaEmbeddings { values: vec![value], tokens_per_item: vec![dims[1] as usize; paths.len()], stage: self.projector.name().into() })
+        Ok(MediaEmbeddings {
+            values: vec![value],
+            tokens_per_item: vec![dims[1] as usize; inputs.len()],
+            stage: self.projector.name().into(),
+            cache: encoded.cache,
+            videos: Vec::new(),
+        })
     }
 }
 
@@ -182,7 +184,7 @@ impl ModalityBranch for AudioBranch {
         Modality::Audio
     }
 
-    fn embed(&mut self, paths: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+    fn embed(&mut self, paths: &[MediaInput], _options: &MediaOptions, timings: &mut StageTimings) -> Result<MediaEmbeddings> {
         let (mut pre, mut enc, mut proj) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         let mut values = Vec::new();
         let mut tokens_per_item = Vec::with_capacity(paths.len());
@@ -217,6 +219,6 @@ impl ModalityBranch for AudioBranch {
         timings.push("audio_preprocess", pre);
         timings.push(self.encoder.name(), enc);
         timings.push(&projector, proj);
-        Ok(MediaEmbeddings { values, tokens_per_item, stage: projector })
+        Ok(MediaEmbeddings { values, tokens_per_item, stage: projector, cache: CacheStats::default(), videos: Vec::new() })
     }
 }

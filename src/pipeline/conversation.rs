@@ -173,6 +173,7 @@ pub(super) fn turn(p: &mut Pipeline, conv: &mut Conversation, request: &Request,
         windows: Vec::new(),
         audio_seconds: 0.0,
         time_to_first_token,
+        input_report: Default::default(),
     })
 }
 

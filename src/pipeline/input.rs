@@ -34,6 +34,13 @@ pub enum MediaInput {
         /// The pixels.
         pixels: Vec<u8>,
     },
+    /// Decoded video frames in display order (a live stream's latest window).
+    Frames {
+        /// What to call them in errors ("camera window 12").
+        name: String,
+        /// The frames, with their indices and times.
+        frames: Vec<crate::video::VideoFrame>,
+    },
     /// Mono audio samples in `[-1, 1]` at `sample_rate`.
     Pcm {
         /// Samples per second.
@@ -51,6 +58,7 @@ impl MediaInput {
             MediaInput::Encoded { name, bytes } => PathBuf::from(format!("{name} ({} bytes in memory)", bytes.len())),
             MediaInput::Rgb { width, height, .. } => PathBuf::from(format!("raw RGB buffer {width}x{height}")),
             MediaInput::Pcm { sample_rate, samples } => PathBuf::from(format!("PCM buffer ({} samples at {sample_rate} Hz)", samples.len())),
+            MediaInput::Frames { name, frames } => PathBuf::from(format!("{name} ({} frames)", frames.len())),
         }
     }
 
@@ -62,6 +70,7 @@ impl MediaInput {
             MediaInput::Encoded { bytes, .. } => image_pre::decode_image(bytes).map_err(image_error),
             MediaInput::Rgb { width, height, stride, pixels } => image_pre::rgb_from_buffer(*width, *height, *stride, pixels).map_err(image_error),
             MediaInput::Pcm { .. } => Err(Error::Request(format!("{} is audio, given where an image is expected", self.label().display()))),
+            MediaInput::Frames { .. } => Err(Error::Request(format!("{} is video, given where an image is expected", self.label().display()))),
         }
     }
 
@@ -76,6 +85,7 @@ impl MediaInput {
                 wav::Waveform { samples: samples.clone(), sample_rate: *sample_rate }
             }
             MediaInput::Rgb { .. } => return Err(Error::Request(format!("{} is an image, given where audio is expected", self.label().display()))),
+            MediaInput::Frames { .. } => return Err(Error::Request(format!("{} is video, given where audio is expected", self.label().display()))),
         };
         audio::resample(&wave.samples, wave.sample_rate, rate).map_err(audio_error)
     }

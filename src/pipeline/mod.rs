@@ -11,7 +11,10 @@
 //! be used by the pipeline: one it cannot use is an error at load.
 
 pub mod branch;
+pub mod cache;
+pub mod clip;
 pub mod conversation;
+pub mod frames;
 pub mod input;
 pub mod request;
 mod text;
@@ -19,6 +22,7 @@ mod transcribe;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokenizers::Tokenizer;
@@ -26,7 +30,9 @@ use tokenizers::Tokenizer;
 pub use branch::{AudioBranch, MediaEmbeddings, ModalityBranch};
 pub use conversation::Conversation;
 pub use input::MediaInput;
-pub use request::{CancelFlag, Output, Request, StageTimings, WindowResult};
+pub use cache::{CacheStats, EmbeddingCache};
+pub use clip::VideoReport;
+pub use request::{CancelFlag, InputReport, MediaOptions, Output, Request, StageTimings, WindowResult};
 
 use crate::bundle::Bundle;
 use crate::chat::ChatTemplate;
@@ -46,6 +52,10 @@ pub struct LoadOptions {
     pub sessions: SessionPlan,
     /// Silero VAD directory (holds `vad.json`), for voice-activity gating of a speech bundle.
     pub vad_model: Option<PathBuf>,
+    /// Where image and video-frame encoder outputs are remembered (`None`: a
+    /// private in-memory cache of [`cache::DEFAULT_CACHE_BYTES`]). Share one
+    /// `Arc` between pipelines (or a frame encoder on another thread) to share hits.
+    pub embedding_cache: Option<Arc<EmbeddingCache>>,
 }
 
 /// The decoder and what conditions it.
@@ -67,12 +77,13 @@ pub struct Pipeline {
     provider: ProviderReport,
     runtime: RuntimeInfo,
     load_time: Duration,
+    embedding_cache: Arc<EmbeddingCache>,
 }
 
 impl Pipeline {
     /// Open every stage of `bundle` with the same session settings.
     pub fn load(runtime: &OrtRuntime, bundle: Bundle, config: &SessionConfig) -> Result<Pipeline> {
-        Self::load_with(runtime, bundle, &LoadOptions { sessions: SessionPlan::uniform(config.clone()), vad_model: None })
+        Self::load_with(runtime, bundle, &LoadOptions { sessions: SessionPlan::uniform(config.clone()), ..LoadOptions::default() })
     }
 
     /// Open every stage of `bundle` with per-stage settings and options.
@@ -90,6 +101,7 @@ impl Pipeline {
         let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
         let loader = StageLoader::new(runtime, &bundle, &plan);
         let mut used = BTreeSet::new();
+        let embedding_cache = options.embedding_cache.clone().unwrap_or_default();
         // The tokenizer (33 MB of JSON for Gemma's 262k vocabulary, ~1 s) is
         // parsed on a second thread while the backbone's sessions are created.
         let (tokenizer, backbone) = std::thread::scope(|scope| {
@@ -97,7 +109,7 @@ impl Pipeline {
                 Tokenizer::from_file(&tokenizer_path)
                     .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })
             });
-            let backbone = open_backbone(&loader, options, &mut used);
+            let backbone = open_backbone(&loader, options, &embedding_cache, &mut used);
             let tokenizer = parsing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (tokenizer, backbone)
         });
@@ -131,7 +143,7 @@ impl Pipeline {
         }
         let provider = loader.provider_report();
         drop(loader);
-        Ok(Pipeline { bundle, tokenizer, chat, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
+        Ok(Pipeline { bundle, tokenizer, chat, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed(), embedding_cache })
     }
 
     /// The bundle served.
@@ -164,6 +176,11 @@ impl Pipeline {
         self.output.as_mut()
     }
 
+    /// The cache of image and video-frame encoder outputs.
+    pub fn embedding_cache(&self) -> &Arc<EmbeddingCache> {
+        &self.embedding_cache
+    }
+
     /// Time spent opening sessions and the tokenizer.
     pub fn load_time(&self) -> Duration {
         self.load_time
@@ -176,13 +193,18 @@ impl Pipeline {
 
     /// Preprocess, encode and project `paths` of `modality` (LLM bundles with that branch).
     pub fn encode_media(&mut self, modality: Modality, paths: &[MediaInput], timings: &mut StageTimings) -> Result<MediaEmbeddings> {
+        self.encode_media_with(modality, paths, &MediaOptions::default(), timings)
+    }
+
+    /// [`Pipeline::encode_media`] with request media options (video sampling).
+    pub fn encode_media_with(&mut self, modality: Modality, paths: &[MediaInput], options: &MediaOptions, timings: &mut StageTimings) -> Result<MediaEmbeddings> {
         let name = self.bundle.name().to_string();
         let branch = match &mut self.backbone {
             Backbone::DecoderOnly { branches, .. } => branches.iter_mut().find(|b| b.modality() == modality),
             Backbone::EncoderDecoder { .. } => None,
         };
         let branch = branch.ok_or_else(|| Error::Request(format!("bundle \"{name}\" has no {modality} encoder; remove the {modality} input")))?;
-        branch.embed(paths, timings)
+        branch.embed(paths, options, timings)
     }
 
     /// Run a request, calling `on_text` with each newly decoded piece of text.
@@ -207,7 +229,7 @@ impl Pipeline {
 }
 
 /// The backbone and its inputs: the names of the stages it uses go to `used`.
-fn open_backbone(loader: &StageLoader<'_>, options: &LoadOptions, used: &mut BTreeSet<String>) -> Result<Backbone> {
+fn open_backbone(loader: &StageLoader<'_>, options: &LoadOptions, cache: &Arc<EmbeddingCache>, used: &mut BTreeSet<String>) -> Result<Backbone> {
     let manifest = &loader.bundle.manifest;
     if let Some(stage) = manifest.seq2seq_decoder() {
         let encoder = manifest.encoder(Modality::Audio).ok_or_else(|| Error::Manifest {
@@ -228,7 +250,7 @@ fn open_backbone(loader: &StageLoader<'_>, options: &LoadOptions, used: &mut BTr
     let mut branches = Vec::new();
     for (modality, encoder) in manifest.encoders() {
         let Some(projector) = manifest.projector(modality) else { continue };
-        branches.push(branch::open_branch(loader, encoder, projector)?);
+        branches.push(branch::open_branch(loader, encoder, projector, cache)?);
         used.extend([encoder.name.clone(), projector.name.clone()]);
     }
     Ok(Backbone::DecoderOnly { decoder, branches })

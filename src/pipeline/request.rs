@@ -48,6 +48,24 @@ pub struct Request {
     /// Set from elsewhere (a client that went away, a C caller's flag) to stop
     /// generation: the run ends with [`crate::Error::Cancelled`] at the next token.
     pub cancel: CancelFlag,
+    /// How media are read (video sampling).
+    pub media_options: MediaOptions,
+}
+
+/// How a request's media are read, where the bundle's defaults can be changed.
+#[derive(Debug, Clone, Default)]
+pub struct MediaOptions {
+    /// Frames taken from each video (`None`: the video encoder's `preprocess` settings).
+    pub video_sampling: Option<crate::video::Sampling>,
+}
+
+/// What reading a request's media took: one report per video, embedding-cache counts.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct InputReport {
+    /// Per video, in prompt order.
+    pub videos: Vec<super::clip::VideoReport>,
+    /// Embedding-cache hits and misses of the request's images and frames.
+    pub embedding_cache: super::cache::CacheStats,
 }
 
 /// A flag another thread raises to cancel a running request.
@@ -110,6 +128,12 @@ impl Request {
     /// Attach videos: clip files, image directories, animated images (see [`crate::video`]).
     pub fn with_videos(self, videos: impl IntoIterator<Item = impl Into<MediaInput>>) -> Self {
         self.with_media(Modality::Video, videos)
+    }
+
+    /// Sample videos this way instead of the bundle's way.
+    pub fn with_video_sampling(mut self, sampling: crate::video::Sampling) -> Self {
+        self.media_options.video_sampling = Some(sampling);
+        self
     }
 
     /// End generation at any of these strings (see [`Request::stop`]).
@@ -259,6 +283,8 @@ pub struct Output {
     /// From the start of [`super::Pipeline::run`] to the first chosen token
     /// (`None` when no token was produced).
     pub time_to_first_token: Option<Duration>,
+    /// Videos read and embedding-cache counts.
+    pub input_report: InputReport,
 }
 
 impl Output {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use ndarray::{Array2, ArrayD, ArrayView2};
 use ort::value::DynValue;
 
-use super::request::{Output, Request, StageTimings};
+use super::request::{InputReport, Output, Request, StageTimings};
 use super::{Backbone, Pipeline};
 use crate::chat::Message;
 use crate::error::{Error, Result};
@@ -54,9 +54,13 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     if let Some(missing) = request.inputs.keys().find(|m| !branches.iter().any(|b| b.modality() == **m)) {
         return Err(Error::Request(format!("bundle \"{}\" has no {missing} encoder; remove --{missing}", p.bundle.name())));
     }
+    let mut input_report = InputReport::default();
     for (&modality, paths) in &request.inputs {
         let branch = branches.iter_mut().find(|b| b.modality() == modality).expect("checked above");
-        let embedded = branch.embed(paths, &mut timings)?;
+        let mut embedded = branch.embed(paths, &request.media_options, &mut timings)?;
+        input_report.embedding_cache.hits += embedded.cache.hits;
+        input_report.embedding_cache.misses += embedded.cache.misses;
+        input_report.videos.append(&mut embedded.videos);
         let starts = embedded.tokens_per_item.iter().scan(0, |acc, &n| Some(std::mem::replace(acc, *acc + n))).collect();
         media.insert(modality, (embedded.rows()?, starts));
         rows.insert(modality, embedded.tokens_per_item);
@@ -136,6 +140,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         windows: Vec::new(),
         audio_seconds: 0.0,
         time_to_first_token,
+        input_report,
     })
 }
 

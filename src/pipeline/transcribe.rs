@@ -96,6 +96,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         windows,
         audio_seconds: samples.len() as f64 / rate,
         time_to_first_token,
+        input_report: Default::default(),
     })
 }
 

@@ -27,13 +27,16 @@ pub struct ImageEncoder {
 }
 
 impl ImageEncoder {
-    /// Open the encoder graph of `stage`. The manifest's preprocessing dtype
+    /// Open the encoder graph of `stage` (an image stage, or a video stage for
+    /// its frames). The manifest's preprocessing dtype
     /// must be the graph's input type, and the preprocessed size (the crop,
     /// else an exact resize) and layout must match the input's static
     /// dimensions where the graph declares them.
     pub fn open(loader: &StageLoader<'_>, stage: &EncoderStage) -> Result<Self> {
-        let Preprocess::Image(preprocess) = &stage.preprocess else {
-            return Err(Error::Request(format!("stage \"{}\" is not an image encoder", stage.name)));
+        let preprocess = match &stage.preprocess {
+            Preprocess::Image(preprocess) => preprocess,
+            Preprocess::Video(video) => &video.image,
+            Preprocess::Audio(_) => return Err(Error::Request(format!("stage \"{}\" is not an image or video encoder", stage.name))),
         };
         let graph = SingleIoGraph::open(loader, &stage.name, &stage.graph, &stage.input, &stage.output)?;
         let declared = match preprocess.dtype {

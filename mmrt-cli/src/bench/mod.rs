@@ -18,6 +18,7 @@ pub use mmrt::onnx_proto as weights;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -26,7 +27,8 @@ use tokenizers::Tokenizer;
 use mmrt::error::{Error, Result};
 use mmrt::generate::Sampling;
 use mmrt::manifest::Modality;
-use mmrt::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
+use mmrt::pipeline::{EmbeddingCache, LoadOptions};
+use mmrt::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig, SessionPlan};
 use mmrt::{Bundle, Pipeline, Request};
 use stats::{Series, Summary};
 
@@ -49,6 +51,8 @@ pub struct BenchConfig {
     pub threads: Option<usize>,
     /// Images of every request (empty with an image encoder: a synthetic photo).
     pub images: Vec<PathBuf>,
+    /// Videos of every request.
+    pub videos: Vec<PathBuf>,
     /// The user prompt.
     pub prompt: PromptSpec,
     /// Tokens generated per request (stop tokens ignored).
@@ -123,6 +127,28 @@ pub struct Figures {
     pub peak_rss_bytes: Option<u64>,
     /// Resident memory right after the cold load.
     pub rss_after_load_bytes: Option<u64>,
+    /// Video reading and the embedding cache, when the requests have videos.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub video: Option<VideoFigures>,
+}
+
+/// Video figures: measured runs encode every frame (the embedding cache is
+/// off for them, so encoder times are real); then one request is repeated
+/// with the cache on and its second run's hits are reported.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct VideoFigures {
+    /// Frames used per request (all videos).
+    pub frames: usize,
+    /// Decoding and sampling, per request.
+    pub decode_ms: Summary,
+    /// Preprocessing per frame.
+    pub preprocess_ms_per_frame: Summary,
+    /// Encoder time per frame.
+    pub encode_ms_per_frame: Summary,
+    /// Hits / lookups of the repeated request with the cache on.
+    pub cache_hit_rate: f64,
+    /// Encoder time of that repeated request (0 when every frame hit).
+    pub cached_encode_ms: f64,
 }
 
 /// Decoding against the machine's memory bandwidth.
@@ -208,6 +234,9 @@ pub struct Settings {
     pub prompt_text_tokens: Option<usize>,
     /// Images per request (a synthetic photo is described, not named by path).
     pub images: Vec<String>,
+    /// Videos per request.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub videos: Vec<String>,
     /// Sampling used.
     pub sampling: String,
 }
@@ -291,6 +320,7 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
             prompt,
             prompt_text_tokens,
             images: image_notes,
+            videos: config.videos.iter().map(|p| p.display().to_string()).collect(),
             sampling: "greedy (arg-max), stop tokens ignored".into(),
         },
         memory_bandwidth: bandwidth,
@@ -312,6 +342,9 @@ fn run_child(exe: &Path, config: &BenchConfig, ep: ExecutionProviderKind, out: &
     }
     for image in &config.images {
         cmd.arg("--image").arg(image);
+    }
+    for video in &config.videos {
+        cmd.arg("--video").arg(video);
     }
     if let PromptSpec::Text(t) = &config.prompt {
         cmd.arg("--prompt").arg(t);
@@ -335,7 +368,10 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
     let runtime_init_ms = ms(start);
     let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads, options: Default::default() };
-    let load = || -> Result<Pipeline> { Pipeline::load(&runtime, Bundle::open(&config.bundle)?, &session) };
+    // Off for the measured runs (real encoder times), on for the cache figures.
+    let cache = Arc::new(EmbeddingCache::in_memory(0));
+    let options = LoadOptions { sessions: SessionPlan::uniform(session), embedding_cache: Some(cache.clone()), ..LoadOptions::default() };
+    let load = || -> Result<Pipeline> { Pipeline::load_with(&runtime, Bundle::open(&config.bundle)?, &options) };
 
     let start = Instant::now();
     let mut pipeline = match load() {
@@ -353,6 +389,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     };
     let request = Request::new(prompt.clone())
         .with_images(config.images.iter().cloned())
+        .with_videos(config.videos.iter().cloned())
         .with_sampling(Sampling::Greedy, 0)
         .with_max_new_tokens(config.new_tokens)
         .with_ignore_stop_tokens(true);
@@ -386,8 +423,11 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     progress.set_message("runs");
     let mut stages = Series::default();
     let mut derived = Series::default();
+    let mut video = Series::default();
+    let mut frames = 0;
     for _ in 0..config.runs {
         let out = pipeline.run(&request, |_| Ok(()))?;
+        frames = record_video(&out, &mut video);
         for (name, value) in &out.timings.0 {
             stages.push(name, *value);
         }
@@ -401,6 +441,10 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         progress.inc(1);
     }
     let peak_rss_bytes = memory::peak_rss_bytes();
+    let video = match config.videos.is_empty() {
+        true => None,
+        false => Some(video_figures(&mut pipeline, &request, &cache, video, frames)?),
+    };
     drop(pipeline);
 
     progress.set_message("warm loads");
@@ -430,8 +474,40 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         new_tokens: config.new_tokens,
         peak_rss_bytes,
         rss_after_load_bytes,
+        video,
     };
     Ok(ProviderResult { ep, skipped: None, figures: Some(figures), roofline: None })
+}
+
+/// One run's video samples; returns its frame count.
+fn record_video(out: &mmrt::Output, series: &mut Series) -> usize {
+    let videos = &out.input_report.videos;
+    let frames: usize = videos.iter().map(|v| v.seconds.len()).sum();
+    if frames > 0 {
+        let per_frame = |f: fn(&mmrt::pipeline::VideoReport) -> f64| videos.iter().map(f).sum::<f64>() / frames as f64;
+        series.push("decode_ms", videos.iter().map(|v| v.decode_ms).sum());
+        series.push("preprocess_ms_per_frame", per_frame(|v| v.preprocess_ms));
+        series.push("encode_ms_per_frame", per_frame(|v| v.encode_ms));
+    }
+    frames
+}
+
+/// The video summaries, then the request twice with the cache on: the second's hit rate.
+fn video_figures(pipeline: &mut Pipeline, request: &Request, cache: &EmbeddingCache, series: Series, frames: usize) -> Result<VideoFigures> {
+    cache.set_budget(mmrt::pipeline::cache::DEFAULT_CACHE_BYTES);
+    pipeline.run(request, |_| Ok(()))?;
+    let repeat = pipeline.run(request, |_| Ok(()))?;
+    cache.set_budget(0);
+    let mut summaries: std::collections::HashMap<String, Summary> = series.summaries().into_iter().collect();
+    let mut take = |name: &str| summaries.remove(name).ok_or_else(|| Error::Bench(format!("no video sample of {name}")));
+    Ok(VideoFigures {
+        frames,
+        decode_ms: take("decode_ms")?,
+        preprocess_ms_per_frame: take("preprocess_ms_per_frame")?,
+        encode_ms_per_frame: take("encode_ms_per_frame")?,
+        cache_hit_rate: repeat.input_report.embedding_cache.hit_rate(),
+        cached_encode_ms: repeat.input_report.videos.iter().map(|v| v.encode_ms).sum(),
+    })
 }
 
 /// A prompt whose text is exactly `tokens` tokens when it can be (a repeated
@@ -569,6 +645,7 @@ pub(crate) fn sample_report() -> Report {
             new_tokens: 32,
             peak_rss_bytes: Some(48 << 20),
             rss_after_load_bytes: Some(40 << 20),
+            video: None,
         }
     };
     let measured = |ep, f: Figures| {
@@ -595,6 +672,7 @@ pub(crate) fn sample_report() -> Report {
             prompt: "Describe the image.".into(),
             prompt_text_tokens: None,
             images: vec!["synthetic".into()],
+            videos: Vec::new(),
             sampling: "greedy".into(),
         },
         memory_bandwidth: probe::Bandwidth {

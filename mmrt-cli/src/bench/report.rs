@@ -31,6 +31,13 @@ pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
     rows.push(row("time_to_first_token", "ms", f.time_to_first_token_ms.clone()));
     rows.push(row("decode", "tokens/s", f.decode_tokens_per_s.clone()));
     rows.push(row("decode", "ms/token", f.decode_ms_per_token.clone()));
+    if let Some(v) = &f.video {
+        rows.push(row("video_decode", "ms/request", v.decode_ms.clone()));
+        rows.push(row("video_preprocess", "ms/frame", v.preprocess_ms_per_frame.clone()));
+        rows.push(row("video_encode", "ms/frame", v.encode_ms_per_frame.clone()));
+        rows.push(row("embedding_cache_hit_rate", "repeat", single(v.cache_hit_rate)));
+        rows.push(row("encode_with_cache", "ms/request", single(v.cached_encode_ms)));
+    }
     if let Some(b) = f.peak_rss_bytes {
         rows.push(row("peak_rss", "MiB", single(b as f64 / MIB)));
     }
@@ -53,9 +60,10 @@ pub fn table(report: &Report) -> String {
         env.bundle, env.quantization, env.onnxruntime_version, env.cpu_model, env.logical_cores, threads
     );
     out += &format!(
-        "request: {} new tokens (greedy, stop tokens ignored), {} image(s), {} warm-up + {} measured runs\n",
+        "request: {} new tokens (greedy, stop tokens ignored), {} image(s), {} video(s), {} warm-up + {} measured runs\n",
         report.settings.new_tokens,
         report.settings.images.len(),
+        report.settings.videos.len(),
         report.settings.warmup,
         report.settings.runs
     );

@@ -100,7 +100,7 @@ pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
     let settings = args.speech.settings();
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let plan = args.session.plan()?;
-    let options = LoadOptions { sessions: plan.clone(), vad_model: None };
+    let options = LoadOptions { sessions: plan.clone(), ..LoadOptions::default() };
 
     let start = Instant::now();
     let question = match source {

@@ -30,6 +30,10 @@ pub struct BenchArgs {
     /// encoder: a synthetic 1920x1080 JPEG photo).
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
+    /// Video per request (clip, frame directory or animated image); repeat for several.
+    /// Adds video decode, per-frame preprocess and encode times and the embedding cache's hit rate.
+    #[arg(long = "video", value_name = "PATH")]
+    pub videos: Vec<PathBuf>,
     /// User prompt text (default: "Describe the image.").
     #[arg(long, conflicts_with = "prompt_tokens")]
     pub prompt: Option<String>,
@@ -79,6 +83,7 @@ impl BenchArgs {
             providers,
             threads: self.threads.map(usize::from),
             images: self.images.clone(),
+            videos: self.videos.clone(),
             prompt,
             new_tokens: self.new_tokens as usize,
             runs: self.runs as usize,
@@ -103,6 +108,9 @@ pub fn bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
     // Cheap checks before minutes of measuring.
     for image in &args.images {
         super::run::check_input_path(image, "an image file")?;
+    }
+    for video in &args.videos {
+        std::fs::metadata(video).map_err(|e| Error::io(video, e))?;
     }
     for out in [&args.json, &args.csv, &args.svg].into_iter().flatten() {
         check_output_path(out)?;

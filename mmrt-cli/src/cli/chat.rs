@@ -58,7 +58,7 @@ pub fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
     }
     let overrides = args.overrides(&bundle.manifest.generation)?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
-    let options = LoadOptions { sessions: args.session.plan()?, vad_model: None };
+    let options = LoadOptions { sessions: args.session.plan()?, ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

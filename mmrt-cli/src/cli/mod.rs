@@ -1,16 +1,19 @@
-//! The clap front end: `mmrt run`, `mmrt chat`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt assist`, `mmrt serve`, `mmrt --version`.
+//! The clap front end: `mmrt run`, `mmrt chat`, `mmrt inspect`, `mmrt bench`, `mmrt import`, `mmrt assist`, `mmrt serve`, `mmrt watch`, `mmrt --version`.
 //! Raw arguments are turned into library types here; the library never sees clap.
 
 mod assist;
 mod bench;
 mod chat;
 mod consistency;
+mod frames;
 mod import;
 mod inspect;
 mod run;
 mod serve;
 mod speak;
 mod transcribe;
+mod video_args;
+mod watch;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +58,10 @@ pub enum Command {
     Assist(assist::AssistArgs),
     /// OpenAI-compatible HTTP server (chat, completions, transcriptions, speech) over one or more bundles.
     Serve(serve::ServeArgs),
+    /// Answer a prompt about the latest frames of a live stream (camera, pipe, clip) every interval.
+    Watch(watch::WatchArgs),
+    /// Decode and sample a video as `run --video` would; write the frames or report them (--json).
+    Frames(frames::FramesArgs),
 }
 
 /// Options shared by commands that open sessions.
@@ -187,6 +194,8 @@ fn dispatch(cli: &Cli) -> mmrt::Result<()> {
         Some(Command::Import(args)) => import::import(args),
         Some(Command::Assist(args)) => assist::assist(cli, args),
         Some(Command::Serve(args)) => serve::serve(cli, args),
+        Some(Command::Watch(args)) => watch::watch(cli, args),
+        Some(Command::Frames(args)) => frames::frames(args),
         None => Ok(()),
     }
 }

@@ -30,6 +30,8 @@ pub struct RunArgs {
     /// Image file; repeat for several images (in prompt order).
     #[arg(long = "image", value_name = "PATH")]
     pub images: Vec<PathBuf>,
+    #[command(flatten)]
+    pub video: super::video_args::VideoArgs,
     /// User prompt; may contain the bundle's placeholders (e.g. <image>, <audio>)
     /// to place the media; without them, images then audio go first.
     /// Required for LLM bundles unless the bundle sets `prompt.default_prompt`
@@ -109,6 +111,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     for audio in &args.audio {
         check_input_path(audio, "a WAV file")?;
     }
+    args.video.check_paths()?;
     // Decode the media once up front (bounded, strict): a bad file fails in
     // milliseconds, before any model is loaded.
     let mut image_sizes = Vec::with_capacity(args.images.len());
@@ -179,6 +182,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         )));
     }
+    if !args.video.videos.is_empty() && bundle.manifest.encoder(mmrt::manifest::Modality::Video).is_none() {
+        return Err(Error::Request(format!("bundle \"{}\" has no video encoder; remove --video", bundle.name())));
+    }
+    let video_sampling = args.video.sampling(super::video_args::bundle_video_frames(&bundle))?;
     if !args.audio.is_empty() && bundle.manifest.encoder(mmrt::manifest::Modality::Audio).is_none() {
         return Err(Error::Request(format!(
             "bundle \"{}\" has no audio path (no speech decoder and no audio encoder); remove --audio",
@@ -193,7 +200,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     })?;
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
     let overrides = args.overrides(&bundle.manifest.generation)?;
-    let options = LoadOptions { sessions: args.session.plan()?, vad_model: None };
+    let options = LoadOptions { sessions: args.session.plan()?, embedding_cache: args.video.embedding_cache()?, ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");
@@ -201,11 +208,13 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
     let mut request = Request::new(prompt)
         .with_images(args.images.iter().cloned())
         .with_audio(args.audio.iter().cloned())
+        .with_videos(args.video.videos.iter().cloned())
         .with_chat(args.chat)
         .with_stop(args.stop.clone())
         .with_media_generation(generation);
     request.generation = overrides;
     request.out_dir = out_dir;
+    request.media_options.video_sampling = video_sampling;
     let generation_used = pipeline.bundle().manifest.generation.with_overrides(&request.generation);
 
     let mut stdout = std::io::stdout().lock();
@@ -227,6 +236,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             "decode_tokens_per_s": output.decode_tokens_per_s(),
             "sampling": generation_used,
             "media": output.media.iter().map(media_json).collect::<Vec<_>>(),
+            "inputs": output.input_report,
             "execution_provider": pipeline.provider(),
             "onnxruntime": pipeline.runtime_info(),
         });

@@ -42,7 +42,7 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
         }
     }
     let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
-    let options = LoadOptions { sessions: args.session.plan()?, vad_model: args.vad.then(|| args.vad_model.clone()) };
+    let options = LoadOptions { sessions: args.session.plan()?, vad_model: args.vad.then(|| args.vad_model.clone()), ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

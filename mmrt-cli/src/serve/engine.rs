@@ -129,11 +129,11 @@ impl Model {
         let (engine, capability, modalities, chat, jinja_chat) = if manifest.text_to_speech().is_some() {
             (Engine::Voice(Box::new(Voice::open(runtime, &bundle, sessions)?)), Capability::Speak, Vec::new(), false, false)
         } else {
-            let modalities: Vec<Modality> = [Modality::Image, Modality::Audio].into_iter().filter(|m| manifest.encoder(*m).is_some()).collect();
+            let modalities: Vec<Modality> = [Modality::Image, Modality::Audio, Modality::Video].into_iter().filter(|m| manifest.encoder(*m).is_some()).collect();
             let seq2seq = manifest.seq2seq_decoder().is_some();
             let chat = manifest.prompt.chat_template.is_some() || manifest.prompt.chat.is_some();
             let jinja = manifest.prompt.chat.is_some();
-            let pipeline = Pipeline::load_with(runtime, bundle, &LoadOptions { sessions: sessions.clone(), vad_model: None })?;
+            let pipeline = Pipeline::load_with(runtime, bundle, &LoadOptions { sessions: sessions.clone(), ..LoadOptions::default() })?;
             if let Some(reason) = &pipeline.provider().fallback_reason {
                 log::warn!("model \"{id}\": {reason}; running on CPU");
             }

@@ -52,6 +52,20 @@ impl MediaPolicy {
         Ok(MediaInput::Encoded { name: label.to_string(), bytes })
     }
 
+    /// A `video_url`'s clip: a `file://` URL inside the allowed directory,
+    /// decoded from there as frames are needed (clips are large; they are not
+    /// read into memory, nor accepted inline).
+    pub fn video(&self, url: &str, label: &str) -> Result<MediaInput, ApiError> {
+        let Some(path) = url.strip_prefix("file://") else {
+            let scheme = url.split(':').next().unwrap_or("");
+            return Err(ApiError::bad_request(
+                "invalid_video_url",
+                format!("{label}: video URL scheme \"{scheme}\" is not accepted; send a file:// URL inside the server's --allow-file-dir"),
+            ));
+        };
+        Ok(MediaInput::File(self.allowed_path(Path::new(path), label)?))
+    }
+
     /// Uploaded bytes (a transcription's file), held to the same limit.
     pub fn upload(&self, name: &str, bytes: Vec<u8>) -> Result<MediaInput, ApiError> {
         if bytes.len() > self.max_media_bytes {
@@ -80,7 +94,8 @@ impl MediaPolicy {
             .map_err(|e| ApiError::bad_request("invalid_base64", format!("{label}: the data is not valid base64: {e}")))
     }
 
-    fn file(&self, path: &Path, label: &str) -> Result<Vec<u8>, ApiError> {
+    /// The canonical form of a `file://` path, if it lies inside the allowed directory.
+    fn allowed_path(&self, path: &Path, label: &str) -> Result<PathBuf, ApiError> {
         let Some(root) = &self.file_root else {
             return Err(ApiError::bad_request("file_url_refused", format!("{label}: file:// URLs are refused (start the server with --allow-file-dir DIR to allow one directory)")));
         };
@@ -90,6 +105,11 @@ impl MediaPolicy {
         if !real.starts_with(root) {
             return Err(outside());
         }
+        Ok(real)
+    }
+
+    fn file(&self, path: &Path, label: &str) -> Result<Vec<u8>, ApiError> {
+        let real = self.allowed_path(path, label)?;
         let bytes = mmrt::limits::read_bounded(&real, self.max_media_bytes as u64, "an image file")
             .map_err(|e| ApiError::bad_request("invalid_image_url", format!("{label}: {}: {e}", path.display())))?;
         Ok(bytes)

@@ -96,6 +96,8 @@ pub enum Part {
     Text { text: String },
     ImageUrl { image_url: ImageUrl },
     InputAudio { input_audio: InputAudio },
+    /// A video (vLLM's extension of the chat format): a `file://` URL.
+    VideoUrl { video_url: ImageUrl },
 }
 
 #[derive(Debug, Deserialize)]
@@ -244,6 +246,7 @@ fn flatten(message: &ChatMessage, index: usize, media: &MediaPolicy) -> Result<(
                     Part::Text { text } => texts.push(text.clone()),
                     Part::ImageUrl { image_url } => items.push((Modality::Image, media.image(&image_url.url, &label)?)),
                     Part::InputAudio { input_audio } => items.push((Modality::Audio, media.audio(&input_audio.data, &input_audio.format, &label)?)),
+                    Part::VideoUrl { video_url } => items.push((Modality::Video, media.video(&video_url.url, &label)?)),
                 }
             }
         }

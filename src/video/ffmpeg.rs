@@ -1,0 +1,234 @@
+//! Video files through FFmpeg's libraries (libavformat demuxes, libavcodec
+//! decodes with frame threads, libswscale converts to RGB24): MP4/MOV, MKV,
+//! WebM, AVI, MJPEG, MPEG-TS and every codec the system's FFmpeg was built
+//! with. Conversion is bilinear with FFmpeg's default colour matrix, which is
+//! what PyAV's `to_ndarray(format="rgb24")` does, so frames equal PyAV's.
+//!
+//! Frame indices count frames in display order from the first one, as PyAV's
+//! `decode()` yields them; after a seek they are recomputed from timestamps.
+
+use std::path::{Path, PathBuf};
+use std::sync::Once;
+
+use ffmpeg_next as ff;
+use ff::format::Pixel;
+use ff::software::scaling;
+
+use super::{check_size, rgb_image, video_error, ClipInfo, FrameSource, OpenOptions, SourceFrame};
+use crate::error::Result;
+
+fn init() {
+    static INIT: Once = Once::new();
+    INIT.call_once(|| {
+        let _ = ff::init();
+        // FFmpeg's own chatter would interleave with ours; errors we care about come back as values.
+        ff::util::log::set_level(ff::util::log::Level::Fatal);
+    });
+}
+
+/// A video file being decoded.
+pub struct FileSource {
+    path: PathBuf,
+    input: ff::format::context::Input,
+    stream: usize,
+    decoder: ff::decoder::Video,
+    /// Converter for the current input format and size.
+    scaler: Option<(Pixel, u32, u32, scaling::Context)>,
+    size: Option<(u32, u32)>,
+    time_base: f64,
+    start_seconds: f64,
+    info: ClipInfo,
+    frame: ff::frame::Video,
+    next_index: u64,
+    /// After a seek, the next frame's index comes from its timestamp.
+    resync: bool,
+    /// Frames before this time are dropped after a seek (decoded only to reach the target).
+    skipped: u64,
+    draining: bool,
+    done: bool,
+}
+
+// SAFETY: the FFmpeg contexts are owned by this value alone and used from one thread at a time.
+unsafe impl Send for FileSource {}
+
+impl FileSource {
+    /// Open `path`'s best video stream.
+    pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
+        init();
+        if !path.is_file() {
+            return Err(video_error(path, "no such file"));
+        }
+        let fail = |what: &str, e: ff::Error| video_error(path, &format!("{what}: {e}"));
+        let input = ff::format::input(&path).map_err(|e| fail("cannot open as a video", e))?;
+        let stream = input.streams().best(ff::media::Type::Video).ok_or_else(|| video_error(path, "holds no video stream"))?;
+        let index = stream.index();
+        let time_base = f64::from(stream.time_base());
+        let start_seconds = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0.0 } else { stream.start_time() as f64 * time_base };
+        let fps = [stream.avg_frame_rate(), stream.rate()].into_iter().map(f64::from).find(|r| r.is_finite() && *r > 0.0);
+        let declared = (stream.frames() > 0).then_some(stream.frames() as u64);
+        let duration = (stream.duration() > 0).then(|| stream.duration() as f64 * time_base);
+        let mut context = ff::codec::context::Context::from_parameters(stream.parameters()).map_err(|e| fail("unsupported codec", e))?;
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        context.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: threads, ..Default::default() });
+        let decoder = context.decoder().video().map_err(|e| fail("no decoder for its codec", e))?;
+        check_size(path, decoder.width(), decoder.height())?;
+        let codec = decoder.codec().map(|c| c.name().to_string()).unwrap_or_default();
+        let (width, height) = options.size.unwrap_or((decoder.width(), decoder.height()));
+        let info = ClipInfo {
+            width,
+            height,
+            frames: declared,
+            fps,
+            duration_seconds: duration,
+            format: format!("{} / {codec}", input.format().name()),
+        };
+        let mut source = Self {
+            path: path.to_path_buf(),
+            input,
+            stream: index,
+            decoder,
+            scaler: None,
+            size: options.size,
+            time_base,
+            start_seconds,
+            info,
+            frame: ff::frame::Video::empty(),
+            next_index: 0,
+            resync: false,
+            skipped: 0,
+            draining: false,
+            done: false,
+        };
+        if source.info.frames.is_none() {
+            source.info.frames = source.count_packets()?;
+        }
+        Ok(source)
+    }
+
+    /// Containers that do not declare a frame count (MKV, WebM): count the
+    /// stream's packets (demuxing only, no decoding), then rewind.
+    fn count_packets(&mut self) -> Result<Option<u64>> {
+        let mut count = 0u64;
+        let mut packet = ff::Packet::empty();
+        loop {
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() == self.stream => count += 1,
+                Ok(()) | Err(ff::Error::InvalidData) => {}
+                Err(_) => break,
+            }
+        }
+        if self.input.seek(0, ..1).is_err() {
+            // Not seekable: reopen (a regular file always can be).
+            self.input = ff::format::input(&self.path).map_err(|e| video_error(&self.path, &format!("cannot reopen: {e}")))?;
+        }
+        Ok((count > 0).then_some(count))
+    }
+
+    /// Feed the decoder one packet of our stream; `false` once the input is exhausted.
+    fn feed(&mut self) -> Result<bool> {
+        let mut packet = ff::Packet::empty();
+        loop {
+            match packet.read(&mut self.input) {
+                Ok(()) if packet.stream() != self.stream => continue,
+                Ok(()) => match self.decoder.send_packet(&packet) {
+                    Ok(()) => return Ok(true),
+                    Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => return Ok(true),
+                    Err(e) => {
+                        self.skipped += 1;
+                        log::warn!("video {}: a corrupt packet near frame {} was skipped ({e})", self.path.display(), self.next_index);
+                    }
+                },
+                Err(ff::Error::Eof) => return Ok(false),
+                Err(ff::Error::InvalidData) => {
+                    self.skipped += 1;
+                    log::warn!("video {}: unreadable data near frame {} was skipped", self.path.display(), self.next_index);
+                }
+                Err(e) => {
+                    log::warn!("video {}: reading stopped near frame {}: {e}", self.path.display(), self.next_index);
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The decoded frame in `self.frame`, as RGB24 at the delivered size.
+    fn convert(&mut self) -> Result<image::RgbImage> {
+        let (format, w, h) = (self.frame.format(), self.frame.width(), self.frame.height());
+        check_size(&self.path, w, h)?;
+        let (out_w, out_h) = self.size.unwrap_or((w, h));
+        if !matches!(&self.scaler, Some((f, sw, sh, _)) if (*f, *sw, *sh) == (format, w, h)) {
+            let scaler = scaling::Context::get(format, w, h, Pixel::RGB24, out_w, out_h, scaling::Flags::BILINEAR)
+                .map_err(|e| video_error(&self.path, &format!("no converter from {format:?} {w}x{h} to RGB: {e}")))?;
+            self.scaler = Some((format, w, h, scaler));
+        }
+        let mut rgb = ff::frame::Video::empty();
+        let (.., scaler) = self.scaler.as_mut().expect("set above");
+        scaler.run(&self.frame, &mut rgb).map_err(|e| video_error(&self.path, &format!("colour conversion failed: {e}")))?;
+        Ok(rgb_image(rgb.data(0), rgb.stride(0), out_w, out_h))
+    }
+
+    fn frame_seconds(&self) -> Option<f64> {
+        self.frame.pts().or_else(|| self.frame.timestamp()).map(|pts| pts as f64 * self.time_base)
+    }
+}
+
+impl FrameSource for FileSource {
+    fn info(&self) -> &ClipInfo {
+        &self.info
+    }
+
+    fn advance(&mut self, keep_from: u64) -> Result<Option<SourceFrame>> {
+        loop {
+            if self.done {
+                return Ok(None);
+            }
+            match self.decoder.receive_frame(&mut self.frame) {
+                Ok(()) => {
+                    let fps = self.info.fps.unwrap_or(0.0);
+                    let seconds = self.frame_seconds();
+                    let index = match (self.resync, seconds) {
+                        (true, Some(s)) if fps > 0.0 => ((s - self.start_seconds) * fps).round().max(0.0) as u64,
+                        _ => self.next_index,
+                    };
+                    self.resync = false;
+                    self.next_index = index + 1;
+                    let seconds = seconds.unwrap_or_else(|| if fps > 0.0 { index as f64 / fps } else { index as f64 });
+                    let image = if index >= keep_from { Some(self.convert()?) } else { None };
+                    return Ok(Some(SourceFrame { index, seconds, image }));
+                }
+                Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => {
+                    if !self.feed()? {
+                        self.draining = true;
+                        if self.decoder.send_eof().is_err() {
+                            self.done = true;
+                        }
+                    }
+                }
+                Err(ff::Error::Eof) => self.done = true,
+                Err(e) if self.draining => {
+                    log::warn!("video {}: decoding stopped near frame {}: {e}", self.path.display(), self.next_index);
+                    self.done = true;
+                }
+                Err(e) => {
+                    self.skipped += 1;
+                    log::warn!("video {}: a frame near {} could not be decoded and was skipped ({e})", self.path.display(), self.next_index);
+                }
+            }
+        }
+    }
+
+    fn skipped(&self) -> u64 {
+        self.skipped
+    }
+
+    fn seek_before(&mut self, index: u64) -> Result<bool> {
+        let Some(fps) = self.info.fps else { return Ok(false) };
+        let target_us = ((self.start_seconds + index as f64 / fps) * 1e6) as i64;
+        if self.input.seek(target_us, ..target_us + 1).is_err() {
+            return Ok(false);
+        }
+        self.decoder.flush();
+        (self.resync, self.draining, self.done) = (true, false, false);
+        Ok(true)
+    }
+}
