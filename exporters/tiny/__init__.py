@@ -9,6 +9,7 @@ fixtures and its PyTorch / diffusers goldens (``tests/golden/``), all committed.
 * :mod:`~exporters.tiny.stages`            - ``torch.nn.Module`` wrappers, one per exported stage;
 * :mod:`~exporters.tiny.export`            - export those wrappers to ONNX, check the decoder's shapes;
 * :mod:`~exporters.tiny.audio`             - the audio branch (Whisper-style encoder + projector), ``<audio>`` token, audio goldens;
+* :mod:`~exporters.tiny.video`             - the video twin ``models/tiny-video`` (built): ``<video>`` token, temporal projector, video goldens;
 * :mod:`~exporters.tiny.signal_tokens`     - NExT-GPT ``[IMG0]``… signal tokens;
 * :mod:`~exporters.tiny.generator_model`   - output projector, UNet and VAE (diffusers);
 * :mod:`~exporters.tiny.generator_export`  - export the output side, rerun it in onnxruntime;

@@ -10,4 +10,7 @@ projector trained here (committed as ``projector.npz``) and the real Gemma 3 270
 * :mod:`~exporters.vlm_shapes.features` - the frozen encoder's features, cached for training;
 * :mod:`~exporters.vlm_shapes.train`    - train the MLP projector (stage-1 alignment, LLaVA style);
 * :mod:`~exporters.vlm_shapes.eval`     - caption held-out images through mmrt and score them.
+
+Video: the bundles' video stages reuse the encoder and projector graphs (per-frame encoding, rows averaged);
+:mod:`exporters.video.shapes_clips` writes the moving-shape clips and their reference captions.
 """
