@@ -62,6 +62,18 @@ impl CacheStats {
         }
     }
 
+    /// Record one lookup's outcome.
+    pub fn record(&mut self, lookup: Found) {
+        match lookup {
+            Found::Memory => self.hits += 1,
+            Found::Disk => {
+                self.hits += 1;
+                self.disk_hits += 1;
+            }
+            Found::Miss => self.misses += 1,
+        }
+    }
+
     /// Hits over lookups (0 when there were none).
     pub fn hit_rate(&self) -> f64 {
         let lookups = self.hits + self.misses;
@@ -85,6 +97,26 @@ struct Inner {
     budget_bytes: usize,
     clock: u64,
     stats: CacheStats,
+}
+
+impl std::ops::AddAssign for CacheStats {
+    fn add_assign(&mut self, other: Self) {
+        self.hits += other.hits;
+        self.disk_hits += other.disk_hits;
+        self.misses += other.misses;
+        self.evictions += other.evictions;
+    }
+}
+
+/// Where a lookup found its entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// In memory.
+    Memory,
+    /// On disk (now in memory too).
+    Disk,
+    /// Nowhere: the encoder must run.
+    Miss,
 }
 
 /// Encoder outputs by content hash, shared between threads (`Arc`).
@@ -140,9 +172,14 @@ impl EmbeddingCache {
 
     /// The features stored under `key`, if any (counted as a hit or a miss).
     pub fn get(&self, key: &CacheKey) -> Option<Arc<Array2<f32>>> {
+        self.lookup(key).0
+    }
+
+    /// [`EmbeddingCache::get`], saying where the entry was found.
+    pub fn lookup(&self, key: &CacheKey) -> (Option<Arc<Array2<f32>>>, Found) {
         if !self.enabled() {
             self.lock().stats.misses += 1;
-            return None;
+            return (None, Found::Miss);
         }
         {
             let mut inner = self.lock();
@@ -152,7 +189,7 @@ impl EmbeddingCache {
                 entry.last_used = now;
                 let features = entry.features.clone();
                 inner.stats.hits += 1;
-                return Some(features);
+                return (Some(features), Found::Memory);
             }
         }
         match self.dir.as_deref().and_then(|dir| read_entry(&entry_path(dir, key))) {
@@ -162,11 +199,11 @@ impl EmbeddingCache {
                 inner.stats.hits += 1;
                 inner.stats.disk_hits += 1;
                 self.insert_locked(&mut inner, *key, features.clone());
-                Some(features)
+                (Some(features), Found::Disk)
             }
             None => {
                 self.lock().stats.misses += 1;
-                None
+                (None, Found::Miss)
             }
         }
     }

@@ -172,8 +172,7 @@ impl ModalityBranch for VideoBranch {
             let [1, rows, _] = dims[..] else {
                 return Err(bad_rows(self.projector_name(), &dims.iter().map(|&d| d as usize).collect::<Vec<_>>()));
             };
-            cache.hits += report.cache.hits;
-            cache.misses += report.cache.misses;
+            cache += report.cache;
             values.push(value);
             tokens_per_item.push(rows as usize);
             videos.push(report);
@@ -282,8 +281,7 @@ impl FrameCollector {
         let encoded = encoder.encode(&self.pending)?;
         self.pending.clear();
         self.encode += encoded.encode_time;
-        self.cache.hits += encoded.cache.hits;
-        self.cache.misses += encoded.cache.misses;
+        self.cache += encoded.cache;
         self.features.extend(encoded.features);
         Ok(())
     }

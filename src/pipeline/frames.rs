@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use ndarray::{Array2, Array4, Axis, Ix2};
 
-use super::cache::{self, CacheKey, CacheStats, EmbeddingCache};
+use super::cache::{self, CacheKey, CacheStats, EmbeddingCache, Found};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::manifest::{EncoderStage, ImagePreprocess, Layout, Modality};
@@ -92,8 +92,8 @@ impl FrameEncoder {
         let mut features: Vec<Option<Arc<Array2<f32>>>> = keys
             .iter()
             .map(|key| {
-                let hit = self.cache.get(key);
-                count.record(hit.is_some());
+                let (hit, found) = self.cache.lookup(key);
+                count.record(found);
                 hit
             })
             .collect();
@@ -134,12 +134,8 @@ struct LocalCount {
 }
 
 impl LocalCount {
-    fn record(&mut self, hit: bool) {
-        if hit {
-            self.stats.hits += 1;
-        } else {
-            self.stats.misses += 1;
-        }
+    fn record(&mut self, found: Found) {
+        self.stats.record(found);
     }
 }
 

@@ -58,8 +58,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
     for (&modality, paths) in &request.inputs {
         let branch = branches.iter_mut().find(|b| b.modality() == modality).expect("checked above");
         let mut embedded = branch.embed(paths, &request.media_options, &mut timings)?;
-        input_report.embedding_cache.hits += embedded.cache.hits;
-        input_report.embedding_cache.misses += embedded.cache.misses;
+        input_report.embedding_cache += embedded.cache;
         input_report.videos.append(&mut embedded.videos);
         let starts = embedded.tokens_per_item.iter().scan(0, |acc, &n| Some(std::mem::replace(acc, *acc + n))).collect();
         media.insert(modality, (embedded.rows()?, starts));
