@@ -285,6 +285,14 @@ MmrtStatus mmrt_request_add_message(struct MmrtRequest *request,
 // `path` is a NUL-terminated string.
 MmrtStatus mmrt_request_add_image_file(struct MmrtRequest *request, const char *path);
 
+// Add a video, after the videos already added: a clip (MP4/H.264, MKV,
+// WebM, ... through FFmpeg), a directory of frame images or an animated
+// GIF/WebP. Frames are sampled as the bundle's video encoder says.
+//
+// # Safety
+// `path` is a NUL-terminated string.
+MmrtStatus mmrt_request_add_video_file(struct MmrtRequest *request, const char *path);
+
 // Add an encoded image held in memory (the bytes of a PNG, JPEG, ... file);
 // the bytes are copied. It is decoded, within the size limits, when generating.
 //

@@ -424,6 +424,23 @@ pub unsafe extern "C" fn mmrt_request_add_image_file(request: *mut MmrtRequest, 
     })
 }
 
+/// Add a video, after the videos already added: a clip (MP4/H.264, MKV,
+/// WebM, ... through FFmpeg), a directory of frame images or an animated
+/// GIF/WebP. Frames are sampled as the bundle's video encoder says.
+///
+/// # Safety
+/// `path` is a NUL-terminated string.
+#[no_mangle]
+pub unsafe extern "C" fn mmrt_request_add_video_file(request: *mut MmrtRequest, path: *const c_char) -> MmrtStatus {
+    guard(|| {
+        let path = path_arg(path, "path")?;
+        if !path.exists() {
+            return Err(CallError::new(MmrtStatus::MMRT_ERROR_IO, format!("video {}: no such file or directory", path.display())));
+        }
+        add_media(request, Modality::Video, MediaInput::File(path))
+    })
+}
+
 /// Add an encoded image held in memory (the bytes of a PNG, JPEG, ... file);
 /// the bytes are copied. It is decoded, within the size limits, when generating.
 ///

@@ -39,14 +39,19 @@ fn runtime() -> *mut MmrtRuntime {
 
 /// `models/tiny` on one thread (as `mmrt_run` runs it).
 fn load_tiny(rt: *mut MmrtRuntime) -> *mut MmrtModel {
-    let path = c(tiny().to_str().expect("UTF-8 path"));
+    load_bundle(rt, &tiny())
+}
+
+/// A bundle on one thread.
+fn load_bundle(rt: *mut MmrtRuntime, bundle: &std::path::Path) -> *mut MmrtModel {
+    let path = c(bundle.to_str().expect("UTF-8 path"));
     let mut options = std::mem::MaybeUninit::<MmrtModelOptions>::uninit();
     ok(unsafe { mmrt_model_options_init(options.as_mut_ptr()) }, "options");
     let mut options = unsafe { options.assume_init() };
     options.bundle_path = path.as_ptr();
     options.threads = 1;
     let mut model = null_mut();
-    ok(unsafe { mmrt_model_load(rt, &options, &mut model) }, "load models/tiny");
+    ok(unsafe { mmrt_model_load(rt, &options, &mut model) }, "load the bundle");
     model
 }
 
@@ -60,6 +65,36 @@ fn request(prompt: &str) -> *mut MmrtRequest {
 fn add_image_file(req: *mut MmrtRequest, path: &std::path::Path) {
     let path = c(path.to_str().expect("UTF-8 path"));
     ok(unsafe { mmrt_request_add_image_file(req, path.as_ptr()) }, "image");
+}
+
+/// A clip through `mmrt_request_add_video_file` on models/tiny-video gives
+/// PyTorch's greedy ids (`tests/golden/tiny_video.json`, case `bikes`).
+#[test]
+fn a_video_file_gives_the_pytorch_ids() {
+    let bundle = root().join("models/tiny-video");
+    let clip = root().join(".cache/video/clips/bikes.mp4");
+    if !bundle.join("bundle.json").is_file() || !clip.is_file() {
+        assert!(std::env::var_os("MMRT_REQUIRE_REAL").is_none(), "models/tiny-video or the clips are missing: bash exporters/tiny/build.sh --video");
+        eprintln!("skipping: models/tiny-video or the clips are missing (bash exporters/tiny/build.sh --video)");
+        return;
+    }
+    let golden: serde_json::Value = serde_json::from_slice(&std::fs::read(root().join("tests/golden/tiny_video.json")).unwrap()).unwrap();
+    let case = golden["generate"].as_array().unwrap().iter().find(|c| c["name"] == "bikes").expect("case bikes");
+    let want: Vec<u32> = case["output_ids"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap() as u32).collect();
+    let rt = runtime();
+    let model = load_bundle(rt, &bundle);
+    let req = request(case["prompt"].as_str().unwrap());
+    let path = c(clip.to_str().unwrap());
+    ok(unsafe { mmrt_request_add_video_file(req, path.as_ptr()) }, "video");
+    let missing = c("/nonexistent/clip.mp4");
+    assert_eq!(unsafe { mmrt_request_add_video_file(req, missing.as_ptr()) }, MMRT_ERROR_IO, "a missing clip is refused when added");
+    let max = unsafe { mmrt_request_set_max_tokens(req, want.len()) };
+    ok(max, "max tokens");
+    let got = generate(model, req);
+    assert_eq!(got.ids, want, "ids vs PyTorch");
+    ok(unsafe { mmrt_request_free(req) }, "free request");
+    ok(unsafe { mmrt_model_free(model) }, "free model");
+    ok(unsafe { mmrt_runtime_free(rt) }, "free runtime");
 }
 
 /// What a generation gave: ids, text, streamed text.
