@@ -214,12 +214,18 @@ impl SampledReader<'_> {
         let total = self.source.info().frames.unwrap_or(0);
         let gap = SEEK_GAP_MIN_FRAMES.max((self.source.info().fps.unwrap_or(0.0) * SEEK_GAP_SECONDS) as u64);
         let (mut next_index, mut delivered) = (0u64, Vec::with_capacity(wanted.len()));
+        // Seeking is given up once it fails to move forward (a clip with few keyframes).
+        // One seek per target at most: it lands on the keyframe before the target, which may still be a gap away.
+        let (mut seeking, mut landed_from, mut sought) = (true, None, None);
         let mut pos = 0;
         while pos < wanted.len() {
             let target = wanted[pos];
-            if target.saturating_sub(next_index) > gap {
+            if seeking && sought != Some(target) && target.saturating_sub(next_index) > gap {
                 let start = Instant::now();
-                self.source.seek_before(target)?;
+                sought = Some(target);
+                if self.source.seek_before(target)? {
+                    landed_from = Some(next_index);
+                }
                 self.busy += start.elapsed();
             }
             let Some(frame) = self.advance(target)? else {
@@ -228,6 +234,11 @@ impl SampledReader<'_> {
                     &format!("the clip ended after {next_index} frames, before frame {target} of the {total} it declares (truncated or corrupt?)"),
                 ));
             };
+            if let Some(before) = landed_from.take() {
+                // The first frame after a seek says where it landed: not past where decoding was, so stop seeking.
+                seeking = frame.index > before;
+                log::debug!("video {}: seek for frame {target} landed at frame {} (was at {before})", self.path.display(), frame.index);
+            }
             next_index = frame.index + 1;
             if frame.index < target {
                 continue;
