@@ -15,8 +15,8 @@ CLIPS_DIR = REPO / ".cache" / "video" / "clips"
 CLIPS = {
     "bigbuckbunny.mp4": (1280, 720, 132),
     "bikes.mp4": (640, 272, 250),
-    "carphone_pristine.mp4": (192, 144, 120),
-    "carphone_distorted.mp4": (192, 144, 120),
+    "carphone_pristine.mp4": (176, 144, 120),
+    "carphone_distorted.mp4": (176, 144, 120),
 }
 
 
