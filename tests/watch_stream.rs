@@ -92,9 +92,9 @@ fn watch_follows_a_moving_shapes_stream() {
     let mut named = vec![false; schedule.scenes.len()];
     for a in &answers {
         let Some(scene) = scene_of(&a.window) else { continue };
-        let text = a.text.to_lowercase();
-        assert!(text.contains(&scene.colour), "window {:?} is all {} {}, the answer says \"{}\"", a.window.seconds, scene.colour, scene.shape, a.text);
-        if text.contains(&scene.shape) {
+        let (shape, colour) = common::shapes::named(&a.text);
+        assert_eq!(colour, Some(scene.colour.as_str()), "window {:?} is all {} {}, the answer says \"{}\"", a.window.seconds, scene.colour, scene.shape, a.text);
+        if shape == Some(scene.shape.as_str()) {
             named[schedule.scenes.iter().position(|s| std::ptr::eq(s, scene)).unwrap()] = true;
         }
     }

@@ -9,7 +9,8 @@
 //! * [`bundles`]: the large real-model bundles (skip unless built or required),
 //!   and edits of a bundle copy's `bundle.json`;
 //! * [`media`]: hand-made PNG chunks and WAV files;
-//! * [`server`]: a running `mmrt serve` and the Python that talks to it.
+//! * [`server`]: a running `mmrt serve` and the Python that talks to it;
+//! * [`shapes`]: the shape and colour a vlm-shapes caption names.
 //!
 //! Each test crate uses its own subset (`mod common;`).
 
@@ -22,6 +23,7 @@ pub mod llm;
 pub mod media;
 pub mod onnx;
 pub mod server;
+pub mod shapes;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
