@@ -142,19 +142,9 @@ def sample(path: Path, n: int = SAMPLED) -> tuple[list[int], list[float], list[n
 
 def video_prompt_ids(tok, user: str, tokens: int) -> tuple[list[int], int]:
     """(ids with BOS and the video placeholder expanded to ``tokens`` rows, first video row), as mmrt builds them."""
-    from ..vlm_shapes.train import TEMPLATE
+    from ..vlm_shapes.train import prompt_ids
 
-    text = TEMPLATE.replace("{content}", f"{PLACEHOLDER}\n{user}")
-    media = tok.token_to_id(PLACEHOLDER)
-    ids, pos = [2], -1
-    for t in tok.encode(text, add_special_tokens=False).ids:
-        if t == media:
-            pos = len(ids)
-            ids.extend([t] * tokens)
-        else:
-            ids.append(t)
-    assert pos >= 0, f"{PLACEHOLDER} is not one token of the tokenizer"
-    return ids, pos
+    return prompt_ids(tok, user, tokens, placeholder=PLACEHOLDER)
 
 
 def goldens(bundle: Path, rows: list[dict], out: Path = OUT, golden: Path = GOLDEN) -> dict:

@@ -67,10 +67,10 @@ def tokenizer():
     return Tokenizer.from_file(str(HF_DIR / "tokenizer.json"))
 
 
-def prompt_ids(tok, user: str, tokens: int = TOKENS) -> tuple[list[int], int]:
-    """(ids with BOS and the placeholder expanded to ``tokens`` rows, first image row), as mmrt builds them."""
-    text = TEMPLATE.replace("{content}", f"{PLACEHOLDER}\n{user}")
-    media = tok.token_to_id(PLACEHOLDER)
+def prompt_ids(tok, user: str, tokens: int = TOKENS, placeholder: str = PLACEHOLDER) -> tuple[list[int], int]:
+    """(ids with BOS and ``placeholder`` expanded to ``tokens`` rows, first media row), as mmrt builds them."""
+    text = TEMPLATE.replace("{content}", f"{placeholder}\n{user}")
+    media = tok.token_to_id(placeholder)
     ids, pos = [2], -1
     for t in tok.encode(text, add_special_tokens=False).ids:
         if t == media:
