@@ -292,6 +292,7 @@ pub(crate) fn video_error(path: &Path, message: &str) -> Error {
 }
 
 /// RGB24 bytes (`stride` bytes per row) into an image of `width × height`.
+#[cfg(feature = "video")]
 pub(crate) fn rgb_image(data: &[u8], stride: usize, width: u32, height: u32) -> image::RgbImage {
     let row = width as usize * 3;
     let mut pixels = Vec::with_capacity(row * height as usize);
