@@ -38,7 +38,7 @@ const MAX_DISK_ITEM_VALUES: usize = 64 << 20;
 /// File header: magic, then tokens and width as little-endian u64.
 const DISK_MAGIC: &[u8; 8] = b"MMRTEMB1";
 
-/// Counts since the cache was made (or since [`EmbeddingCache::stats`] was last read into a request's output).
+/// Lookup counts: the cache's own since it was made ([`EmbeddingCache::stats`]), or one request's.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct CacheStats {
     /// Items found (in memory or on disk): the encoder skipped them.
@@ -52,16 +52,6 @@ pub struct CacheStats {
 }
 
 impl CacheStats {
-    /// Counts accrued between `earlier` and `self`.
-    pub fn since(&self, earlier: &CacheStats) -> CacheStats {
-        CacheStats {
-            hits: self.hits - earlier.hits,
-            disk_hits: self.disk_hits - earlier.disk_hits,
-            misses: self.misses - earlier.misses,
-            evictions: self.evictions - earlier.evictions,
-        }
-    }
-
     /// Record one lookup's outcome.
     pub fn record(&mut self, lookup: Found) {
         match lookup {
@@ -177,12 +167,12 @@ impl EmbeddingCache {
 
     /// [`EmbeddingCache::get`], saying where the entry was found.
     pub fn lookup(&self, key: &CacheKey) -> (Option<Arc<Array2<f32>>>, Found) {
-        if !self.enabled() {
-            self.lock().stats.misses += 1;
-            return (None, Found::Miss);
-        }
         {
             let mut inner = self.lock();
+            if inner.budget_bytes == 0 {
+                inner.stats.misses += 1;
+                return (None, Found::Miss);
+            }
             inner.clock += 1;
             let now = inner.clock;
             if let Some(entry) = inner.entries.get_mut(key) {

@@ -107,11 +107,6 @@ impl VideoBranch {
         Ok(Self { frames, projector, sampling })
     }
 
-    /// The sampling the manifest asks for.
-    pub fn default_sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
     /// Decode, sample, preprocess and encode one video: per-frame features, frame times and the report.
     fn encode_clip(&mut self, input: &MediaInput, sampling: &Sampling) -> Result<(Vec<Arc<Array2<f32>>>, VideoReport)> {
         let label = input.label();

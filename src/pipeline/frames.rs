@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use image::RgbImage;
 use ndarray::{Array2, Array4, Axis, Ix2};
 
-use super::cache::{self, CacheKey, CacheStats, EmbeddingCache, Found};
+use super::cache::{self, CacheKey, CacheStats, EmbeddingCache};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
-use crate::manifest::{EncoderStage, ImagePreprocess, Layout, Modality};
+use crate::manifest::{EncoderStage, Layout, Modality};
 use crate::runtime::{OrtRuntime, SessionPlan};
 use crate::preprocess;
 use crate::stages::encoder::ImageEncoder;
@@ -64,11 +64,6 @@ impl FrameEncoder {
         self.encoder.name()
     }
 
-    /// The per-item preprocessing.
-    pub fn preprocess_settings(&self) -> &ImagePreprocess {
-        self.encoder.preprocess()
-    }
-
     /// One picture as the encoder's input `[1, 3, H, W]` (or NHWC); `label` names it in errors.
     pub fn preprocess(&self, rgb: &RgbImage, label: &Path) -> Result<Array4<f32>> {
         preprocess::image::preprocess(std::slice::from_ref(rgb), self.encoder.preprocess())
@@ -88,12 +83,13 @@ impl FrameEncoder {
     /// looked up, the rest encoded as one batch and remembered.
     pub fn encode(&mut self, items: &[Array4<f32>]) -> Result<EncodedFrames> {
         let keys: Vec<CacheKey> = items.iter().map(|item| cache::item_key(&self.identity, item.view())).collect();
-        let mut count = LocalCount::default();
+        // This call's counts (the cache's own are shared by every thread).
+        let mut stats = CacheStats::default();
         let mut features: Vec<Option<Arc<Array2<f32>>>> = keys
             .iter()
             .map(|key| {
                 let (hit, found) = self.cache.lookup(key);
-                count.record(found);
+                stats.record(found);
                 hit
             })
             .collect();
@@ -119,23 +115,11 @@ impl FrameEncoder {
             }
         }
         let features = features.into_iter().map(|f| f.expect("every item filled")).collect();
-        Ok(EncodedFrames { features, encode_time, cache: count.stats })
+        Ok(EncodedFrames { features, encode_time, cache: stats })
     }
 
     fn bad_output(&self, n: usize, dims: &[usize]) -> Error {
         Error::Tensor { stage: self.name().into(), tensor: "output".into(), expected: format!("[{n}, tokens, d_enc]"), found: format!("{dims:?}") }
-    }
-}
-
-/// Hits and misses of one call (the cache's own counts are shared by every thread).
-#[derive(Default, Clone, Copy)]
-struct LocalCount {
-    stats: CacheStats,
-}
-
-impl LocalCount {
-    fn record(&mut self, found: Found) {
-        self.stats.record(found);
     }
 }
 

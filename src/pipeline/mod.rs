@@ -77,7 +77,6 @@ pub struct Pipeline {
     provider: ProviderReport,
     runtime: RuntimeInfo,
     load_time: Duration,
-    embedding_cache: Arc<EmbeddingCache>,
 }
 
 impl Pipeline {
@@ -143,7 +142,7 @@ impl Pipeline {
         }
         let provider = loader.provider_report();
         drop(loader);
-        Ok(Pipeline { bundle, tokenizer, chat, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed(), embedding_cache })
+        Ok(Pipeline { bundle, tokenizer, chat, backbone, output, provider, runtime: runtime.info.clone(), load_time: start.elapsed() })
     }
 
     /// The bundle served.
@@ -174,11 +173,6 @@ impl Pipeline {
     /// The output side (output projector + generator), if the bundle has one.
     pub fn output_side(&mut self) -> Option<&mut OutputSide> {
         self.output.as_mut()
-    }
-
-    /// The cache of image and video-frame encoder outputs.
-    pub fn embedding_cache(&self) -> &Arc<EmbeddingCache> {
-        &self.embedding_cache
     }
 
     /// Time spent opening sessions and the tokenizer.
