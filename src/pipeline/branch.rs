@@ -97,9 +97,7 @@ impl ModalityBranch for ImageBranch {
         let mut items: Vec<Array4<f32>> = Vec::with_capacity(inputs.len());
         for (index, input) in inputs.iter().enumerate() {
             let item = self.frames.preprocess(&input.to_rgb()?, &input.label())?;
-            // One encoder batch needs one size: without a crop, images can come out different.
-            if let Some(first) = items.first().filter(|f| f.shape() != item.shape()) {
-                let ((first_height, first_width), (height, width)) = (self.frames.item_size(first), self.frames.item_size(&item));
+            if let Some(((first_height, first_width), (height, width))) = items.first().and_then(|first| self.frames.size_mismatch(first, &item)) {
                 let source = preprocess::image::ImageError::MixedSizes { index, width, height, first_width, first_height };
                 return Err(Error::Image { path: input.label(), source });
             }

@@ -256,8 +256,7 @@ impl FrameCollector {
         let start = Instant::now();
         let label = PathBuf::from(format!("{} frame {} ({:.3} s)", self.label.display(), frame.index, frame.seconds));
         let item = encoder.preprocess(&frame.image, &label)?;
-        if let Some(first) = self.pending.first().filter(|f| f.shape() != item.shape()) {
-            let ((h0, w0), (h, w)) = (encoder.item_size(first), encoder.item_size(&item));
+        if let Some(((h0, w0), (h, w))) = self.pending.first().and_then(|first| encoder.size_mismatch(first, &item)) {
             return Err(Error::Request(format!("{}: preprocessed to {w}x{h}, but earlier frames to {w0}x{h0} (frames of one clip must share a size)", label.display())));
         }
         self.pending.push(item);

@@ -79,6 +79,13 @@ impl FrameEncoder {
         }
     }
 
+    /// `Some(((first_height, first_width), (height, width)))` when `item` cannot
+    /// share an encoder batch with `first` (without a crop, pictures can come out
+    /// of preprocessing at different sizes).
+    pub fn size_mismatch(&self, first: &Array4<f32>, item: &Array4<f32>) -> Option<((u32, u32), (u32, u32))> {
+        (first.shape() != item.shape()).then(|| (self.item_size(first), self.item_size(item)))
+    }
+
     /// Features of `items` (each `[1, ...]`, all one shape): cached ones
     /// looked up, the rest encoded as one batch and remembered.
     pub fn encode(&mut self, items: &[Array4<f32>]) -> Result<EncodedFrames> {

@@ -40,7 +40,6 @@ pub struct ImageSequence {
     frames: Frames,
     info: ClipInfo,
     next_index: u64,
-    skipped: u64,
 }
 
 impl ImageSequence {
@@ -80,7 +79,7 @@ impl ImageSequence {
             duration_seconds: Some(count as f64 / IMAGE_SEQUENCE_FPS),
             format: "image sequence".into(),
         };
-        Ok(Self { frames: Frames::Files(files), info, next_index: 0, skipped: 0 })
+        Ok(Self { frames: Frames::Files(files), info, next_index: 0 })
     }
 
     /// An animated GIF or WebP (a still WebP/GIF is a one-frame clip).
@@ -111,7 +110,7 @@ impl ImageSequence {
             format: format!("animated {}", extension(path).unwrap_or_default()),
         };
         let frames = Frames::Animation(spawn_animation_reader(path.to_path_buf()));
-        Ok(Self { frames, info, next_index: 0, skipped: 0 })
+        Ok(Self { frames, info, next_index: 0 })
     }
 }
 
@@ -182,7 +181,8 @@ impl FrameSource for ImageSequence {
         Ok(Some(SourceFrame { index, seconds, image: image.map(|i| fit(i, Some((w, h)))) }))
     }
 
+    /// Nothing is skipped: a broken still or animation frame is an error (headers are checked up front).
     fn skipped(&self) -> u64 {
-        self.skipped
+        0
     }
 }

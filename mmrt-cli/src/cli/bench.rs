@@ -109,9 +109,7 @@ pub fn bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
     for image in &args.images {
         super::run::check_input_path(image, "an image file")?;
     }
-    for video in &args.videos {
-        std::fs::metadata(video).map_err(|e| Error::io(video, e))?;
-    }
+    super::video_args::check_video_paths(&args.videos)?;
     for out in [&args.json, &args.csv, &args.svg].into_iter().flatten() {
         check_output_path(out)?;
     }

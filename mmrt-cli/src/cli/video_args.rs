@@ -35,10 +35,7 @@ pub struct VideoArgs {
 impl VideoArgs {
     /// Missing clips fail before any model is loaded.
     pub fn check_paths(&self) -> Result<()> {
-        for path in &self.videos {
-            std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        }
-        Ok(())
+        check_video_paths(&self.videos)
     }
 
     /// The sampling the flags ask for (`None`: the bundle's), within limits.
@@ -66,6 +63,14 @@ impl VideoArgs {
             None => Ok(None),
         }
     }
+}
+
+/// Every video path exists (a file, a frame directory or a stream path), before any model is loaded.
+pub fn check_video_paths(videos: &[PathBuf]) -> Result<()> {
+    for path in videos {
+        std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    }
+    Ok(())
 }
 
 /// The bundle's video frame count (the cap of a rate given alone).
