@@ -42,8 +42,9 @@ pub struct FileSource {
     next_index: u64,
     /// After a seek, the next frame's index comes from its timestamp.
     resync: bool,
-    /// Frames before this time are dropped after a seek (decoded only to reach the target).
+    /// Corrupt packets and frames skipped.
     skipped: u64,
+    /// The input is exhausted and the decoder is giving back what it holds.
     draining: bool,
     done: bool,
 }
