@@ -1,24 +1,62 @@
 """Process start -> exit of `mmrt run --max-tokens 1` (start to first token), page cache warm,
-interleaved rounds; prints medians [min, max] per variant.
+interleaved rounds; prints medians [min, max] of wall time, CPU time and peak RSS per variant.
 
-Usage: python3 benches/startup.py BUNDLE [ROUNDS] [OTHER_MMRT_BINARY]
+Usage: python3 benches/startup.py BUNDLE [--rounds N] [--mmrt BINARY] [--other OTHER_MMRT_BINARY] [--llama GGUF]
 Variants: target/release/mmrt (checksums remembered), the same with --verify (every file hashed),
-and optionally another build (e.g. an older commit's binary) side by side.
+optionally another build (e.g. an older commit's binary) side by side, and optionally llama.cpp on
+a GGUF (`llama-bench -p 8 -n 1 -r 1 --no-warmup`, built by benches/peers/build_llama_cpp.sh): its
+model load, an 8-token prompt and one generated token.
 """
-import os, statistics, subprocess, sys, time
-release = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "target", "release", "mmrt")
-variants = {"mmrt": [release], "mmrt --verify": [release, "--verify"]}
-if len(sys.argv) > 3:
-    variants = {"other": [sys.argv[3]], **variants}
-bundle = sys.argv[1]
-rounds = int(sys.argv[2]) if len(sys.argv) > 2 else 10
-times = {k: [] for k in variants}
-for r in range(rounds + 1):
-    for name, cmd in variants.items():
-        args = [cmd[0], "run", "--bundle", bundle, "--prompt", "Hello", "--max-tokens", "1", "--threads", "2"] + cmd[1:]
-        t = time.perf_counter()
-        subprocess.run(args, check=True, capture_output=True)
-        if r:  # round 0 warms the page cache
-            times[name].append(time.perf_counter() - t)
-for name, ts in times.items():
-    print(f"{name:18s} {statistics.median(ts)*1000:7.0f} ms [{min(ts)*1000:.0f}, {max(ts)*1000:.0f}]")
+import argparse, os, statistics, subprocess, time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(cmd: list[str], env: dict | None = None) -> tuple[float, float, float]:
+    """Wall seconds, CPU seconds (user + system) and peak RSS (MiB) of one child run to the end."""
+    t = time.perf_counter()
+    child = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env={**os.environ, **(env or {})})
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - t
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{' '.join(cmd[:4])} failed: {child.stderr.read().decode()[-500:]}")
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024.0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("bundle")
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--other", help="another mmrt binary, run the same way")
+    ap.add_argument("--llama", help="a GGUF for llama.cpp's llama-bench")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--mmrt", default=str(ROOT / "target/release/mmrt"), help="the mmrt binary measured")
+    args = ap.parse_args()
+
+    release = args.mmrt
+    run = ["run", "--bundle", args.bundle, "--prompt", "Hello", "--max-tokens", "1", "--threads", str(args.threads)]
+    variants: dict[str, tuple[list[str], dict]] = {}
+    if args.other:
+        variants["other"] = ([args.other] + run, {})
+    variants["mmrt"] = ([release] + run, {})
+    variants["mmrt --verify"] = ([release] + run + ["--verify"], {})
+    if args.llama:
+        bench = subprocess.run(["bash", str(ROOT / "benches/peers/build_llama_cpp.sh")], check=True, capture_output=True, text=True).stdout.strip()
+        variants["llama.cpp"] = ([bench, "-m", args.llama, "-p", "8", "-n", "1", "-r", "1", "--no-warmup", "-t", str(args.threads)],
+                                 {"LD_LIBRARY_PATH": str(Path(bench).parent)})
+    samples = {k: [] for k in variants}
+    for r in range(args.rounds + 1):
+        for name, (cmd, env) in variants.items():
+            sample = timed(cmd, env)
+            if r:  # round 0 warms the page cache
+                samples[name].append(sample)
+    fmt = lambda xs, scale, unit: f"{statistics.median(xs) * scale:7.0f} {unit} [{min(xs) * scale:.0f}, {max(xs) * scale:.0f}]"
+    print(f"{'variant':16s} {'wall':>22s} {'cpu':>22s} {'peak rss':>24s}")
+    for name, rows in samples.items():
+        wall, cpu, rss = zip(*rows)
+        print(f"{name:16s} {fmt(wall, 1000, 'ms'):>22s} {fmt(cpu, 1000, 'ms'):>22s} {fmt(rss, 1, 'MiB'):>24s}")
+
+
+if __name__ == "__main__":
+    main()

@@ -129,6 +129,27 @@ impl Bundle {
         Ok(bundle)
     }
 
+    /// What identifies the content of `graph` and its external data files,
+    /// for caches keyed by content: each file's verified checksum from the
+    /// manifest, or its identity (device, inode, size, times) where the
+    /// manifest lists none. `None` when a file cannot be read or identified.
+    pub fn content_identity(&self, graph: &str) -> Option<String> {
+        let info = crate::onnx_proto::read(&self.resolve(graph).ok()?).ok()?;
+        let dir = Path::new(graph).parent().unwrap_or(Path::new(""));
+        let mut files: Vec<String> = info.external_files.iter().map(|f| dir.join(f).to_string_lossy().into_owned()).collect();
+        files.sort();
+        files.dedup();
+        let mut parts = Vec::with_capacity(files.len() + 1);
+        for file in std::iter::once(graph.to_string()).chain(files) {
+            let part = match self.manifest.checksums.get(&file) {
+                Some(sum) => format!("{file}=sha256:{sum}"),
+                None => format!("{file}={:?}", FileIdentity::of(&std::fs::metadata(self.resolve(&file).ok()?).ok()?)?),
+            };
+            parts.push(part);
+        }
+        Some(parts.join("\n"))
+    }
+
     /// Refuse a graph whose external-data tensors point outside the bundle:
     /// ONNX Runtime opens those paths itself, so the manifest check alone
     /// would not keep an untrusted bundle inside its folder.

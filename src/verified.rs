@@ -151,9 +151,15 @@ impl Record {
 
 /// `<cache>/verified/<sha256 of the root path, 32 hex>.json`.
 fn record_path(root: &Path) -> Option<PathBuf> {
-    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
-    let cache = env("MMRT_CACHE_DIR").or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mmrt"))).or_else(|| env("HOME").map(|h| h.join(".cache/mmrt")))?;
+    let cache = cache_dir()?;
     let digest = Sha256::digest(root.as_os_str().as_encoded_bytes());
     let name: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
     Some(cache.join("verified").join(format!("{name}.json")))
+}
+
+/// mmrt's cache directory: `$MMRT_CACHE_DIR`, else `$XDG_CACHE_HOME/mmrt`,
+/// else `~/.cache/mmrt` (`None` when none of them is set).
+pub fn cache_dir() -> Option<PathBuf> {
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    env("MMRT_CACHE_DIR").or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("mmrt"))).or_else(|| env("HOME").map(|h| h.join(".cache/mmrt")))
 }

@@ -101,14 +101,17 @@ impl Pipeline {
         let loader = StageLoader::new(runtime, &bundle, &plan);
         let mut used = BTreeSet::new();
         let embedding_cache = options.embedding_cache.clone().unwrap_or_default();
-        // The tokenizer (33 MB of JSON for Gemma's 262k vocabulary, ~1 s) is
-        // parsed on a second thread while the backbone's sessions are created.
+        // The tokenizer (33 MB of JSON for Gemma's 262k vocabulary) is parsed
+        // on a second thread while the backbone's sessions are created.
         let (tokenizer, backbone) = std::thread::scope(|scope| {
             let parsing = scope.spawn(|| {
-                Tokenizer::from_file(&tokenizer_path)
-                    .map_err(|e| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message: e.to_string() })
+                let tokenizer = crate::tokenizer_file::load(&tokenizer_path)
+                    .map_err(|message| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message });
+                log::debug!("tokenizer read in {:.0?}", start.elapsed());
+                tokenizer
             });
             let backbone = open_backbone(&loader, options, &embedding_cache, &mut used);
+            log::debug!("backbone sessions open in {:.0?}", start.elapsed());
             let tokenizer = parsing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             (tokenizer, backbone)
         });

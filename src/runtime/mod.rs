@@ -7,6 +7,7 @@
 //! [`Session`]: ort::session::Session
 
 pub mod ep;
+pub mod graph_cache;
 pub mod library;
 pub mod plan;
 pub mod session;

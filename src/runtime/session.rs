@@ -8,7 +8,7 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorElementType;
 
-use super::{ExecutionProviderKind, OrtRuntime};
+use super::{graph_cache, ExecutionProviderKind, OrtRuntime};
 use crate::error::{Error, Result};
 
 /// How sessions are created: provider, threads, strictness.
@@ -42,6 +42,62 @@ pub struct OpenedSession {
 
 /// Open `graph` (already confined to the bundle) for stage `stage`.
 pub fn open(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionConfig) -> Result<OpenedSession> {
+    let (builder, fallback) = builder(runtime, stage, config)?;
+    let session = commit(builder, graph, stage)?;
+    Ok(OpenedSession { session, fallback })
+}
+
+/// [`open`], through the [graph cache](super::graph_cache) on the CPU:
+/// `content` identifies the graph and its external data (their checksums).
+/// A cached copy that fails to open is removed and the graph opened as is.
+pub fn open_cached(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionConfig, content: &str) -> Result<OpenedSession> {
+    if config.provider != ExecutionProviderKind::Cpu {
+        return open(runtime, graph, stage, config);
+    }
+    let settings = format!("{:?}|{:?}", GraphOptimizationLevel::Level3, config.options);
+    let Some(lookup) = graph_cache::lookup(content, &runtime.info.library, &runtime.info.version, &settings) else {
+        return open(runtime, graph, stage, config);
+    };
+    match lookup {
+        graph_cache::Lookup::Hit(entry) => {
+            let (builder, fallback) = builder(runtime, stage, config)?;
+            match commit(builder, &entry.model(), stage) {
+                Ok(session) => {
+                    entry.touch();
+                    log::debug!("stage {stage}: optimized graph and prepacked weights mapped from {}", entry.model().display());
+                    Ok(OpenedSession { session, fallback })
+                }
+                Err(e) => {
+                    log::warn!("stage {stage}: the cached optimized graph {} did not open ({e}); removed, opening {}", entry.model().display(), graph.display());
+                    entry.discard();
+                    open(runtime, graph, stage, config)
+                }
+            }
+        }
+        graph_cache::Lookup::Miss(pending) => {
+            let (mut builder, fallback) = builder(runtime, stage, config)?;
+            builder = builder.with_optimized_model_path(pending.model()).map_err(|e| Error::stage(stage, "setting the optimized graph path", e))?;
+            for (key, value) in graph_cache::Pending::config_entries() {
+                builder = builder.with_config_entry(key, value).map_err(|e| Error::stage(stage, &format!("setting session option {key}={value}"), e))?;
+            }
+            match commit(builder, graph, stage) {
+                Ok(session) => {
+                    log::info!("stage {stage}: optimized graph and prepacked weights cached for later starts");
+                    pending.publish();
+                    Ok(OpenedSession { session, fallback })
+                }
+                Err(e) => {
+                    log::warn!("stage {stage}: writing the optimized graph to the cache failed ({e}); opening without it");
+                    pending.abandon();
+                    open(runtime, graph, stage, config)
+                }
+            }
+        }
+    }
+}
+
+/// Session options for `config`: optimization level, threads, entries, provider.
+fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<(SessionBuilder, Option<String>)> {
     let err = |what: &str, e: &dyn std::fmt::Display| Error::stage(stage, what, e);
     let mut builder = Session::builder(&runtime.environment).map_err(|e| err("creating session options", &e))?;
     builder = builder
@@ -55,10 +111,11 @@ pub fn open(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionCon
         builder = builder.with_config_entry(key, value).map_err(|e| err(&format!("setting session option {key}={value}"), &e))?;
     }
     let fallback = register_provider(&mut builder, config, stage)?;
-    let session = builder
-        .commit_from_file(graph)
-        .map_err(|e| err(&format!("loading {}", graph.display()), &e))?;
-    Ok(OpenedSession { session, fallback })
+    Ok((builder, fallback))
+}
+
+fn commit(mut builder: SessionBuilder, graph: &Path, stage: &str) -> Result<Session> {
+    builder.commit_from_file(graph).map_err(|e| Error::stage(stage, &format!("loading {}", graph.display()), e))
 }
 
 fn register_provider(builder: &mut SessionBuilder, config: &SessionConfig, stage: &str) -> Result<Option<String>> {

@@ -35,7 +35,11 @@ impl<'a> StageLoader<'a> {
     /// Open `graph` (bundle-relative, confined to the bundle) for `stage`.
     pub fn open(&self, stage: &str, graph: &str) -> Result<StageGraph> {
         let config = self.plan.for_stage(stage);
-        let OpenedSession { session, fallback } = session::open(self.runtime, &self.bundle.resolve(graph)?, stage, &config)?;
+        let path = self.bundle.resolve(graph)?;
+        let OpenedSession { session, fallback } = match self.bundle.content_identity(graph) {
+            Some(content) => session::open_cached(self.runtime, &path, stage, &config, &content)?,
+            None => session::open(self.runtime, &path, stage, &config)?,
+        };
         if let Some(reason) = fallback {
             self.fallbacks.borrow_mut().push((stage.to_string(), reason));
         }

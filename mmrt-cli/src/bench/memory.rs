@@ -17,6 +17,22 @@ pub fn current_rss_bytes() -> Option<u64> {
     status_kib("VmRSS:").map(|k| k * 1024)
 }
 
+/// Resident memory by kind (Linux only).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Breakdown {
+    /// `RssAnon`: heap and other private memory (weights copied or prepacked by
+    /// ONNX Runtime, the tokenizer, KV and activation buffers once written).
+    pub anon_bytes: u64,
+    /// `RssFile`: file pages mapped and resident (weights used in place, libraries).
+    pub file_bytes: u64,
+}
+
+/// The current resident memory by kind, from one snapshot of `/proc/self/status`.
+pub fn breakdown() -> Option<Breakdown> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    Some(Breakdown { anon_bytes: parse_kib(&status, "RssAnon:")? * 1024, file_bytes: parse_kib(&status, "RssFile:")? * 1024 })
+}
+
 fn status_kib(key: &str) -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     parse_kib(&status, key)

@@ -127,6 +127,10 @@ pub struct Figures {
     pub peak_rss_bytes: Option<u64>,
     /// Resident memory right after the cold load.
     pub rss_after_load_bytes: Option<u64>,
+    /// That memory by kind: anonymous (heap: weights copied or prepacked, the
+    /// tokenizer, buffers) and file-backed (mapped weights, libraries).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rss_after_load: Option<memory::Breakdown>,
     /// Video reading and the embedding cache, when the requests have videos.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoFigures>,
@@ -271,8 +275,8 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         PromptSpec::Text(t) => (t.clone(), None),
         PromptSpec::Tokens(n) => {
             let path = bundle.resolve(&bundle.manifest.tokenizer)?;
-            let tokenizer = Tokenizer::from_file(&path)
-                .map_err(|e| Error::Tokenizer { context: format!("loading {}", path.display()), message: e.to_string() })?;
+            let tokenizer = mmrt::tokenizer_file::load(&path)
+                .map_err(|message| Error::Tokenizer { context: format!("loading {}", path.display()), message })?;
             (synthetic_prompt(&tokenizer, *n)?, Some(*n))
         }
     };
@@ -383,6 +387,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     };
     let load_cold_ms = ms(start);
     let rss_after_load_bytes = memory::current_rss_bytes();
+    let rss_after_load = memory::breakdown();
 
     let PromptSpec::Text(prompt) = &config.prompt else {
         return Err(Error::Bench("the worker needs the prompt text".into()));
@@ -474,6 +479,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         new_tokens: config.new_tokens,
         peak_rss_bytes,
         rss_after_load_bytes,
+        rss_after_load,
         video,
     };
     Ok(ProviderResult { ep, skipped: None, figures: Some(figures), roofline: None })
@@ -645,6 +651,7 @@ pub(crate) fn sample_report() -> Report {
             new_tokens: 32,
             peak_rss_bytes: Some(48 << 20),
             rss_after_load_bytes: Some(40 << 20),
+            rss_after_load: Some(memory::Breakdown { anon_bytes: 30 << 20, file_bytes: 10 << 20 }),
             video: None,
         }
     };

@@ -41,6 +41,10 @@ pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
     if let Some(b) = f.peak_rss_bytes {
         rows.push(row("peak_rss", "MiB", single(b as f64 / MIB)));
     }
+    if let Some(b) = f.rss_after_load {
+        rows.push(row("rss_after_load_anon", "MiB", single(b.anon_bytes as f64 / MIB)));
+        rows.push(row("rss_after_load_file", "MiB", single(b.file_bytes as f64 / MIB)));
+    }
     if let Some(r) = &result.roofline {
         rows.push(row("decode_weight_read", "GB/s", single(r.achieved_bytes_per_s / 1e9)));
         rows.push(row("roofline_fraction", "of bandwidth", single(r.fraction)));

@@ -7,7 +7,7 @@
 //! `context_length` buffer per tensor, bound as both input and output and
 //! updated by the graph in place.
 
-use ort::value::{DynTensor, DynValue, TensorElementType};
+use ort::value::{DynValue, TensorElementType};
 
 use crate::error::{Error, Result};
 use crate::generate::DecoderCache;
@@ -149,7 +149,9 @@ impl KvLayout {
 
     /// A cache holding no positions: empty tensors, or for a shared buffer one
     /// zeroed `[1, kv_heads, context_length, head_dim]` tensor per past input,
-    /// allocated once per generation by ONNX Runtime's allocator.
+    /// allocated once per generation as fresh zero pages: only the pages of
+    /// positions the graph writes become resident (a 4096-position buffer
+    /// costs what the conversation uses, not its full size).
     pub fn new_cache(&self, graph: &mut StageGraph) -> Result<KvCache> {
         let mut values = Vec::with_capacity(self.empty.len());
         for ((dtype, shape), name) in self.empty.iter().zip(&self.past) {
@@ -165,15 +167,12 @@ impl KvLayout {
 
     fn zeroed_buffer(&self, graph: &mut StageGraph, dtype: TensorElementType, shape: [usize; 4], name: &str) -> Result<DynValue> {
         let stage = graph.stage().to_string();
-        let bytes = shape
+        let elements = shape
             .iter()
-            .try_fold(tensor::element_size(dtype, &stage, name)?, |acc, &d| acc.checked_mul(d))
+            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+            .filter(|n| n.checked_mul(tensor::element_size(dtype, &stage, name).unwrap_or(8)).is_some())
             .ok_or_else(|| Error::Tensor { stage: stage.clone(), tensor: name.into(), expected: "a KV buffer size that fits in memory".into(), found: format!("{shape:?}") })?;
-        let mut buffer = DynTensor::new(graph.session_mut().allocator(), dtype, shape)
-            .map_err(|e| Error::stage(&stage, &format!("allocating the KV buffer {name}"), e))?;
-        // SAFETY: the tensor was just allocated with exactly `bytes` bytes of plain numbers.
-        unsafe { std::ptr::write_bytes(buffer.data_ptr_mut().cast::<u8>(), 0, bytes) };
-        Ok(buffer.into_dyn())
+        tensor::lazy_zeros(&shape, elements, dtype, &stage, name)
     }
 }
 
