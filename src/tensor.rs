@@ -106,27 +106,6 @@ pub fn zeros(shape: &[usize], dtype: TensorElementType, stage: &str, tensor: &st
     float_value(ArrayD::zeros(IxDyn(shape)), dtype, stage, tensor)
 }
 
-/// A zero float tensor (f32 or f16) of `shape` (`elements` values, checked by
-/// the caller) whose memory comes straight from the allocator's zeroed pages:
-/// large buffers are mapped lazily, so untouched parts are never resident.
-pub fn lazy_zeros(shape: &[usize], elements: usize, dtype: TensorElementType, stage: &str, tensor: &str) -> Result<DynValue> {
-    let err = |e: ort::Error| Error::stage(stage, &format!("creating tensor {tensor}"), e);
-    let shape = shape.to_vec();
-    match dtype {
-        // `vec![0; n]` of a primitive allocates zeroed memory (calloc), never writes it.
-        TensorElementType::Float32 => Ok(Tensor::from_array((shape, vec![0f32; elements])).map_err(err)?.into_dyn()),
-        TensorElementType::Float16 => {
-            let mut bits = std::mem::ManuallyDrop::new(vec![0u16; elements]);
-            // SAFETY: `half::f16` is `repr(transparent)` over `u16` (same size and
-            // alignment), and the bits 0 are the value +0.0; the allocation moves
-            // from the `Vec<u16>` (never dropped) to the `Vec<f16>`.
-            let zeros = unsafe { Vec::from_raw_parts(bits.as_mut_ptr().cast::<half::f16>(), bits.len(), bits.capacity()) };
-            Ok(Tensor::from_array((shape, zeros)).map_err(err)?.into_dyn())
-        }
-        other => Err(unsupported(stage, tensor, "float32 or float16", other)),
-    }
-}
-
 fn unsupported(stage: &str, tensor: &str, expected: &str, found: TensorElementType) -> Error {
     Error::Tensor { stage: stage.into(), tensor: tensor.into(), expected: expected.into(), found: format!("{found:?}") }
 }

@@ -108,6 +108,9 @@ pub struct Generation {
     pub decode: Duration,
     /// Decode steps run (forward passes after prefill).
     pub decode_steps: usize,
+    /// Time from each chosen token to the next (one decode step with its
+    /// sampling): the per-token latency a consumer sees, for percentiles.
+    pub token_gaps: Vec<Duration>,
     /// Per complete signal run, the hidden states at its `k` tokens, `[k, d_model]` row-major.
     pub signal_hidden: Vec<Vec<f32>>,
 }
@@ -176,6 +179,8 @@ pub fn generate_after<M: DecoderModel + ?Sized>(
 
     let start = Instant::now();
     let mut decode_steps = 0;
+    let mut token_gaps = Vec::with_capacity(decoding.max_new_tokens.min(context));
+    let mut last_token: Option<Instant> = None;
     let stop_reason = loop {
         let generated = history.len() - generated_from;
         if generated >= decoding.max_new_tokens {
@@ -191,6 +196,10 @@ pub fn generate_after<M: DecoderModel + ?Sized>(
             }
         };
         history.push(next);
+        let now = Instant::now();
+        if let Some(previous) = last_token.replace(now) {
+            token_gaps.push(now - previous);
+        }
         on_token(next)?;
         collector.emitted(next, forced.is_some());
         if decoding.stop_tokens.contains(&next) {
@@ -216,7 +225,7 @@ pub fn generate_after<M: DecoderModel + ?Sized>(
         collector.after_step(model)?;
     }
     let ids = history.split_off(generated_from);
-    let generation = Generation { ids, stop_reason, prefill, decode: start.elapsed(), decode_steps, signal_hidden: collector.into_runs() };
+    let generation = Generation { ids, stop_reason, prefill, decode: start.elapsed(), decode_steps, token_gaps, signal_hidden: collector.into_runs() };
     Ok((generation, cache))
 }
 

@@ -285,6 +285,9 @@ pub struct Output {
     pub time_to_first_token: Option<Duration>,
     /// Videos read and embedding-cache counts.
     pub input_report: InputReport,
+    /// Milliseconds from each generated token to the next (LLM bundles; empty
+    /// for transcriptions): per-token latency, whose tail matters to control loops.
+    pub token_gaps_ms: Vec<f64>,
 }
 
 impl Output {

@@ -128,6 +128,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         }
         _ => Vec::new(),
     };
+    let token_gaps_ms = generation.token_gaps.iter().map(|d| d.as_secs_f64() * 1e3).collect();
     Ok(Output {
         token_ids: generation.ids,
         prefill_tokens: encoded.ids.len(),
@@ -140,6 +141,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         audio_seconds: 0.0,
         time_to_first_token,
         input_report,
+        token_gaps_ms,
     })
 }
 

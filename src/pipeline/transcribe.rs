@@ -97,6 +97,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         audio_seconds: samples.len() as f64 / rate,
         time_to_first_token,
         input_report: Default::default(),
+        token_gaps_ms: Vec::new(),
     })
 }
 

@@ -149,6 +149,7 @@ impl Decoder {
         if total > self.context_length {
             return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
         }
+        let cache = self.kv.reserve(&mut self.graph, cache, total)?;
         let stage = self.graph.stage().to_string();
         let positions = self.positions.values(&stage, past, total)?;
         let feeds: Vec<(&str, &DynValue)> =

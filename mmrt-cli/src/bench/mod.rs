@@ -123,6 +123,9 @@ pub struct Figures {
     pub prompt_tokens: usize,
     /// Tokens generated per request.
     pub new_tokens: usize,
+    /// Per-token latency over every decode step of the measured runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_latency_ms: Option<stats::Percentiles>,
     /// Peak resident memory of the measuring process after its runs.
     pub peak_rss_bytes: Option<u64>,
     /// Resident memory right after the cold load.
@@ -430,8 +433,10 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     let mut derived = Series::default();
     let mut video = Series::default();
     let mut frames = 0;
+    let mut token_gaps = Vec::new();
     for _ in 0..config.runs {
         let out = pipeline.run(&request, |_| Ok(()))?;
+        token_gaps.extend_from_slice(&out.token_gaps_ms);
         frames = record_video(&out, &mut video);
         for (name, value) in &out.timings.0 {
             stages.push(name, *value);
@@ -477,6 +482,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         decode_ms_per_token: take("decode_ms_per_token")?,
         prompt_tokens,
         new_tokens: config.new_tokens,
+        token_latency_ms: stats::Percentiles::from_samples(token_gaps),
         peak_rss_bytes,
         rss_after_load_bytes,
         rss_after_load,
@@ -649,6 +655,7 @@ pub(crate) fn sample_report() -> Report {
             decode_ms_per_token: s(0.25 * scale),
             prompt_tokens: 27,
             new_tokens: 32,
+            token_latency_ms: stats::Percentiles::from_samples(vec![0.2 * scale, 0.25 * scale, 0.4 * scale]),
             peak_rss_bytes: Some(48 << 20),
             rss_after_load_bytes: Some(40 << 20),
             rss_after_load: Some(memory::Breakdown { anon_bytes: 30 << 20, file_bytes: 10 << 20 }),

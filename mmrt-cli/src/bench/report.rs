@@ -31,6 +31,11 @@ pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
     rows.push(row("time_to_first_token", "ms", f.time_to_first_token_ms.clone()));
     rows.push(row("decode", "tokens/s", f.decode_tokens_per_s.clone()));
     rows.push(row("decode", "ms/token", f.decode_ms_per_token.clone()));
+    if let Some(p) = &f.token_latency_ms {
+        for (name, v) in [("token_latency_p50", p.p50), ("token_latency_p95", p.p95), ("token_latency_p99", p.p99), ("token_latency_max", p.max)] {
+            rows.push(row(name, "ms", single(v)));
+        }
+    }
     if let Some(v) = &f.video {
         rows.push(row("video_decode", "ms/request", v.decode_ms.clone()));
         rows.push(row("video_preprocess", "ms/frame", v.preprocess_ms_per_frame.clone()));

@@ -39,6 +39,32 @@ impl Summary {
     }
 }
 
+/// The tail of a latency distribution (nearest-rank percentiles over every
+/// sample): control loops care about the slowest tokens, not only the mean.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p95: f64,
+    pub p99: f64,
+    pub max: f64,
+    /// How many samples they summarize.
+    pub count: usize,
+}
+
+impl Percentiles {
+    /// `None` when there are no samples (or any is not finite).
+    pub fn from_samples(mut samples: Vec<f64>) -> Option<Percentiles> {
+        if samples.is_empty() || samples.iter().any(|v| !v.is_finite()) {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        // Nearest rank: the smallest sample with at least p% of them at or below it.
+        let rank = |p: f64| samples[((p / 100.0 * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Some(Percentiles { p50: rank(50.0), p95: rank(95.0), p99: rank(99.0), max: samples[n - 1], count: n })
+    }
+}
+
 /// Samples of named series, kept in the order names first appear (pipeline
 /// order for stage timings), so stages nobody listed in advance still show up.
 #[derive(Debug, Clone, Default)]
@@ -70,6 +96,16 @@ mod tests {
         let even = Summary::from_samples(vec![4.0, 1.0, 3.0, 2.0]).unwrap();
         assert_eq!((even.median, even.min, even.max), (2.5, 1.0, 4.0));
         assert_eq!(even.samples, vec![4.0, 1.0, 3.0, 2.0], "samples keep measurement order");
+    }
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let p = Percentiles::from_samples((1..=200).rev().map(f64::from).collect()).unwrap();
+        assert_eq!((p.p50, p.p95, p.p99, p.max, p.count), (100.0, 190.0, 198.0, 200.0, 200));
+        let one = Percentiles::from_samples(vec![7.0]).unwrap();
+        assert_eq!((one.p50, one.p99, one.max), (7.0, 7.0, 7.0));
+        assert!(Percentiles::from_samples(vec![]).is_none());
+        assert!(Percentiles::from_samples(vec![1.0, f64::NAN]).is_none());
     }
 
     #[test]

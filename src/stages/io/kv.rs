@@ -4,10 +4,13 @@
 //! A step's `present.*` outputs become the next step's `past.*` inputs by
 //! *moving* the values: the cache is never copied on the host. With
 //! `kv_cache.shared_buffer`, past and present are one preallocated
-//! `context_length` buffer per tensor, bound as both input and output and
-//! updated by the graph in place.
+//! preallocated buffer per tensor, bound as both input and output and
+//! updated by the graph in place; the buffer starts at [`INITIAL_CAPACITY`]
+//! positions and doubles (up to `context_length`) when a step needs more, so
+//! a short run does not hold a whole context's keys and values (SmolLM2's
+//! 4096 positions are 188 MiB).
 
-use ort::value::{DynValue, TensorElementType};
+use ort::value::{DynTensor, DynTensorValueType, DynValue, TensorElementType};
 
 use crate::error::{Error, Result};
 use crate::generate::DecoderCache;
@@ -148,15 +151,15 @@ impl KvLayout {
     }
 
     /// A cache holding no positions: empty tensors, or for a shared buffer one
-    /// zeroed `[1, kv_heads, context_length, head_dim]` tensor per past input,
-    /// allocated once per generation as fresh zero pages: only the pages of
-    /// positions the graph writes become resident (a 4096-position buffer
-    /// costs what the conversation uses, not its full size).
+    /// zeroed `[1, kv_heads, capacity, head_dim]` tensor per past input
+    /// (capacity [`INITIAL_CAPACITY`] or the context, whichever is smaller),
+    /// allocated once per generation by ONNX Runtime's allocator.
     pub fn new_cache(&self, graph: &mut StageGraph) -> Result<KvCache> {
+        let capacity = INITIAL_CAPACITY.min(self.context_length);
         let mut values = Vec::with_capacity(self.empty.len());
         for ((dtype, shape), name) in self.empty.iter().zip(&self.past) {
             let value = if self.shared_buffer {
-                self.zeroed_buffer(graph, *dtype, [shape[0], shape[1], self.context_length, shape[3]], name)?
+                zeroed_buffer(graph, *dtype, [shape[0], shape[1], capacity, shape[3]], name)?
             } else {
                 tensor::zeros(shape, *dtype, graph.stage(), name)?
             };
@@ -165,15 +168,70 @@ impl KvLayout {
         Ok(KvCache::new(values, 0))
     }
 
-    fn zeroed_buffer(&self, graph: &mut StageGraph, dtype: TensorElementType, shape: [usize; 4], name: &str) -> Result<DynValue> {
+    /// `cache` with room for `positions` in its shared buffers: the same
+    /// buffers when they are large enough, otherwise new ones of double the
+    /// capacity (at least `positions`, at most the context) holding a copy of
+    /// the filled positions. Separate tensors grow by themselves.
+    pub fn reserve(&self, graph: &mut StageGraph, cache: KvCache, positions: usize) -> Result<KvCache> {
+        let capacity = cache.values.first().map_or(0, |v| tensor::dims(v).get(2).copied().unwrap_or(0) as usize);
+        if !self.shared_buffer || positions <= capacity {
+            return Ok(cache);
+        }
+        let grown = positions.max(capacity * 2).next_multiple_of(64).min(self.context_length).max(positions);
         let stage = graph.stage().to_string();
-        let elements = shape
-            .iter()
-            .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-            .filter(|n| n.checked_mul(tensor::element_size(dtype, &stage, name).unwrap_or(8)).is_some())
-            .ok_or_else(|| Error::Tensor { stage: stage.clone(), tensor: name.into(), expected: "a KV buffer size that fits in memory".into(), found: format!("{shape:?}") })?;
-        tensor::lazy_zeros(&shape, elements, dtype, &stage, name)
+        let filled = cache.seq_len;
+        let mut values = Vec::with_capacity(cache.values.len());
+        for ((old, (dtype, shape)), name) in cache.values.iter().zip(&self.empty).zip(&self.past) {
+            let mut new = zeroed_tensor(graph, *dtype, [shape[0], shape[1], grown, shape[3]], name)?;
+            copy_positions(old, &mut new, filled, &stage, name)?;
+            values.push(new.into_dyn());
+        }
+        log::debug!("stage {stage}: KV buffers grown from {capacity} to {grown} positions");
+        Ok(KvCache::new(values, filled))
     }
+}
+
+/// Positions a shared KV buffer holds before its first growth.
+pub const INITIAL_CAPACITY: usize = 256;
+
+/// One zeroed `shape` tensor from the session's allocator.
+fn zeroed_buffer(graph: &mut StageGraph, dtype: TensorElementType, shape: [usize; 4], name: &str) -> Result<DynValue> {
+    zeroed_tensor(graph, dtype, shape, name).map(DynTensor::into_dyn)
+}
+
+fn zeroed_tensor(graph: &mut StageGraph, dtype: TensorElementType, shape: [usize; 4], name: &str) -> Result<DynTensor> {
+    let stage = graph.stage().to_string();
+    let bytes = shape
+        .iter()
+        .try_fold(tensor::element_size(dtype, &stage, name)?, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| Error::Tensor { stage: stage.clone(), tensor: name.into(), expected: "a KV buffer size that fits in memory".into(), found: format!("{shape:?}") })?;
+    let mut buffer = DynTensor::new(graph.session_mut().allocator(), dtype, shape)
+        .map_err(|e| Error::stage(&stage, &format!("allocating the KV buffer {name}"), e))?;
+    // SAFETY: the tensor was just allocated with exactly `bytes` bytes of plain numbers.
+    unsafe { std::ptr::write_bytes(buffer.data_ptr_mut().cast::<u8>(), 0, bytes) };
+    Ok(buffer)
+}
+
+/// Copy the first `filled` positions of every head of `old`
+/// `[1, heads, capacity, head_dim]` into `new` `[1, heads, larger, head_dim]`.
+fn copy_positions(old: &DynValue, new: &mut DynTensor, filled: usize, stage: &str, name: &str) -> Result<()> {
+    let (from, to) = (tensor::dims(old), new.dtype().tensor_shape().map(|s| s.to_vec()).unwrap_or_default());
+    let dtype = tensor::element_type(old).unwrap_or(TensorElementType::Float32);
+    let size = tensor::element_size(dtype, stage, name)?;
+    let fits = from.len() == 4 && to.len() == 4 && from[0] == 1 && from[1] == to[1] && from[3] == to[3] && filled as i64 <= from[2] && from[2] <= to[2];
+    if !fits || new.dtype().tensor_type() != Some(dtype) {
+        return Err(Error::Tensor { stage: stage.into(), tensor: name.into(), expected: format!("a KV buffer to grow, [1, heads, >= {filled}, head_dim]"), found: format!("{from:?} into {to:?}") });
+    }
+    let (heads, head_dim) = (from[1] as usize, from[3] as usize);
+    let (old_stride, new_stride) = (from[2] as usize * head_dim * size, to[2] as usize * head_dim * size);
+    let src = old.view().downcast::<DynTensorValueType>().map_err(|e| Error::stage(stage, "reading a KV buffer", e))?.data_ptr().cast::<u8>();
+    let dst = new.data_ptr_mut().cast::<u8>();
+    for h in 0..heads {
+        // SAFETY: both buffers are host tensors of the checked shapes and element
+        // size; head `h`'s first `filled` rows lie inside each, and they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(h * old_stride), dst.add(h * new_stride), filled * head_dim * size) };
+    }
+    Ok(())
 }
 
 /// Element type and shape `[1, kv_heads, 0, head_dim]` of an empty past input,
