@@ -115,6 +115,13 @@ pub struct Generation {
     pub signal_hidden: Vec<Vec<f32>>,
 }
 
+impl Generation {
+    /// [`Generation::token_gaps`] in milliseconds.
+    pub fn token_gaps_ms(&self) -> Vec<f64> {
+        self.token_gaps.iter().map(|d| d.as_secs_f64() * 1e3).collect()
+    }
+}
+
 /// Run prefill over `prompt` (which holds `prompt_ids.len()` positions: ids, or
 /// embeddings with media rows merged in), then decode until a stop token, the
 /// token budget, or a full context. `on_token` is called with each new id as

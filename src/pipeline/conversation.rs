@@ -162,7 +162,7 @@ pub(super) fn turn(p: &mut Pipeline, conv: &mut Conversation, request: &Request,
     conv.cache = Some(cache);
     conv.messages.push(Message::user(request.prompt.as_str()));
     conv.messages.push(Message::assistant(answer.as_str()));
-    let token_gaps_ms = generation.token_gaps.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    let token_gaps_ms = generation.token_gaps_ms();
     Ok(Output {
         token_ids: generation.ids,
         text: answer,

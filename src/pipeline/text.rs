@@ -128,7 +128,7 @@ pub(super) fn run(p: &mut Pipeline, request: &Request, config: &GenerationConfig
         }
         _ => Vec::new(),
     };
-    let token_gaps_ms = generation.token_gaps.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    let token_gaps_ms = generation.token_gaps_ms();
     Ok(Output {
         token_ids: generation.ids,
         prefill_tokens: encoded.ids.len(),

@@ -36,7 +36,9 @@ impl<'a> StageLoader<'a> {
     pub fn open(&self, stage: &str, graph: &str) -> Result<StageGraph> {
         let config = self.plan.for_stage(stage);
         let path = self.bundle.resolve(graph)?;
-        let OpenedSession { session, fallback } = match self.bundle.content_identity(graph) {
+        // The content key reads the graph's header and stats its data: only when the cache is on.
+        let content = crate::runtime::graph_cache::enabled().then(|| self.bundle.content_identity(graph)).flatten();
+        let OpenedSession { session, fallback } = match content {
             Some(content) => session::open_cached(self.runtime, &path, stage, &config, &content)?,
             None => session::open(self.runtime, &path, stage, &config)?,
         };
