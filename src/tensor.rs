@@ -50,9 +50,10 @@ pub fn to_f32_array(value: &DynValue, stage: &str, tensor: &str) -> Result<Array
     }
 }
 
-/// Row `index` of the last axis-1 position of a `[batch, seq, n]` float tensor, as f32.
+/// The last axis-1 position's row of every batch entry of a `[batch, seq, n]`
+/// float tensor, as f32, concatenated (`batch * n` values; one row for batch 1).
 /// Used to read the last position's logits without copying the whole tensor.
-pub fn last_row_f32(value: &DynValue, stage: &str, tensor: &str, out: &mut Vec<f32>) -> Result<()> {
+pub fn last_rows_f32(value: &DynValue, stage: &str, tensor: &str, out: &mut Vec<f32>) -> Result<()> {
     let err = |e: ort::Error| Error::stage(stage, &format!("reading tensor {tensor}"), e);
     let shape_err = |shape: &[i64]| Error::Tensor {
         stage: stage.into(),
@@ -65,12 +66,16 @@ pub fn last_row_f32(value: &DynValue, stage: &str, tensor: &str, out: &mut Vec<f
         Some(TensorElementType::Float32) => {
             let (shape, data) = value.try_extract_tensor::<f32>().map_err(err)?;
             let n = last_dim(shape).ok_or_else(|| shape_err(shape))?;
-            out.extend_from_slice(&data[data.len() - n..]);
+            for entry in data.chunks_exact(data.len() / shape[0] as usize) {
+                out.extend_from_slice(&entry[entry.len() - n..]);
+            }
         }
         Some(TensorElementType::Float16) => {
             let (shape, data) = value.try_extract_tensor::<half::f16>().map_err(err)?;
             let n = last_dim(shape).ok_or_else(|| shape_err(shape))?;
-            out.extend(data[data.len() - n..].iter().map(|v| v.to_f32()));
+            for entry in data.chunks_exact(data.len() / shape[0] as usize) {
+                out.extend(entry[entry.len() - n..].iter().map(|v| v.to_f32()));
+            }
         }
         other => {
             return Err(Error::Tensor {
@@ -85,7 +90,7 @@ pub fn last_row_f32(value: &DynValue, stage: &str, tensor: &str, out: &mut Vec<f
 }
 
 fn last_dim(shape: &[i64]) -> Option<usize> {
-    if shape.len() != 3 || shape[1] < 1 || shape[2] < 1 {
+    if shape.len() != 3 || shape[0] < 1 || shape[1] < 1 || shape[2] < 1 {
         return None;
     }
     Some(shape[2] as usize)

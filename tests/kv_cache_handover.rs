@@ -67,10 +67,6 @@ impl DecoderModel for FakeModel {
         Ok(KvCache::new((0..4).map(|_| tensor([1, 2, 0, 8], 0.0)).collect(), 0))
     }
 
-    fn fork(&mut self, cache: &KvCache) -> mmrt::Result<KvCache> {
-        cache.duplicate("fake")
-    }
-
     fn context_length(&self) -> usize {
         64
     }
@@ -99,10 +95,6 @@ impl DecoderModel for Recording {
 
     fn new_cache(&mut self) -> mmrt::Result<KvCache> {
         self.inner.new_cache()
-    }
-
-    fn fork(&mut self, cache: &KvCache) -> mmrt::Result<KvCache> {
-        self.inner.fork(cache)
     }
 
     fn context_length(&self) -> usize {
@@ -160,4 +152,42 @@ fn prompt_over_the_context_is_an_error() {
     let prompt: Vec<u32> = (0..64).collect();
     let err = generate_greedy(&mut model, &prompt, 4).unwrap_err().to_string();
     assert!(err.contains("64 tokens") && err.contains("context length is 64"), "{err}");
+}
+
+/// A `[beams, 2, 3, 4]` cache whose every element encodes (tensor, beam, position, lane).
+fn beam_cache(beams: usize) -> KvCache {
+    let values = (0..2)
+        .map(|t| {
+            let data: Vec<f32> = (0..beams * 2 * 3 * 4).map(|i| (t * 10_000 + i) as f32).collect();
+            Tensor::from_array((vec![beams, 2, 3, 4], data)).unwrap().into_dyn()
+        })
+        .collect();
+    KvCache::new(values, 3)
+}
+
+/// Row `beam` of tensor `t` of `cache`, as written by [`beam_cache`].
+fn beam_row(cache: &KvCache, t: usize, beam: usize) -> Vec<f32> {
+    let (_, data) = cache.values()[t].try_extract_tensor::<f32>().unwrap();
+    data[beam * 24..(beam + 1) * 24].to_vec()
+}
+
+#[test]
+fn beams_are_selected_by_parent_row() {
+    runtime();
+    let original = beam_cache(3);
+    let rows: Vec<Vec<Vec<f32>>> = (0..2).map(|t| (0..3).map(|b| beam_row(&original, t, b)).collect()).collect();
+    // Same number of beams (rearranged in place), more beams (the prompt's
+    // cache expanded), fewer beams.
+    for parents in [vec![2, 0, 0], vec![1, 1, 2, 0, 1], vec![2]] {
+        let selected = beam_cache(3).select_rows(&parents, "fake").unwrap();
+        assert_eq!(selected.seq_len(), 3);
+        for t in 0..2 {
+            assert_eq!(mmrt::tensor::dims(&selected.values()[t]), vec![parents.len() as i64, 2, 3, 4]);
+            for (i, &p) in parents.iter().enumerate() {
+                assert_eq!(beam_row(&selected, t, i), rows[t][p], "tensor {t}, beam {i} should be the old beam {p}");
+            }
+        }
+    }
+    let err = beam_cache(3).select_rows(&[3], "fake").err().expect("a parent beyond the batch is refused");
+    assert!(err.to_string().contains("beam 3 selected from a cache of 3 beams"), "{err}");
 }

@@ -85,8 +85,8 @@ def genai(folder: str, threads: int, new_tokens: int, ids: list[int]) -> dict:
             "peak_rss_mib": rss, "ids": r["ids"]}
 
 
-def summary(rows: list[dict]) -> dict:
-    keys = ["prefill_tok_s", "ttft_ms", "decode_tok_s", "peak_rss_mib"]
+def summary(rows: list[dict], keys=("prefill_tok_s", "ttft_ms", "decode_tok_s", "peak_rss_mib")) -> dict:
+    """Median, min and max of each of `keys` over `rows`."""
     return {k: {"median": statistics.median(r[k] for r in rows), "min": min(r[k] for r in rows),
                 "max": max(r[k] for r in rows)} for k in keys}
 

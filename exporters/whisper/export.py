@@ -61,18 +61,21 @@ def export_all(model: WhisperForConditionalGeneration, out: Path):
         cross = ckv(hidden)
     _check(out / "cross_kv.onnx", ["encoder_hidden_states"], [hidden], ckv.output_names(), cross, 2e-3, "cross_kv")
 
+    # The beams of a beam search run as one batch: input ids and self-attention
+    # K/V have a symbolic batch (traced at 2, so it is not specialised to 1),
+    # while the window's cross K/V stay batch 1 and broadcast over the beams.
     seq, past = Dim("seq"), Dim("past_seq", min=0)
-    ids = torch.tensor([[50258, 50259, 50359, 50363, 440]], dtype=torch.int64)
-    past_kv = [torch.randn(1, heads, 3, head_dim, generator=g) for _ in range(2 * layers)]
+    ids = torch.tensor([[50258, 50259, 50359, 50363, 440], [50258, 50259, 50359, 50363, 1012]], dtype=torch.int64)
+    past_kv = [torch.randn(2, heads, 3, head_dim, generator=g) for _ in range(2 * layers)]
     dyn = {"input_ids": {0: batch, 1: seq},
-           "kv": tuple([{0: batch, 2: past}] * (2 * layers) + [{0: batch}] * (2 * layers))}
+           "kv": tuple([{0: batch, 2: past}] * (2 * layers) + [None] * (2 * layers))}
     export_module(dec, (ids, *past_kv, *cross), out / "decoder.onnx", dec.input_names(), dec.output_names(), dyn)
-    for n_past in (0, 3):
-        pk = [p[:, :, :n_past] for p in past_kv]
+    for rows, n_past in ((1, 0), (2, 0), (2, 3)):
+        pk = [p[:rows, :, :n_past] for p in past_kv]
         with torch.no_grad():
-            expected = dec(ids, *pk, *cross)
-        _check(out / "decoder.onnx", dec.input_names(), [ids, *pk, *cross], dec.output_names(), expected, 2e-3,
-               f"decoder (past {n_past})")
+            expected = dec(ids[:rows], *pk, *cross)
+        _check(out / "decoder.onnx", dec.input_names(), [ids[:rows], *pk, *cross], dec.output_names(), expected, 2e-3,
+               f"decoder (batch {rows}, past {n_past})")
     return {"heads": heads, "head_dim": head_dim, "layers": layers, "frames": frames}
 
 

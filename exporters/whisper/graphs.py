@@ -4,8 +4,9 @@ exported decoder takes and returns a flat KV cache:
 * :class:`Encoder`: ``input_features [1, n_mels, frames]`` -> ``encoder_hidden_states [1, positions, d]``
 * :class:`CrossKv`: ``encoder_hidden_states`` -> ``cross.{i}.key/value [1, heads, positions, head_dim]``
   (the cross-attention input projection, computed once per 30 s window)
-* :class:`DecoderStep`: ``input_ids [1, n]``, ``past.{i}.key/value [1, heads, past, head_dim]``,
-  ``cross.{i}.key/value`` -> ``logits [1, n, vocab]``, ``present.{i}.key/value [1, heads, past + n, head_dim]``
+* :class:`DecoderStep`: ``input_ids [beams, n]``, ``past.{i}.key/value [beams, heads, past, head_dim]``,
+  ``cross.{i}.key/value [1, ...]`` (broadcast over the beams) -> ``logits [beams, n, vocab]``,
+  ``present.{i}.key/value [beams, heads, past + n, head_dim]``
 
 The decoder's position offset is the past length, read from the past tensor's shape.
 """

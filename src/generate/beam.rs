@@ -15,13 +15,15 @@
 //!   finished and the best running beam's score divided by its current length
 //!   cannot beat the worst of them (transformers' default heuristic).
 //!
-//! The model is reached through the loop's own [`DecoderModel`] (a step per
-//! beam, [`DecoderModel::fork`] when two continuations share a parent), and
-//! the logits processors are the loop's [`ProcessorChain`], so tests drive the
-//! search with a scripted fake.
+//! The model is reached through the loop's own [`DecoderModel`]: the running
+//! beams are one batch, stepped by one [`DecoderModel::step_beams`] call (the
+//! weights are read once per step, not once per beam), and after each
+//! selection [`DecoderModel::select_beams`] rearranges the batched cache by
+//! parent index (no per-beam copies of a state). The logits processors are
+//! the loop's [`ProcessorChain`], so tests drive the search with a scripted fake.
 
-use crate::error::Result;
-use crate::generate::{DecoderModel, ProcessorChain, StepContext, StepInput, StopReason};
+use crate::error::{Error, Result};
+use crate::generate::{DecoderModel, ProcessorChain, StepContext, StopReason};
 
 /// Beam search settings.
 #[derive(Debug, Clone)]
@@ -47,11 +49,11 @@ pub struct BeamResult {
     pub stop_reason: StopReason,
 }
 
-struct Running<S> {
+/// A running beam: its generated ids and accumulated log-probability. Its
+/// cache row and logits row have the beam's index in the batch.
+struct Running {
     ids: Vec<u32>,
     score: f32,
-    state: Option<S>,
-    logits: Vec<f32>,
 }
 
 /// A candidate continuation: accumulated log-probability, parent beam, token.
@@ -69,24 +71,34 @@ struct Candidate {
 pub fn beam_search<M: DecoderModel + ?Sized>(
     model: &mut M,
     state: M::Cache,
-    logits: Vec<f32>,
+    mut logits: Vec<f32>,
     settings: &BeamSettings,
     processors: &mut ProcessorChain,
 ) -> Result<BeamResult> {
     let k = settings.num_beams.max(1);
-    let mut running = vec![Running { ids: Vec::new(), score: 0.0, state: Some(state), logits }];
+    let vocab = logits.len();
+    let mut running = vec![Running { ids: Vec::new(), score: 0.0 }];
+    let mut state = Some(state);
     let mut finished: Vec<(Vec<u32>, f32)> = Vec::with_capacity(k);
     let penalty = |len: usize| (len as f32).powf(settings.length_penalty);
     if settings.max_new_tokens == 0 {
         return Ok(BeamResult { ids: Vec::new(), score: 0.0, stop_reason: StopReason::MaxTokens });
     }
     loop {
+        if logits.len() != running.len() * vocab {
+            return Err(Error::Request(format!(
+                "stage \"{}\": a beam step returned {} logits for {} beams of {vocab}",
+                model.name(),
+                logits.len(),
+                running.len()
+            )));
+        }
         let gen_len = running[0].ids.len() + 1;
         let mut candidates = Vec::with_capacity(2 * k * running.len());
-        for (beam, hyp) in running.iter_mut().enumerate() {
-            log_softmax(&mut hyp.logits);
-            processors.process(&mut hyp.logits, &StepContext { history: &hyp.ids, generated: &hyp.ids });
-            top_candidates(&hyp.logits, hyp.score, beam, 2 * k, &mut candidates);
+        for (beam, (hyp, row)) in running.iter().zip(logits.chunks_exact_mut(vocab)).enumerate() {
+            log_softmax(row);
+            processors.process(row, &StepContext { history: &hyp.ids, generated: &hyp.ids });
+            top_candidates(row, hyp.score, beam, 2 * k, &mut candidates);
         }
         // Best first; ties go to the lower flat index (beam, then token), like a stable top-k.
         candidates.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.beam.cmp(&b.beam)).then(a.token.cmp(&b.token)));
@@ -103,7 +115,11 @@ pub fn beam_search<M: DecoderModel + ?Sized>(
         if done {
             break;
         }
-        running = continue_beams(model, running, &chosen)?;
+        let parents: Vec<usize> = chosen.iter().map(|c| c.beam).collect();
+        let tokens: Vec<u32> = chosen.iter().map(|c| c.token).collect();
+        let cache = model.select_beams(state.take().expect("the cache is put back after every step"), &parents)?;
+        state = Some(model.step_beams(&tokens, cache, &mut logits)?);
+        running = chosen.iter().map(|c| Running { ids: extended(&running[c.beam].ids, c.token), score: c.score }).collect();
     }
     Ok(match finished.into_iter().next() {
         Some((ids, score)) => {
@@ -117,29 +133,12 @@ pub fn beam_search<M: DecoderModel + ?Sized>(
     })
 }
 
-/// Step each chosen continuation; a parent's state is moved into its last
-/// continuation and copied for the others.
-fn continue_beams<M: DecoderModel + ?Sized>(model: &mut M, mut running: Vec<Running<M::Cache>>, chosen: &[Candidate]) -> Result<Vec<Running<M::Cache>>> {
-    let mut uses = vec![0usize; running.len()];
-    for c in chosen {
-        uses[c.beam] += 1;
-    }
-    let mut next = Vec::with_capacity(chosen.len());
-    for c in chosen {
-        uses[c.beam] -= 1;
-        let parent = &mut running[c.beam];
-        let state = match uses[c.beam] {
-            0 => parent.state.take().expect("a parent's state is taken by its last continuation only"),
-            _ => model.fork(parent.state.as_ref().expect("state present until its last continuation"))?,
-        };
-        let mut logits = Vec::new();
-        let state = model.step(StepInput::Ids(&[c.token]), state, &mut logits)?;
-        let mut ids = Vec::with_capacity(parent.ids.len() + 1);
-        ids.extend_from_slice(&parent.ids);
-        ids.push(c.token);
-        next.push(Running { ids, score: c.score, state: Some(state), logits });
-    }
-    Ok(next)
+/// `ids` followed by `token`.
+fn extended(ids: &[u32], token: u32) -> Vec<u32> {
+    let mut out = Vec::with_capacity(ids.len() + 1);
+    out.extend_from_slice(ids);
+    out.push(token);
+    out
 }
 
 /// In-place `x - log(sum(exp(x)))`, the sum accumulated in f64.
@@ -185,19 +184,21 @@ fn keep_best(finished: &mut Vec<(Vec<u32>, f32)>, hyp: (Vec<u32>, f32), k: usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::generate::{DecoderCache, LogitsProcessor};
+    use crate::generate::{DecoderCache, LogitsProcessor, StepInput};
 
     /// A scripted model over a 4-token vocabulary (token 3 stops): the
     /// next-token log-probabilities depend only on the ids so far.
     struct Script {
+        /// Beams copied into a second row by `select_beams`.
         forks: usize,
     }
 
-    struct Ids(Vec<u32>);
+    /// One row of ids per beam.
+    struct Ids(Vec<Vec<u32>>);
 
     impl DecoderCache for Ids {
         fn seq_len(&self) -> usize {
-            self.0.len()
+            self.0.first().map_or(0, Vec::len)
         }
     }
 
@@ -215,17 +216,29 @@ mod tests {
     impl DecoderModel for Script {
         type Cache = Ids;
         fn new_cache(&mut self) -> Result<Ids> {
-            Ok(Ids(Vec::new()))
+            Ok(Ids(vec![Vec::new()]))
         }
         fn step(&mut self, input: StepInput<'_>, mut state: Ids, logits: &mut Vec<f32>) -> Result<Ids> {
             let StepInput::Ids(ids) = input else { unreachable!("beam search feeds ids") };
-            state.0.extend_from_slice(ids);
-            *logits = table(&state.0);
+            state.0[0].extend_from_slice(ids);
+            *logits = table(&state.0[0]);
             Ok(state)
         }
-        fn fork(&mut self, state: &Ids) -> Result<Ids> {
-            self.forks += 1;
-            Ok(Ids(state.0.clone()))
+        fn select_beams(&mut self, state: Ids, parents: &[usize]) -> Result<Ids> {
+            let mut seen = vec![false; state.0.len()];
+            for &p in parents {
+                self.forks += usize::from(std::mem::replace(&mut seen[p], true));
+            }
+            Ok(Ids(parents.iter().map(|&p| state.0[p].clone()).collect()))
+        }
+        fn step_beams(&mut self, tokens: &[u32], mut state: Ids, logits: &mut Vec<f32>) -> Result<Ids> {
+            assert_eq!(tokens.len(), state.0.len(), "one token per beam");
+            logits.clear();
+            for (row, &t) in state.0.iter_mut().zip(tokens) {
+                row.push(t);
+                logits.extend(table(row));
+            }
+            Ok(state)
         }
         fn context_length(&self) -> usize {
             64
@@ -238,7 +251,7 @@ mod tests {
     fn search(num_beams: usize, max_new_tokens: usize, processors: &mut ProcessorChain) -> (BeamResult, usize) {
         let mut model = Script { forks: 0 };
         let settings = BeamSettings { num_beams, length_penalty: 1.0, max_new_tokens, stop_tokens: vec![3] };
-        let result = beam_search(&mut model, Ids(Vec::new()), table(&[]), &settings, processors).unwrap();
+        let result = beam_search(&mut model, Ids(vec![Vec::new()]), table(&[]), &settings, processors).unwrap();
         (result, model.forks)
     }
 
@@ -257,7 +270,7 @@ mod tests {
         assert_eq!(beam.ids, vec![1, 3]);
         assert_eq!(beam.stop_reason, StopReason::StopToken);
         assert!((beam.score - 0.38f32.ln() / 2.0).abs() < 1e-6);
-        assert!(forks > 0, "two continuations of one beam fork its state");
+        assert!(forks > 0, "two continuations of one beam share its cache row");
     }
 
     #[test]

@@ -38,8 +38,21 @@ pub trait DecoderModel {
     /// logits `[vocab]` are written to `logits`.
     fn step(&mut self, input: StepInput<'_>, cache: Self::Cache, logits: &mut Vec<f32>) -> Result<Self::Cache>;
 
-    /// A copy of `cache`, for a second continuation of one beam (beam search only).
-    fn fork(&mut self, cache: &Self::Cache) -> Result<Self::Cache>;
+    /// Beam search: `cache`, a batch of beams, rearranged so that its row `i`
+    /// is the old row `parents[i]` (rows may repeat: two continuations of one
+    /// beam; or be dropped). The default: the model does not batch beams.
+    fn select_beams(&mut self, cache: Self::Cache, parents: &[usize]) -> Result<Self::Cache> {
+        let _ = (cache, parents);
+        Err(no_beams(self.name()))
+    }
+
+    /// Beam search: one forward pass of every beam of `cache` as one batch,
+    /// beam `i` taking `tokens[i]`; its next-token logits become row `i` of
+    /// `logits` (`tokens.len() * vocab` values).
+    fn step_beams(&mut self, tokens: &[u32], cache: Self::Cache, logits: &mut Vec<f32>) -> Result<Self::Cache> {
+        let _ = (tokens, cache, logits);
+        Err(no_beams(self.name()))
+    }
 
     /// `cache` cut to its first `len` positions (a chat whose new prompt shares
     /// only that much with what is cached), or `Ok(None)` when the model cannot
@@ -61,6 +74,10 @@ pub trait DecoderModel {
 
     /// Stage name for errors.
     fn name(&self) -> &str;
+}
+
+fn no_beams(stage: &str) -> crate::error::Error {
+    crate::error::Error::Request(format!("stage \"{stage}\": this decoder does not run beams as a batch, so beam search is not offered"))
 }
 
 /// A fake decoder for tests and examples: its logits follow a script, its
@@ -130,10 +147,6 @@ impl DecoderModel for ScriptedModel {
             *l = 1.0;
         }
         Ok(cache)
-    }
-
-    fn fork(&mut self, cache: &ScriptedCache) -> Result<ScriptedCache> {
-        Ok(cache.clone())
     }
 
     fn truncate(&mut self, mut cache: ScriptedCache, len: usize) -> Result<Option<ScriptedCache>> {

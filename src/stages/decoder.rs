@@ -119,6 +119,11 @@ impl Decoder {
         Ok(Self { graph, input, positions, kv, outputs: OutputRows::new(logits.into(), hidden), context_length: stage.context_length })
     }
 
+    /// The declared dimensions of input `name` (`None` for a symbolic one).
+    pub fn input_dims(&self, name: &str) -> Option<Vec<Option<i64>>> {
+        self.graph.input_dims(name)
+    }
+
     /// Element type the decoder declares for `inputs_embeds`; `None` for the
     /// text-only form, which cannot take media rows.
     pub fn embeds_type(&self) -> Option<TensorElementType> {
@@ -162,6 +167,27 @@ impl Decoder {
         Ok(KvCache::new(values, total))
     }
 
+    /// One step of a batch of beams (beam search): beam `i` takes `tokens[i]`
+    /// after row `i` of `cache`, with `constants` lent as in
+    /// [`Self::step_with`]; `logits` receives one row per beam. Offered for
+    /// token-id graphs with separate past/present tensors and no mask or
+    /// position inputs (the encoder-decoder text decoder); others are refused.
+    pub fn step_beams(&mut self, tokens: &[u32], cache: KvCache, constants: &[(&str, &DynValue)], logits: &mut Vec<f32>) -> Result<KvCache> {
+        let stage = self.graph.stage().to_string();
+        let (name, dtype) = match &self.input {
+            TokenInput::Ids { name, dtype } if !self.kv.shared_buffer() && self.positions.is_none() => (name.clone(), *dtype),
+            _ => return Err(Error::Request(format!("stage \"{stage}\": beam search runs beams as one batch, which this decoder graph's form does not offer"))),
+        };
+        let total = cache.seq_len() + 1;
+        if total > self.context_length {
+            return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
+        }
+        let ids = tensor::int_value(&[tokens.len(), 1], tokens.iter().map(|&t| t as i64).collect(), dtype, &stage, &name)?;
+        let feeds: Vec<(&str, &DynValue)> = std::iter::once((name.as_str(), &ids)).chain(constants.iter().copied()).collect();
+        let values = run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?;
+        Ok(KvCache::new(values, total))
+    }
+
     /// The input's name, sequence length and value in the declared element type.
     fn check_input(&self, value: DynValue) -> Result<(String, usize, DynValue)> {
         let dims = tensor::dims(&value);
@@ -189,10 +215,6 @@ impl DecoderModel for Decoder {
 
     fn step(&mut self, input: StepInput<'_>, cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
         self.step_with(input, cache, &[], logits)
-    }
-
-    fn fork(&mut self, cache: &KvCache) -> Result<KvCache> {
-        cache.duplicate(self.graph.stage())
     }
 
     fn truncate(&mut self, cache: KvCache, len: usize) -> Result<Option<KvCache>> {

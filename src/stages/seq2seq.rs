@@ -5,10 +5,11 @@
 //! decoder, making it the same [`DecoderModel`] the LLM is, so one generation
 //! loop and one beam search serve both.
 //!
-//! Shapes (batch 1):
+//! Shapes (`beams` is 1 except in beam search, which steps its beams as one
+//! batch; the cross keys/values stay batch 1 and the graph broadcasts them):
 //! * cross_kv: `encoder_hidden_states [1, positions, d]` -> `cross.{i}.key/value [1, heads, positions, head_dim]`
-//! * decoder: `input_ids [1, n]`, `past.{i}.* [1, heads, past, head_dim]`, `cross.{i}.*`
-//!   -> `logits [1, n, vocab]`, `present.{i}.* [1, heads, past + n, head_dim]`
+//! * decoder: `input_ids [beams, n]`, `past.{i}.* [beams, heads, past, head_dim]`, `cross.{i}.*`
+//!   -> `logits [beams, n, vocab]`, `present.{i}.* [beams, heads, past + n, head_dim]`
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,7 @@ use ort::value::DynValue;
 use super::decoder::Decoder;
 use super::graph::{StageGraph, StageLoader};
 use super::io::KvCache;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::generate::{DecoderModel, StepInput};
 use crate::manifest::Seq2seqDecoderStage;
 
@@ -33,6 +34,9 @@ pub struct Seq2seqDecoder {
     cross_names: Vec<String>,
     decoder: Decoder,
     stage: Seq2seqDecoderStage,
+    /// Whether every cross key/value input is declared with batch 1, so the
+    /// graph broadcasts it over a batch of beams.
+    beams_batch: bool,
 }
 
 impl Seq2seqDecoder {
@@ -45,7 +49,8 @@ impl Seq2seqDecoder {
             cross_graph.require_output(c)?;
         }
         let decoder = Decoder::open_seq2seq(loader, stage, &cross_names)?;
-        Ok(Self { cross_graph, cross_input: stage.cross_kv.input.clone(), cross_names, decoder, stage: stage.clone() })
+        let beams_batch = cross_names.iter().all(|c| decoder.input_dims(c).and_then(|d| d.first().copied().flatten()) == Some(1));
+        Ok(Self { cross_graph, cross_input: stage.cross_kv.input.clone(), cross_names, decoder, stage: stage.clone(), beams_batch })
     }
 
     /// The stage name.
@@ -69,7 +74,7 @@ impl Seq2seqDecoder {
     /// The decoder bound to one window's cross keys/values.
     pub fn window<'a>(&'a mut self, cross: &'a CrossKv) -> WindowDecoder<'a> {
         let constants = self.cross_names.iter().map(String::as_str).zip(&cross.0).collect();
-        WindowDecoder { constants, decoder: &mut self.decoder }
+        WindowDecoder { constants, decoder: &mut self.decoder, beams_batch: self.beams_batch }
     }
 }
 
@@ -78,6 +83,7 @@ pub struct WindowDecoder<'a> {
     /// `(name, value)` of each cross key/value input, paired once per window.
     constants: Vec<(&'a str, &'a DynValue)>,
     decoder: &'a mut Decoder,
+    beams_batch: bool,
 }
 
 impl DecoderModel for WindowDecoder<'_> {
@@ -92,8 +98,19 @@ impl DecoderModel for WindowDecoder<'_> {
         self.decoder.step_with(input, cache, &self.constants, logits)
     }
 
-    fn fork(&mut self, cache: &KvCache) -> Result<KvCache> {
-        self.decoder.fork(cache)
+    fn select_beams(&mut self, cache: KvCache, parents: &[usize]) -> Result<KvCache> {
+        cache.select_rows(parents, self.decoder.name())
+    }
+
+    fn step_beams(&mut self, tokens: &[u32], cache: KvCache, logits: &mut Vec<f32>) -> Result<KvCache> {
+        if !self.beams_batch && tokens.len() > 1 {
+            return Err(Error::Request(format!(
+                "stage \"{}\": beam search steps its beams as one batch, and this decoder graph's cross key/value inputs are not declared \
+                 with batch 1 (to broadcast over the beams); export it again with exporters/whisper",
+                self.decoder.name()
+            )));
+        }
+        self.decoder.step_beams(tokens, cache, &self.constants, logits)
     }
 
     fn context_length(&self) -> usize {

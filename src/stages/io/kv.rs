@@ -42,20 +42,6 @@ impl KvCache {
         &self.values
     }
 
-    /// A deep copy, for beam search only (two continuations of one beam need
-    /// their own caches); the normal decode path moves the cache instead.
-    pub fn duplicate(&self, stage: &str) -> Result<KvCache> {
-        let values = self
-            .values
-            .iter()
-            .map(|v| {
-                let dtype = tensor::element_type(v).unwrap_or(TensorElementType::Float32);
-                tensor::float_value(tensor::to_f32_array(v, stage, "past key/value")?, dtype, stage, "past key/value")
-            })
-            .collect::<Result<_>>()?;
-        Ok(KvCache::new(values, self.seq_len))
-    }
-
     /// The cache cut to its first `len` positions (`len` at most
     /// [`Self::seq_len`]). A shared buffer keeps its tensors: the positions past
     /// `len` are overwritten by the next step before the mask lets any be read.
@@ -87,6 +73,25 @@ impl KvCache {
             })
             .collect::<Result<_>>()?;
         Ok(KvCache::new(values, len))
+    }
+
+    /// The cache of a batch of beams rearranged by parent: row `i` of every
+    /// tensor `[beams, heads, seq, head_dim]` becomes the old row `parents[i]`.
+    /// With the same number of beams only the rows that change are written,
+    /// in place (each source row is read before any is overwritten); a new
+    /// number of beams (the first expansion of the prompt's cache) makes new
+    /// tensors. Separate tensors only: a shared buffer is bound in place and
+    /// its graph runs with batch 1.
+    pub fn select_rows(self, parents: &[usize], stage: &str) -> Result<KvCache> {
+        let batch = self.values.first().map_or(0, |v| tensor::dims(v).first().copied().unwrap_or(0) as usize);
+        if let Some(&bad) = parents.iter().find(|&&p| p >= batch) {
+            return Err(Error::Request(format!("stage \"{stage}\": beam {bad} selected from a cache of {batch} beams")));
+        }
+        if parents.len() == batch && parents.iter().enumerate().all(|(i, &p)| i == p) {
+            return Ok(self);
+        }
+        let values = self.values.into_iter().map(|v| select_tensor_rows(v, parents, stage)).collect::<Result<_>>()?;
+        Ok(KvCache::new(values, self.seq_len))
     }
 
     /// Take the tensors out to feed them (by move) to the next step.
@@ -234,6 +239,53 @@ fn copy_positions(old: &DynValue, new: &mut DynTensor, filled: usize, stage: &st
     Ok(())
 }
 
+/// `value` `[batch, ...]` with row `i` taken from row `parents[i]` (every
+/// parent below `batch`, checked by the caller).
+fn select_tensor_rows(value: DynValue, parents: &[usize], stage: &str) -> Result<DynValue> {
+    let name = "past key/value";
+    let dims = tensor::dims(&value);
+    let dtype = tensor::element_type(&value).unwrap_or(TensorElementType::Float32);
+    let mut old = value.downcast::<DynTensorValueType>().map_err(|e| Error::stage(stage, "reading a KV tensor", e))?;
+    if !old.memory_info().is_cpu_accessible() || dims.len() != 4 || dims.iter().any(|&d| d < 0) {
+        return Err(Error::Tensor { stage: stage.into(), tensor: name.into(), expected: "a host tensor [beams, heads, seq, head_dim]".into(), found: format!("{dims:?}") });
+    }
+    let row = dims[1..].iter().product::<i64>() as usize * tensor::element_size(dtype, stage, name)?;
+    let batch = dims[0] as usize;
+    if row == 0 {
+        let shape: Vec<usize> = std::iter::once(parents.len()).chain(dims[1..].iter().map(|&d| d as usize)).collect();
+        return tensor::zeros(&shape, dtype, stage, name);
+    }
+    if parents.len() == batch {
+        let data = old.data_ptr_mut().cast::<u8>();
+        // SAFETY: a host tensor of `batch` rows of `row` bytes each, every index below `batch`.
+        let bytes = unsafe { std::slice::from_raw_parts_mut(data, batch * row) };
+        rearrange_rows(bytes, row, parents);
+        return Ok(old.into_dyn());
+    }
+    let shape: Vec<usize> = std::iter::once(parents.len()).chain(dims[1..].iter().map(|&d| d as usize)).collect();
+    let mut new = DynTensor::new(&ort::memory::Allocator::default(), dtype, shape).map_err(|e| Error::stage(stage, "allocating a beam KV tensor", e))?;
+    let (src, dst) = (old.data_ptr().cast::<u8>(), new.data_ptr_mut().cast::<u8>());
+    for (i, &p) in parents.iter().enumerate() {
+        // SAFETY: row `p` lies inside `old` (`p < batch`), row `i` inside `new`; distinct allocations.
+        unsafe { std::ptr::copy_nonoverlapping(src.add(p * row), dst.add(i * row), row) };
+    }
+    Ok(new.into_dyn())
+}
+
+/// Rows of `row` bytes rearranged in place so that row `i` becomes the old
+/// row `parents[i]` (`parents.len()` rows); rows that keep their parent are not touched.
+fn rearrange_rows(bytes: &mut [u8], row: usize, parents: &[usize]) {
+    let moved: Vec<usize> = (0..parents.len()).filter(|&i| parents[i] != i).collect();
+    let mut sources: Vec<usize> = moved.iter().map(|&i| parents[i]).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    let saved: Vec<u8> = sources.iter().flat_map(|&p| bytes[p * row..(p + 1) * row].iter().copied()).collect();
+    for i in moved {
+        let at = sources.binary_search(&parents[i]).expect("every moved row's parent was saved");
+        bytes[i * row..(i + 1) * row].copy_from_slice(&saved[at * row..(at + 1) * row]);
+    }
+}
+
 /// Element type and shape `[1, kv_heads, 0, head_dim]` of an empty past input,
 /// from the graph's declared past shape: heads must be static, head_dim static
 /// or given by the manifest, batch and sequence may be symbolic.
@@ -257,4 +309,20 @@ fn empty_past_spec(graph: &StageGraph, name: &str, head_dim: Option<usize>) -> R
         (None, None) => return Err(bad()),
     };
     Ok((dtype, vec![1, heads as usize, 0, head_dim]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rearrange_rows;
+
+    #[test]
+    fn rows_are_rearranged_by_parent_in_place() {
+        // Four rows of two bytes: row r holds [r, 10 + r].
+        let mut bytes: Vec<u8> = (0..4u8).flat_map(|r| [r, 10 + r]).collect();
+        // Row 0 keeps itself, rows 1 and 2 continue row 0 and row 3 swaps with 1.
+        let parents = [0, 0, 3, 1];
+        rearrange_rows(&mut bytes, 2, &parents);
+        let expected: Vec<u8> = parents.iter().flat_map(|&p| [p as u8, 10 + p as u8]).collect();
+        assert_eq!(bytes, expected);
+    }
 }

@@ -38,7 +38,7 @@ impl OutputRows {
     /// Take this step's outputs: the last logits row into `logits`, the hidden states kept.
     pub fn take(&mut self, outputs: &mut SessionOutputs<'_>, stage: &str, logits: &mut Vec<f32>) -> Result<()> {
         let value = take_output(outputs, stage, &self.logits)?;
-        tensor::last_row_f32(&value, stage, &self.logits, logits)?;
+        tensor::last_rows_f32(&value, stage, &self.logits, logits)?;
         if let Some(hidden) = &self.hidden {
             self.last_hidden = Some(take_output(outputs, stage, hidden)?);
         }
@@ -50,7 +50,7 @@ impl OutputRows {
     pub fn last_hidden_row(&self, stage: &str, out: &mut Vec<f32>) -> Result<bool> {
         match (&self.last_hidden, &self.hidden) {
             (Some(value), Some(name)) => {
-                tensor::last_row_f32(value, stage, name, out)?;
+                tensor::last_rows_f32(value, stage, name, out)?;
                 Ok(true)
             }
             _ => Ok(false),

@@ -25,6 +25,11 @@ impl PositionInputs {
         Self { mask: None, positions: None }
     }
 
+    /// Whether the graph takes neither input.
+    pub fn is_none(&self) -> bool {
+        self.mask.is_none() && self.positions.is_none()
+    }
+
     /// The values for a step over positions `past .. total`.
     pub fn values(&self, stage: &str, past: usize, total: usize) -> Result<Vec<(&str, DynValue)>> {
         let mut out = Vec::with_capacity(2);
