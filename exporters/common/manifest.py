@@ -650,6 +650,17 @@ class Generation(Node):
 
 
 @dataclass(kw_only=True)
+class StageSession(Node):
+    """Session settings of one stage (the manifest's ``sessions`` block; the command line's
+    ``--stage NAME:KEY=VALUE`` wins): provider, threads, CPU memory arena, ONNX Runtime entries."""
+
+    ep: str | None = None
+    threads: int | None = None
+    arena: bool | None = None
+    options: dict[str, str] | None = None
+
+
+@dataclass(kw_only=True)
 class Manifest(Node):
     """The manifest body; :meth:`write` adds ``format``, ``version`` and ``checksums``.
 
@@ -663,6 +674,7 @@ class Manifest(Node):
     stages: list[Stage]
     prompt: Prompt | None = None
     generation: Generation | None = None
+    sessions: dict[str, StageSession] | None = None
 
     def is_standalone(self) -> bool:
         """Whether this is a standalone generator bundle (a voice or a consistency generator)."""

@@ -2,6 +2,7 @@
 exported decoder takes and returns a flat KV cache:
 
 * :class:`Encoder`: ``input_features [1, n_mels, frames]`` -> ``encoder_hidden_states [1, positions, d]``
+  (self-attention over blocks of query positions, to bound the activation memory)
 * :class:`CrossKv`: ``encoder_hidden_states`` -> ``cross.{i}.key/value [1, heads, positions, head_dim]``
   (the cross-attention input projection, computed once per 30 s window)
 * :class:`DecoderStep`: ``input_ids [beams, n]``, ``past.{i}.key/value [beams, heads, past, head_dim]``,
@@ -16,12 +17,36 @@ from transformers import WhisperForConditionalGeneration
 
 
 class Encoder(nn.Module):
+    """The audio encoder, written out so that self-attention runs over blocks of
+    :data:`QUERY_BLOCK` query positions: the ``[heads, 1500, 1500]`` score matrix
+    (72 MiB in float32, with its softmax twice that) is never whole, so ONNX
+    Runtime's peak activation memory is a block's. Each query row's softmax
+    still spans every key, so the result is the full attention's."""
+
+    #: Query positions per attention block (1500 = 6 blocks).
+    QUERY_BLOCK = 250
+
     def __init__(self, model: WhisperForConditionalGeneration):
         super().__init__()
-        self.encoder = model.model.encoder
+        enc = model.model.encoder
+        self.conv1, self.conv2, self.embed_positions = enc.conv1, enc.conv2, enc.embed_positions
+        self.layers, self.layer_norm = enc.layers, enc.layer_norm
+        self.heads = model.config.encoder_attention_heads
+        self.scale = (model.config.d_model // self.heads) ** -0.5
 
     def forward(self, input_features):
-        return self.encoder(input_features=input_features).last_hidden_state
+        x = nn.functional.gelu(self.conv2(nn.functional.gelu(self.conv1(input_features)))).permute(0, 2, 1)
+        x = x + self.embed_positions.weight[None]
+        for layer in self.layers:
+            att = layer.self_attn
+            h = layer.self_attn_layer_norm(x)
+            q = _heads(att.q_proj(h) * self.scale, self.heads)
+            k, v = _heads(att.k_proj(h), self.heads), _heads(att.v_proj(h), self.heads)
+            blocks = [_attend(q[:, :, i:i + self.QUERY_BLOCK], k, v) for i in range(0, q.shape[2], self.QUERY_BLOCK)]
+            x = x + att.out_proj(_merge(torch.cat(blocks, dim=2)))
+            h = layer.final_layer_norm(x)
+            x = x + layer.fc2(layer.activation_fn(layer.fc1(h)))
+        return self.layer_norm(x)
 
 
 def _heads(x, heads):

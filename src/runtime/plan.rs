@@ -25,6 +25,9 @@ pub struct StageSession {
     /// added to the default ones.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, String>,
+    /// Whether the CPU memory arena is on (see [`SessionConfig::cpu_arena`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arena: Option<bool>,
 }
 
 impl StageSession {
@@ -32,6 +35,7 @@ impl StageSession {
     fn merge(&mut self, other: &StageSession) {
         self.ep = other.ep.or(self.ep);
         self.threads = other.threads.or(self.threads);
+        self.arena = other.arena.or(self.arena);
         self.options.extend(other.options.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
 }
@@ -67,6 +71,7 @@ impl SessionPlan {
         if let Some(o) = self.stages.get(owner) {
             config.provider = o.ep.unwrap_or(config.provider);
             config.threads = o.threads.or(config.threads);
+            config.cpu_arena = o.arena.unwrap_or(config.cpu_arena);
             config.options.extend(o.options.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         config
@@ -93,11 +98,11 @@ impl SessionPlan {
     }
 }
 
-/// Parse one `--stage NAME:KEY=VALUE` flag: KEY is `ep`, `threads`, or an
+/// Parse one `--stage NAME:KEY=VALUE` flag: KEY is `ep`, `threads`, `arena` (0 or 1), or an
 /// ONNX Runtime session configuration key (it contains a dot, e.g.
 /// `session.disable_prepacking`).
 pub fn parse_stage_flag(spec: &str) -> Result<(String, StageSession)> {
-    let bad = |why: &str| Error::Request(format!("--stage {spec:?}: {why} (expected NAME:KEY=VALUE, KEY one of ep, threads, or an ONNX Runtime session key such as session.disable_prepacking)"));
+    let bad = |why: &str| Error::Request(format!("--stage {spec:?}: {why} (expected NAME:KEY=VALUE, KEY one of ep, threads, arena, or an ONNX Runtime session key such as session.disable_prepacking)"));
     let (stage, setting) = spec.split_once(':').ok_or_else(|| bad("no ':' after the stage name"))?;
     let (key, value) = setting.split_once('=').ok_or_else(|| bad("no '=' in the setting"))?;
     if stage.is_empty() || key.is_empty() || value.is_empty() {
@@ -114,6 +119,13 @@ pub fn parse_stage_flag(spec: &str) -> Result<(String, StageSession)> {
                 return Err(bad("threads must be at least 1"));
             }
             o.threads = Some(n);
+        }
+        "arena" => {
+            o.arena = Some(match value {
+                "1" | "true" | "on" => true,
+                "0" | "false" | "off" => false,
+                _ => return Err(bad(&format!("arena is 0 or 1, got {value:?}"))),
+            });
         }
         k if k.contains('.') => {
             o.options.insert(k.to_string(), value.to_string());
@@ -132,12 +144,14 @@ mod tests {
         let (name, o) = parse_stage_flag("llm:threads=3").unwrap();
         let (name2, o2) = parse_stage_flag("llm:session.disable_prepacking=1").unwrap();
         let (name3, o3) = parse_stage_flag("vision:ep=cuda").unwrap();
-        let plan = SessionPlan::uniform(SessionConfig::default()).with_overrides([(&name, &o), (&name2, &o2), (&name3, &o3)]);
+        let (name4, o4) = parse_stage_flag("vision:arena=0").unwrap();
+        let plan = SessionPlan::uniform(SessionConfig::default()).with_overrides([(&name, &o), (&name2, &o2), (&name3, &o3), (&name4, &o4)]);
         let llm = plan.for_stage("llm.embedding");
         assert_eq!(llm.threads, Some(3));
         assert_eq!(llm.options.get("session.disable_prepacking").map(String::as_str), Some("1"));
         assert_eq!(llm.provider, ExecutionProviderKind::Cpu);
         assert_eq!(plan.for_stage("vision").provider, ExecutionProviderKind::Cuda);
+        assert!(!plan.for_stage("vision").cpu_arena && llm.cpu_arena, "the arena is off for its stage only");
         assert_eq!(plan.for_stage("projector"), SessionConfig::default());
         assert!(plan.check_stage_names(["llm", "vision"]).is_ok());
         assert!(plan.check_stage_names(["llm"]).unwrap_err().to_string().contains("\"vision\""));
@@ -145,7 +159,7 @@ mod tests {
 
     #[test]
     fn bad_flags_name_the_problem() {
-        for (spec, needle) in [("llm", "':'"), ("llm:threads", "'='"), ("llm:threads=0", "at least 1"), ("llm:ep=gpu", "gpu"), ("llm:speed=2", "unknown key")] {
+        for (spec, needle) in [("llm", "':'"), ("llm:threads", "'='"), ("llm:threads=0", "at least 1"), ("llm:ep=gpu", "gpu"), ("llm:speed=2", "unknown key"), ("llm:arena=maybe", "arena is 0 or 1")] {
             let err = parse_stage_flag(spec).unwrap_err().to_string();
             assert!(err.contains(needle), "{spec}: {err}");
         }

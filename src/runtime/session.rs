@@ -23,12 +23,17 @@ pub struct SessionConfig {
     pub threads: Option<usize>,
     /// ONNX Runtime session configuration entries (`session.*`, `optimization.*` keys).
     pub options: std::collections::BTreeMap<String, String>,
+    /// Whether the CPU allocator keeps freed activation memory in an arena for
+    /// the next run (ONNX Runtime's default). Off, a stage that runs rarely and
+    /// briefly (an audio encoder, once per 30 s window) returns its peak to the
+    /// system instead of holding it for the rest of the process.
+    pub cpu_arena: bool,
 }
 
 impl Default for SessionConfig {
     /// CPU, ONNX Runtime's own thread choice, lenient fallback.
     fn default() -> Self {
-        Self { provider: ExecutionProviderKind::Cpu, strict_provider: false, threads: None, options: Default::default() }
+        Self { provider: ExecutionProviderKind::Cpu, strict_provider: false, threads: None, options: Default::default(), cpu_arena: true }
     }
 }
 
@@ -109,6 +114,10 @@ fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<
     }
     for (key, value) in &config.options {
         builder = builder.with_config_entry(key, value).map_err(|e| err(&format!("setting session option {key}={value}"), &e))?;
+    }
+    if !config.cpu_arena {
+        // The CPU provider's registration is what turns the arena off.
+        ort::ep::ExecutionProvider::register(&ort::ep::CPU::default().with_arena_allocator(false), &mut builder).map_err(|e| err("turning the CPU memory arena off", &e))?;
     }
     let fallback = register_provider(&mut builder, config, stage)?;
     Ok((builder, fallback))

@@ -374,7 +374,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     let start = Instant::now();
     let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
     let runtime_init_ms = ms(start);
-    let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads, options: Default::default() };
+    let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads, ..SessionConfig::default() };
     // Off for the measured runs (real encoder times), on for the cache figures.
     let cache = Arc::new(EmbeddingCache::in_memory(0));
     let options = LoadOptions { sessions: SessionPlan::uniform(session), embedding_cache: Some(cache.clone()), ..LoadOptions::default() };

@@ -77,7 +77,8 @@ pub struct SessionArgs {
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
     /// Per-stage session setting, NAME:KEY=VALUE (repeatable): KEY is `ep`,
-    /// `threads` or an ONNX Runtime session key (e.g. `decoder:session.disable_prepacking=1`).
+    /// `threads`, `arena` (0: no CPU memory arena) or an ONNX Runtime session key
+    /// (e.g. `decoder:session.disable_prepacking=1`).
     #[arg(long = "stage", value_name = "NAME:KEY=VALUE")]
     pub stage: Vec<String>,
 }
@@ -138,7 +139,7 @@ pub(crate) fn parse_threads(text: &str) -> Result<u16, String> {
 
 impl SessionArgs {
     fn config(&self) -> SessionConfig {
-        SessionConfig { provider: self.ep, strict_provider: self.strict_ep, threads: self.threads.map(usize::from), options: Default::default() }
+        SessionConfig { provider: self.ep, strict_provider: self.strict_ep, threads: self.threads.map(usize::from), ..SessionConfig::default() }
     }
 
     /// The settings of every stage: `--ep`/`--threads` for all, `--stage` overrides.
