@@ -105,12 +105,21 @@ fn bench_writes_every_figure_as_json_csv_and_svg() {
     assert_eq!(cpu["medians"]["roofline_fraction_of_bandwidth"].as_f64(), Some(fraction));
     assert!(cpu["medians"]["decode_tokens_per_s"].as_f64().unwrap() > 0.0);
 
+    // Process start -> first token: three fresh `mmrt run --max-tokens 1`
+    // processes, each of which loads the bundle, so none is much faster than
+    // the in-process cold load measured above.
+    let start = summary(&cpu["start"]["warm_ms"], "start.warm_ms");
+    assert_eq!(start["samples"].as_array().unwrap().len(), 3, "{start}");
+    let load = f["load_cold_ms"].as_f64().unwrap();
+    assert!(start["min"].as_f64().unwrap() >= 0.8 * load, "process start {start} vs in-process load {load} ms");
+    assert!(cpu["start"]["cold_ms"].is_null(), "cold start is measured with --cold-start only");
+
     // CSV: a header and one row per figure, all with the header's column count.
     let mut lines = csv.lines();
     let header: Vec<&str> = lines.next().unwrap().split(',').collect();
     assert_eq!(header[..3], ["bundle", "quantization", "cpu_model"]);
     let rows: Vec<&str> = lines.collect();
-    for figure in ["load_cold", "load_warm", "vision_encoder", "prefill", "time_to_first_token", "decode", "peak_rss", "roofline_fraction"] {
+    for figure in ["load_cold", "load_warm", "vision_encoder", "prefill", "time_to_first_token", "decode", "peak_rss", "roofline_fraction", "start_to_first_token_warm"] {
         assert!(rows.iter().any(|r| r.contains(&format!(",cpu,{figure},"))), "no CSV row for {figure}");
     }
     for row in &rows {

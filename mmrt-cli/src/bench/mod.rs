@@ -13,6 +13,7 @@ pub mod chart;
 pub mod memory;
 pub mod probe;
 pub mod report;
+pub mod start;
 pub mod stats;
 pub use mmrt::onnx_proto as weights;
 
@@ -63,6 +64,10 @@ pub struct BenchConfig {
     pub warmup: usize,
     /// `--ort-lib`, passed on to the children.
     pub ort_lib: Option<PathBuf>,
+    /// Fresh `mmrt run --max-tokens 1` processes timed per provider (0: none).
+    pub start_runs: usize,
+    /// Also time them with the page cache dropped before each.
+    pub cold_start: bool,
 }
 
 /// The prompt text, given or built to a token count.
@@ -95,6 +100,9 @@ pub struct ProviderResult {
     /// Decode against the memory-bandwidth ceiling (filled in by the parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub roofline: Option<Roofline>,
+    /// Process start -> first token (filled in by the parent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<start::StartFigures>,
 }
 
 /// Every figure measured for one provider. Times in milliseconds.
@@ -303,6 +311,8 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         let mut result = run_child(exe, &child, ep, &out)?;
         if let Some(f) = &result.figures {
             result.roofline = Some(Roofline::of(f, info.bytes, bandwidth.bytes_per_s.median));
+            let probe = start::StartProbe { exe, ort_library: &runtime.info.library, prompt: &prompt, images: &child.images, videos: &child.videos };
+            result.start = start::measure(&probe, config, ep)?;
         }
         providers.push(result);
     }
@@ -384,7 +394,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     let mut pipeline = match load() {
         Ok(p) => p,
         Err(Error::ExecutionProvider { reason, .. }) => {
-            return Ok(ProviderResult { ep, skipped: Some(reason), figures: None, roofline: None })
+            return Ok(ProviderResult { ep, skipped: Some(reason), figures: None, roofline: None, start: None })
         }
         Err(e) => return Err(e),
     };
@@ -488,7 +498,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         rss_after_load,
         video,
     };
-    Ok(ProviderResult { ep, skipped: None, figures: Some(figures), roofline: None })
+    Ok(ProviderResult { ep, skipped: None, figures: Some(figures), roofline: None, start: None })
 }
 
 /// One run's video samples; returns its frame count.
@@ -664,7 +674,8 @@ pub(crate) fn sample_report() -> Report {
     };
     let measured = |ep, f: Figures| {
         let roofline = Some(Roofline::of(&f, 400_000, 8e9));
-        ProviderResult { ep, skipped: None, figures: Some(f), roofline }
+        let start = Summary::from_samples(vec![300.0, 310.0]).map(|warm_ms| start::StartFigures { warm_ms, cold_ms: None, cold_method: None });
+        ProviderResult { ep, skipped: None, figures: Some(f), roofline, start }
     };
     Report {
         mmrt_version: "test".into(),
@@ -705,6 +716,7 @@ pub(crate) fn sample_report() -> Report {
                 skipped: Some("not in this build".into()),
                 figures: None,
                 roofline: None,
+                start: None,
             },
         ],
     }

@@ -50,6 +50,12 @@ pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
         rows.push(row("rss_after_load_anon", "MiB", single(b.anon_bytes as f64 / MIB)));
         rows.push(row("rss_after_load_file", "MiB", single(b.file_bytes as f64 / MIB)));
     }
+    if let Some(st) = &result.start {
+        rows.push(row("start_to_first_token_warm", "ms", st.warm_ms.clone()));
+        if let Some(cold) = &st.cold_ms {
+            rows.push(row("start_to_first_token_cold", "ms", cold.clone()));
+        }
+    }
     if let Some(r) = &result.roofline {
         rows.push(row("decode_weight_read", "GB/s", single(r.achieved_bytes_per_s / 1e9)));
         rows.push(row("roofline_fraction", "of bandwidth", single(r.fraction)));

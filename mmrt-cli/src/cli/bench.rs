@@ -51,6 +51,15 @@ pub struct BenchArgs {
     /// the request fits the context).
     #[arg(long, value_name = "N", default_value_t = 2)]
     pub warmup: u32,
+    /// Fresh `mmrt run --max-tokens 1` processes timed per provider, process
+    /// start to first token with the page cache warm (0: none).
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub start_runs: u32,
+    /// Also time those processes with the page cache dropped before each
+    /// (`/proc/sys/vm/drop_caches` where permitted, else `posix_fadvise` on
+    /// every file they read).
+    #[arg(long)]
+    pub cold_start: bool,
     /// Write every figure, the samples and the environment as JSON.
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
@@ -89,6 +98,8 @@ impl BenchArgs {
             runs: self.runs as usize,
             warmup: self.warmup as usize,
             ort_lib: cli.ort_lib.clone(),
+            start_runs: self.start_runs as usize,
+            cold_start: self.cold_start,
         }
     }
 }
