@@ -151,9 +151,7 @@ impl Decoder {
         let (name, seq, value) = self.check_input(value)?;
         let past = cache.seq_len();
         let total = past + seq;
-        if total > self.context_length {
-            return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
-        }
+        self.check_room(total)?;
         let cache = self.kv.reserve(&mut self.graph, cache, total)?;
         let stage = self.graph.stage().to_string();
         let positions = self.positions.values(&stage, past, total)?;
@@ -179,13 +177,19 @@ impl Decoder {
             _ => return Err(Error::Request(format!("stage \"{stage}\": beam search runs beams as one batch, which this decoder graph's form does not offer"))),
         };
         let total = cache.seq_len() + 1;
-        if total > self.context_length {
-            return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
-        }
+        self.check_room(total)?;
         let ids = tensor::int_value(&[tokens.len(), 1], tokens.iter().map(|&t| t as i64).collect(), dtype, &stage, &name)?;
         let feeds: Vec<(&str, &DynValue)> = std::iter::once((name.as_str(), &ids)).chain(constants.iter().copied()).collect();
         let values = run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?;
         Ok(KvCache::new(values, total))
+    }
+
+    /// `total` positions (cached + this step's) fit the context.
+    fn check_room(&self, total: usize) -> Result<()> {
+        if total > self.context_length {
+            return Err(Error::PromptTooLong { tokens: total, context: self.context_length });
+        }
+        Ok(())
     }
 
     /// The input's name, sequence length and value in the declared element type.

@@ -311,8 +311,7 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         let mut result = run_child(exe, &child, ep, &out)?;
         if let Some(f) = &result.figures {
             result.roofline = Some(Roofline::of(f, info.bytes, bandwidth.bytes_per_s.median));
-            let probe = start::StartProbe { exe, ort_library: &runtime.info.library, prompt: &prompt, images: &child.images, videos: &child.videos };
-            result.start = start::measure(&probe, config, ep)?;
+            result.start = start::measure(exe, &runtime.info.library, &child, ep)?;
         }
         providers.push(result);
     }
@@ -347,13 +346,15 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
     })
 }
 
-/// Run `mmrt bench --worker-out FILE` for one provider and read its result.
-fn run_child(exe: &Path, config: &BenchConfig, ep: ExecutionProviderKind, out: &Path) -> Result<ProviderResult> {
+/// `exe [--ort-lib L] SUBCOMMAND --bundle B --ep EP [--threads N] [--image P]...
+/// [--video P]... [--prompt T]`: the request every child process of the
+/// bench is given (the measuring worker and the start-up probes).
+pub(crate) fn child_command(exe: &Path, config: &BenchConfig, subcommand: &str, ep: ExecutionProviderKind) -> Command {
     let mut cmd = Command::new(exe);
     if let Some(lib) = &config.ort_lib {
         cmd.arg("--ort-lib").arg(lib);
     }
-    cmd.arg("bench").arg("--bundle").arg(&config.bundle).args(["--ep", ep.cli_name()]);
+    cmd.arg(subcommand).arg("--bundle").arg(&config.bundle).args(["--ep", ep.cli_name()]);
     if let Some(n) = config.threads {
         cmd.arg("--threads").arg(n.to_string());
     }
@@ -366,6 +367,12 @@ fn run_child(exe: &Path, config: &BenchConfig, ep: ExecutionProviderKind, out: &
     if let PromptSpec::Text(t) = &config.prompt {
         cmd.arg("--prompt").arg(t);
     }
+    cmd
+}
+
+/// Run `mmrt bench --worker-out FILE` for one provider and read its result.
+fn run_child(exe: &Path, config: &BenchConfig, ep: ExecutionProviderKind, out: &Path) -> Result<ProviderResult> {
+    let mut cmd = child_command(exe, config, "bench", ep);
     cmd.arg("--new-tokens").arg(config.new_tokens.to_string());
     cmd.arg("--runs").arg(config.runs.to_string()).arg("--warmup").arg(config.warmup.to_string());
     cmd.arg("--worker-out").arg(out);

@@ -27,31 +27,23 @@ pub struct StartFigures {
     pub cold_method: Option<String>,
 }
 
-/// What one sample runs and reads.
-pub struct StartProbe<'a> {
-    /// The mmrt executable.
-    pub exe: &'a Path,
-    /// The ONNX Runtime library it loads.
-    pub ort_library: &'a Path,
-    /// The prompt of the measured requests (placeholders and all).
-    pub prompt: &'a str,
-    /// Images of the measured requests.
-    pub images: &'a [PathBuf],
-    /// Videos of the measured requests.
-    pub videos: &'a [PathBuf],
-}
-
 /// `config.start_runs` warm samples (and as many cold ones with
-/// `config.cold_start`) for provider `ep`; `None` when `start_runs` is 0.
-pub fn measure(probe: &StartProbe<'_>, config: &BenchConfig, ep: ExecutionProviderKind) -> Result<Option<StartFigures>> {
+/// `config.cold_start`) of `exe` on provider `ep`, with the request of
+/// `config` (its prompt text and media: the measured requests'); `None` when
+/// `start_runs` is 0. `ort_library` is the library the runs load (evicted too).
+pub fn measure(exe: &Path, ort_library: &Path, config: &BenchConfig, ep: ExecutionProviderKind) -> Result<Option<StartFigures>> {
     if config.start_runs == 0 {
         return Ok(None);
     }
-    let run = || timed(&mut command(probe, config, ep));
+    let run = || {
+        let mut cmd = super::child_command(exe, config, "run", ep);
+        cmd.args(["--max-tokens", "1"]).stdout(Stdio::null()).stderr(Stdio::null());
+        timed(&mut cmd)
+    };
     run()?; // fills the page cache
     let warm = (0..config.start_runs).map(|_| run()).collect::<Result<Vec<_>>>()?;
     let (cold_ms, cold_method) = if config.cold_start {
-        let files = [probe.exe.to_path_buf(), probe.ort_library.to_path_buf(), config.bundle.clone()];
+        let files = [exe.to_path_buf(), ort_library.to_path_buf(), config.bundle.clone()];
         let mut method = String::new();
         let mut samples = Vec::with_capacity(config.start_runs);
         for _ in 0..config.start_runs {
@@ -64,26 +56,6 @@ pub fn measure(probe: &StartProbe<'_>, config: &BenchConfig, ep: ExecutionProvid
     };
     let warm_ms = Summary::from_samples(warm).ok_or_else(|| Error::Bench("no start-up samples".into()))?;
     Ok(Some(StartFigures { warm_ms, cold_ms, cold_method }))
-}
-
-fn command(probe: &StartProbe<'_>, config: &BenchConfig, ep: ExecutionProviderKind) -> Command {
-    let mut cmd = Command::new(probe.exe);
-    if let Some(lib) = &config.ort_lib {
-        cmd.arg("--ort-lib").arg(lib);
-    }
-    cmd.arg("run").arg("--bundle").arg(&config.bundle).args(["--ep", ep.cli_name(), "--max-tokens", "1"]);
-    cmd.arg("--prompt").arg(probe.prompt);
-    if let Some(n) = config.threads {
-        cmd.arg("--threads").arg(n.to_string());
-    }
-    for image in probe.images {
-        cmd.arg("--image").arg(image);
-    }
-    for video in probe.videos {
-        cmd.arg("--video").arg(video);
-    }
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    cmd
 }
 
 /// Milliseconds from spawn to a successful exit.

@@ -251,8 +251,8 @@ fn select_tensor_rows(value: DynValue, parents: &[usize], stage: &str) -> Result
     }
     let row = dims[1..].iter().product::<i64>() as usize * tensor::element_size(dtype, stage, name)?;
     let batch = dims[0] as usize;
+    let shape: Vec<usize> = std::iter::once(parents.len()).chain(dims[1..].iter().map(|&d| d as usize)).collect();
     if row == 0 {
-        let shape: Vec<usize> = std::iter::once(parents.len()).chain(dims[1..].iter().map(|&d| d as usize)).collect();
         return tensor::zeros(&shape, dtype, stage, name);
     }
     if parents.len() == batch {
@@ -262,7 +262,6 @@ fn select_tensor_rows(value: DynValue, parents: &[usize], stage: &str) -> Result
         rearrange_rows(bytes, row, parents);
         return Ok(old.into_dyn());
     }
-    let shape: Vec<usize> = std::iter::once(parents.len()).chain(dims[1..].iter().map(|&d| d as usize)).collect();
     let mut new = DynTensor::new(&ort::memory::Allocator::default(), dtype, shape).map_err(|e| Error::stage(stage, "allocating a beam KV tensor", e))?;
     let (src, dst) = (old.data_ptr().cast::<u8>(), new.data_ptr_mut().cast::<u8>());
     for (i, &p) in parents.iter().enumerate() {

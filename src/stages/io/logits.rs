@@ -11,7 +11,7 @@ use crate::tensor;
 
 /// The logits output and the optional hidden-state output of a decoder graph.
 pub struct OutputRows {
-    /// `logits [1, n, vocab]`.
+    /// `logits [batch, n, vocab]` (batch > 1: the beams of a beam search).
     logits: String,
     /// `hidden_states [1, n, d_model]`, when the manifest names it.
     hidden: Option<String>,
@@ -35,7 +35,7 @@ impl OutputRows {
         self.hidden.as_deref()
     }
 
-    /// Take this step's outputs: the last logits row into `logits`, the hidden states kept.
+    /// Take this step's outputs: the last position's logits row of every batch entry into `logits`, the hidden states kept.
     pub fn take(&mut self, outputs: &mut SessionOutputs<'_>, stage: &str, logits: &mut Vec<f32>) -> Result<()> {
         let value = take_output(outputs, stage, &self.logits)?;
         tensor::last_rows_f32(&value, stage, &self.logits, logits)?;
