@@ -77,6 +77,9 @@ pub const MAX_ATTENTION_HEADS: usize = 1024;
 /// real models use 32k-262k). Stop and BOS ids are checked against it.
 pub const MAX_VOCAB_SIZE: usize = 1 << 22;
 
+/// Largest hidden size (row length) of a token table read by mmrt itself.
+pub const MAX_HIDDEN: usize = 1 << 16;
+
 /// Most beams of a beam search (`--beams`): 64 (Whisper uses 5).
 pub const MAX_BEAMS: usize = 64;
 

@@ -344,10 +344,24 @@ class DecoderInputs(Node):
 
 @dataclass(kw_only=True)
 class DecoderOutputs(Node):
-    """Output names of an ``llm_decoder`` graph."""
+    """Output names of an ``llm_decoder`` graph (no ``logits`` when a ``token_table`` computes them
+    from ``hidden_states``)."""
 
-    logits: str
+    logits: str | None = None
     hidden_states: str | None = None
+
+
+@dataclass(kw_only=True)
+class TokenTable(Node):
+    """A token table mmrt reads itself (``src/stages/token_table.rs``): the embedding lookup and the
+    tied output layer. ``format`` ``q8_0``: ``codes [vocab, width]`` uint8 (int8 code + 128), then
+    ``scales [vocab, width / 32]`` float16, little-endian; ``scale`` multiplies looked-up rows."""
+
+    file: str
+    format: str = "q8_0"
+    vocab: int
+    width: int
+    scale: float | None = None
 
 
 @dataclass(kw_only=True)
@@ -376,6 +390,7 @@ class LlmDecoder(Stage):
     outputs: DecoderOutputs
     kv_cache: KvCache
     context_length: int
+    token_table: TokenTable | None = None
     #: Write ``embedding`` after ``context_length`` instead of after ``name`` (the Gemma 3 bundles'
     #: key order, kept so their manifests stay byte-identical; the runtime does not care).
     embedding_last: bool = field(default=False, metadata=OPTION)

@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fp32-kinds", default=",".join(bundle.FP32_KINDS),
                     help="weight name suffixes computed at accuracy_level 0 where their codes are 4-bit "
                          "(default: every projection)")
+    ap.add_argument("--no-token-table", action="store_true",
+                    help="keep a Q8_0 tied embedding in the graph (GatherBlockQuantized + MatMulNBits output layer) "
+                         "instead of the runtime's token table")
     ap.add_argument("--goldens", type=Path, help="write transformers' greedy goldens to this file")
     ap.add_argument("--check", type=Path, help="compare the written bundles' greedy ids with this golden file")
     ap.add_argument("--agree", action="store_true", help="measure teacher-forced agreement of the quantized decoder")
@@ -80,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         bundle.clear(args.out)
         try:
             bundle.write_quantized(src, args.out, context, args.accuracy_level, fp32_kinds,
-                                   head_accuracy_level=args.head_accuracy_level)
+                                   head_accuracy_level=args.head_accuracy_level, token_table=not args.no_token_table)
         except ValueError as e:
             raise SystemExit(f"exporters.gguf: {gguf}: {e}")
         written += [args.out, args.out.with_name(args.out.name + bundle.TEXT_SUFFIX)]
@@ -101,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.agree:
         print(json.dumps(parity.measure_agreement(src, args.accuracy_level, args.segments, fp32_kinds,
                                                   llama_positions=args.llama_positions,
-                                                  head_accuracy_level=args.head_accuracy_level)))
+                                                  head_accuracy_level=args.head_accuracy_level,
+                                                  token_table=not args.no_token_table)))
     return 0 if ok else 1
 
 

@@ -56,6 +56,11 @@ class BlockQuant:
             w = w - self.offsets[..., None]
         return w.reshape(n, k)
 
+    def dequantize_rows(self, rows: np.ndarray) -> np.ndarray:
+        """``dequantize()[rows]`` without the whole table in float32."""
+        return BlockQuant(self.codes[rows], self.scales[rows], self.zero_points[rows],
+                          None if self.offsets is None else self.offsets[rows], self.block, self.bits).dequantize()
+
     def rows(self, order: np.ndarray) -> "BlockQuant":
         """The same weight with its output rows taken in ``order`` (blocks run along K, so rows move whole)."""
         off = None if self.offsets is None else self.offsets[order]

@@ -5,7 +5,10 @@ Each bundle comes in two forms sharing one hard-linked ``weights.bin``:
 unscaled table rows; where the architecture scales embeddings, as Gemma does
 by sqrt(hidden), the manifest's ``embedding.scale`` is applied by the runtime
 to text rows only) and ``NAME-text`` takes token ids (embedding and scale in
-the graph). Tokenizer (``tokenizer.json``, converted from the GGUF vocabulary
+the graph). Where the GGUF's embedding is Q8_0 and tied to the output layer, both forms
+instead share one decoder graph (``inputs_embeds`` in, ``hidden_states`` out) and a
+hard-linked ``token_table.bin`` that mmrt reads in place for the lookup and the logits
+(``table.py``). Tokenizer (``tokenizer.json``, converted from the GGUF vocabulary
 by transformers), chat template (``chat_template.jinja``, the GGUF's
 ``tokenizer.chat_template``) and stop tokens come from the GGUF.
 """
@@ -20,12 +23,15 @@ import numpy as np
 import onnx
 
 from ..common.manifest import (ChatTemplate, DecoderInputs, DecoderOutputs, Embedding, Generation, KvCache, LlmDecoder,
-                               Manifest, Prompt)
+                               Manifest, Prompt, TokenTable)
+from ..common.files import link_or_copy
 from ..common.onnx_shared import WEIGHTS, save_shared
 from . import graph as gg
+from . import table as gguf_table
 
 TEXT_SUFFIX = "-text"
 CHAT_FILE = "chat_template.jinja"
+TABLE_FILE = "token_table.bin"
 # Tokens that end a generation besides the GGUF's eos/eot ids, when the vocabulary has them as
 # special tokens (the end-of-turn markers of the common chat formats; llama.cpp keeps a like list).
 END_MARKERS = ("<|endoftext|>", "<|im_end|>", "<end_of_turn>", "<eos>", "<|eot_id|>", "<|end_of_text|>", "<|end|>")
@@ -134,7 +140,9 @@ def float_params(weights: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def manifest(src: Source, name: str, description: str, context: int, text_only: bool,
-             chat_template: str | None) -> Manifest:
+             chat_template: str | None, table_vocab: int | None = None) -> Manifest:
+    """``table_vocab``: the bundle has a token table of that many rows (``TABLE_FILE``), which embeds
+    and computes the logits; the decoder graph then takes inputs_embeds and returns hidden_states."""
     tok, spec = src.tok, src.spec
     decoder = LlmDecoder(
         name="decoder",
@@ -146,7 +154,12 @@ def manifest(src: Source, name: str, description: str, context: int, text_only: 
         context_length=context,
         embedding_last=True,
     )
-    if not text_only:
+    if table_vocab is not None:
+        decoder.inputs = DecoderInputs(inputs_embeds="inputs_embeds", attention_mask="attention_mask")
+        decoder.outputs = DecoderOutputs(hidden_states="hidden_states")
+        decoder.token_table = TokenTable(file=TABLE_FILE, vocab=table_vocab, width=spec.hidden,
+                                         scale=spec.embedding_scale)
+    elif not text_only:
         # the embedding graph returns raw rows; the runtime applies `scale` (Gemma: sqrt(hidden)) to
         # text rows only (media rows from a projector are not scaled)
         decoder.embedding = Embedding(graph="embed.onnx", input="input_ids", output="inputs_embeds",
@@ -172,25 +185,53 @@ def manifest(src: Source, name: str, description: str, context: int, text_only: 
     )
 
 
-def write_both_forms(src: Source, out: Path, embed: onnx.ModelProto, decoder: onnx.ModelProto, description: str,
-                     context: int, chat_template: str | None = None) -> None:
+def write_both_forms(src: Source, out: Path, embed: onnx.ModelProto | None, decoder: onnx.ModelProto, description: str,
+                     context: int, chat_template: str | None = None, table=None) -> None:
     """``out`` (multimodal-ready: inputs_embeds + embedding graph) and ``out``-text (text-only:
-    token ids in, embedding and scale inside the graph), sharing one hard-linked weights.bin."""
+    token ids in, embedding and scale inside the graph), sharing one hard-linked weights.bin.
+    With ``table`` (the Q8_0 embedding as a BlockQuant, written planar by table.py) both forms are the same decoder
+    graph (inputs_embeds in, hidden_states out) beside one hard-linked token table."""
     text = out.with_name(out.name + TEXT_SUFFIX)
+    if table is not None:
+        twin = onnx.ModelProto()
+        twin.CopyFrom(decoder)
+        save_shared({out / "decoder.onnx": decoder, text / "decoder.onnx": twin})
+        gguf_table.write(out / TABLE_FILE, table)
+        link_or_copy(out / TABLE_FILE, text / TABLE_FILE)
+        write_table_forms(src, out, text, description, context, chat_template, table.codes.shape[0])
+        return
     ids_form = gg.with_token_ids(decoder, embed, src.spec.embedding_scale)
     save_shared({out / "embed.onnx": embed, out / "decoder.onnx": decoder, text / "decoder.onnx": ids_form})
     scaled = src.spec.embedding_scale is not None
     for d, text_only in ((out, False), (text, True)):
-        shutil.copy(Path(src.tok.name_or_path) / "tokenizer.json", d / "tokenizer.json")
-        files = ["tokenizer.json"]
-        if src.meta.chat_template:
-            (d / CHAT_FILE).write_text(src.meta.chat_template)
-            files.append(CHAT_FILE)
+        files = copy_tokenizer_files(src, d)
         form = ("Text-only form: token ids in, the embedding lookup" + (" and scale" if scaled else "") + " inside the decoder graph."
                 if text_only else "Multimodal-ready form: inputs_embeds in; embed.onnx returns unscaled rows"
                 + (", the runtime applies embedding.scale = sqrt(hidden) to text rows only." if scaled else "."))
         files += [WEIGHTS] + ([] if text_only else ["embed.onnx"]) + ["decoder.onnx"]
         manifest(src, d.name, f"{description} {form}", context, text_only, chat_template).write(d, files)
+
+
+def copy_tokenizer_files(src: Source, d: Path) -> list[str]:
+    """tokenizer.json and the GGUF's chat template into ``d``; returns their names."""
+    shutil.copy(Path(src.tok.name_or_path) / "tokenizer.json", d / "tokenizer.json")
+    files = ["tokenizer.json"]
+    if src.meta.chat_template:
+        (d / CHAT_FILE).write_text(src.meta.chat_template)
+        files.append(CHAT_FILE)
+    return files
+
+
+def write_table_forms(src: Source, out: Path, text: Path, description: str, context: int,
+                      chat_template: str | None, vocab: int) -> None:
+    """Both forms' manifests for a token-table bundle: one graph, text rows from the table."""
+    scaled = src.spec.embedding_scale is not None
+    form = (f" The token table ({TABLE_FILE}: the GGUF's Q8_0 token_embd, read in place by mmrt) embeds"
+            + (" (times embedding scale sqrt(hidden), text rows only)" if scaled else "")
+            + " and is the tied output layer over the graph's hidden_states; the decoder takes inputs_embeds.")
+    for d, text_only in ((out, False), (text, True)):
+        files = copy_tokenizer_files(src, d) + [WEIGHTS, TABLE_FILE, "decoder.onnx"]
+        manifest(src, d.name, description + form, context, text_only, chat_template, vocab).write(d, files)
 
 
 def write_f32(src: Source, out: Path, context: int, description: str | None = None,
@@ -215,7 +256,8 @@ def write_f32(src: Source, out: Path, context: int, description: str | None = No
 FP32_KINDS = (".weight",)
 
 
-def quantized_description(src: Source, types: dict[str, str], accuracy_level: int, fp32_kinds: tuple[str, ...]) -> str:
+def quantized_description(src: Source, types: dict[str, str], accuracy_level: int, fp32_kinds: tuple[str, ...],
+                          table: bool = False) -> str:
     counts: dict[str, int] = {}
     for t in types.values():
         counts[t] = counts.get(t, 0) + 1
@@ -224,22 +266,28 @@ def quantized_description(src: Source, types: dict[str, str], accuracy_level: in
             f"({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) carried exactly into MatMulNBits "
             f"(integer zero points; accuracy_level {accuracy_level}, 0 for "
             f"{'every projection' if fp32_kinds == ('.weight',) else ', '.join(fp32_kinds) or 'none'} where 4-bit; "
-            "per-block min offsets as a separate block-sum term) and GatherBlockQuantized for the embedding, " + tied + ".")
+            "per-block min offsets as a separate block-sum term)" + (
+                ". The Q8_0 embedding, also the tied output layer, is the token table." if table else
+                " and GatherBlockQuantized for the embedding, " + tied + "."))
 
 
 def write_quantized(src: Source, out: Path, context: int, accuracy_level: int = 4,
                     fp32_kinds: tuple[str, ...] = FP32_KINDS, description: str | None = None,
-                    chat_template: str | None = None, head_accuracy_level: int | None = None) -> dict[str, str]:
-    """The GGUF-faithful bundle; returns the GGUF type of every quantized weight."""
+                    chat_template: str | None = None, head_accuracy_level: int | None = None,
+                    token_table: bool = True) -> dict[str, str]:
+    """The GGUF-faithful bundle; returns the GGUF type of every quantized weight. ``token_table``:
+    a Q8_0 tied embedding becomes the runtime's token table (table.py) instead of graph nodes."""
     from . import quant
 
     w = src.weights()
     blocks, types = quant.load_blocks(src.gguf, w, src.spec)
+    table = quant.token_table(src.spec, blocks) if token_table else None
     decoder = quant.build_q4_decoder(src.spec, float_params(w), blocks, accuracy_level, fp32_kinds=fp32_kinds,
-                                     fp32_8bit=False, max_positions=context, head_accuracy_level=head_accuracy_level)
-    embed = quant.build_q4_embed(blocks[quant.EMBED_HF])
-    description = description or quantized_description(src, types, accuracy_level, fp32_kinds)
-    write_both_forms(src, out, embed, decoder, description, context, chat_template)
+                                     fp32_8bit=False, max_positions=context, head_accuracy_level=head_accuracy_level,
+                                     table_head=table is not None)
+    embed = None if table is not None else quant.build_q4_embed(blocks[quant.EMBED_HF])
+    description = description or quantized_description(src, types, accuracy_level, fp32_kinds, table is not None)
+    write_both_forms(src, out, embed, decoder, description, context, chat_template, table)
     return types
 
 

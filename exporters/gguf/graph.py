@@ -194,13 +194,14 @@ def build_decoder(
     spec: DecoderSpec,
     params: dict[str, np.ndarray],
     linear: Linear,
-    lm_head: Callable[[Builder, str], str],
+    lm_head: Callable[[Builder, str], str] | None,
     all_logits: bool = False,
     max_positions: int = 2048,
 ) -> onnx.ModelProto:
     """The decoder graph. ``params`` maps transformers names of the float tensors the graph reads
     directly (RMSNorm weights, biases) to arrays; ``linear`` emits the projections (float or
-    block-quantized); ``lm_head`` the output layer.
+    block-quantized); ``lm_head`` the output layer (``None``: the graph returns the final normed
+    ``hidden_states`` instead of ``logits``, for a runtime-side token table).
 
     Attention is ONNX Runtime's fused GroupQueryAttention (rotary inside, one kv head shared by
     the query heads of its group, KV concatenation, causal mask, and on sliding layers the window
@@ -213,7 +214,9 @@ def build_decoder(
         helper.make_tensor_value_info("inputs_embeds", TensorProto.FLOAT, ["batch", "seq", d]),
         helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "total_seq"]),
     ]
-    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", "seq" if all_logits else 1, spec.vocab])]
+    rows = "seq" if all_logits else 1
+    outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", rows, spec.vocab]) if lm_head else
+               helper.make_tensor_value_info("hidden_states", TensorProto.FLOAT, ["batch", rows, d])]
     for i in range(spec.num_layers):
         for kind in ("key", "value"):
             inputs.append(helper.make_tensor_value_info(f"past_key_values.{i}.{kind}", TensorProto.FLOAT, ["batch", KV, "past_seq", D]))
@@ -290,7 +293,10 @@ def build_decoder(
         last = lambda t: b.op("Slice", [t, b.ints([-1]), b.ints([np.iinfo(np.int64).max]), b.ints([1])], "last")
         carry, x = last(carry), last(x)
     x, _ = add_rms_norm(b, carry, x, norm("model.norm.weight"), eps)
-    b.nodes.append(helper.make_node("Identity", [lm_head(b, x)], ["logits"]))
+    if lm_head is None:  # the runtime's token table is the output layer (see exporters/gguf/table.py)
+        b.nodes.append(helper.make_node("Identity", [x], ["hidden_states"]))
+    else:
+        b.nodes.append(helper.make_node("Identity", [lm_head(b, x)], ["logits"]))
 
     graph = helper.make_graph(b.nodes, f"{spec.model_type}_decoder", inputs, outputs, b.inits)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)]

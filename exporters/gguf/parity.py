@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Source, bos_of, float_params, stop_ids
+from . import table as gguf_table
 
 SIMPLE_CHAT = "{content}"  # placeholder: models without a chat template use their manifest's simple one
 
@@ -29,8 +30,12 @@ class OrtDecoder:
         so = ort.SessionOptions()
         so.intra_op_num_threads = threads
         m = json.loads((bundle / "bundle.json").read_text())["stages"][0]
-        self.embed = None
-        if "embedding" in m:  # multimodal-ready form; the text-only one embeds in the graph
+        self.embed = self.table = None
+        if "token_table" in m:  # the runtime's table embeds and is the output layer (numpy twin in table.py)
+            t = m["token_table"]
+            self.table = gguf_table.read(bundle / t["file"], t["vocab"], t["width"])
+            self.scale = np.float32(t.get("scale") or 1.0)
+        elif "embedding" in m:  # multimodal-ready form; the text-only one embeds in the graph
             self.embed = ort.InferenceSession(str(bundle / "embed.onnx"), so, providers=["CPUExecutionProvider"])
             self.scale = np.float32(m["embedding"].get("scale") or 1.0)
         self.dec = ort.InferenceSession(str(bundle / "decoder.onnx"), so, providers=["CPUExecutionProvider"])
@@ -39,7 +44,9 @@ class OrtDecoder:
         self.kv_shape = (1, past[0].shape[1], 0, past[0].shape[3])
 
     def forward(self, ids: list[int], past: dict | None, start: int):
-        if self.embed is None:
+        if self.table is not None:
+            first = {"inputs_embeds": gguf_table.embed(ids, *self.table, self.scale)[None]}
+        elif self.embed is None:
             first = {"input_ids": np.asarray([ids], np.int64)}
         else:
             emb = self.embed.run(None, {"input_ids": np.asarray([ids], np.int64)})[0] * self.scale
@@ -51,6 +58,8 @@ class OrtDecoder:
         names = [o.name for o in self.dec.get_outputs()]
         outs = dict(zip(names, self.dec.run(names, feed)))
         nxt = {n.replace("present.", "past_key_values."): v for n, v in outs.items() if n.startswith("present.")}
+        if self.table is not None:
+            return gguf_table.logits(outs["hidden_states"][0, -1:], *self.table)[0], nxt
         return outs["logits"][0, -1], nxt
 
     def greedy(self, prompt_ids: list[int], new_tokens: int, stop: list[int]) -> list[int]:
@@ -191,9 +200,9 @@ def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, f
 
 def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kinds: tuple[str, ...] = (),
                       fp32_8bit: bool = False, threads: int = 2, llama_positions: bool = False,
-                      head_accuracy_level: int | None = None) -> dict:
+                      head_accuracy_level: int | None = None, token_table: bool = True) -> dict:
     """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers
-    float32 model: on every position of ``segments`` 512-token segments, or with ``llama_positions``
+    float32 model (its output layer the runtime's token table where the bundle has one): on every position of ``segments`` 512-token segments, or with ``llama_positions``
     on exactly the positions ``llama-perplexity -c 512 --chunks segments --kl-divergence`` scores."""
     import onnxruntime as ort
     import torch
@@ -203,9 +212,11 @@ def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kind
     spec = src.spec
     w = src.weights()
     blocks, _ = quant.load_blocks(src.gguf, w, spec)
+    table = quant.token_table(spec, blocks) if token_table else None  # as write_quantized decides
+    table = None if table is None else gguf_table.q8_0_parts(table)
     graph = quant.build_q4_decoder(spec, float_params(w), blocks, accuracy_level, all_logits=True,
                                    head_accuracy_level=head_accuracy_level, fp32_kinds=fp32_kinds,
-                                   fp32_8bit=fp32_8bit).SerializeToString()
+                                   fp32_8bit=fp32_8bit, table_head=table is not None).SerializeToString()
     embed = quant.build_q4_embed(blocks[quant.EMBED_HF]).SerializeToString()
     del blocks, w
     so = ort.SessionOptions()
@@ -227,8 +238,11 @@ def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kind
         feed = {"inputs_embeds": emb.run(None, {"input_ids": np.asarray([seg], np.int64)})[0] * scale,
                 "attention_mask": np.ones((1, len(seg)), np.int64)}
         feed.update({f"past_key_values.{i}.{k}": np.zeros(kv, np.float32) for i in range(spec.num_layers) for k in ("key", "value")})
-        got = dec.run(["logits"], feed)[0][0]
+        if table is None:
+            got = dec.run(["logits"], feed)[0][0]
+        else:  # the runtime's output layer, in its numpy twin
+            got = gguf_table.logits(dec.run(["hidden_states"], feed)[0][0], *table)
         a, n, kl = agreement(ref[first:-1], got[first:-1])  # positions that predict a next token of the text
         agree, total, kl_sum = agree + a, total + n, kl_sum + kl
-    return {"accuracy_level": accuracy_level, "head_accuracy_level": head_accuracy_level, "fp32_kinds": list(fp32_kinds), "fp32_8bit": fp32_8bit,
+    return {"accuracy_level": accuracy_level, "head_accuracy_level": head_accuracy_level, "token_table": table is not None, "fp32_kinds": list(fp32_kinds), "fp32_8bit": fp32_8bit,
             "positions": total, "scored": "llama-perplexity's" if llama_positions else "all", "agreement": agree / total, "mean_kl": kl_sum / total}

@@ -204,6 +204,18 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
 
 def build_q4_decoder(spec: gg.DecoderSpec, params, blocks, accuracy_level: int, all_logits: bool = False,
                      head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
-                     fp32_8bit: bool = True, max_positions: int = 2048) -> onnx.ModelProto:
+                     fp32_8bit: bool = True, max_positions: int = 2048, table_head: bool = False) -> onnx.ModelProto:
+    """``table_head``: no output layer in the graph (it returns ``hidden_states``); the runtime's token
+    table computes the logits (exporters/gguf/table.py)."""
     linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
-    return gg.build_decoder(spec, params, linear, head, all_logits=all_logits, max_positions=max_positions)
+    return gg.build_decoder(spec, params, linear, None if table_head else head, all_logits=all_logits,
+                            max_positions=max_positions)
+
+
+def token_table(spec: gg.DecoderSpec, blocks) -> BlockQuant | None:
+    """The embedding when it can be the runtime's token table: Q8_0 and also the (tied) output layer."""
+    from . import table
+
+    if HEAD_HF in blocks or not spec.tied_embeddings or table.q8_0_parts(blocks[EMBED_HF]) is None:
+        return None
+    return blocks[EMBED_HF]

@@ -224,9 +224,10 @@ pub fn decoder_stage(
         embedding: None,
         graph: graph.into(),
         inputs: DecoderInputs { inputs_embeds: None, input_ids: Some(ids.name.clone()), attention_mask, position_ids },
-        outputs: DecoderOutputs { logits: logits.name.clone(), hidden_states: None },
+        outputs: DecoderOutputs { logits: Some(logits.name.clone()), hidden_states: None },
         kv_cache: kv,
         context_length: facts.context_length,
+        token_table: None,
     };
     Ok((stage, GraphFacts { kv_type, logits_type: logits.elem_type, kv_heads: kv_heads.unwrap_or(0) }))
 }

@@ -26,6 +26,37 @@ pub struct DecoderStage {
     pub kv_cache: KvCacheNames,
     /// Maximum total sequence length (prompt + generated tokens).
     pub context_length: usize,
+    /// The token table read by mmrt itself (embedding lookup and tied output
+    /// layer, see `stages::token_table`): the graph then takes
+    /// `inputs_embeds` and returns `hidden_states`, and has no `logits`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_table: Option<TokenTableSpec>,
+}
+
+/// A token table file: `format` `q8_0` is `codes [vocab, width]` u8 (int8
+/// + 128) then `scales [vocab, width / 32]` float16, little-endian.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenTableSpec {
+    /// Bundle-relative file.
+    pub file: String,
+    /// Layout; only `q8_0`.
+    pub format: TokenTableFormat,
+    /// Rows (the vocabulary).
+    pub vocab: usize,
+    /// Row length (the decoder's hidden size).
+    pub width: usize,
+    /// Multiplies looked-up rows (Gemma: sqrt(hidden)); not the logits.
+    #[serde(default = "one")]
+    pub scale: f32,
+}
+
+/// Token table layouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TokenTableFormat {
+    /// GGUF Q8_0 values, planar (codes, then float16 scales).
+    #[serde(rename = "q8_0")]
+    Q8_0,
 }
 
 /// The token embedding graph: `input` ids `[batch, seq]` -> `output` `[batch, seq, d_llm]`.
@@ -71,8 +102,9 @@ pub struct DecoderInputs {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DecoderOutputs {
-    /// `[batch, seq, vocab]` logits.
-    pub logits: String,
+    /// `[batch, seq, vocab]` logits; absent when a `token_table` computes them from `hidden_states`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logits: Option<String>,
     /// `[batch, seq, d_llm]` last hidden state, when an output projector needs it.
     #[serde(default)]
     pub hidden_states: Option<String>,

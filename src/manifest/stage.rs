@@ -83,9 +83,10 @@ impl Stage {
                 "llm_decoder       {:<16} {} ({}): {} layers, context {}",
                 s.name,
                 s.graph,
-                match &s.embedding {
-                    Some(e) => format!("inputs_embeds, + {}", e.graph),
-                    None => "token ids in, text only".into(),
+                match (&s.embedding, &s.token_table) {
+                    (_, Some(t)) => format!("inputs_embeds, token table {} ({} x {}, embedding and output layer)", t.file, t.vocab, t.width),
+                    (Some(e), None) => format!("inputs_embeds, + {}", e.graph),
+                    (None, None) => "token ids in, text only".into(),
                 },
                 s.kv_cache.num_layers,
                 s.context_length
@@ -144,7 +145,9 @@ impl Stage {
         match self {
             Stage::ModalityEncoder(s) => vec![s.graph.as_str()],
             Stage::InputProjector(s) => vec![s.graph.as_str()],
-            Stage::LlmDecoder(s) => s.embedding.iter().map(|e| e.graph.as_str()).chain([s.graph.as_str()]).collect(),
+            Stage::LlmDecoder(s) => {
+                s.embedding.iter().map(|e| e.graph.as_str()).chain([s.graph.as_str()]).chain(s.token_table.iter().map(|t| t.file.as_str())).collect()
+            }
             Stage::Seq2seqDecoder(s) => vec![s.cross_kv.graph.as_str(), s.graph.as_str()],
             Stage::OutputProjector(s) => vec![s.graph.as_str()],
             Stage::ModalityGenerator(s) => vec![s.denoiser.graph.as_str(), s.decoder.graph.as_str()],
@@ -273,6 +276,10 @@ pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
         }
         Stage::LlmDecoder(d) => {
             match (&d.inputs.inputs_embeds, &d.inputs.input_ids, &d.embedding) {
+                (Some(embeds), None, None) if d.token_table.is_some() => nonempty("inputs.inputs_embeds", embeds)?,
+                (_, _, _) if d.token_table.is_some() => {
+                    return Err(format!("stage \"{name}\": a decoder with a `token_table` takes `inputs.inputs_embeds` and has no `embedding` graph (the table embeds)"))
+                }
                 (Some(embeds), None, Some(e)) => {
                     nonempty("inputs.inputs_embeds", embeds)?;
                     nonempty("embedding.input", &e.input)?;
@@ -289,7 +296,20 @@ pub(super) fn validate_stage(stage: &Stage) -> std::result::Result<(), String> {
                 }
                 _ => return Err(format!("stage \"{name}\": name exactly one of `inputs.inputs_embeds` and `inputs.input_ids`")),
             }
-            nonempty("outputs.logits", &d.outputs.logits)?;
+            match (&d.outputs.logits, &d.token_table, &d.outputs.hidden_states) {
+                (Some(logits), None, _) => nonempty("outputs.logits", logits)?,
+                (None, Some(table), Some(hidden)) => {
+                    nonempty("outputs.hidden_states", hidden)?;
+                    nonempty("token_table.file", &table.file)?;
+                }
+                (None, Some(_), None) => {
+                    return Err(format!("stage \"{name}\": a `token_table` computes the logits from `outputs.hidden_states`, which is missing"))
+                }
+                (Some(_), Some(_), _) => {
+                    return Err(format!("stage \"{name}\": name `outputs.logits` or a `token_table`, not both (the table computes the logits)"))
+                }
+                (None, None, _) => return Err(format!("stage \"{name}\": `outputs.logits` is missing")),
+            }
             validate_kv_names(name, &d.kv_cache)?;
             if d.context_length == 0 {
                 return Err(format!("stage \"{name}\": `context_length` must be positive"));

@@ -7,6 +7,9 @@
 //! Two forms of LLM graph: multimodal-ready (`inputs_embeds` in, with a
 //! separate embedding graph, so media rows can be spliced between text rows)
 //! and text-only (`input_ids` in, the graph embeds: one session call a step).
+//! With a token table ([`super::token_table`]) the graph takes
+//! `inputs_embeds` and returns the final hidden state; mmrt embeds and
+//! computes the logits from the mapped table itself.
 //!
 //! Shapes (batch is always 1 here):
 //! * embedding: `input_ids [1, n]` -> `inputs_embeds [1, n, d_llm]`
@@ -23,6 +26,7 @@ use ort::value::{DynValue, TensorElementType};
 use super::graph::{StageGraph, StageLoader};
 use super::io::{KvCache, KvLayout, OutputRows, PositionInputs};
 use super::single::SingleIoGraph;
+use super::token_table::TokenTable;
 use crate::error::{Error, Result};
 use crate::generate::{DecoderModel, StepInput};
 use crate::manifest::{DecoderStage, EmbeddingGraph, Seq2seqDecoderStage};
@@ -59,6 +63,8 @@ impl TokenEmbedder {
 enum TokenInput {
     /// `inputs_embeds [1, n, d_llm]`, made by the embedding graph.
     Embeds { embedder: Box<TokenEmbedder>, name: String, dtype: TensorElementType },
+    /// `inputs_embeds [1, n, d_llm]`, rows of the token table.
+    TableRows { name: String, dtype: TensorElementType },
     /// `input_ids [1, n]`: the graph embeds.
     Ids { name: String, dtype: TensorElementType },
 }
@@ -72,6 +78,8 @@ pub struct Decoder {
     kv: KvLayout,
     outputs: OutputRows,
     context_length: usize,
+    /// Embeds text and computes the logits when the manifest has a `token_table`.
+    table: Option<TokenTable>,
 }
 
 impl Decoder {
@@ -79,8 +87,20 @@ impl Decoder {
     /// graph, checking every named tensor exists.
     pub fn open(loader: &StageLoader<'_>, stage: &DecoderStage) -> Result<Self> {
         let name = &stage.name;
-        let graph = loader.open(name, &stage.graph)?;
+        // With a token table mmrt's own threads compute the logits right after each run: ONNX
+        // Runtime's workers must not go on spinning on the cores they need (measured, Gemma 3
+        // 270M, 2 threads: the output layer 11.7 ms a token with spinning workers, 5.9 ms without).
+        let defaults: &[(&str, &str)] = if stage.token_table.is_some() { &[("session.force_spinning_stop", "1")] } else { &[] };
+        let graph = loader.open_with_defaults(name, &stage.graph, defaults)?;
+        let table = match &stage.token_table {
+            Some(spec) => {
+                let threads = loader.threads(name).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                Some(TokenTable::open(&loader.bundle.resolve(&spec.file)?, spec, threads)?)
+            }
+            None => None,
+        };
         let input = match (&stage.inputs.inputs_embeds, &stage.inputs.input_ids, &stage.embedding) {
+            (Some(embeds), None, None) if table.is_some() => TokenInput::TableRows { name: embeds.clone(), dtype: graph.input_type(embeds)? },
             (Some(embeds), _, Some(embedding)) => TokenInput::Embeds {
                 embedder: Box::new(TokenEmbedder::open(loader, name, embedding)?),
                 name: embeds.clone(),
@@ -93,7 +113,15 @@ impl Decoder {
             graph.optional_input(stage.inputs.attention_mask.as_ref())?,
             graph.optional_input(stage.inputs.position_ids.as_ref())?,
         );
-        Self::assemble(graph, input, positions, &stage.outputs.logits, stage.outputs.hidden_states.clone(), stage)
+        if let (Some(table), Some(embeds)) = (&table, &stage.inputs.inputs_embeds) {
+            check_width(&graph, embeds, graph.input_dims(embeds), table.width())?;
+            if let Some(hidden) = &stage.outputs.hidden_states {
+                check_width(&graph, hidden, graph.output_dims(hidden), table.width())?;
+            }
+        }
+        let mut decoder = Self::assemble(graph, input, positions, stage.outputs.logits.as_deref(), stage.outputs.hidden_states.clone(), stage)?;
+        decoder.table = table;
+        Ok(decoder)
     }
 
     /// Open the text decoder of an encoder-decoder model (ids in; its cross
@@ -106,17 +134,21 @@ impl Decoder {
         let input = TokenInput::Ids { name: stage.input_ids.clone(), dtype: graph.input_type(&stage.input_ids)? };
         let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
         graph.require_output(&stage.logits)?;
-        let outputs = OutputRows::new(stage.logits.clone(), None);
-        Ok(Self { graph, input, positions: PositionInputs::none(), kv, outputs, context_length: stage.context_length })
+        let outputs = OutputRows::new(Some(stage.logits.clone()), None);
+        Ok(Self { graph, input, positions: PositionInputs::none(), kv, outputs, context_length: stage.context_length, table: None })
     }
 
-    fn assemble(graph: StageGraph, input: TokenInput, positions: PositionInputs, logits: &str, hidden: Option<String>, stage: &DecoderStage) -> Result<Self> {
-        graph.require_output(logits)?;
+    /// `logits`: the graph's logits output, `None` when the token table computes them from `hidden`.
+    fn assemble(graph: StageGraph, input: TokenInput, positions: PositionInputs, logits: Option<&str>, hidden: Option<String>, stage: &DecoderStage) -> Result<Self> {
+        if let Some(logits) = logits {
+            graph.require_output(logits)?;
+        }
         if let Some(h) = &hidden {
             graph.require_output(h)?;
         }
         let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
-        Ok(Self { graph, input, positions, kv, outputs: OutputRows::new(logits.into(), hidden), context_length: stage.context_length })
+        let outputs = OutputRows::new(logits.map(str::to_string), hidden);
+        Ok(Self { graph, input, positions, kv, outputs, context_length: stage.context_length, table: None })
     }
 
     /// The declared dimensions of input `name` (`None` for a symbolic one).
@@ -128,7 +160,7 @@ impl Decoder {
     /// text-only form, which cannot take media rows.
     pub fn embeds_type(&self) -> Option<TensorElementType> {
         match &self.input {
-            TokenInput::Embeds { dtype, .. } => Some(*dtype),
+            TokenInput::Embeds { dtype, .. } | TokenInput::TableRows { dtype, .. } => Some(*dtype),
             TokenInput::Ids { .. } => None,
         }
     }
@@ -137,6 +169,13 @@ impl Decoder {
     pub fn embed(&mut self, ids: &[u32]) -> Result<DynValue> {
         match &mut self.input {
             TokenInput::Embeds { embedder, .. } => embedder.embed(ids),
+            TokenInput::TableRows { name, dtype } => {
+                let table = self.table.as_ref().expect("a TableRows input has a table");
+                let mut rows = Vec::new();
+                table.embed(ids, &mut rows)?;
+                let rows = ndarray::ArrayD::from_shape_vec(vec![1, ids.len(), table.width()], rows).expect("embed returns ids.len() rows of width");
+                tensor::float_value(rows, *dtype, self.graph.stage(), name)
+            }
             TokenInput::Ids { name, dtype } => tensor::int_value(&[1, ids.len()], ids.iter().map(|&i| i as i64).collect(), *dtype, self.graph.stage(), name),
         }
     }
@@ -158,9 +197,9 @@ impl Decoder {
         let feeds: Vec<(&str, &DynValue)> =
             std::iter::once((name.as_str(), &value)).chain(positions.iter().map(|(n, v)| (*n, v))).chain(constants.iter().copied()).collect();
         let values = if self.kv.shared_buffer() {
-            run_in_place(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?
+            run_in_place(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?
         } else {
-            run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?
+            run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?
         };
         Ok(KvCache::new(values, total))
     }
@@ -180,7 +219,7 @@ impl Decoder {
         self.check_room(total)?;
         let ids = tensor::int_value(&[tokens.len(), 1], tokens.iter().map(|&t| t as i64).collect(), dtype, &stage, &name)?;
         let feeds: Vec<(&str, &DynValue)> = std::iter::once((name.as_str(), &ids)).chain(constants.iter().copied()).collect();
-        let values = run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), logits)?;
+        let values = run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?;
         Ok(KvCache::new(values, total))
     }
 
@@ -197,11 +236,11 @@ impl Decoder {
         let dims = tensor::dims(&value);
         let stage = self.graph.stage();
         match (&self.input, dims.as_slice()) {
-            (TokenInput::Embeds { name, dtype, .. }, [1, n, _]) if *n > 0 => Ok((name.clone(), *n as usize, tensor::cast_float(value, *dtype, stage, name)?)),
+            (TokenInput::Embeds { name, dtype, .. } | TokenInput::TableRows { name, dtype }, [1, n, _]) if *n > 0 => Ok((name.clone(), *n as usize, tensor::cast_float(value, *dtype, stage, name)?)),
             (TokenInput::Ids { name, .. }, [1, n]) if *n > 0 => Ok((name.clone(), *n as usize, value)),
             (input, _) => {
                 let (tensor, expected) = match input {
-                    TokenInput::Embeds { name, .. } => (name, "[1, seq, d_llm] with seq >= 1"),
+                    TokenInput::Embeds { name, .. } | TokenInput::TableRows { name, .. } => (name, "[1, seq, d_llm] with seq >= 1"),
                     TokenInput::Ids { name, .. } => (name, "[1, seq] token ids with seq >= 1"),
                 };
                 Err(Error::Tensor { stage: stage.into(), tensor: tensor.clone(), expected: expected.into(), found: format!("{dims:?}") })
@@ -239,19 +278,35 @@ impl DecoderModel for Decoder {
 }
 
 /// Past tensors move into the graph; the presents come back as the new cache.
-fn run_moved(graph: &mut StageGraph, kv: &KvLayout, outputs: &mut OutputRows, feeds: &[(&str, &DynValue)], past: Vec<DynValue>, logits: &mut Vec<f32>) -> Result<Vec<DynValue>> {
+fn run_moved(
+    graph: &mut StageGraph,
+    kv: &KvLayout,
+    outputs: &mut OutputRows,
+    feeds: &[(&str, &DynValue)],
+    past: Vec<DynValue>,
+    table: Option<&mut TokenTable>,
+    logits: &mut Vec<f32>,
+) -> Result<Vec<DynValue>> {
     let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feeds.len() + past.len());
     inputs.extend(feeds.iter().map(|(n, v)| (Cow::Borrowed(*n), SessionInputValue::from(*v))));
     inputs.extend(kv.past_names().iter().zip(past).map(|(n, v)| (Cow::Borrowed(n.as_str()), SessionInputValue::from(v))));
     let stage = graph.stage().to_string();
     let mut results = graph.session_mut().run(inputs).map_err(|e| Error::stage(&stage, "running the graph", e))?;
-    outputs.take(&mut results, &stage, logits)?;
+    outputs.take(&mut results, &stage, table, logits)?;
     kv.present_names().iter().map(|n| super::graph::take_output(&mut results, &stage, n)).collect()
 }
 
 /// Past and present are the same buffers: bound as both input and output,
 /// updated by the graph in place.
-fn run_in_place(graph: &mut StageGraph, kv: &KvLayout, outputs: &mut OutputRows, feeds: &[(&str, &DynValue)], mut buffers: Vec<DynValue>, logits: &mut Vec<f32>) -> Result<Vec<DynValue>> {
+fn run_in_place(
+    graph: &mut StageGraph,
+    kv: &KvLayout,
+    outputs: &mut OutputRows,
+    feeds: &[(&str, &DynValue)],
+    mut buffers: Vec<DynValue>,
+    table: Option<&mut TokenTable>,
+    logits: &mut Vec<f32>,
+) -> Result<Vec<DynValue>> {
     let stage = graph.stage().to_string();
     let fail = |context: &'static str| {
         let stage = stage.clone();
@@ -268,12 +323,27 @@ fn run_in_place(graph: &mut StageGraph, kv: &KvLayout, outputs: &mut OutputRows,
     for (name, value) in kv.present_names().iter().zip(buffers.iter_mut()) {
         binding.bind_output(name.as_str(), value).map_err(fail("binding a present KV buffer"))?;
     }
-    binding.bind_output_to_device(outputs.logits_name(), &host).map_err(fail("binding the logits"))?;
+    if let Some(name) = outputs.logits_name() {
+        binding.bind_output_to_device(name, &host).map_err(fail("binding the logits"))?;
+    }
     if let Some(hidden) = outputs.hidden_name() {
         binding.bind_output_to_device(hidden, &host).map_err(fail("binding the hidden states"))?;
     }
     drop(host);
     let mut results = graph.session_mut().run_binding(&binding).map_err(fail("running the graph"))?;
-    outputs.take(&mut results, &stage, logits)?;
+    outputs.take(&mut results, &stage, table, logits)?;
     Ok(buffers)
+}
+
+/// The last declared dimension of `tensor` (when fixed) equals the token table's width.
+fn check_width(graph: &StageGraph, tensor: &str, dims: Option<Vec<Option<i64>>>, width: usize) -> Result<()> {
+    match dims.as_deref().and_then(|d| d.last().copied().flatten()) {
+        Some(d) if d != width as i64 => Err(Error::Tensor {
+            stage: graph.stage().into(),
+            tensor: tensor.into(),
+            expected: format!("last dimension {width}, the token table's width"),
+            found: format!("{dims:?}"),
+        }),
+        _ => Ok(()),
+    }
 }

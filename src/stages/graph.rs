@@ -34,7 +34,16 @@ impl<'a> StageLoader<'a> {
 
     /// Open `graph` (bundle-relative, confined to the bundle) for `stage`.
     pub fn open(&self, stage: &str, graph: &str) -> Result<StageGraph> {
-        let config = self.plan.for_stage(stage);
+        self.open_with_defaults(stage, graph, &[])
+    }
+
+    /// [`Self::open`] with ONNX Runtime session entries that apply unless
+    /// the manifest or the command line set them.
+    pub fn open_with_defaults(&self, stage: &str, graph: &str, defaults: &[(&str, &str)]) -> Result<StageGraph> {
+        let mut config = self.plan.for_stage(stage);
+        for (key, value) in defaults {
+            config.options.entry(key.to_string()).or_insert_with(|| value.to_string());
+        }
         let path = self.bundle.resolve(graph)?;
         // The content key reads the graph's header and stats its data: only when the cache is on.
         let content = crate::runtime::graph_cache::enabled().then(|| self.bundle.content_identity(graph)).flatten();
@@ -46,6 +55,11 @@ impl<'a> StageLoader<'a> {
             self.fallbacks.borrow_mut().push((stage.to_string(), reason));
         }
         Ok(StageGraph { stage: stage.to_string(), session })
+    }
+
+    /// The intra-op threads `stage` is set to, if set.
+    pub fn threads(&self, stage: &str) -> Option<usize> {
+        self.plan.for_stage(stage).threads
     }
 
     /// What was asked for and what runs, over every graph opened so far.
@@ -100,6 +114,11 @@ impl StageGraph {
     /// Static dimensions of input `name` (`None` for symbolic ones).
     pub fn input_dims(&self, name: &str) -> Option<Vec<Option<i64>>> {
         session::input_dims(&self.session, name)
+    }
+
+    /// Static dimensions of output `name` (`None` for symbolic ones).
+    pub fn output_dims(&self, name: &str) -> Option<Vec<Option<i64>>> {
+        session::output_dims(&self.session, name)
     }
 
     /// Check output `name` exists.

@@ -13,7 +13,9 @@ pub mod graph;
 pub mod io;
 pub mod output_projector;
 pub mod projector;
+pub mod q8_dot;
 pub mod seq2seq;
 pub mod single;
+pub mod token_table;
 
 pub(crate) use graph::run_named;

@@ -280,7 +280,16 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         )));
     };
     let decoder_graph = decoder.graph.clone();
-    let info = weights::read(&bundle.resolve(&decoder_graph)?)?;
+    let mut info = weights::read(&bundle.resolve(&decoder_graph)?)?;
+    if let Some(table) = &decoder.token_table {
+        // The output layer reads the whole token table every token (the lookup only the rows asked for).
+        let path = bundle.resolve(&table.file)?;
+        let bytes = std::fs::metadata(&path).map_err(|e| mmrt::Error::io(&path, e))?.len();
+        info.bytes += bytes;
+        info.tensors += 1;
+        *info.bytes_by_type.entry("token table (uint8 codes + float16 scales)".into()).or_default() += bytes;
+        *info.quantized_ops.entry("token table q8_0 (mmrt)".into()).or_default() += 1;
+    }
 
     let (prompt, prompt_text_tokens) = match &config.prompt {
         PromptSpec::Text(t) => (t.clone(), None),

@@ -1,33 +1,40 @@
 //! The per-position outputs of a decoder graph the loop reads: logits (the
-//! last row, every step) and the last hidden state (kept as a value; its
-//! last row copied only when an output projector asks).
+//! last row, every step; or computed from the last hidden row by the token
+//! table) and the last hidden state (kept as a value; its last row copied
+//! only when an output projector asks).
 
 use ort::session::SessionOutputs;
 use ort::value::DynValue;
 
 use crate::error::Result;
 use crate::stages::graph::take_output;
+use crate::stages::token_table::TokenTable;
 use crate::tensor;
 
 /// The logits output and the optional hidden-state output of a decoder graph.
 pub struct OutputRows {
-    /// `logits [batch, n, vocab]` (batch > 1: the beams of a beam search).
-    logits: String,
+    /// `logits [batch, n, vocab]` (batch > 1: the beams of a beam search);
+    /// `None`: the token table computes them from the hidden states.
+    logits: Option<String>,
     /// `hidden_states [1, n, d_model]`, when the manifest names it.
     hidden: Option<String>,
     /// The hidden states of the latest step (moved out of the graph's outputs).
     last_hidden: Option<DynValue>,
+    /// The last hidden row of every batch entry (token-table logits), reused.
+    rows: Vec<f32>,
+    /// One batch entry's logits (token-table logits), reused.
+    row_logits: Vec<f32>,
 }
 
 impl OutputRows {
     /// Outputs named `logits` and, optionally, `hidden`.
-    pub fn new(logits: String, hidden: Option<String>) -> Self {
-        Self { logits, hidden, last_hidden: None }
+    pub fn new(logits: Option<String>, hidden: Option<String>) -> Self {
+        Self { logits, hidden, last_hidden: None, rows: Vec::new(), row_logits: Vec::new() }
     }
 
-    /// The logits output's name.
-    pub fn logits_name(&self) -> &str {
-        &self.logits
+    /// The logits output's name, when the graph has one.
+    pub fn logits_name(&self) -> Option<&str> {
+        self.logits.as_deref()
     }
 
     /// The hidden-state output's name, when there is one.
@@ -35,12 +42,30 @@ impl OutputRows {
         self.hidden.as_deref()
     }
 
-    /// Take this step's outputs: the last position's logits row of every batch entry into `logits`, the hidden states kept.
-    pub fn take(&mut self, outputs: &mut SessionOutputs<'_>, stage: &str, logits: &mut Vec<f32>) -> Result<()> {
-        let value = take_output(outputs, stage, &self.logits)?;
-        tensor::last_rows_f32(&value, stage, &self.logits, logits)?;
+    /// Take this step's outputs: the last position's logits row of every
+    /// batch entry into `logits` (from the graph, or from `table` over the
+    /// last hidden rows), the hidden states kept.
+    pub fn take(&mut self, outputs: &mut SessionOutputs<'_>, stage: &str, table: Option<&mut TokenTable>, logits: &mut Vec<f32>) -> Result<()> {
+        if let Some(name) = &self.logits {
+            let value = take_output(outputs, stage, name)?;
+            tensor::last_rows_f32(&value, stage, name, logits)?;
+        }
         if let Some(hidden) = &self.hidden {
             self.last_hidden = Some(take_output(outputs, stage, hidden)?);
+        }
+        if self.logits.is_none() {
+            let (Some(table), Some(value), Some(name)) = (table, &self.last_hidden, &self.hidden) else {
+                return Err(crate::error::Error::Request(format!("stage \"{stage}\": no logits output and no token table to compute them")));
+            };
+            tensor::last_rows_f32(value, stage, name, &mut self.rows)?;
+            if self.rows.len() == table.width() {
+                return table.logits(&self.rows, logits); // batch 1: straight into the caller's buffer
+            }
+            logits.clear();
+            for row in self.rows.chunks(table.width()) {
+                table.logits(row, &mut self.row_logits)?;
+                logits.extend_from_slice(&self.row_logits);
+            }
         }
         Ok(())
     }
