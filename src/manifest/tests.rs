@@ -101,6 +101,50 @@ fn decoder_takes_embeddings_or_ids_never_both() {
     }
 }
 
+/// The tiny manifest's decoder turned into a token-table decoder: the table
+/// embeds and computes the logits from `hidden_states`.
+fn with_token_table(v: &mut serde_json::Value) {
+    let d = at(v, "llm_decoder");
+    let stage = v["stages"][d].as_object_mut().unwrap();
+    stage.remove("embedding");
+    stage.insert("outputs".into(), serde_json::json!({"hidden_states": "hidden_states"}));
+    stage.insert("token_table".into(), serde_json::json!({"file": "token_table.bin", "format": "q8_0", "vocab": 64, "width": 32, "scale": 2.0}));
+}
+
+#[test]
+fn token_table_decoders_take_embeddings_and_return_hidden_states() {
+    let mut v = tiny();
+    with_token_table(&mut v);
+    let m = parse(&v).unwrap();
+    let table = m.decoder().token_table.as_ref().unwrap();
+    assert_eq!((table.vocab, table.width, table.scale), (64, 32, 2.0));
+    assert!(m.files().contains(&"token_table.bin") && !m.files().contains(&"embed.onnx"));
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit, &str); 6] = [
+        ("logits too", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["outputs"]["logits"] = "logits".into() }, "not both"),
+        ("no hidden", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["outputs"] = serde_json::json!({}); }, "`outputs.hidden_states`, which is missing"),
+        ("ids", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["inputs"] = serde_json::json!({"input_ids": "input_ids"}); }, "takes `inputs.inputs_embeds`"),
+        ("format", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["token_table"]["format"] = "q4_0".into() }, "unknown variant `q4_0`"),
+        ("path", |v| { let d = at(v, "llm_decoder"); v["stages"][d]["token_table"]["file"] = "../t.bin".into() }, "points outside the bundle"),
+        (
+            "no logits at all",
+            |v| {
+                let d = at(v, "llm_decoder");
+                v["stages"][d].as_object_mut().unwrap().remove("token_table");
+                v["stages"][d]["inputs"] = serde_json::json!({"input_ids": "input_ids"});
+            },
+            "`outputs.logits` is missing",
+        ),
+    ];
+    for (what, edit, needle) in cases {
+        let mut v = tiny();
+        with_token_table(&mut v);
+        edit(&mut v);
+        let err = parse(&v).expect_err(what);
+        assert!(err.contains(needle), "{what}: {err}");
+    }
+}
+
 #[test]
 fn invalid_output_side_says_what_is_wrong() {
     type Edit = fn(&mut serde_json::Value);
