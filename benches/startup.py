@@ -2,12 +2,14 @@
 cold with --cold), interleaved rounds; prints medians [min, max] of wall time, CPU time and peak RSS
 per variant.
 
-Usage: python3 benches/startup.py BUNDLE [--rounds N] [--mmrt BINARY] [--other OTHER_MMRT_BINARY] [--llama GGUF] [--cold]
+Usage: python3 benches/startup.py BUNDLE [--rounds N] [--mmrt BINARY] [--other OTHER_MMRT_BINARY]
+       [--other-bundle DIR] [--llama GGUF] [--cold]
 --cold: before every run the page cache is dropped (`/proc/sys/vm/drop_caches`, where this user may
 write it), otherwise the files that run reads are evicted one by one (`posix_fadvise(DONTNEED)`: the
 binary, the ONNX Runtime library, every bundle file; llama-bench, its libraries and the GGUF).
 Variants: target/release/mmrt (checksums remembered), the same with --verify (every file hashed),
-optionally another build (e.g. an older commit's binary) side by side, and optionally llama.cpp on
+optionally another build (e.g. an older commit's binary) or another bundle of the same model (e.g. one
+exported before a layout change) side by side, and optionally llama.cpp on
 a GGUF (`llama-bench -p 8 -n 1 -r 1 --no-warmup`, built by benches/peers/build_llama_cpp.sh): its
 model load, an 8-token prompt and one generated token.
 """
@@ -59,6 +61,7 @@ def main() -> None:
     ap.add_argument("bundle")
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--other", help="another mmrt binary, run the same way")
+    ap.add_argument("--other-bundle", help="another bundle, run by the measured binary the same way")
     ap.add_argument("--llama", help="a GGUF for llama.cpp's llama-bench")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--mmrt", default=str(ROOT / "target/release/mmrt"), help="the mmrt binary measured")
@@ -66,12 +69,15 @@ def main() -> None:
     args = ap.parse_args()
 
     release = args.mmrt
-    run = ["run", "--bundle", args.bundle, "--prompt", "Hello", "--max-tokens", "1", "--threads", str(args.threads)]
+    run_on = lambda bundle: ["run", "--bundle", bundle, "--prompt", "Hello", "--max-tokens", "1", "--threads", str(args.threads)]
+    run = run_on(args.bundle)
     # name -> (command, environment, files it reads)
     variants: dict[str, tuple[list[str], dict, list[Path]]] = {}
     reads = lambda binary: [Path(binary), ort_library(), Path(args.bundle)]
     if args.other:
         variants["other"] = ([args.other] + run, {}, reads(args.other))
+    if args.other_bundle:
+        variants["other bundle"] = ([release] + run_on(args.other_bundle), {}, [Path(release), ort_library(), Path(args.other_bundle)])
     variants["mmrt"] = ([release] + run, {}, reads(release))
     variants["mmrt --verify"] = ([release] + run + ["--verify"], {}, reads(release))
     if args.llama:

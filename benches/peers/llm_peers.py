@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--new-tokens", type=int, default=128)
     ap.add_argument("--json", type=Path)
     ap.add_argument("--model", choices=sorted(MODELS), default="gemma3")
+    ap.add_argument("--other-bundle", type=Path, help="another mmrt bundle of the model (e.g. exported before a layout change), run the same way")
     ap.add_argument("--genai", type=Path, help="onnxruntime-genai folder of the same model (default: the model's known one)")
     args = ap.parse_args()
 
@@ -130,12 +131,13 @@ def main() -> None:
     has_genai = Path(genai_dir, "genai_config.json").exists()
     peers = {
         "mmrt (GGUF-faithful)": lambda: mmrt(bundle, args.threads, args.new_tokens),
+        "mmrt (other bundle)": (lambda: mmrt(str(args.other_bundle), args.threads, args.new_tokens)) if args.other_bundle else None,
         "llama.cpp (same GGUF)": (lambda: llama_cpp(bench, gguf, args.threads, len(ids), args.new_tokens)) if bench else None,
         "mmrt on genai int4": (lambda: mmrt(genai_dir, args.threads, args.new_tokens)) if has_genai else None,
         "onnxruntime-genai int4": (lambda: genai(genai_dir, args.threads, args.new_tokens, ids)) if has_genai else None,
     }
     for name, fn in peers.items():
-        if fn is None:
+        if fn is None and name != "mmrt (other bundle)":
             print(f"skipping {name}: not built (see this script's docstring)", file=sys.stderr)
     results: dict[str, list[dict]] = {n: [] for n, fn in peers.items() if fn}
     for r in range(args.rounds):
@@ -152,7 +154,8 @@ def main() -> None:
         print(f"{n:26s} {cell('prefill_tok_s'):>22s} {cell('ttft_ms'):>22s} {cell('decode_tok_s'):>22s} {cell('peak_rss_mib'):>20s}")
     ratios = {}
     print(f"model: {args.model} ({bundle}, {Path(gguf).name})")
-    for a, b in (("mmrt (GGUF-faithful)", "llama.cpp (same GGUF)"), ("mmrt on genai int4", "onnxruntime-genai int4"),
+    for a, b in (("mmrt (GGUF-faithful)", "llama.cpp (same GGUF)"), ("mmrt (other bundle)", "llama.cpp (same GGUF)"),
+                 ("mmrt (GGUF-faithful)", "mmrt (other bundle)"), ("mmrt on genai int4", "onnxruntime-genai int4"),
                  ("mmrt (GGUF-faithful)", "onnxruntime-genai int4")):
         if a in table and b in table:
             ratios[f"{a} / {b}"] = {k: table[a][k]["median"] / table[b][k]["median"] for k in ("prefill_tok_s", "decode_tok_s")}
