@@ -7,7 +7,8 @@
 //!   written in this file gives (with the activations quantized per block of
 //!   32, each block sum an exact integer), over every thread split.
 //! * A file of the wrong size, a token id outside the table and a hidden state
-//!   of the wrong width are clear errors.
+//!   of the wrong width are clear errors; through the CLI, a manifest whose
+//!   table does not fit its file or its graph fails cleanly, naming both.
 //! * The real Gemma 3 bundle's table (when built) gives the same logits as
 //!   that evaluation. Its rows equal gguf-py's dequantization of the GGUF's
 //!   `token_embd` exactly (checked by the exporter as it writes the table,
@@ -16,6 +17,8 @@
 //!   transformers-verified float32 bundles.
 
 mod common;
+
+use std::path::Path;
 
 use mmrt::manifest::{TokenTableFormat, TokenTableSpec};
 use mmrt::stages::token_table::TokenTable;
@@ -101,12 +104,12 @@ fn logits_and_rows_match_the_q8_0_arithmetic_over_every_thread_split() {
     let x: Vec<f32> = (0..t.width).map(|_| (lcg(&mut s) % 20001) as f32 / 1000.0 - 10.0).collect();
     let want = t.logits(&x);
     for threads in [1, 2, 3, 8] {
-        let mut table = TokenTable::open(&path, &t.spec("table.bin", 1.0), threads).expect("open");
+        let mut table = TokenTable::open(&path, Path::new("bundle.json"), &t.spec("table.bin", 1.0), threads).expect("open");
         let mut got = Vec::new();
         table.logits(&x, &mut got).expect("logits");
         assert_close(&got, &want, &format!("{threads} threads"));
     }
-    let table = TokenTable::open(&path, &t.spec("table.bin", 2.5), 1).expect("open");
+    let table = TokenTable::open(&path, Path::new("bundle.json"), &t.spec("table.bin", 2.5), 1).expect("open");
     let mut rows = Vec::new();
     table.embed(&[0, 10_006, 17], &mut rows).expect("embed");
     for (k, id) in [0usize, 10_006, 17].into_iter().enumerate() {
@@ -122,16 +125,16 @@ fn bad_files_ids_and_widths_are_clear_errors() {
     let mut bytes = t.bytes();
     bytes.pop();
     let short = common::temp_file("short.bin", &bytes);
-    let err = TokenTable::open(&short, &t.spec("short.bin", 1.0), 1).err().expect("a short file is refused").to_string();
-    assert!(err.contains("short.bin") && err.contains("needs exactly"), "{err}");
+    let err = TokenTable::open(&short, Path::new("bundle.json"), &t.spec("short.bin", 1.0), 1).err().expect("a short file is refused").to_string();
+    assert!(err.contains("bundle.json") && err.contains("short.bin") && err.contains("needs exactly"), "{err}");
 
     let path = common::temp_file("table.bin", &t.bytes());
     let mut wide = t.spec("table.bin", 1.0);
     wide.width = 48;
-    let err = TokenTable::open(&path, &wide, 1).err().expect("a width not a multiple of 32 is refused").to_string();
+    let err = TokenTable::open(&path, Path::new("bundle.json"), &wide, 1).err().expect("a width not a multiple of 32 is refused").to_string();
     assert!(err.contains("multiple of 32"), "{err}");
 
-    let mut table = TokenTable::open(&path, &t.spec("table.bin", 1.0), 1).expect("open");
+    let mut table = TokenTable::open(&path, Path::new("bundle.json"), &t.spec("table.bin", 1.0), 1).expect("open");
     let err = table.embed(&[64], &mut Vec::new()).expect_err("id 64 is outside 64 rows").to_string();
     assert!(err.contains("64"), "{err}");
     let err = table.logits(&[0.5; 32], &mut Vec::new()).expect_err("wrong width").to_string();
@@ -153,8 +156,29 @@ fn gemma3_table_logits_match_the_q8_0_arithmetic() {
     };
     let mut s = 9;
     let x: Vec<f32> = (0..width).map(|_| ((lcg(&mut s) % 2001) as f32 / 1000.0 - 1.0) * 3.0).collect();
-    let mut table = TokenTable::open(&q4.join(&spec.file), &spec, 2).expect("open");
+    let mut table = TokenTable::open(&q4.join(&spec.file), Path::new("bundle.json"), &spec, 2).expect("open");
     let mut got = Vec::new();
     table.logits(&x, &mut got).expect("logits");
     assert_close(&got, &t.logits(&x), "gemma3 table");
+}
+
+/// A manifest whose `token_table` disagrees with its file or its graph fails
+/// cleanly through the CLI (SmolLM2's bundle, which has a token table).
+#[test]
+fn a_table_that_does_not_fit_its_manifest_is_a_clean_cli_error() {
+    let Some(src) = common::bundles::gguf("smollm2-135m-text", true) else { return };
+    type Edit = fn(&mut serde_json::Map<String, serde_json::Value>);
+    let cases: [(&str, Edit, &[&str]); 2] = [
+        ("vocab", |d| d["token_table"]["vocab"] = 1000.into(), &["bundle.json", "token_table \"token_table.bin\"", "needs exactly"]),
+        // the same file size (49152 x 576 = 55296 x 512), so only the graph's width can tell
+        ("width", |d| { d["token_table"]["width"] = 512.into(); d["token_table"]["vocab"] = 55296.into() }, &["inputs_embeds", "the token table's width"]),
+    ];
+    for (what, edit, needles) in cases {
+        let dir = common::target_tmp("token_table", what);
+        common::bundles::copy_bundle(&src, &dir);
+        common::bundles::edit_manifest(&dir, |json| edit(common::bundles::stage_mut(json, "kind", "llm_decoder")));
+        let out = common::cli::run_bundle(&dir, "Hello", &[], &["--max-tokens", "2"]);
+        let problems = common::cli::failure_problems(&out, needles);
+        assert!(problems.is_empty(), "{what}: {problems:?}\n{}", out.stderr);
+    }
 }

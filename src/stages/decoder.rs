@@ -95,7 +95,7 @@ impl Decoder {
         let table = match &stage.token_table {
             Some(spec) => {
                 let threads = loader.threads(name).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                Some(TokenTable::open(&loader.bundle.resolve(&spec.file)?, spec, threads)?)
+                Some(TokenTable::open(&loader.bundle.resolve(&spec.file)?, &loader.bundle.manifest_path(), spec, threads)?)
             }
             None => None,
         };

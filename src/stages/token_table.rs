@@ -36,9 +36,9 @@ pub struct TokenTable {
 }
 
 impl TokenTable {
-    /// Map `path` and check it holds exactly what `spec` declares.
-    pub fn open(path: &Path, spec: &TokenTableSpec, threads: usize) -> Result<Self> {
-        let bad = |why: String| Error::Manifest { path: path.to_path_buf(), message: format!("token_table: {why}") };
+    /// Map `path` and check it holds exactly what `spec` (from the manifest at `manifest`) declares.
+    pub fn open(path: &Path, manifest: &Path, spec: &TokenTableSpec, threads: usize) -> Result<Self> {
+        let bad = |why: String| Error::Manifest { path: manifest.to_path_buf(), message: format!("token_table \"{}\": {why}", spec.file) };
         if spec.width == 0 || spec.width % BLOCK != 0 || spec.width > limits::MAX_HIDDEN {
             return Err(bad(format!("width {} must be a positive multiple of {BLOCK} up to {} (limits::MAX_HIDDEN)", spec.width, limits::MAX_HIDDEN)));
         }
@@ -75,7 +75,9 @@ impl TokenTable {
 
     fn scales(&self) -> &[u16] {
         let bytes = &self.map[self.vocab * self.width..];
-        // The scales start at vocab * width, an even offset of a page-aligned map; the length is checked at open.
+        // The scales start at vocab * width, an even offset (width is a multiple of 32) of a page-aligned
+        // map; the length is checked at open. Read as native u16: the file is little-endian, as every
+        // target mmrt builds for (x86-64, AArch64) is.
         let (head, scales, tail) = unsafe { bytes.align_to::<u16>() };
         debug_assert!(head.is_empty() && tail.is_empty());
         scales
