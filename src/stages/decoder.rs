@@ -92,13 +92,7 @@ impl Decoder {
         // 270M, 2 threads: the output layer 11.7 ms a token with spinning workers, 5.9 ms without).
         let defaults: &[(&str, &str)] = if stage.token_table.is_some() { &[("session.force_spinning_stop", "1")] } else { &[] };
         let graph = loader.open_with_defaults(name, &stage.graph, defaults)?;
-        let table = match &stage.token_table {
-            Some(spec) => {
-                let threads = loader.threads(name).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                Some(TokenTable::open(&loader.bundle.resolve(&spec.file)?, &loader.bundle.manifest_path(), spec, threads)?)
-            }
-            None => None,
-        };
+        let table = open_table(loader, stage, &graph)?;
         let input = match (&stage.inputs.inputs_embeds, &stage.inputs.input_ids, &stage.embedding) {
             (Some(embeds), None, None) if table.is_some() => TokenInput::TableRows { name: embeds.clone(), dtype: graph.input_type(embeds)? },
             (Some(embeds), _, Some(embedding)) => TokenInput::Embeds {
@@ -113,12 +107,6 @@ impl Decoder {
             graph.optional_input(stage.inputs.attention_mask.as_ref())?,
             graph.optional_input(stage.inputs.position_ids.as_ref())?,
         );
-        if let (Some(table), Some(embeds)) = (&table, &stage.inputs.inputs_embeds) {
-            check_width(&graph, embeds, graph.input_dims(embeds), table.width())?;
-            if let Some(hidden) = &stage.outputs.hidden_states {
-                check_width(&graph, hidden, graph.output_dims(hidden), table.width())?;
-            }
-        }
         let mut decoder = Self::assemble(graph, input, positions, stage.outputs.logits.as_deref(), stage.outputs.hidden_states.clone(), stage)?;
         decoder.table = table;
         Ok(decoder)
@@ -333,6 +321,21 @@ fn run_in_place(
     let mut results = graph.session_mut().run_binding(&binding).map_err(fail("running the graph"))?;
     outputs.take(&mut results, &stage, table, logits)?;
     Ok(buffers)
+}
+
+/// The stage's token table, if it has one, checked against the graph's
+/// `inputs_embeds` and `hidden_states` widths.
+fn open_table(loader: &StageLoader<'_>, stage: &DecoderStage, graph: &StageGraph) -> Result<Option<TokenTable>> {
+    let Some(spec) = &stage.token_table else { return Ok(None) };
+    let threads = loader.threads(&stage.name).unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let table = TokenTable::open(&loader.bundle.resolve(&spec.file)?, &loader.bundle.manifest_path(), spec, threads)?;
+    if let Some(embeds) = &stage.inputs.inputs_embeds {
+        check_width(graph, embeds, graph.input_dims(embeds), table.width())?;
+    }
+    if let Some(hidden) = &stage.outputs.hidden_states {
+        check_width(graph, hidden, graph.output_dims(hidden), table.width())?;
+    }
+    Ok(Some(table))
 }
 
 /// The last declared dimension of `tensor` (when fixed) equals the token table's width.
