@@ -107,9 +107,7 @@ impl Decoder {
             graph.optional_input(stage.inputs.attention_mask.as_ref())?,
             graph.optional_input(stage.inputs.position_ids.as_ref())?,
         );
-        let mut decoder = Self::assemble(graph, input, positions, stage.outputs.logits.as_deref(), stage.outputs.hidden_states.clone(), stage)?;
-        decoder.table = table;
-        Ok(decoder)
+        Self::assemble(graph, input, positions, table, stage)
     }
 
     /// Open the text decoder of an encoder-decoder model (ids in; its cross
@@ -126,17 +124,16 @@ impl Decoder {
         Ok(Self { graph, input, positions: PositionInputs::none(), kv, outputs, context_length: stage.context_length, table: None })
     }
 
-    /// `logits`: the graph's logits output, `None` when the token table computes them from `hidden`.
-    fn assemble(graph: StageGraph, input: TokenInput, positions: PositionInputs, logits: Option<&str>, hidden: Option<String>, stage: &DecoderStage) -> Result<Self> {
-        if let Some(logits) = logits {
-            graph.require_output(logits)?;
-        }
-        if let Some(h) = &hidden {
-            graph.require_output(h)?;
+    /// The decoder over `graph`, its named outputs checked; without a graph
+    /// `logits` output, `table` computes the logits from `hidden_states`.
+    fn assemble(graph: StageGraph, input: TokenInput, positions: PositionInputs, table: Option<TokenTable>, stage: &DecoderStage) -> Result<Self> {
+        let (logits, hidden) = (&stage.outputs.logits, &stage.outputs.hidden_states);
+        for name in logits.iter().chain(hidden) {
+            graph.require_output(name)?;
         }
         let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
-        let outputs = OutputRows::new(logits.map(str::to_string), hidden);
-        Ok(Self { graph, input, positions, kv, outputs, context_length: stage.context_length, table: None })
+        let outputs = OutputRows::new(logits.clone(), hidden.clone());
+        Ok(Self { graph, input, positions, kv, outputs, context_length: stage.context_length, table })
     }
 
     /// The declared dimensions of input `name` (`None` for a symbolic one).

@@ -119,9 +119,7 @@ mod x86 {
             _mm256_storeu_ps(out.as_mut_ptr().add(i), _mm256_cvtph_ps(_mm_loadu_si128(bits.as_ptr().add(i) as *const __m128i)));
             i += 8;
         }
-        for j in i..bits.len() {
-            out[j] = half::f16::from_bits(bits[j]).to_f32();
-        }
+        super::row_scales(&bits[i..], &mut out[i..]);
     }
 
     #[target_feature(enable = "avx2")]

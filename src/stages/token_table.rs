@@ -102,21 +102,35 @@ impl TokenTable {
         Ok(())
     }
 
-    /// One logit per row: `logits[r] = row_r · hidden` (`hidden` quantized per block, see [`q8_dot`]).
+    /// One logit per table row for each hidden row: `hidden` holds `n * width`
+    /// values (one row per batch entry), `logits` becomes `n * vocab`:
+    /// `logits[k, r] = row_r · hidden_k` (`hidden_k` quantized per block, see [`q8_dot`]).
     pub fn logits(&mut self, hidden: &[f32], logits: &mut Vec<f32>) -> Result<()> {
-        if hidden.len() != self.width {
-            return Err(Error::Request(format!("the output layer takes a hidden state of {} values, got {}", self.width, hidden.len())));
+        if hidden.is_empty() || hidden.len() % self.width != 0 {
+            return Err(Error::Request(format!(
+                "the output layer takes hidden rows of {} values (one per batch entry), got {} values",
+                self.width,
+                hidden.len()
+            )));
         }
-        QuantizedVector::quantize(hidden, &mut self.quantized);
         logits.clear();
-        logits.resize(self.vocab, 0.0);
+        logits.resize(hidden.len() / self.width * self.vocab, 0.0);
+        for (row, out) in hidden.chunks_exact(self.width).zip(logits.chunks_mut(self.vocab)) {
+            self.row_logits(row, out);
+        }
+        Ok(())
+    }
+
+    /// `out[r] = row_r · hidden` for one hidden row, the table's rows split over the threads.
+    fn row_logits(&mut self, hidden: &[f32], out: &mut [f32]) {
+        QuantizedVector::quantize(hidden, &mut self.quantized);
         let (codes, scales, x, width) = (self.codes(), self.scales(), &self.quantized, self.width);
         let nb = width / BLOCK;
         // At least 4,096 rows a thread: below that a spawn costs more than it saves.
         let threads = self.threads.min(self.vocab.div_ceil(4096)).max(1);
         let chunk = self.vocab.div_ceil(threads);
         std::thread::scope(|scope| {
-            let mut parts = logits.chunks_mut(chunk).enumerate();
+            let mut parts = out.chunks_mut(chunk).enumerate();
             let first = parts.next();
             for (t, out) in parts {
                 let rows = t * chunk..t * chunk + out.len();
@@ -126,6 +140,6 @@ impl TokenTable {
                 q8_dot::dot_rows(&codes[..out.len() * width], &scales[..out.len() * nb], x, out);
             }
         });
-        Ok(())
     }
 }
+

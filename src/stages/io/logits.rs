@@ -22,14 +22,12 @@ pub struct OutputRows {
     last_hidden: Option<DynValue>,
     /// The last hidden row of every batch entry (token-table logits), reused.
     rows: Vec<f32>,
-    /// One batch entry's logits (token-table logits), reused.
-    row_logits: Vec<f32>,
 }
 
 impl OutputRows {
     /// Outputs named `logits` and, optionally, `hidden`.
     pub fn new(logits: Option<String>, hidden: Option<String>) -> Self {
-        Self { logits, hidden, last_hidden: None, rows: Vec::new(), row_logits: Vec::new() }
+        Self { logits, hidden, last_hidden: None, rows: Vec::new() }
     }
 
     /// The logits output's name, when the graph has one.
@@ -46,28 +44,17 @@ impl OutputRows {
     /// batch entry into `logits` (from the graph, or from `table` over the
     /// last hidden rows), the hidden states kept.
     pub fn take(&mut self, outputs: &mut SessionOutputs<'_>, stage: &str, table: Option<&mut TokenTable>, logits: &mut Vec<f32>) -> Result<()> {
-        if let Some(name) = &self.logits {
-            let value = take_output(outputs, stage, name)?;
-            tensor::last_rows_f32(&value, stage, name, logits)?;
-        }
         if let Some(hidden) = &self.hidden {
             self.last_hidden = Some(take_output(outputs, stage, hidden)?);
         }
-        if self.logits.is_none() {
-            let (Some(table), Some(value), Some(name)) = (table, &self.last_hidden, &self.hidden) else {
-                return Err(crate::error::Error::Request(format!("stage \"{stage}\": no logits output and no token table to compute them")));
-            };
-            tensor::last_rows_f32(value, stage, name, &mut self.rows)?;
-            if self.rows.len() == table.width() {
-                return table.logits(&self.rows, logits); // batch 1: straight into the caller's buffer
+        match (&self.logits, table, &self.last_hidden, &self.hidden) {
+            (Some(name), _, _, _) => tensor::last_rows_f32(&take_output(outputs, stage, name)?, stage, name, logits),
+            (None, Some(table), Some(value), Some(name)) => {
+                tensor::last_rows_f32(value, stage, name, &mut self.rows)?;
+                table.logits(&self.rows, logits)
             }
-            logits.clear();
-            for row in self.rows.chunks(table.width()) {
-                table.logits(row, &mut self.row_logits)?;
-                logits.extend_from_slice(&self.row_logits);
-            }
+            _ => Err(crate::error::Error::Request(format!("stage \"{stage}\": no logits output and no token table to compute them"))),
         }
-        Ok(())
     }
 
     /// Copy the last row of the latest step's hidden states into `out`;
