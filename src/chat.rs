@@ -29,7 +29,7 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind};
-use tokenizers::Tokenizer;
+use crate::tokenizer::TextTokenizer;
 
 use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::error::{Error, Result};
@@ -182,7 +182,7 @@ impl ChatTemplate {
     /// added special token); otherwise the model would see the marker spelled
     /// out in pieces. A probe the template refuses (`raise_exception`) is not an
     /// error here: the template may demand another conversation shape.
-    pub fn check_tokenizer(&self, tokenizer: &Tokenizer) -> std::result::Result<(), String> {
+    pub fn check_tokenizer(&self, tokenizer: &TextTokenizer) -> std::result::Result<(), String> {
         let mut markers: Vec<(String, String)> = Vec::new();
         for (field, token) in [("bos_token", &self.bos_token), ("eos_token", &self.eos_token)] {
             if let Some(t) = token {
@@ -199,7 +199,7 @@ impl ChatTemplate {
         }
         for (what, marker) in markers {
             let encoding = tokenizer.encode(marker.as_str(), false).map_err(|e| format!("tokenizing {what} \"{marker}\": {e}"))?;
-            let ids = encoding.get_ids();
+            let ids = &encoding;
             let single = ids.len() == 1 && tokenizer.token_to_id(&marker) == Some(ids[0]);
             if !single {
                 return Err(format!(

@@ -36,7 +36,7 @@ pub mod prompt;
 pub mod runtime;
 pub mod stages;
 pub mod tensor;
-pub mod tokenizer_file;
+pub mod tokenizer;
 pub mod tts;
 pub mod vad;
 pub mod verified;

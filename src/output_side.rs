@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokenizers::Tokenizer;
+use crate::tokenizer::TextTokenizer;
 
 use crate::error::{Error, Result};
 use crate::generate::SignalTokens;
@@ -50,7 +50,7 @@ impl OutputSide {
     /// Open the output side of `bundle`, if it has one (the image modality; one
     /// output side per bundle for now). Signal tokens must each be one token
     /// of the tokenizer.
-    pub fn open(loader: &StageLoader<'_>, tokenizer: &Tokenizer) -> Result<Option<Self>> {
+    pub fn open(loader: &StageLoader<'_>, tokenizer: &TextTokenizer) -> Result<Option<Self>> {
         let bundle = loader.bundle;
         let manifest = &bundle.manifest;
         let Some(stage) = manifest.output_projectors().next() else {
@@ -126,7 +126,7 @@ impl OutputSide {
 
 /// Ids of the manifest's signal tokens; each must be a single token of the
 /// tokenizer. The error says which token, stage and tokenizer file.
-pub fn signal_ids(tokenizer: &Tokenizer, tokens: &[String], stage: &str, tokenizer_file: &str) -> std::result::Result<SignalTokens, String> {
+pub fn signal_ids(tokenizer: &TextTokenizer, tokens: &[String], stage: &str, tokenizer_file: &str) -> std::result::Result<SignalTokens, String> {
     let ids = tokens
         .iter()
         .map(|t| {

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use tokenizers::Tokenizer;
+use crate::tokenizer::TextTokenizer;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -159,14 +159,14 @@ pub fn content(format: &PromptFormat, user_prompt: &str, counts: &BTreeMap<Modal
 
 /// Tokenize rendered text, prepend BOS, and expand the i-th media token of each
 /// modality into `rows[modality][i]` copies (the item's embedding rows).
-pub fn encode(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>) -> Result<EncodedPrompt> {
+pub fn encode(tokenizer: &TextTokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>) -> Result<EncodedPrompt> {
     encode_with(tokenizer, format, text, rows, true)
 }
 
 /// [`encode`], prepending `bos_token_id` only when `add_bos` is set (text
 /// rendered by a Jinja chat template carries its own BOS, as with
 /// transformers' `apply_chat_template`).
-pub fn encode_with(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>, add_bos: bool) -> Result<EncodedPrompt> {
+pub fn encode_with(tokenizer: &TextTokenizer, format: &PromptFormat, text: &str, rows: &BTreeMap<Modality, Vec<usize>>, add_bos: bool) -> Result<EncodedPrompt> {
     let encoding = tokenizer
         .encode(text, false)
         .map_err(|e| Error::Tokenizer { context: "encoding the prompt".into(), message: e.to_string() })?;
@@ -176,7 +176,7 @@ pub fn encode_with(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, row
     ids.extend(format.bos_token_id.filter(|_| add_bos));
     let mut slots = Vec::with_capacity(rows.values().map(Vec::len).sum());
     let mut seen: BTreeMap<Modality, usize> = BTreeMap::new();
-    for &id in encoding.get_ids() {
+    for &id in &encoding {
         let Some(&modality) = media_of.get(&id) else {
             ids.push(id);
             continue;
@@ -215,7 +215,7 @@ pub fn encode_with(tokenizer: &Tokenizer, format: &PromptFormat, text: &str, row
 /// The error says which field, which token and what the tokenizer has instead.
 /// [`crate::manifest::Manifest::validate`] already checked what needs no
 /// tokenizer (non-empty, distinct placeholders; at least one stop token).
-pub fn check_tokenizer(format: &PromptFormat, tokenizer: &Tokenizer) -> std::result::Result<(), String> {
+pub fn check_tokenizer(format: &PromptFormat, tokenizer: &TextTokenizer) -> std::result::Result<(), String> {
     for (modality, placeholder) in &format.placeholders {
         let Some(&id) = format.media_token_ids.get(modality) else {
             return Err(format!("`prompt.placeholders.{modality}` has no `prompt.media_token_ids.{modality}`"));
@@ -236,16 +236,16 @@ pub fn check_tokenizer(format: &PromptFormat, tokenizer: &Tokenizer) -> std::res
         let encoding = tokenizer
             .encode(placeholder.as_str(), false)
             .map_err(|e| format!("tokenizing `prompt.placeholders.{modality}` \"{placeholder}\": {e}"))?;
-        let hits = encoding.get_ids().iter().filter(|&&t| t == id).count();
+        let hits = encoding.iter().filter(|&&t| t == id).count();
         if hits != 1 {
             return Err(format!(
                 "`prompt.placeholders.{modality}` \"{placeholder}\" tokenizes to {:?}, not to its media token {id} once; \
                  the tokenizer must know it as an added (special) token",
-                encoding.get_ids()
+                encoding
             ));
         }
     }
-    let vocab = tokenizer.get_vocab_size(true);
+    let vocab = tokenizer.vocab_size();
     let named = format
         .media_token_ids
         .iter()

@@ -43,7 +43,7 @@ fn chat_bundle(tmp: &TempDir, name: &str, template: &str) -> PathBuf {
 }
 
 fn encode(p: &mmrt::Pipeline, text: &str) -> Vec<u32> {
-    p.tokenizer().encode(text, false).unwrap().get_ids().to_vec()
+    p.tokenizer().encode(text, false).unwrap()
 }
 
 fn common_prefix(a: &[u32], b: &[u32]) -> usize {

@@ -131,7 +131,7 @@ fn f16_prefill_logits_close_to_f32() {
 #[test]
 fn f16_greedy_generation_runs() {
     let mut p = f16_pipeline();
-    let vocab = p.tokenizer().get_vocab_size(true) as u32;
+    let vocab = p.tokenizer().vocab_size() as u32;
     let cases = tiny().generate;
     assert!(cases.iter().any(|c| !c.images.is_empty()), "a request with an image");
     for case in &cases {

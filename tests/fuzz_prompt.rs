@@ -42,7 +42,7 @@ fn formats() -> Vec<PromptFormat> {
 
 #[test]
 fn fuzz_prompt() {
-    let tokenizer = tokenizers::Tokenizer::from_file(fuzz_common::root().join("models/tiny/tokenizer.json")).unwrap();
+    let tokenizer = mmrt::tokenizer::TextTokenizer::from_json(&fuzz_common::root().join("models/tiny/tokenizer.json")).unwrap();
     let formats = formats();
     for f in &formats {
         let _ = check_tokenizer(f, &tokenizer);

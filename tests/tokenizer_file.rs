@@ -35,7 +35,7 @@ fn fast_reader_builds_the_crates_tokenizer_for_every_bundle() {
     for path in tokenizers() {
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let reference = Tokenizer::from_bytes(&bytes).unwrap();
-        let fast = mmrt::tokenizer_file::fast(&bytes).unwrap_or_else(|why| panic!("{}: the fast reader declined: {why}", path.display()));
+        let fast = mmrt::tokenizer::json::fast(&bytes).unwrap_or_else(|why| panic!("{}: the fast reader declined: {why}", path.display()));
         assert!(
             fast.to_string(false).unwrap() == reference.to_string(false).unwrap(),
             "{}: serializations differ",

@@ -686,6 +686,8 @@ class Manifest(Node):
     name: str
     description: str
     tokenizer: str | None = None
+    # mmrt's compact form of the same tokenizer (compact_tokenizer.py), read in place by the runtime
+    compact_tokenizer: str | None = None
     stages: list[Stage]
     prompt: Prompt | None = None
     generation: Generation | None = None

@@ -24,6 +24,7 @@ import onnx
 
 from ..common.manifest import (ChatTemplate, DecoderInputs, DecoderOutputs, Embedding, Generation, KvCache, LlmDecoder,
                                Manifest, Prompt, TokenTable)
+from ..common import compact_tokenizer
 from ..common.files import link_or_copy
 from ..common.onnx_shared import WEIGHTS, save_shared
 from . import graph as gg
@@ -209,17 +210,26 @@ def write_both_forms(src: Source, out: Path, embed: onnx.ModelProto | None, deco
                 if text_only else "Multimodal-ready form: inputs_embeds in; embed.onnx returns unscaled rows"
                 + (", the runtime applies embedding.scale = sqrt(hidden) to text rows only." if scaled else "."))
         files += [WEIGHTS] + ([] if text_only else ["embed.onnx"]) + ["decoder.onnx"]
-        manifest(src, d.name, f"{description} {form}", context, text_only, chat_template).write(d, files)
+        with_compact_tokenizer(manifest(src, d.name, f"{description} {form}", context, text_only, chat_template), files).write(d, files)
 
 
 def copy_tokenizer_files(src: Source, d: Path) -> list[str]:
-    """tokenizer.json and the GGUF's chat template into ``d``; returns their names."""
+    """tokenizer.json, its compact form where the format holds it, and the GGUF's chat template
+    into ``d``; returns their names."""
     shutil.copy(Path(src.tok.name_or_path) / "tokenizer.json", d / "tokenizer.json")
     files = ["tokenizer.json"]
+    if compact_tokenizer.write(d / "tokenizer.json", d / compact_tokenizer.FILE_NAME):
+        files.append(compact_tokenizer.FILE_NAME)
     if src.meta.chat_template:
         (d / CHAT_FILE).write_text(src.meta.chat_template)
         files.append(CHAT_FILE)
     return files
+
+
+def with_compact_tokenizer(m: Manifest, files: list[str]) -> Manifest:
+    """``m`` naming the compact tokenizer when ``files`` has one."""
+    m.compact_tokenizer = compact_tokenizer.FILE_NAME if compact_tokenizer.FILE_NAME in files else None
+    return m
 
 
 def write_table_forms(src: Source, out: Path, text: Path, description: str, context: int,
@@ -231,7 +241,7 @@ def write_table_forms(src: Source, out: Path, text: Path, description: str, cont
             + " and is the tied output layer over the graph's hidden_states; the decoder takes inputs_embeds.")
     for d, text_only in ((out, False), (text, True)):
         files = copy_tokenizer_files(src, d) + [WEIGHTS, TABLE_FILE, "decoder.onnx"]
-        manifest(src, d.name, description + form, context, text_only, chat_template, vocab).write(d, files)
+        with_compact_tokenizer(manifest(src, d.name, description + form, context, text_only, chat_template, vocab), files).write(d, files)
 
 
 def write_f32(src: Source, out: Path, context: int, description: str | None = None,

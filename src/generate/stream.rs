@@ -6,7 +6,7 @@
 //! text that grew past the previously emitted prefix, holding back while the
 //! window ends in an incomplete character.
 
-use tokenizers::Tokenizer;
+use crate::tokenizer::TextTokenizer;
 
 use crate::error::{Error, Result};
 
@@ -27,7 +27,7 @@ impl Detokenizer {
     }
 
     /// Add a token; returns the newly completed text, if any.
-    pub fn push(&mut self, tokenizer: &Tokenizer, id: u32) -> Result<Option<String>> {
+    pub fn push(&mut self, tokenizer: &TextTokenizer, id: u32) -> Result<Option<String>> {
         self.ids.push(id);
         let prefix = decode(tokenizer, &self.ids[self.prefix_offset..self.read_offset])?;
         let full = decode(tokenizer, &self.ids[self.prefix_offset..])?;
@@ -41,7 +41,7 @@ impl Detokenizer {
     }
 
     /// Text still held back at the end (an incomplete character becomes U+FFFD).
-    pub fn finish(&mut self, tokenizer: &Tokenizer) -> Result<Option<String>> {
+    pub fn finish(&mut self, tokenizer: &TextTokenizer) -> Result<Option<String>> {
         let prefix = decode(tokenizer, &self.ids[self.prefix_offset..self.read_offset])?;
         let full = decode(tokenizer, &self.ids[self.prefix_offset..])?;
         self.prefix_offset = self.ids.len();
@@ -53,7 +53,7 @@ impl Detokenizer {
     }
 }
 
-fn decode(tokenizer: &Tokenizer, ids: &[u32]) -> Result<String> {
+fn decode(tokenizer: &TextTokenizer, ids: &[u32]) -> Result<String> {
     tokenizer
         .decode(ids, true)
         .map_err(|e| Error::Tokenizer { context: "decoding generated ids".into(), message: e.to_string() })

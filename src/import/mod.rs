@@ -155,6 +155,7 @@ fn decoder_manifest(
         name: folder_name(folder),
         description,
         tokenizer: "tokenizer.json".into(),
+        compact_tokenizer: None,
         stages: vec![crate::manifest::Stage::LlmDecoder(stage)],
         prompt,
         generation,

@@ -51,7 +51,7 @@ pub fn prompt_format(tokenizer: &Path, ids: &SpecialIds, origin: &str, notes: &m
     if len > crate::limits::MAX_TOKENIZER_BYTES {
         return Err(format!("tokenizer.json is {len} bytes, above the limit of {} (limits::MAX_TOKENIZER_BYTES)", crate::limits::MAX_TOKENIZER_BYTES));
     }
-    let tok = crate::tokenizer_file::load(tokenizer).map_err(|e| format!("tokenizer.json cannot be read: {e}"))?;
+    let tok = crate::tokenizer::json::load(tokenizer).map_err(|e| format!("tokenizer.json cannot be read: {e}"))?;
     let vocab = tok.get_vocab_size(true);
     let check = |what: &str, id: i64| -> Result<u32, String> {
         u32::try_from(id)

@@ -86,6 +86,10 @@ pub struct Manifest {
     /// bundle, whose phonemizer is espeak-ng).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tokenizer: String,
+    /// mmrt's compact form of the same tokenizer (`tokenizer.bin`), read in
+    /// place instead of `tokenizer.json` when present (see [`crate::tokenizer::compact`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compact_tokenizer: Option<String>,
     /// The model's stages, in no particular order; each kind is found by its tag.
     pub stages: Vec<Stage>,
     /// How a request becomes token ids (absent in a voice bundle).
@@ -294,6 +298,7 @@ impl Manifest {
     pub fn files(&self) -> Vec<&str> {
         std::iter::once(self.tokenizer.as_str())
             .filter(|t| !t.is_empty())
+            .chain(self.compact_tokenizer.as_deref())
             .chain(self.prompt.chat.as_ref().map(|c| c.file.as_str()))
             .chain(self.stages.iter().flat_map(|s| s.files()))
             .collect()
@@ -377,7 +382,7 @@ impl Manifest {
             };
             return Err(format!("a `{kind}` stage stands alone in its bundle ({hint}), found {} stages", self.stages.len()));
         };
-        if !self.tokenizer.is_empty() {
+        if !self.tokenizer.is_empty() || self.compact_tokenizer.is_some() {
             return Err(match stage {
                 Stage::TextToSpeech(_) => "a voice bundle has no `tokenizer` (espeak-ng phonemizes the text)".into(),
                 _ => "a consistency generator bundle has no `tokenizer` (it takes no text)".into(),

@@ -41,7 +41,7 @@ fn at(v: &serde_json::Value, kind: &str) -> usize {
 #[test]
 fn invalid_manifests_say_what_is_wrong() {
     type Edit = fn(&mut serde_json::Value);
-    let cases: [(&str, Edit, &str); 15] = [
+    let cases: [(&str, Edit, &str); 16] = [
         ("format", |v| v["format"] = "other".into(), "`format` must be"),
         ("both chat forms", |v| { v["prompt"]["chat_template"] = "{content}".into(); v["prompt"]["chat"] = serde_json::json!({"file": "c.jinja"}) }, "are both given"),
         ("chat path", |v| v["prompt"]["chat"] = serde_json::json!({"file": "../c.jinja"}), "points outside the bundle"),
@@ -53,6 +53,7 @@ fn invalid_manifests_say_what_is_wrong() {
         ("empty tensor", |v| v["stages"][1]["output"] = " ".into(), "`output` names no tensor"),
         ("parent path", |v| v["stages"][1]["graph"] = "../x.onnx".into(), "points outside the bundle"),
         ("absolute path", |v| v["tokenizer"] = "/etc/passwd".into(), "points outside the bundle"),
+        ("compact tokenizer path", |v| v["compact_tokenizer"] = "../tokenizer.bin".into(), "points outside the bundle"),
         ("no decoder", |v| { let i = at(v, "llm_decoder"); v["stages"].as_array_mut().unwrap().remove(i); }, "exactly one `llm_decoder`"),
         ("layer pattern", |v| { let i = at(v, "llm_decoder"); v["stages"][i]["kv_cache"]["past_key"] = "past.key".into() }, "must contain {layer}"),
         ("std", |v| v["stages"][0]["preprocess"]["std"][1] = 0.0.into(), "`std` must be positive"),

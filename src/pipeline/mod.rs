@@ -25,7 +25,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokenizers::Tokenizer;
+use crate::tokenizer::TextTokenizer;
 
 pub use branch::{AudioBranch, MediaEmbeddings, ModalityBranch};
 pub use conversation::Conversation;
@@ -69,7 +69,7 @@ enum Backbone {
 /// A loaded bundle ready to serve requests.
 pub struct Pipeline {
     bundle: Bundle,
-    tokenizer: Tokenizer,
+    tokenizer: TextTokenizer,
     /// The bundle's Jinja chat template (`prompt.chat`), if any.
     chat: Option<ChatTemplate>,
     backbone: Backbone,
@@ -97,17 +97,15 @@ impl Pipeline {
             return Err(Error::Manifest { path: bundle.manifest_path(), message: format!("this is {opener}") });
         }
         let plan = options.sessions.for_manifest(manifest)?;
-        let tokenizer_path = bundle.resolve(&manifest.tokenizer)?;
         let loader = StageLoader::new(runtime, &bundle, &plan);
         let mut used = BTreeSet::new();
         let embedding_cache = options.embedding_cache.clone().unwrap_or_default();
-        // The tokenizer (33 MB of JSON for Gemma's 262k vocabulary) is parsed
-        // on a second thread while the backbone's sessions are created.
+        // The tokenizer (33 MB of JSON for Gemma's 262k vocabulary, unless the bundle has its
+        // compact form) is read on a second thread while the backbone's sessions are created.
         let (tokenizer, backbone) = std::thread::scope(|scope| {
             let parsing = scope.spawn(|| {
-                let tokenizer = crate::tokenizer_file::load(&tokenizer_path)
-                    .map_err(|message| Error::Tokenizer { context: format!("loading {}", tokenizer_path.display()), message });
-                log::debug!("tokenizer read in {:.0?}", start.elapsed());
+                let tokenizer = crate::tokenizer::open(&bundle);
+                log::debug!("tokenizer ({}) read in {:.0?}", tokenizer.as_ref().map_or("failed", |t| t.form()), start.elapsed());
                 tokenizer
             });
             let backbone = open_backbone(&loader, options, &embedding_cache, &mut used);
@@ -154,7 +152,7 @@ impl Pipeline {
     }
 
     /// The tokenizer.
-    pub fn tokenizer(&self) -> &Tokenizer {
+    pub fn tokenizer(&self) -> &TextTokenizer {
         &self.tokenizer
     }
 

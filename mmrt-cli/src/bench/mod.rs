@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
-use tokenizers::Tokenizer;
+use mmrt::tokenizer::TextTokenizer;
 
 use mmrt::error::{Error, Result};
 use mmrt::generate::Sampling;
@@ -294,9 +294,7 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
     let (prompt, prompt_text_tokens) = match &config.prompt {
         PromptSpec::Text(t) => (t.clone(), None),
         PromptSpec::Tokens(n) => {
-            let path = bundle.resolve(&bundle.manifest.tokenizer)?;
-            let tokenizer = mmrt::tokenizer_file::load(&path)
-                .map_err(|message| Error::Tokenizer { context: format!("loading {}", path.display()), message })?;
+            let tokenizer = mmrt::tokenizer::open(&bundle)?;
             (synthetic_prompt(&tokenizer, *n)?, Some(*n))
         }
     };
@@ -550,14 +548,14 @@ fn video_figures(pipeline: &mut Pipeline, request: &Request, cache: &EmbeddingCa
 
 /// A prompt whose text is exactly `tokens` tokens when it can be (a repeated
 /// common word; the tokenizer decides), else the shortest text above it.
-pub fn synthetic_prompt(tokenizer: &Tokenizer, tokens: usize) -> Result<String> {
+pub fn synthetic_prompt(tokenizer: &TextTokenizer, tokens: usize) -> Result<String> {
     let text = |words: usize| vec!["the"; words].join(" ");
     let count = |words: usize| -> Result<usize> {
-        let enc = tokenizer.encode(text(words), false).map_err(|e| Error::Tokenizer {
+        let enc = tokenizer.encode(&text(words), false).map_err(|e| Error::Tokenizer {
             context: "building the benchmark prompt".into(),
             message: e.to_string(),
         })?;
-        Ok(enc.get_ids().len())
+        Ok(enc.len())
     };
     // Each word is at least one token, so `tokens` words always reach the target.
     let (mut lo, mut hi) = (1, tokens.max(1));
