@@ -115,7 +115,7 @@ impl CompactTokenizer {
         let mut buf = [0u8; 4];
         for c in text.chars() {
             let char_text: &str = c.encode_utf8(&mut buf);
-            if let Some(id) = self.id_of(char_text) {
+            if let Some(id) = self.id_of_char(c) {
                 if std::mem::take(&mut unk_pending) {
                     ids.extend(self.unk);
                 }
