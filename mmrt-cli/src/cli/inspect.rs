@@ -81,6 +81,11 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
         }
     }
     println!("checksums   {} file(s) verified", m.checksums.len());
+    match (&m.compact_tokenizer, m.tokenizer.is_empty()) {
+        (Some(compact), _) => println!("tokenizer   {compact} (mmrt's compact form, mapped; {} is its source)", m.tokenizer),
+        (None, false) => println!("tokenizer   {}", m.tokenizer),
+        (None, true) => {}
+    }
     println!("stages");
     for stage in &m.stages {
         println!("  {}", stage.summary());
