@@ -29,11 +29,11 @@ use std::sync::Arc;
 
 use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, Value, ValueKind};
 use minijinja::{AutoEscape, Environment, ErrorKind};
-use crate::tokenizer::TextTokenizer;
 
 use crate::bundle::{Bundle, MANIFEST_FILE};
 use crate::error::{Error, Result};
 use crate::prompt::ChatTemplateFile;
+use crate::tokenizer::TextTokenizer;
 
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,8 +198,7 @@ impl ChatTemplate {
             }
         }
         for (what, marker) in markers {
-            let encoding = tokenizer.encode(marker.as_str(), false).map_err(|e| format!("tokenizing {what} \"{marker}\": {e}"))?;
-            let ids = &encoding;
+            let ids = tokenizer.encode(marker.as_str(), false).map_err(|e| format!("tokenizing {what} \"{marker}\": {e}"))?;
             let single = ids.len() == 1 && tokenizer.token_to_id(&marker) == Some(ids[0]);
             if !single {
                 return Err(format!(

@@ -9,8 +9,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::tokenizer::TextTokenizer;
-
 use crate::error::{Error, Result};
 use crate::generate::SignalTokens;
 use crate::manifest::Modality;
@@ -18,6 +16,7 @@ use crate::media::Media;
 use crate::stages::graph::StageLoader;
 use crate::stages::generator::{DiffusionSettings, GeneratorTimings, ModalityGenerator, UsedSettings};
 use crate::stages::output_projector::OutputProjector;
+use crate::tokenizer::TextTokenizer;
 
 /// One generated media item.
 #[derive(Debug, Clone, serde::Serialize)]

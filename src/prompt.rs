@@ -4,9 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::tokenizer::TextTokenizer;
-
 use crate::error::{Error, Result};
+use crate::tokenizer::TextTokenizer;
 use serde::{Deserialize, Serialize};
 
 use crate::manifest::Modality;

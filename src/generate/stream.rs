@@ -6,9 +6,8 @@
 //! text that grew past the previously emitted prefix, holding back while the
 //! window ends in an incomplete character.
 
-use crate::tokenizer::TextTokenizer;
-
 use crate::error::{Error, Result};
+use crate::tokenizer::TextTokenizer;
 
 /// Incremental decoder state for one generation.
 #[derive(Debug, Default)]

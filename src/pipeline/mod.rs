@@ -25,8 +25,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::tokenizer::TextTokenizer;
-
 pub use branch::{AudioBranch, MediaEmbeddings, ModalityBranch};
 pub use conversation::Conversation;
 pub use input::MediaInput;
@@ -44,6 +42,7 @@ use crate::stages::decoder::Decoder;
 use crate::stages::graph::StageLoader;
 use crate::stages::seq2seq::Seq2seqDecoder;
 use crate::vad::SileroVad;
+use crate::tokenizer::TextTokenizer;
 
 /// How a pipeline is loaded besides the bundle.
 #[derive(Debug, Clone, Default)]
