@@ -7,7 +7,10 @@
 //!   temperature + top-k + top-p;
 //! * `kv_cache/*`: handing step n's `present` tensors to step n+1's `past`
 //!   inputs by move (what mmrt does) against copying them (what it avoids),
-//!   and one whole decode step of the tiny decoder for scale.
+//!   and one whole decode step of the tiny decoder for scale;
+//! * `tokenizer/*` (when `models/gemma3-270m-q4-text` is built): opening
+//!   Gemma 3's compact tokenizer, and encoding a 4 KiB prompt with it and with
+//!   the `tokenizers` crate on the same bundle's `tokenizer.json`.
 //!
 //! `cargo bench --bench micro`; under `cargo test --all-targets` criterion runs
 //! each benchmark once (test mode), so CI stays fast.
@@ -142,10 +145,28 @@ fn kv_cache(c: &mut Criterion) {
     group.finish();
 }
 
+fn tokenizer(c: &mut Criterion) {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/gemma3-270m-q4-text");
+    if !dir.join("tokenizer.bin").is_file() {
+        eprintln!("tokenizer/*: skipped, {} is not built (bash exporters/gemma3/build.sh)", dir.display());
+        return;
+    }
+    let compact_path = dir.join("tokenizer.bin");
+    let compact = mmrt::tokenizer::CompactTokenizer::open(&compact_path).expect("tokenizer.bin");
+    let crate_form = tokenizers::Tokenizer::from_file(dir.join("tokenizer.json")).expect("tokenizer.json");
+    let readme = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).expect("README.md");
+    let prompt: String = readme.chars().take(4096).collect();
+    let mut group = c.benchmark_group("tokenizer");
+    group.bench_function("open_compact_gemma3", |b| b.iter(|| mmrt::tokenizer::CompactTokenizer::open(black_box(&compact_path)).unwrap()));
+    group.bench_function("encode_4k_compact", |b| b.iter(|| compact.encode(black_box(&prompt), true)));
+    group.bench_function("encode_4k_tokenizers_crate", |b| b.iter(|| crate_form.encode(black_box(prompt.as_str()), true).unwrap()));
+    group.finish();
+}
+
 fn config() -> Criterion {
     // Short windows: the development machines are small and shared.
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = preprocess, sampling, kv_cache }
+criterion_group! { name = benches; config = config(); targets = preprocess, sampling, kv_cache, tokenizer }
 criterion_main!(benches);
