@@ -162,7 +162,7 @@ fn a_corrupt_compact_tokenizer_is_a_clean_error() {
     let Some((_, _, dir)) = gemma3_pair() else { return };
     let good = std::fs::read(dir.join("tokenizer.bin")).unwrap();
     type Corrupt = fn(&mut Vec<u8>);
-    let cases: [(&str, Corrupt, &str); 8] = [
+    let cases: [(&str, Corrupt, &str); 9] = [
         ("truncated", |b| b.truncate(b.len() / 2), "beyond the file"),
         ("magic", |b| b[0] = b'X', "no MMRTBPE1 magic"),
         ("header", |b| b[20] = b'{', "header"),
@@ -170,6 +170,8 @@ fn a_corrupt_compact_tokenizer_is_a_clean_error() {
         ("offset", |b| { let s = section(b, "offsets"); put_u32(b, s.start + 4 * 5, u32::MAX) }, "not a piece of the strings"),
         ("sorted", |b| { let s = section(b, "sorted"); b.copy_within(s.start..s.start + 4, s.start + 4) }, "strictly increasing"),
         ("merged id", |b| { let s = section(b, "merges"); put_u32(b, s.start + 8, 300_000) }, "beyond the vocabulary"),
+        // a group running past the merges, though the last start is right
+        ("merge group", |b| { let s = section(b, "merge_start"); put_u32(b, s.start + 4, u32::MAX) }, "not a range of the"),
         ("prefix id", |b| edit_header(b, "\"prefix\": [2]", "\"prefix\": [999999]"), "post-processor id 999999"),
     ];
     for (what, corrupt, needle) in cases {

@@ -274,8 +274,8 @@ impl CompactTokenizer {
             return Err(format!("merge_start must run from 0 to the {total} merges"));
         }
         for (left, pair) in starts.windows(2).enumerate() {
-            if pair[0] > pair[1] {
-                return Err(format!("merge_start decreases at token {left}"));
+            if pair[0] > pair[1] || pair[1] as usize > total {
+                return Err(format!("merge_start at token {left} ({}..{}) is not a range of the {total} merges", pair[0], pair[1]));
             }
             let group = &rows[3 * pair[0] as usize..3 * pair[1] as usize];
             for (i, row) in group.chunks_exact(3).enumerate() {
