@@ -11,7 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Range;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Deserialize;
 
@@ -146,9 +146,7 @@ impl CompactTokenizer {
         if !header.decoder.byte_fallback {
             return Err("the decoder must fall back to bytes (the only decoder this format holds)".into());
         }
-        if header.byte_fallback {
-            tokenizer.byte_ids = tokenizer.find_byte_tokens();
-        }
+        tokenizer.byte_ids = header.byte_fallback.then(|| tokenizer.find_byte_tokens());
         tokenizer.index_added(&header.added)?;
         tokenizer.release_checked_pages();
         Ok(tokenizer)
@@ -298,12 +296,12 @@ impl CompactTokenizer {
     }
 
     /// The byte tokens `<0x00>`..`<0xFF>` the vocabulary has.
-    fn find_byte_tokens(&self) -> Option<Box<[Option<u32>; 256]>> {
+    fn find_byte_tokens(&self) -> Box<[Option<u32>; 256]> {
         let mut ids = Box::new([None; 256]);
         for (byte, slot) in ids.iter_mut().enumerate() {
             *slot = self.id_of(&format!("<0x{byte:02X}>"));
         }
-        Some(ids)
+        ids
     }
 
     fn index_added(&mut self, added: &[(u32, bool)]) -> Result<(), String> {
@@ -361,9 +359,4 @@ fn section(sections: &BTreeMap<String, (usize, usize)>, name: &str, len: Option<
         return Err(format!("section \"{name}\" has {bytes} bytes, the header's counts need {expected}"));
     }
     Ok(offset..offset + bytes)
-}
-
-/// Open the compact tokenizer at `path`, the error naming the file.
-pub fn open(path: &Path) -> Result<CompactTokenizer, String> {
-    CompactTokenizer::open(path).map_err(|e| format!("{}: {e}", PathBuf::from(path).display()))
 }

@@ -20,8 +20,9 @@ use crate::error::{Error, Result};
 /// The bundle's tokenizer: its compact form when the manifest names one, else `tokenizer.json`.
 pub fn open(bundle: &Bundle) -> Result<TextTokenizer> {
     let manifest = &bundle.manifest;
+    // The readers' own errors, without the path: the context below names it.
     let (path, read): (_, fn(&Path) -> std::result::Result<TextTokenizer, String>) = match &manifest.compact_tokenizer {
-        Some(file) => (bundle.resolve(file)?, TextTokenizer::from_compact),
+        Some(file) => (bundle.resolve(file)?, |p| CompactTokenizer::open(p).map(TextTokenizer::Compact)),
         None => (bundle.resolve(&manifest.tokenizer)?, TextTokenizer::from_json),
     };
     read(&path).map_err(|message| Error::Tokenizer { context: format!("loading {}", path.display()), message })
@@ -41,9 +42,9 @@ impl TextTokenizer {
         json::load(path).map(|t| Self::Json(Box::new(t)))
     }
 
-    /// Map the compact tokenizer at `path`.
+    /// Map the compact tokenizer at `path`, an error naming the file.
     pub fn from_compact(path: &Path) -> std::result::Result<Self, String> {
-        compact::open(path).map(Self::Compact)
+        CompactTokenizer::open(path).map(Self::Compact).map_err(|e| format!("{}: {e}", path.display()))
     }
 
     /// Token ids of `text`; `add_special` adds the post-processor's tokens (e.g. BOS).
