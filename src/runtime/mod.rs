@@ -6,6 +6,7 @@
 //!
 //! [`Session`]: ort::session::Session
 
+pub mod cuda_libs;
 pub mod ep;
 pub mod graph_cache;
 pub mod library;
