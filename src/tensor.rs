@@ -6,6 +6,7 @@ use ndarray::{ArrayD, IxDyn};
 use ort::value::{DynValue, Tensor, TensorElementType};
 
 use crate::error::{Error, Result};
+use crate::runtime::device::require_host_value;
 
 /// Build a float tensor of the declared element type from f32 data.
 pub fn float_value(data: ArrayD<f32>, dtype: TensorElementType, stage: &str, tensor: &str) -> Result<DynValue> {
@@ -36,6 +37,7 @@ pub fn int_value(shape: &[usize], data: Vec<i64>, dtype: TensorElementType, stag
 /// Copy a float tensor (f32 or f16) into an f32 host array.
 pub fn to_f32_array(value: &DynValue, stage: &str, tensor: &str) -> Result<ArrayD<f32>> {
     let err = |e: ort::Error| Error::stage(stage, &format!("reading tensor {tensor}"), e);
+    require_host_value(value, stage, tensor, "copying to a host array")?;
     match element_type(value) {
         Some(TensorElementType::Float32) => Ok(value.try_extract_array::<f32>().map_err(err)?.to_owned()),
         Some(TensorElementType::Float16) => {
@@ -61,6 +63,7 @@ pub fn last_rows_f32(value: &DynValue, stage: &str, tensor: &str, out: &mut Vec<
         expected: "shape [batch, seq, n] with seq >= 1".into(),
         found: format!("{shape:?}"),
     };
+    require_host_value(value, stage, tensor, "reading the last row")?;
     out.clear();
     match element_type(value) {
         Some(TensorElementType::Float32) => {

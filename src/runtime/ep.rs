@@ -4,7 +4,10 @@
 //! ONNX Runtime silently falls back to CPU when a provider fails to register;
 //! mmrt registers each provider explicitly and reports the failure instead.
 
-use ort::ep::ExecutionProvider;
+use ort::ep::{ArbitrarilyConfigurableExecutionProvider, ExecutionProvider};
+
+use super::placement::Placement;
+use super::provider_options::ProviderOptions;
 use ort::session::builder::SessionBuilder;
 
 /// Execution providers mmrt knows how to configure.
@@ -56,25 +59,32 @@ impl ExecutionProviderKind {
         available.unwrap_or(false)
     }
 
-    /// Register on a session builder. `Err` carries the reason it cannot run here.
-    pub fn register(self, builder: &mut SessionBuilder) -> Result<(), String> {
+    /// Register on a session builder with `options` (validated by
+    /// [`super::provider_options::validate`]). `Err` carries the reason it cannot run here.
+    pub fn register(self, builder: &mut SessionBuilder, options: &ProviderOptions) -> Result<(), String> {
         if self == Self::Cpu {
             return Ok(());
         }
         if !self.is_compiled_in() {
-            return Err(format!(
-                "the loaded ONNX Runtime library does not include {} (install onnxruntime-gpu for CUDA/TensorRT, use a macOS build for CoreML, and point --ort-lib at it)",
-                self.ort_name()
-            ));
+            let hint = if self == Self::Coreml { " (CoreML needs a macOS build of ONNX Runtime)" } else { "" };
+            return Err(format!("the loaded ONNX Runtime library does not include {}{hint}", self.ort_name()));
         }
         let result = match self {
             Self::Cpu => Ok(()),
-            Self::Cuda => ort::ep::CUDA::default().register(builder),
-            Self::Tensorrt => ort::ep::TensorRT::default().register(builder),
-            Self::Coreml => ort::ep::CoreML::default().register(builder),
+            Self::Cuda => with_options(ort::ep::CUDA::default(), options).register(builder),
+            Self::Tensorrt => with_options(ort::ep::TensorRT::default(), options).register(builder),
+            Self::Coreml => with_options(ort::ep::CoreML::default(), options).register(builder),
         };
         result.map_err(|e| format!("{} failed to register: {e}", self.ort_name()))
     }
+}
+
+/// `provider` with every option set by key.
+fn with_options<P: ArbitrarilyConfigurableExecutionProvider>(mut provider: P, options: &ProviderOptions) -> P {
+    for (key, value) in options {
+        provider.options_mut().set(key.as_str(), value.as_str());
+    }
+    provider
 }
 
 impl std::str::FromStr for ExecutionProviderKind {
@@ -97,12 +107,60 @@ pub fn available_providers() -> Vec<&'static str> {
 /// What was asked for and what actually runs.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ProviderReport {
-    /// Requested provider.
+    /// Requested provider (the default of every stage).
     pub requested: ExecutionProviderKind,
-    /// Provider the sessions run on.
+    /// Provider the sessions run on: the requested one unless a stage fell back.
     pub active: ExecutionProviderKind,
     /// Why the requested provider is not active, when it is not.
     pub fallback_reason: Option<String>,
+    /// Every graph opened, with its providers.
+    pub stages: Vec<StageProviders>,
+}
+
+/// The providers of one opened graph.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StageProviders {
+    /// The stage (a sub-graph's is `stage.part`).
+    pub stage: String,
+    /// The provider asked for this stage.
+    pub requested: ExecutionProviderKind,
+    /// The providers registered on its session, in priority order.
+    pub registered: Vec<ExecutionProviderKind>,
+    /// Why the requested provider did not register, when it did not.
+    pub fallback_reason: Option<String>,
+    /// Where ONNX Runtime placed the graph's nodes (from its placement log).
+    pub placement: Placement,
+}
+
+impl StageProviders {
+    /// For a stage on an accelerator, the nodes ONNX Runtime left to the CPU
+    /// provider, in one line (with where the others went); `None` when none
+    /// were, for a CPU stage, or when placement is unknown. Nodes on CUDA
+    /// behind TensorRT stay in device memory and do not count.
+    pub fn nodes_on_cpu(&self) -> Option<String> {
+        let active = self.active();
+        if active == ExecutionProviderKind::Cpu || self.placement.nodes_on(ExecutionProviderKind::Cpu.ort_name()) == 0 {
+            return None;
+        }
+        self.placement.fell_back(active.ort_name())
+    }
+
+    /// The provider that takes the nodes first.
+    pub fn active(&self) -> ExecutionProviderKind {
+        self.registered.first().copied().unwrap_or(ExecutionProviderKind::Cpu)
+    }
+}
+
+impl ProviderReport {
+    /// The report over `stages` whose default request was `requested`.
+    pub fn new(requested: ExecutionProviderKind, stages: Vec<StageProviders>) -> Self {
+        let fallback = stages.iter().find_map(|s| s.fallback_reason.as_ref().map(|r| format!("stage {}: {r}", s.stage)));
+        let active = match &fallback {
+            Some(_) => ExecutionProviderKind::Cpu,
+            None => requested,
+        };
+        Self { requested, active, fallback_reason: fallback, stages }
+    }
 }
 
 /// [`available_providers`] when a library is loaded, else nothing (asking

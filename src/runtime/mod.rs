@@ -7,13 +7,17 @@
 //! [`Session`]: ort::session::Session
 
 pub mod cuda_libs;
+pub mod device;
 pub mod ep;
 pub mod graph_cache;
 pub mod library;
+pub mod placement;
 pub mod plan;
+pub mod provider_options;
 pub mod session;
+pub mod tensorrt;
 
-pub use ep::{ExecutionProviderKind, ProviderReport};
+pub use ep::{ExecutionProviderKind, ProviderReport, StageProviders};
 pub use library::{OrtRuntime, RuntimeInfo};
 pub use plan::{SessionPlan, StageSession};
 pub use session::SessionConfig;

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::provider_options::{self, ProviderSpec};
 use super::{ExecutionProviderKind, SessionConfig};
 use crate::error::{Error, Result};
 
@@ -18,6 +19,11 @@ pub struct StageSession {
     /// Execution provider of this stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ep: Option<ExecutionProviderKind>,
+    /// Options of this stage's provider (ONNX Runtime's keys, e.g. `device_id`,
+    /// `gpu_mem_limit`, `trt_fp16_enable`), checked against what it accepts.
+    /// They replace the default provider's options when `ep` is set here.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "scalar_map")]
+    pub ep_options: BTreeMap<String, String>,
     /// Intra-op threads of this stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threads: Option<usize>,
@@ -33,7 +39,11 @@ pub struct StageSession {
 impl StageSession {
     /// Apply `other` on top of `self` (its `Some`s and options win).
     fn merge(&mut self, other: &StageSession) {
+        if other.ep.is_some_and(|ep| Some(ep) != self.ep) {
+            self.ep_options.clear();
+        }
         self.ep = other.ep.or(self.ep);
+        self.ep_options.extend(other.ep_options.iter().map(|(k, v)| (k.clone(), v.clone())));
         self.threads = other.threads.or(self.threads);
         self.arena = other.arena.or(self.arena);
         self.options.extend(other.options.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -69,7 +79,11 @@ impl SessionPlan {
         let owner = stage.split('.').next().unwrap_or(stage);
         let mut config = self.default.clone();
         if let Some(o) = self.stages.get(owner) {
-            config.provider = o.ep.unwrap_or(config.provider);
+            if let Some(ep) = o.ep.filter(|&ep| ep != config.provider) {
+                config.provider = ep;
+                config.provider_options.clear();
+            }
+            config.provider_options.extend(o.ep_options.iter().map(|(k, v)| (k.clone(), v.clone())));
             config.threads = o.threads.or(config.threads);
             config.cpu_arena = o.arena.unwrap_or(config.cpu_arena);
             config.options.extend(o.options.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -83,7 +97,19 @@ impl SessionPlan {
     pub fn for_manifest(&self, manifest: &crate::manifest::Manifest) -> Result<SessionPlan> {
         let plan = SessionPlan { default: self.default.clone(), stages: manifest.sessions.clone() }.with_overrides(&self.stages);
         plan.check_stage_names(manifest.stages.iter().map(|s| s.name()))?;
+        plan.check_provider_options()?;
         Ok(plan)
+    }
+
+    /// Check every stage's provider options against what its provider accepts
+    /// (the manifest's `sessions` block is checked here, flags when parsed).
+    pub fn check_provider_options(&self) -> Result<()> {
+        for stage in self.stages.keys() {
+            let config = self.for_stage(stage);
+            provider_options::validate(config.provider, &config.provider_options)
+                .map_err(|why| Error::Request(format!("session settings of stage \"{stage}\": {why}")))?;
+        }
+        Ok(())
     }
 
     /// Check every override names one of `stages` (a typo must not be ignored).
@@ -98,11 +124,37 @@ impl SessionPlan {
     }
 }
 
-/// Parse one `--stage NAME:KEY=VALUE` flag: KEY is `ep`, `threads`, `arena` (0 or 1), or an
+/// Parse one `--ep-stage NAME=PROVIDER[:KEY=VALUE,...]` flag: the stage's
+/// provider and its options, validated.
+pub fn parse_ep_stage_flag(spec: &str) -> Result<(String, StageSession)> {
+    let bad = |why: &str| Error::Request(format!("--ep-stage {spec:?}: {why} (expected NAME=PROVIDER[:KEY=VALUE,...], e.g. vision_encoder=cuda:device_id=0)"));
+    let (stage, provider) = spec.split_once('=').ok_or_else(|| bad("no '=' after the stage name"))?;
+    if stage.is_empty() || stage.contains(':') {
+        return Err(bad("the stage name is empty or holds a ':'"));
+    }
+    let ProviderSpec { kind, options } = provider.parse::<ProviderSpec>().map_err(|e| bad(&e))?;
+    Ok((stage.to_string(), StageSession { ep: Some(kind), ep_options: options, ..StageSession::default() }))
+}
+
+/// Deserialize a map whose values may be JSON strings, numbers or booleans
+/// (`"device_id": 0`, `"trt_fp16_enable": true`) as strings.
+fn scalar_map<'de, D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    let raw = BTreeMap::<String, serde_json::Value>::deserialize(deserializer)?;
+    raw.into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            serde_json::Value::Bool(b) => Ok((k, if b { "1" } else { "0" }.to_string())),
+            serde_json::Value::Number(n) => Ok((k, n.to_string())),
+            other => Err(serde::de::Error::custom(format!("provider option \"{k}\" must be a string, number or boolean, not {other}"))),
+        })
+        .collect()
+}
+
+/// Parse one `--stage NAME:KEY=VALUE` flag: KEY is `ep`, `ep.OPTION` (a provider option), `threads`, `arena` (0 or 1), or an
 /// ONNX Runtime session configuration key (it contains a dot, e.g.
 /// `session.disable_prepacking`).
 pub fn parse_stage_flag(spec: &str) -> Result<(String, StageSession)> {
-    let bad = |why: &str| Error::Request(format!("--stage {spec:?}: {why} (expected NAME:KEY=VALUE, KEY one of ep, threads, arena, or an ONNX Runtime session key such as session.disable_prepacking)"));
+    let bad = |why: &str| Error::Request(format!("--stage {spec:?}: {why} (expected NAME:KEY=VALUE, KEY one of ep, ep.OPTION, threads, arena, or an ONNX Runtime session key such as session.disable_prepacking)"));
     let (stage, setting) = spec.split_once(':').ok_or_else(|| bad("no ':' after the stage name"))?;
     let (key, value) = setting.split_once('=').ok_or_else(|| bad("no '=' in the setting"))?;
     if stage.is_empty() || key.is_empty() || value.is_empty() {
@@ -112,6 +164,9 @@ pub fn parse_stage_flag(spec: &str) -> Result<(String, StageSession)> {
     match key {
         "ep" => {
             o.ep = Some(value.parse::<ExecutionProviderKind>().map_err(|e| bad(&e))?);
+        }
+        k if k.starts_with("ep.") => {
+            o.ep_options.insert(k["ep.".len()..].to_string(), value.to_string());
         }
         "threads" => {
             let n: usize = value.parse().map_err(|_| bad(&format!("threads must be a positive integer, got {value:?}")))?;

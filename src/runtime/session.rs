@@ -8,7 +8,9 @@ use ort::session::Session;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::value::TensorElementType;
 
-use super::{graph_cache, ExecutionProviderKind, OrtRuntime};
+use super::placement::{Placement, PlacementCapture};
+use super::provider_options::{backing_options, fallback_chain, ProviderOptions};
+use super::{graph_cache, ExecutionProviderKind, OrtRuntime, RuntimeInfo};
 use crate::error::{Error, Result};
 
 /// How sessions are created: provider, threads, strictness.
@@ -16,6 +18,8 @@ use crate::error::{Error, Result};
 pub struct SessionConfig {
     /// Requested execution provider.
     pub provider: ExecutionProviderKind,
+    /// Its options (validated, ONNX Runtime's keys).
+    pub provider_options: ProviderOptions,
     /// Fail instead of falling back to CPU when the provider cannot register.
     pub strict_provider: bool,
     /// Intra-op threads; `None` lets ONNX Runtime pick (one per physical core).
@@ -33,23 +37,27 @@ pub struct SessionConfig {
 impl Default for SessionConfig {
     /// CPU, ONNX Runtime's own thread choice, lenient fallback.
     fn default() -> Self {
-        Self { provider: ExecutionProviderKind::Cpu, strict_provider: false, threads: None, options: Default::default(), cpu_arena: true }
+        Self { provider: ExecutionProviderKind::Cpu, provider_options: ProviderOptions::new(), strict_provider: false, threads: None, options: Default::default(), cpu_arena: true }
     }
 }
 
-/// Outcome of opening a session: the session and the provider fallback, if any.
+/// Outcome of opening a session: the session and the providers it was given.
 pub struct OpenedSession {
     /// The session.
     pub session: Session,
     /// Why the requested provider was not used, if it was not.
     pub fallback: Option<String>,
+    /// The providers registered, in priority order (the CPU last).
+    pub registered: Vec<ExecutionProviderKind>,
+    /// Where ONNX Runtime placed the graph's nodes.
+    pub placement: Placement,
 }
 
 /// Open `graph` (already confined to the bundle) for stage `stage`.
 pub fn open(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &SessionConfig) -> Result<OpenedSession> {
-    let (builder, fallback) = builder(runtime, stage, config)?;
+    let (builder, registration) = builder(runtime, stage, config)?;
     let session = commit(builder, graph, stage)?;
-    Ok(OpenedSession { session, fallback })
+    Ok(registration.opened(session))
 }
 
 /// [`open`], through the [graph cache](super::graph_cache) on the CPU:
@@ -65,12 +73,12 @@ pub fn open_cached(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &Ses
     };
     match lookup {
         graph_cache::Lookup::Hit(entry) => {
-            let (builder, fallback) = builder(runtime, stage, config)?;
+            let (builder, registration) = builder(runtime, stage, config)?;
             match commit(builder, &entry.model(), stage) {
                 Ok(session) => {
                     entry.touch();
                     log::debug!("stage {stage}: optimized graph and prepacked weights mapped from {}", entry.model().display());
-                    Ok(OpenedSession { session, fallback })
+                    Ok(registration.opened(session))
                 }
                 Err(e) => {
                     log::warn!("stage {stage}: the cached optimized graph {} did not open ({e}); removed, opening {}", entry.model().display(), graph.display());
@@ -80,7 +88,7 @@ pub fn open_cached(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &Ses
             }
         }
         graph_cache::Lookup::Miss(pending) => {
-            let (mut builder, fallback) = builder(runtime, stage, config)?;
+            let (mut builder, registration) = builder(runtime, stage, config)?;
             builder = builder.with_optimized_model_path(pending.model()).map_err(|e| Error::stage(stage, "setting the optimized graph path", e))?;
             for (key, value) in graph_cache::Pending::config_entries() {
                 builder = builder.with_config_entry(key, value).map_err(|e| Error::stage(stage, &format!("setting session option {key}={value}"), e))?;
@@ -89,7 +97,7 @@ pub fn open_cached(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &Ses
                 Ok(session) => {
                     log::info!("stage {stage}: optimized graph and prepacked weights cached for later starts");
                     pending.publish();
-                    Ok(OpenedSession { session, fallback })
+                    Ok(registration.opened(session))
                 }
                 Err(e) => {
                     log::warn!("stage {stage}: writing the optimized graph to the cache failed ({e}); opening without it");
@@ -102,7 +110,7 @@ pub fn open_cached(runtime: &OrtRuntime, graph: &Path, stage: &str, config: &Ses
 }
 
 /// Session options for `config`: optimization level, threads, entries, provider.
-fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<(SessionBuilder, Option<String>)> {
+fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<(SessionBuilder, Registration)> {
     let err = |what: &str, e: &dyn std::fmt::Display| Error::stage(stage, what, e);
     let mut builder = Session::builder(&runtime.environment).map_err(|e| err("creating session options", &e))?;
     builder = builder
@@ -119,25 +127,58 @@ fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<
         // The CPU provider's registration is what turns the arena off.
         ort::ep::ExecutionProvider::register(&ort::ep::CPU::default().with_arena_allocator(false), &mut builder).map_err(|e| err("turning the CPU memory arena off", &e))?;
     }
-    let fallback = register_provider(&mut builder, config, stage)?;
-    Ok((builder, fallback))
+    let (fallback, registered) = register_chain(&mut builder, config, stage, &runtime.info)?;
+    let (builder, capture) = PlacementCapture::attach(builder, stage);
+    Ok((builder, Registration { fallback, registered, capture }))
 }
 
 fn commit(mut builder: SessionBuilder, graph: &Path, stage: &str) -> Result<Session> {
     builder.commit_from_file(graph).map_err(|e| Error::stage(stage, &format!("loading {}", graph.display()), e))
 }
 
-fn register_provider(builder: &mut SessionBuilder, config: &SessionConfig, stage: &str) -> Result<Option<String>> {
-    match config.provider.register(builder) {
-        Ok(()) => Ok(None),
-        Err(reason) if config.strict_provider => {
-            Err(Error::ExecutionProvider { ep: config.provider.cli_name().into(), reason })
-        }
-        Err(reason) => {
-            log::debug!("stage {stage}: {reason}; using CPU");
-            Ok(Some(reason))
+/// What registering a stage's provider chain gave.
+struct Registration {
+    fallback: Option<String>,
+    registered: Vec<ExecutionProviderKind>,
+    capture: PlacementCapture,
+}
+
+impl Registration {
+    fn opened(self, session: Session) -> OpenedSession {
+        OpenedSession { session, fallback: self.fallback, registered: self.registered, placement: self.capture.finish() }
+    }
+}
+
+/// Register the requested provider and the ones behind it
+/// ([`fallback_chain`]: TensorRT, then CUDA, then the CPU). The requested
+/// one failing is an error with `strict_provider`, else a recorded fallback
+/// to the next; a backing provider failing is logged and skipped.
+fn register_chain(builder: &mut SessionBuilder, config: &SessionConfig, stage: &str, info: &RuntimeInfo) -> Result<(Option<String>, Vec<ExecutionProviderKind>)> {
+    let mut fallback = None;
+    let mut registered = Vec::new();
+    for (i, &kind) in fallback_chain(config.provider).iter().enumerate() {
+        let options = if i == 0 { config.provider_options.clone() } else { backing_options(&config.provider_options, kind) };
+        let result = kind.register(builder, &options).map_err(|reason| match kind {
+            // Name the missing CUDA library or the driver, not only ONNX Runtime's message.
+            ExecutionProviderKind::Cuda | ExecutionProviderKind::Tensorrt => match super::library::cuda_unavailable_reason(info) {
+                Some(why) => format!("{reason}; {why}"),
+                None => reason,
+            },
+            _ => reason,
+        });
+        match result {
+            Ok(()) => registered.push(kind),
+            Err(reason) if i == 0 && config.strict_provider => {
+                return Err(Error::ExecutionProvider { ep: config.provider.cli_name().into(), reason });
+            }
+            Err(reason) if i == 0 => {
+                log::debug!("stage {stage}: {reason}; falling back");
+                fallback = Some(reason);
+            }
+            Err(reason) => log::info!("stage {stage}: {} behind {} not registered: {reason}", kind.cli_name(), config.provider.cli_name()),
         }
     }
+    Ok((fallback, registered))
 }
 
 /// Element type of a named graph input, or an error naming the stage and what exists.

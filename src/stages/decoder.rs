@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 
-use ort::session::SessionInputValue;
+use ort::session::{IoBinding, SessionInputValue};
 use ort::value::{DynValue, TensorElementType};
 
 use super::graph::{StageGraph, StageLoader};
@@ -80,6 +80,8 @@ pub struct Decoder {
     context_length: usize,
     /// Embeds text and computes the logits when the manifest has a `token_table`.
     table: Option<TokenTable>,
+    /// The shared KV buffers' binding, kept across the steps of a generation.
+    bound: Option<KvBinding>,
 }
 
 impl Decoder {
@@ -91,7 +93,7 @@ impl Decoder {
         // Runtime's workers must not go on spinning on the cores they need (measured, Gemma 3
         // 270M, 2 threads: the output layer 11.7 ms a token with spinning workers, 5.9 ms without).
         let defaults: &[(&str, &str)] = if stage.token_table.is_some() { &[("session.force_spinning_stop", "1")] } else { &[] };
-        let graph = loader.open_with_defaults(name, &stage.graph, defaults)?;
+        let graph = loader.open_sized(name, &stage.graph, defaults, Some(stage.context_length))?;
         let table = open_table(loader, stage, &graph)?;
         let input = match (&stage.inputs.inputs_embeds, &stage.inputs.input_ids, &stage.embedding) {
             (Some(embeds), None, None) if table.is_some() => TokenInput::TableRows { name: embeds.clone(), dtype: graph.input_type(embeds)? },
@@ -113,7 +115,7 @@ impl Decoder {
     /// Open the text decoder of an encoder-decoder model (ids in; its cross
     /// keys/values are the constants of each step, see [`Self::step_with`]).
     pub fn open_seq2seq(loader: &StageLoader<'_>, stage: &Seq2seqDecoderStage, constants: &[String]) -> Result<Self> {
-        let graph = loader.open(&stage.name, &stage.graph)?;
+        let graph = loader.open_sized(&stage.name, &stage.graph, &[], Some(stage.context_length))?;
         for c in constants {
             graph.input_type(c)?;
         }
@@ -121,7 +123,7 @@ impl Decoder {
         let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
         graph.require_output(&stage.logits)?;
         let outputs = OutputRows::new(Some(stage.logits.clone()), None);
-        Ok(Self { graph, input, positions: PositionInputs::none(), kv, outputs, context_length: stage.context_length, table: None })
+        Ok(Self { graph, input, positions: PositionInputs::none(), kv, outputs, context_length: stage.context_length, table: None, bound: None })
     }
 
     /// The decoder over `graph`, its named outputs checked; without a graph
@@ -133,7 +135,7 @@ impl Decoder {
         }
         let kv = KvLayout::open(&graph, &stage.kv_cache, stage.context_length)?;
         let outputs = OutputRows::new(logits.clone(), hidden.clone());
-        Ok(Self { graph, input, positions, kv, outputs, context_length: stage.context_length, table })
+        Ok(Self { graph, input, positions, kv, outputs, context_length: stage.context_length, table, bound: None })
     }
 
     /// The declared dimensions of input `name` (`None` for a symbolic one).
@@ -182,7 +184,7 @@ impl Decoder {
         let feeds: Vec<(&str, &DynValue)> =
             std::iter::once((name.as_str(), &value)).chain(positions.iter().map(|(n, v)| (*n, v))).chain(constants.iter().copied()).collect();
         let values = if self.kv.shared_buffer() {
-            run_in_place(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?
+            run_in_place(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), &mut self.bound, self.table.as_mut(), logits)?
         } else {
             run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?
         };
@@ -238,6 +240,8 @@ impl DecoderModel for Decoder {
     type Cache = KvCache;
 
     fn new_cache(&mut self) -> Result<KvCache> {
+        // The last generation's binding holds its buffers: let them go before new ones are made.
+        self.bound = None;
         self.kv.new_cache(&mut self.graph)
     }
 
@@ -281,14 +285,26 @@ fn run_moved(
     kv.present_names().iter().map(|n| super::graph::take_output(&mut results, &stage, n)).collect()
 }
 
-/// Past and present are the same buffers: bound as both input and output,
-/// updated by the graph in place.
+/// An IoBinding kept across the steps of a generation: the shared KV
+/// buffers are bound once, as past inputs and present outputs (in the
+/// memory the stage computes in, so on a GPU they never cross to the host);
+/// each step binds only its own inputs and the outputs that come back.
+pub(crate) struct KvBinding {
+    binding: IoBinding,
+    /// Data addresses of the bound buffers: a new or grown cache is bound anew.
+    buffers: Vec<usize>,
+}
+
+/// Past and present are the same buffers, updated by the graph in place
+/// through the generation's [`KvBinding`] (made or renewed here).
+#[allow(clippy::too_many_arguments)]
 fn run_in_place(
     graph: &mut StageGraph,
     kv: &KvLayout,
     outputs: &mut OutputRows,
     feeds: &[(&str, &DynValue)],
     mut buffers: Vec<DynValue>,
+    bound: &mut Option<KvBinding>,
     table: Option<&mut TokenTable>,
     logits: &mut Vec<f32>,
 ) -> Result<Vec<DynValue>> {
@@ -297,17 +313,23 @@ fn run_in_place(
         let stage = stage.clone();
         move |e: ort::Error| Error::stage(&stage, context, e)
     };
-    let host = graph.session().allocator().memory_info().clone();
-    let mut binding = graph.session().create_binding().map_err(fail("creating an IoBinding"))?;
+    let addresses: Vec<usize> = buffers.iter().filter_map(tensor::data_address).collect();
+    if bound.as_ref().is_none_or(|b| b.buffers != addresses) {
+        let mut binding = graph.session().create_binding().map_err(fail("creating an IoBinding"))?;
+        for (name, value) in kv.past_names().iter().zip(&buffers) {
+            binding.bind_input(name.as_str(), value).map_err(fail("binding a past KV buffer"))?;
+        }
+        for (name, value) in kv.present_names().iter().zip(buffers.iter_mut()) {
+            binding.bind_output(name.as_str(), value).map_err(fail("binding a present KV buffer"))?;
+        }
+        *bound = Some(KvBinding { binding, buffers: addresses });
+    }
+    let binding = &mut bound.as_mut().expect("bound above").binding;
     for (name, value) in feeds {
         binding.bind_input(*name, *value).map_err(fail("binding an input"))?;
     }
-    for (name, value) in kv.past_names().iter().zip(&buffers) {
-        binding.bind_input(name.as_str(), value).map_err(fail("binding a past KV buffer"))?;
-    }
-    for (name, value) in kv.present_names().iter().zip(buffers.iter_mut()) {
-        binding.bind_output(name.as_str(), value).map_err(fail("binding a present KV buffer"))?;
-    }
+    // Rows come back to the host; bound again each step because their shape follows the step's length.
+    let host = graph.session().allocator().memory_info().clone();
     if let Some(name) = outputs.logits_name() {
         binding.bind_output_to_device(name, &host).map_err(fail("binding the logits"))?;
     }
@@ -315,7 +337,7 @@ fn run_in_place(
         binding.bind_output_to_device(hidden, &host).map_err(fail("binding the hidden states"))?;
     }
     drop(host);
-    let mut results = graph.session_mut().run_binding(&binding).map_err(fail("running the graph"))?;
+    let mut results = graph.session_mut().run_binding(binding).map_err(fail("running the graph"))?;
     outputs.take(&mut results, &stage, table, logits)?;
     Ok(buffers)
 }

@@ -12,7 +12,10 @@ use ort::value::{DynValue, TensorElementType};
 use crate::bundle::Bundle;
 use crate::error::{Error, Result};
 use crate::runtime::session::{self, OpenedSession};
-use crate::runtime::{ExecutionProviderKind, OrtRuntime, ProviderReport, SessionPlan};
+use crate::runtime::device::DeviceKind;
+use crate::runtime::provider_options::ProviderOptions;
+use crate::runtime::tensorrt;
+use crate::runtime::{ExecutionProviderKind, OrtRuntime, ProviderReport, SessionPlan, StageProviders};
 
 /// Opens the graphs of one bundle with each stage's session settings and
 /// remembers every provider fallback, so no stage can drop one.
@@ -22,14 +25,14 @@ pub struct StageLoader<'a> {
     /// The bundle whose graphs are opened.
     pub bundle: &'a Bundle,
     plan: &'a SessionPlan,
-    /// `(stage, reason)` of every session whose provider fell back to CPU.
-    fallbacks: RefCell<Vec<(String, String)>>,
+    /// The providers of every graph opened so far.
+    opened: RefCell<Vec<StageProviders>>,
 }
 
 impl<'a> StageLoader<'a> {
     /// A loader for `bundle` with `plan`'s settings.
     pub fn new(runtime: &'a OrtRuntime, bundle: &'a Bundle, plan: &'a SessionPlan) -> Self {
-        Self { runtime, bundle, plan, fallbacks: RefCell::new(Vec::new()) }
+        Self { runtime, bundle, plan, opened: RefCell::new(Vec::new()) }
     }
 
     /// Open `graph` (bundle-relative, confined to the bundle) for `stage`.
@@ -40,21 +43,50 @@ impl<'a> StageLoader<'a> {
     /// [`Self::open`] with ONNX Runtime session entries that apply unless
     /// the manifest or the command line set them.
     pub fn open_with_defaults(&self, stage: &str, graph: &str, defaults: &[(&str, &str)]) -> Result<StageGraph> {
+        self.open_sized(stage, graph, defaults, None)
+    }
+
+    /// [`Self::open_with_defaults`] for a graph whose symbolic dimensions
+    /// range over `context` positions (a decoder: TensorRT's shape profiles).
+    pub fn open_sized(&self, stage: &str, graph: &str, defaults: &[(&str, &str)], context: Option<usize>) -> Result<StageGraph> {
         let mut config = self.plan.for_stage(stage);
         for (key, value) in defaults {
             config.options.entry(key.to_string()).or_insert_with(|| value.to_string());
         }
         let path = self.bundle.resolve(graph)?;
+        if config.provider == ExecutionProviderKind::Tensorrt {
+            config.provider_options = self.tensorrt_options(&config.provider_options, graph, &path, context);
+        }
         // The content key reads the graph's header and stats its data: only when the cache is on.
         let content = crate::runtime::graph_cache::enabled().then(|| self.bundle.content_identity(graph)).flatten();
-        let OpenedSession { session, fallback } = match content {
+        let OpenedSession { session, fallback, registered, placement } = match content {
             Some(content) => session::open_cached(self.runtime, &path, stage, &config, &content)?,
             None => session::open(self.runtime, &path, stage, &config)?,
         };
-        if let Some(reason) = fallback {
-            self.fallbacks.borrow_mut().push((stage.to_string(), reason));
+        let providers = StageProviders { stage: stage.to_string(), requested: config.provider, registered, fallback_reason: fallback, placement };
+        if config.strict_provider && config.provider != ExecutionProviderKind::Cpu {
+            if let Some(elsewhere) = providers.nodes_on_cpu() {
+                return Err(Error::ExecutionProvider { ep: config.provider.cli_name().into(), reason: format!("stage {stage}: {elsewhere} (--strict-ep: no node may fall back to the CPU)") });
+            }
         }
-        Ok(StageGraph { stage: stage.to_string(), session })
+        let device = DeviceKind::of(providers.active(), &config.provider_options);
+        self.opened.borrow_mut().push(providers);
+        Ok(StageGraph { stage: stage.to_string(), session, device })
+    }
+
+    /// A TensorRT stage's options with its engine and timing caches (in mmrt's
+    /// cache folder, keyed by the graph's content) and, for a graph sized by a
+    /// context, its shape profiles; what the user set is kept.
+    fn tensorrt_options(&self, options: &ProviderOptions, graph: &str, path: &std::path::Path, context: Option<usize>) -> ProviderOptions {
+        let mut out = options.clone();
+        let cache = crate::verified::cache_dir().map(|d| d.join("tensorrt"));
+        if let (Some(root), Some(content)) = (cache, self.bundle.content_identity(graph)) {
+            out = tensorrt::with_caches(&out, &root, &content, &self.runtime.info.version);
+        }
+        if let (Some(context), Ok(io)) = (context, crate::onnx_proto::graph_io(path)) {
+            out = tensorrt::with_profiles(&out, &io.inputs, context);
+        }
+        out
     }
 
     /// The intra-op threads `stage` is set to, if set.
@@ -64,13 +96,7 @@ impl<'a> StageLoader<'a> {
 
     /// What was asked for and what runs, over every graph opened so far.
     pub fn provider_report(&self) -> ProviderReport {
-        let requested = self.plan.default.provider;
-        let fallback_reason = self.fallbacks.borrow().first().map(|(_, reason)| reason.clone());
-        ProviderReport {
-            requested,
-            active: if fallback_reason.is_some() { ExecutionProviderKind::Cpu } else { requested },
-            fallback_reason,
-        }
+        ProviderReport::new(self.plan.default.provider, self.opened.borrow().clone())
     }
 }
 
@@ -78,12 +104,19 @@ impl<'a> StageLoader<'a> {
 pub struct StageGraph {
     stage: String,
     session: Session,
+    /// Where the session keeps the data it owns (the KV buffers).
+    device: DeviceKind,
 }
 
 impl StageGraph {
     /// The stage name (a sub-graph's is `stage.part`).
     pub fn stage(&self) -> &str {
         &self.stage
+    }
+
+    /// The memory the stage's provider computes in.
+    pub fn device(&self) -> DeviceKind {
+        self.device
     }
 
     /// The session, for what the helpers here do not cover (IoBinding, allocator).

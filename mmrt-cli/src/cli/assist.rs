@@ -98,7 +98,7 @@ pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
     };
     check_out_path(&args.out)?;
     let settings = args.speech.settings();
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let plan = args.session.plan()?;
     let options = LoadOptions { sessions: plan.clone(), ..LoadOptions::default() };
 

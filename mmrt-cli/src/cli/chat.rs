@@ -57,7 +57,7 @@ pub fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
         )));
     }
     let overrides = args.overrides(&bundle.manifest.generation)?;
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let options = LoadOptions { sessions: args.session.plan()?, ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {

@@ -31,7 +31,7 @@ pub fn generate(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
         .as_deref()
         .ok_or_else(|| Error::Request(format!("bundle \"{name}\" writes a height map: pass --out-dir DIR ({0}.png and {0}.f32)", stage.name)))?;
     let out_dir = mmrt::media::prepare_out_dir(out_dir)?;
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let start = Instant::now();
     let mut generator = ConsistencyGenerator::open(&runtime, &bundle, &args.session.plan()?)?;
     let load_ms = ms_since(start);

@@ -8,7 +8,7 @@ use clap::Args;
 use super::Cli;
 use mmrt::error::Result;
 use mmrt::runtime::session::{self, SessionConfig};
-use mmrt::runtime::{OrtRuntime, SessionPlan};
+use mmrt::runtime::OrtRuntime;
 use mmrt::stages::consistency::ConsistencyGenerator;
 use mmrt::{Bundle, Pipeline};
 
@@ -27,6 +27,9 @@ pub struct InspectArgs {
     /// Print the validated manifest and runtime facts as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Providers to open the stages with (`inspect` reports where their nodes land).
+    #[command(flatten)]
+    pub session: super::SessionArgs,
     /// Hash every checksummed file, even those verified before and unchanged since.
     #[arg(long)]
     pub verify: bool,
@@ -35,20 +38,22 @@ pub struct InspectArgs {
 /// Run the command.
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let bundle = Bundle::open_verified(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()), super::verification(args.verify))?;
-    let loaded = OrtRuntime::load(cli.ort_lib.as_deref());
-    let graphs = match &loaded {
+    let loaded = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu());
+    let plan = args.session.plan()?;
+    let (graphs, report) = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {
-            if bundle.manifest.text_to_speech().is_some() {
-                mmrt::tts::Voice::open(rt, &bundle, &SessionPlan::uniform(SessionConfig::default()))?;
+            let report = if bundle.manifest.text_to_speech().is_some() {
+                mmrt::tts::Voice::open(rt, &bundle, &plan)?.provider().clone()
             } else if bundle.manifest.consistency_generator().is_some() {
-                ConsistencyGenerator::open(rt, &bundle, &SessionPlan::uniform(SessionConfig::default()))?;
+                ConsistencyGenerator::open(rt, &bundle, &plan)?.provider().clone()
             } else {
-                Pipeline::load(rt, bundle.clone(), &SessionConfig::default())?;
-            }
-            graph_io(rt, &bundle)?
+                let options = mmrt::pipeline::LoadOptions { sessions: plan.clone(), ..Default::default() };
+                Pipeline::load_with(rt, bundle.clone(), &options)?.provider().clone()
+            };
+            (graph_io(rt, &bundle)?, Some(report))
         }
-        Err(_) => Vec::new(),
+        Err(_) => (Vec::new(), None),
     };
     let runtime = loaded.map(|rt| rt.info).map_err(|e| e.to_string());
     let providers = mmrt::runtime::ep::available_providers_if_loaded(runtime.is_ok());
@@ -61,6 +66,7 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
             "onnxruntime": runtime.as_ref().ok(),
             "onnxruntime_error": runtime.as_ref().err(),
             "execution_providers": providers,
+            "placement": report.as_ref().map(|r| &r.stages),
             "graphs": graphs.iter().map(|(g, io)| (g.clone(), serde_json::json!(io))).collect::<serde_json::Map<_, _>>(),
         });
         println!("{}", serde_json::to_string_pretty(&json).expect("JSON values serialize"));
@@ -94,6 +100,15 @@ pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
         println!("graph       {graph}");
         for line in io {
             println!("              {line}");
+        }
+    }
+    let mut said = None;
+    for stage in report.iter().flat_map(|r| &r.stages) {
+        let registered: Vec<&str> = stage.registered.iter().map(|k| k.cli_name()).collect();
+        println!("placement   {:<24} {} (providers: {})", stage.stage, stage.placement.summary(), registered.join(" > "));
+        if let Some(reason) = stage.fallback_reason.as_ref().filter(|r| said != Some(*r)) {
+            println!("              {} did not register: {reason}", stage.requested.cli_name());
+            said = Some(reason);
         }
     }
     if m.stages.iter().any(|s| s.is_standalone()) {

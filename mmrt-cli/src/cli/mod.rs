@@ -20,6 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+use mmrt::runtime::provider_options::ProviderSpec;
 use mmrt::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig, SessionPlan};
 
 /// mmrt: run multimodal LLMs (every stage its own ONNX graph) on edge devices.
@@ -67,17 +68,24 @@ pub enum Command {
 /// Options shared by commands that open sessions.
 #[derive(Debug, Args, Clone)]
 pub struct SessionArgs {
-    /// Execution provider.
-    #[arg(long, value_parser = ep_parser(), default_value = "cpu")]
-    pub ep: ExecutionProviderKind,
-    /// Fail when the provider cannot register instead of falling back to CPU.
+    /// Execution provider of every stage, with its options as ONNX Runtime names them:
+    /// `cpu`, `cuda`, `tensorrt`, `coreml`, e.g. `cuda:device_id=0,gpu_mem_limit=4GiB`
+    /// (TensorRT runs backed by CUDA, every provider backed by the CPU).
+    #[arg(long, value_parser = parse_provider, default_value = "cpu", value_name = "PROVIDER[:KEY=VALUE,...]")]
+    pub ep: ProviderSpec,
+    /// Fail when a stage's provider cannot register, or leaves any of its nodes
+    /// to another provider, instead of running them on the next provider.
     #[arg(long)]
     pub strict_ep: bool,
+    /// One stage's provider and options, NAME=PROVIDER[:KEY=VALUE,...] (repeatable),
+    /// e.g. `--ep-stage vision_encoder=cuda:device_id=0` with the rest on `--ep`.
+    #[arg(long = "ep-stage", value_name = "NAME=PROVIDER[:KEY=VALUE,...]")]
+    pub ep_stage: Vec<String>,
     /// Intra-op threads, 1 to 4x the logical cores (default: ONNX Runtime's choice).
     #[arg(long, value_parser = parse_threads)]
     pub threads: Option<u16>,
     /// Per-stage session setting, NAME:KEY=VALUE (repeatable): KEY is `ep`,
-    /// `threads`, `arena` (0: no CPU memory arena) or an ONNX Runtime session key
+    /// `ep.OPTION` (a provider option), `threads`, `arena` (0: no CPU memory arena) or an ONNX Runtime session key
     /// (e.g. `decoder:session.disable_prepacking=1`).
     #[arg(long = "stage", value_name = "NAME:KEY=VALUE")]
     pub stage: Vec<String>,
@@ -139,13 +147,30 @@ pub(crate) fn parse_threads(text: &str) -> Result<u16, String> {
 
 impl SessionArgs {
     fn config(&self) -> SessionConfig {
-        SessionConfig { provider: self.ep, strict_provider: self.strict_ep, threads: self.threads.map(usize::from), ..SessionConfig::default() }
+        SessionConfig {
+            provider: self.ep.kind,
+            provider_options: self.ep.options.clone(),
+            strict_provider: self.strict_ep,
+            threads: self.threads.map(usize::from),
+            ..SessionConfig::default()
+        }
     }
 
-    /// The settings of every stage: `--ep`/`--threads` for all, `--stage` overrides.
+    /// The settings of every stage: `--ep`/`--threads` for all, `--ep-stage` then `--stage` overrides.
     fn plan(&self) -> mmrt::Result<SessionPlan> {
-        let overrides = self.stage.iter().map(|s| mmrt::runtime::plan::parse_stage_flag(s)).collect::<mmrt::Result<Vec<_>>>()?;
+        let per_stage = self.ep_stage.iter().map(|s| mmrt::runtime::plan::parse_ep_stage_flag(s));
+        let settings = self.stage.iter().map(|s| mmrt::runtime::plan::parse_stage_flag(s));
+        let overrides = per_stage.chain(settings).collect::<mmrt::Result<Vec<_>>>()?;
         Ok(SessionPlan::uniform(self.config()).with_overrides(overrides.iter().map(|(n, o)| (n, o))))
+    }
+
+    /// Whether any stage is asked to run on a GPU provider (a GPU-capable
+    /// ONNX Runtime library is then looked for first).
+    pub(crate) fn wants_gpu(&self) -> bool {
+        let gpu = |k: ExecutionProviderKind| matches!(k, ExecutionProviderKind::Cuda | ExecutionProviderKind::Tensorrt);
+        gpu(self.ep.kind)
+            || self.ep_stage.iter().filter_map(|s| mmrt::runtime::plan::parse_ep_stage_flag(s).ok()).any(|(_, o)| o.ep.is_some_and(gpu))
+            || self.stage.iter().filter_map(|s| mmrt::runtime::plan::parse_stage_flag(s).ok()).any(|(_, o)| o.ep.is_some_and(gpu))
     }
 }
 
@@ -158,7 +183,12 @@ pub(crate) fn verification(full: bool) -> mmrt::verified::Verification {
     }
 }
 
-/// `--ep` values: the provider names, listed in clap's error for a wrong one.
+/// `--ep PROVIDER[:KEY=VALUE,...]`: the provider and its options, validated.
+pub(crate) fn parse_provider(text: &str) -> Result<ProviderSpec, String> {
+    text.parse()
+}
+
+/// `--ep` values of `bench`: the provider names, listed in clap's error for a wrong one.
 pub(crate) fn ep_parser() -> impl clap::builder::TypedValueParser<Value = ExecutionProviderKind> {
     use clap::builder::TypedValueParser;
     let names: Vec<&'static str> = ExecutionProviderKind::ALL.iter().map(|k| k.cli_name()).collect();
@@ -206,5 +236,10 @@ fn print_version(cli: &Cli) -> mmrt::Result<()> {
     let rt = OrtRuntime::load(cli.ort_lib.as_deref())?;
     println!("onnxruntime {} ({}, found by: {})", rt.info.version, rt.info.library.display(), rt.info.found_by);
     println!("execution providers: {}", mmrt::runtime::ep::available_providers().join(", "));
+    if let Some(cuda) = &rt.info.cuda {
+        let root = cuda.root.as_ref().map_or("none found".to_string(), |r| r.display().to_string());
+        println!("CUDA libraries: {} found in {root}; missing: {}", cuda.found.len(), if cuda.missing.is_empty() { "none".to_string() } else { cuda.missing.join(", ") });
+        println!("NVIDIA driver: {}", cuda.driver.as_deref().unwrap_or("not found (CUDA 13 needs >= 580)"));
+    }
     Ok(())
 }

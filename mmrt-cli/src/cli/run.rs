@@ -198,7 +198,7 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         ))
     })?;
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let overrides = args.overrides(&bundle.manifest.generation)?;
     let options = LoadOptions { sessions: args.session.plan()?, embedding_cache: args.video.embedding_cache()?, ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;

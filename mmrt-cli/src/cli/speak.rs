@@ -80,7 +80,7 @@ pub fn speak(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
     }
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
     let settings = args.speech.settings();
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let start = Instant::now();
     let mut voice = Voice::open(&runtime, &bundle, &args.session.plan()?)?;
     let load_ms = ms_since(start);

@@ -41,7 +41,7 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
             )));
         }
     }
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let options = LoadOptions { sessions: args.session.plan()?, vad_model: args.vad.then(|| args.vad_model.clone()), ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {

@@ -109,7 +109,7 @@ pub fn watch(cli: &Cli, args: &WatchArgs) -> Result<()> {
     let prompt = args.prompt.clone().or_else(|| bundle.manifest.prompt.default_prompt.clone()).ok_or_else(|| {
         Error::Request(format!("bundle \"{}\" has no default prompt: --prompt is required", bundle.name()))
     })?;
-    let runtime = OrtRuntime::load(cli.ort_lib.as_deref())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let cache = Arc::new(EmbeddingCache::default());
     let plan = args.session.plan()?;
     let encoder = FrameEncoder::open_standalone(&runtime, &bundle, &plan, Modality::Video, cache.clone())?;

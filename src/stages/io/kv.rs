@@ -13,6 +13,7 @@
 use ort::value::{DynTensor, DynTensorValueType, DynValue, TensorElementType};
 
 use crate::error::{Error, Result};
+use crate::runtime::device::{require_host, require_host_value};
 use crate::generate::DecoderCache;
 use crate::manifest::KvCacheNames;
 use crate::stages::graph::StageGraph;
@@ -156,11 +157,13 @@ impl KvLayout {
     }
 
     /// A cache holding no positions: empty tensors, or for a shared buffer one
-    /// zeroed `[1, kv_heads, capacity, head_dim]` tensor per past input
-    /// (capacity [`INITIAL_CAPACITY`] or the context, whichever is smaller),
-    /// allocated once per generation by ONNX Runtime's allocator.
+    /// zeroed `[1, kv_heads, capacity, head_dim]` tensor per past input,
+    /// allocated once per generation in the memory the stage computes in. On
+    /// the host the capacity starts at [`INITIAL_CAPACITY`] (or the context,
+    /// whichever is smaller) and grows; in device memory it is the whole
+    /// context at once, so the buffers never need a device-side copy.
     pub fn new_cache(&self, graph: &mut StageGraph) -> Result<KvCache> {
-        let capacity = INITIAL_CAPACITY.min(self.context_length);
+        let capacity = if graph.device().is_host() { INITIAL_CAPACITY.min(self.context_length) } else { self.context_length };
         let mut values = Vec::with_capacity(self.empty.len());
         for ((dtype, shape), name) in self.empty.iter().zip(&self.past) {
             let value = if self.shared_buffer {
@@ -199,7 +202,7 @@ impl KvLayout {
 /// Positions a shared KV buffer holds before its first growth.
 pub const INITIAL_CAPACITY: usize = 256;
 
-/// One zeroed `shape` tensor from the session's allocator.
+/// One zeroed `shape` tensor from the allocator of the memory the stage computes in.
 fn zeroed_buffer(graph: &mut StageGraph, dtype: TensorElementType, shape: [usize; 4], name: &str) -> Result<DynValue> {
     zeroed_tensor(graph, dtype, shape, name).map(DynTensor::into_dyn)
 }
@@ -210,9 +213,20 @@ fn zeroed_tensor(graph: &mut StageGraph, dtype: TensorElementType, shape: [usize
         .iter()
         .try_fold(tensor::element_size(dtype, &stage, name)?, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| Error::Tensor { stage: stage.clone(), tensor: name.into(), expected: "a KV buffer size that fits in memory".into(), found: format!("{shape:?}") })?;
+    let device = graph.device();
+    if !device.is_host() {
+        // Attention kernels read whole tiles past the filled positions and mask them after
+        // the product: stale NaNs there would survive the mask, so device buffers start zeroed
+        // too (one upload per generation).
+        let zeros = tensor::zeros(&shape, dtype, &stage, name)?.downcast::<ort::value::DynTensorValueType>().map_err(|e| Error::stage(&stage, "preparing a KV buffer", e))?;
+        let mut buffer = DynTensor::new(&device.allocator(graph.session(), &stage)?, dtype, shape).map_err(|e| Error::stage(&stage, &format!("allocating the KV buffer {name} in device memory"), e))?;
+        zeros.copy_into(&mut buffer).map_err(|e| Error::stage(&stage, &format!("zeroing the KV buffer {name} in device memory"), e))?;
+        return Ok(buffer);
+    }
     let mut buffer = DynTensor::new(graph.session_mut().allocator(), dtype, shape)
         .map_err(|e| Error::stage(&stage, &format!("allocating the KV buffer {name}"), e))?;
-    // SAFETY: the tensor was just allocated with exactly `bytes` bytes of plain numbers.
+    require_host(buffer.memory_info(), &stage, name, "zeroing the KV buffer")?;
+    // SAFETY: the tensor was just allocated in host memory with exactly `bytes` bytes of plain numbers.
     unsafe { std::ptr::write_bytes(buffer.data_ptr_mut().cast::<u8>(), 0, bytes) };
     Ok(buffer)
 }
@@ -227,6 +241,8 @@ fn copy_positions(old: &DynValue, new: &mut DynTensor, filled: usize, stage: &st
     if !fits || new.dtype().tensor_type() != Some(dtype) {
         return Err(Error::Tensor { stage: stage.into(), tensor: name.into(), expected: format!("a KV buffer to grow, [1, heads, >= {filled}, head_dim]"), found: format!("{from:?} into {to:?}") });
     }
+    require_host_value(old, stage, name, "growing the KV buffer")?;
+    require_host(new.memory_info(), stage, name, "growing the KV buffer")?;
     let (heads, head_dim) = (from[1] as usize, from[3] as usize);
     let (old_stride, new_stride) = (from[2] as usize * head_dim * size, to[2] as usize * head_dim * size);
     let src = old.view().downcast::<DynTensorValueType>().map_err(|e| Error::stage(stage, "reading a KV buffer", e))?.data_ptr().cast::<u8>();
