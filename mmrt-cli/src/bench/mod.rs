@@ -6,10 +6,15 @@
 //! child process per execution provider ([`measure_provider`] there). A child
 //! per provider keeps the figures honest: its first load is a true cold load
 //! for the process, and its peak resident memory ([`memory`]) belongs to that
-//! provider alone. [`report`] and [`chart`] turn the results into a table,
-//! JSON, CSV and an SVG chart.
+//! provider alone. A GPU provider's child also measures its device memory
+//! peak and the device bandwidth its roofline divides by ([`device`]). A
+//! provider that cannot register is skipped, one whose child fails is
+//! reported failed, each with the reason, and the others are still measured.
+//! [`report`] and [`chart`] turn the results into a table, JSON, CSV and an
+//! SVG chart.
 
 pub mod chart;
+pub mod device;
 pub mod memory;
 pub mod probe;
 pub mod report;
@@ -86,7 +91,8 @@ impl Default for PromptSpec {
     }
 }
 
-/// Outcome of one execution provider.
+/// Outcome of one execution provider: `figures`, else the reason in
+/// `skipped` (it could not register) or `failed` (measuring it failed).
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProviderResult {
     /// Provider asked for (`cpu`, `cuda`, ...).
@@ -94,15 +100,62 @@ pub struct ProviderResult {
     /// Why it was not measured (it could not register), if it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
+    /// Why measuring it failed (it registered, then loading or running
+    /// failed, or its process died), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
     /// The figures, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub figures: Option<Figures>,
-    /// Decode against the memory-bandwidth ceiling (filled in by the parent).
+    /// Decode against the memory-bandwidth ceiling, or why there is none
+    /// (filled in by the parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub roofline: Option<Roofline>,
+    pub roofline: Option<device::Measured<Roofline>>,
     /// Process start -> first token (filled in by the parent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start: Option<start::StartFigures>,
+    /// Why the start-up probe failed, when it did (the figures above stand).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_failed: Option<String>,
+}
+
+impl ProviderResult {
+    /// `ep` with nothing filled in yet.
+    fn empty(ep: ExecutionProviderKind) -> Self {
+        ProviderResult { ep, skipped: None, failed: None, figures: None, roofline: None, start: None, start_failed: None }
+    }
+
+    /// `ep` measured: `figures`.
+    pub fn measured(ep: ExecutionProviderKind, figures: Figures) -> Self {
+        ProviderResult { figures: Some(figures), ..Self::empty(ep) }
+    }
+
+    /// `ep` could not register, because `reason`.
+    pub fn skipped(ep: ExecutionProviderKind, reason: String) -> Self {
+        ProviderResult { skipped: Some(reason), ..Self::empty(ep) }
+    }
+
+    /// Measuring `ep` failed, because `reason`.
+    pub fn failed(ep: ExecutionProviderKind, reason: String) -> Self {
+        ProviderResult { failed: Some(reason), ..Self::empty(ep) }
+    }
+
+    /// `measured`, `skipped` or `failed`.
+    pub fn status(&self) -> &'static str {
+        match (&self.figures, &self.skipped) {
+            (Some(_), _) => "measured",
+            (None, Some(_)) => "skipped",
+            (None, None) => "failed",
+        }
+    }
+
+    /// Why there are no figures, when there are none.
+    pub fn reason(&self) -> Option<&str> {
+        match self.figures {
+            Some(_) => None,
+            None => Some(self.skipped.as_deref().or(self.failed.as_deref()).unwrap_or("no figures and no reason given")),
+        }
+    }
 }
 
 /// Every figure measured for one provider. Times in milliseconds.
@@ -145,6 +198,22 @@ pub struct Figures {
     /// Video reading and the embedding cache, when the requests have videos.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub video: Option<VideoFigures>,
+    /// Accelerators: per stage, the nodes ONNX Runtime left to the CPU
+    /// provider (`stage: what`), from its placement log; empty when none were.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes_on_cpu: Vec<String>,
+    /// The ONNX Runtime library the measuring process loaded (a GPU provider's
+    /// may differ from the report's `environment.onnxruntime_library`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub onnxruntime_library: Option<PathBuf>,
+    /// GPU providers: the device memory the process held at its peak (load
+    /// and runs), or why it was not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_memory: Option<device::Measured<device::DeviceMemory>>,
+    /// GPU providers: device copy bandwidth (the roofline's ceiling), or why
+    /// it was not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_bandwidth: Option<device::Measured<device::DeviceBandwidth>>,
 }
 
 /// Video figures: measured runs encode every frame (the embedding cache is
@@ -175,19 +244,44 @@ pub struct Roofline {
     pub achieved_bytes_per_s: f64,
     /// Median measured copy bandwidth.
     pub bandwidth_bytes_per_s: f64,
+    /// Which memory that bandwidth is of: [`Roofline::HOST`] or [`Roofline::DEVICE`].
+    #[serde(default)]
+    pub bandwidth_of: String,
     /// `achieved / bandwidth`: the fraction of the physical limit reached.
     pub fraction: f64,
 }
 
 impl Roofline {
-    /// The roofline of `figures` given the weight bytes and measured bandwidth.
-    pub fn of(figures: &Figures, weight_bytes: u64, bandwidth: f64) -> Roofline {
+    /// Host providers: host memory, the report's `memory_bandwidth` probe.
+    pub const HOST: &'static str = "host memory (memory_bandwidth)";
+    /// GPU providers: device memory, the provider's `device_bandwidth` probe.
+    pub const DEVICE: &'static str = "device memory (figures.device_bandwidth)";
+
+    /// The roofline of `figures` given the weight bytes and measured
+    /// bandwidth (of the memory `bandwidth_of` names).
+    pub fn of(figures: &Figures, weight_bytes: u64, bandwidth: f64, bandwidth_of: &str) -> Roofline {
         let achieved = weight_bytes as f64 * figures.decode_tokens_per_s.median;
         Roofline {
             weight_bytes_per_token: weight_bytes,
             achieved_bytes_per_s: achieved,
             bandwidth_bytes_per_s: bandwidth,
+            bandwidth_of: bandwidth_of.to_string(),
             fraction: achieved / bandwidth,
+        }
+    }
+
+    /// The roofline of provider `ep`'s `figures`: against the host bandwidth
+    /// for host providers, against the device bandwidth its child measured
+    /// for GPU providers (the host figure would be the wrong ceiling there:
+    /// no roofline rather than a wrong one when the device was not measured).
+    pub fn for_provider(ep: ExecutionProviderKind, figures: &Figures, weight_bytes: u64, host_bandwidth: f64) -> device::Measured<Roofline> {
+        if !device::is_gpu(ep) {
+            return device::Measured::Value(Roofline::of(figures, weight_bytes, host_bandwidth, Roofline::HOST));
+        }
+        match &figures.device_bandwidth {
+            Some(device::Measured::Value(bw)) => device::Measured::Value(Roofline::of(figures, weight_bytes, bw.bytes_per_s.median, Roofline::DEVICE)),
+            Some(device::Measured::NotMeasured { not_measured }) => device::Measured::not(format!("device bandwidth not measured: {not_measured}")),
+            None => device::Measured::not("device bandwidth not measured: the measuring process reported none"),
         }
     }
 }
@@ -313,12 +407,18 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
 
     let child = BenchConfig { images, prompt: PromptSpec::Text(prompt.clone()), ..config.clone() };
     let mut providers = Vec::new();
+    // A provider that fails is reported as failed; the others are still measured.
     for &ep in &config.providers {
         let out = scratch.0.join(format!("{}.json", ep.cli_name()));
-        let mut result = run_child(exe, &child, ep, &out)?;
+        let mut result = run_child(exe, &child, ep, &out).unwrap_or_else(|e| ProviderResult::failed(ep, e.to_string()));
         if let Some(f) = &result.figures {
-            result.roofline = Some(Roofline::of(f, info.bytes, bandwidth.bytes_per_s.median));
-            result.start = start::measure(exe, &runtime.info.library, &child, ep)?;
+            result.roofline = Some(Roofline::for_provider(ep, f, info.bytes, bandwidth.bytes_per_s.median));
+            // The library this provider's processes load (a GPU build for GPU providers), for --cold-start to evict.
+            let library = f.onnxruntime_library.clone().unwrap_or_else(|| runtime.info.library.clone());
+            match start::measure(exe, &library, &child, ep) {
+                Ok(start) => result.start = start,
+                Err(e) => result.start_failed = Some(e.to_string()),
+            }
         }
         providers.push(result);
     }
@@ -378,27 +478,75 @@ pub(crate) fn child_command(exe: &Path, config: &BenchConfig, subcommand: &str, 
 }
 
 /// Run `mmrt bench --worker-out FILE` for one provider and read its result.
+/// A worker whose measuring failed writes a [`ProviderResult::failed`] with
+/// its error before exiting non-zero; one that died without writing (a crash
+/// in a provider library, a signal) becomes a failed result naming how it
+/// ended. `Err` only when the worker cannot start or wrote an unreadable file.
 fn run_child(exe: &Path, config: &BenchConfig, ep: ExecutionProviderKind, out: &Path) -> Result<ProviderResult> {
     let mut cmd = child_command(exe, config, "bench", ep);
     cmd.arg("--new-tokens").arg(config.new_tokens.to_string());
     cmd.arg("--runs").arg(config.runs.to_string()).arg("--warmup").arg(config.warmup.to_string());
     cmd.arg("--worker-out").arg(out);
+    let _ = std::fs::remove_file(out);
     let status = cmd.status().map_err(|e| Error::Bench(format!("cannot start {}: {e}", exe.display())))?;
-    if !status.success() {
-        return Err(Error::Bench(format!("measuring --ep {} failed ({status}); its error is printed above", ep.cli_name())));
+    let text = match std::fs::read_to_string(out) {
+        Ok(text) => text,
+        Err(_) => {
+            return Ok(ProviderResult::failed(
+                ep,
+                format!("the measuring process {} without writing a result (its output is above)", ended(status)),
+            ))
+        }
+    };
+    let mut result: ProviderResult =
+        serde_json::from_str(&text).map_err(|e| Error::Bench(format!("unreadable result {} of --ep {}: {e}", out.display(), ep.cli_name())))?;
+    if !status.success() && result.reason().is_none() {
+        // Figures written, then the process failed (while exiting): the figures stand, the failure is named.
+        result.failed = Some(format!("the measuring process {} after writing its figures", ended(status)));
     }
-    let text = std::fs::read_to_string(out).map_err(|e| Error::io(out, e))?;
-    serde_json::from_str(&text).map_err(|e| Error::Bench(format!("unreadable result {}: {e}", out.display())))
+    Ok(result)
+}
+
+/// How a process ended, for a failure reason: "exited with status 3",
+/// "was killed by signal 11 (SIGSEGV)".
+fn ended(status: std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let name = match signal {
+                libc::SIGSEGV => " (SIGSEGV)",
+                libc::SIGABRT => " (SIGABRT)",
+                libc::SIGKILL => " (SIGKILL: out of memory?)",
+                libc::SIGBUS => " (SIGBUS)",
+                libc::SIGILL => " (SIGILL)",
+                libc::SIGFPE => " (SIGFPE)",
+                _ => "",
+            };
+            return format!("was killed by signal {signal}{name}");
+        }
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => format!("ended ({status})"),
+    }
 }
 
 /// Measure one provider in this process (the child side of [`run`]): cold
-/// load, warm-up, measured runs, then warm loads. A provider that cannot
-/// register is reported as skipped, with the reason.
+/// load, warm-up, measured runs, then warm loads; for a GPU provider also its
+/// device memory peak (sampled over load and runs) and, last, the device
+/// copy bandwidth. A provider that cannot register is reported as skipped,
+/// with the reason.
 pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Result<ProviderResult> {
+    // Before the runtime loads: the device-wide fallback measures growth from here.
+    let sampler = device::is_gpu(ep).then(|| device::MemorySampler::start(std::process::id()));
     let start = Instant::now();
-    let runtime = OrtRuntime::load(config.ort_lib.as_deref())?;
+    // A GPU provider: a GPU build first, its CUDA libraries preloaded.
+    let runtime = OrtRuntime::load_for(config.ort_lib.as_deref(), device::is_gpu(ep))?;
     let runtime_init_ms = ms(start);
-    let session = SessionConfig { provider: ep, strict_provider: true, threads: config.threads, ..SessionConfig::default() };
+    // Not strict: nodes ONNX Runtime leaves to the CPU run there, as for a
+    // user's `--ep`; a provider that does not register is caught below.
+    let session = SessionConfig { provider: ep, strict_provider: false, threads: config.threads, ..SessionConfig::default() };
     // Off for the measured runs (real encoder times), on for the cache figures.
     let cache = Arc::new(EmbeddingCache::in_memory(0));
     let options = LoadOptions { sessions: SessionPlan::uniform(session), embedding_cache: Some(cache.clone()), ..LoadOptions::default() };
@@ -407,12 +555,16 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
     let start = Instant::now();
     let mut pipeline = match load() {
         Ok(p) => p,
-        Err(Error::ExecutionProvider { reason, .. }) => {
-            return Ok(ProviderResult { ep, skipped: Some(reason), figures: None, roofline: None, start: None })
-        }
+        Err(Error::ExecutionProvider { reason, .. }) => return Ok(ProviderResult::skipped(ep, reason)),
         Err(e) => return Err(e),
     };
     let load_cold_ms = ms(start);
+    // Some stage fell back (the provider did not register): its figures would be another provider's.
+    if let Some(reason) = &pipeline.provider().fallback_reason {
+        return Ok(ProviderResult::skipped(ep, reason.clone()));
+    }
+    let nodes_on_cpu: Vec<String> =
+        pipeline.provider().stages.iter().filter_map(|s| s.nodes_on_cpu().map(|n| format!("{}: {n}", s.stage))).collect();
     let rss_after_load_bytes = memory::current_rss_bytes();
     let rss_after_load = memory::breakdown();
 
@@ -475,6 +627,7 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         progress.inc(1);
     }
     let peak_rss_bytes = memory::peak_rss_bytes();
+    let device_memory = sampler.map(device::MemorySampler::finish);
     let video = match config.videos.is_empty() {
         true => None,
         false => Some(video_figures(&mut pipeline, &request, &cache, video, frames)?),
@@ -489,6 +642,11 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         warm.push(ms(start));
         progress.inc(1);
     }
+    if device::is_gpu(ep) {
+        progress.set_message("device bandwidth");
+    }
+    // Last: its buffers must not count in the memory peak, nor its copies in the timings.
+    let device_bandwidth = device::is_gpu(ep).then(|| device::gpu_copy_bandwidth(&runtime, PROBE_REPS));
     progress.finish_and_clear();
 
     let mut derived: std::collections::HashMap<String, Summary> = derived.summaries().into_iter().collect();
@@ -511,8 +669,12 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         rss_after_load_bytes,
         rss_after_load,
         video,
+        nodes_on_cpu,
+        onnxruntime_library: Some(runtime.info.library.clone()),
+        device_memory,
+        device_bandwidth,
     };
-    Ok(ProviderResult { ep, skipped: None, figures: Some(figures), roofline: None, start: None })
+    Ok(ProviderResult::measured(ep, figures))
 }
 
 /// One run's video samples; returns its frame count.
@@ -660,7 +822,8 @@ mod ordered {
     }
 }
 
-/// A report with two measured providers and one skipped, for rendering tests.
+/// A report with two measured providers (CPU, and CUDA with device figures),
+/// one skipped and one failed, for rendering tests.
 #[cfg(test)]
 pub(crate) fn sample_report() -> Report {
     let s = |v: f64| Summary::from_samples(vec![v * 0.9, v, v * 1.2]).unwrap();
@@ -684,13 +847,25 @@ pub(crate) fn sample_report() -> Report {
             rss_after_load_bytes: Some(40 << 20),
             rss_after_load: Some(memory::Breakdown { anon_bytes: 30 << 20, file_bytes: 10 << 20 }),
             video: None,
+            nodes_on_cpu: Vec::new(),
+            onnxruntime_library: None,
+            device_memory: None,
+            device_bandwidth: None,
         }
     };
     let measured = |ep, f: Figures| {
-        let roofline = Some(Roofline::of(&f, 400_000, 8e9));
+        let roofline = Some(Roofline::for_provider(ep, &f, 400_000, 8e9));
         let start = Summary::from_samples(vec![300.0, 310.0]).map(|warm_ms| start::StartFigures { warm_ms, cold_ms: None, cold_method: None });
-        ProviderResult { ep, skipped: None, figures: Some(f), roofline, start }
+        ProviderResult { roofline, start, ..ProviderResult::measured(ep, f) }
     };
+    let mut cuda = figures(0.5, Some("denoiser"));
+    cuda.device_memory = Some(device::Measured::Value(device::DeviceMemory { peak_bytes: 600 << 20, samples: 9, method: "test".into() }));
+    cuda.device_bandwidth = Some(device::Measured::Value(device::DeviceBandwidth {
+        bytes_per_s: s(2e12),
+        buffer_bytes: 512 << 20,
+        device: "Cuda:0".into(),
+        method: "test".into(),
+    }));
     Report {
         mmrt_version: "test".into(),
         environment: Environment {
@@ -724,14 +899,78 @@ pub(crate) fn sample_report() -> Report {
         memory_method: memory::METHOD.into(),
         providers: vec![
             measured(ExecutionProviderKind::Cpu, figures(1.0, None)),
-            measured(ExecutionProviderKind::Cuda, figures(0.5, Some("denoiser"))),
-            ProviderResult {
-                ep: ExecutionProviderKind::Coreml,
-                skipped: Some("not in this build".into()),
-                figures: None,
-                roofline: None,
-                start: None,
-            },
+            measured(ExecutionProviderKind::Cuda, cuda),
+            ProviderResult::skipped(ExecutionProviderKind::Coreml, "not in this build".into()),
+            ProviderResult::failed(ExecutionProviderKind::Tensorrt, "loading the decoder: TensorRT could not build an engine".into()),
         ],
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    /// A stand-in for the `mmrt` worker: a shell script running `body` with
+    /// `$out` set to its `--worker-out` file (the last argument).
+    fn fake_worker(dir: &Path, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let path = dir.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\nfor a in \"$@\"; do out=\"$a\"; done\n{body}\n")).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        path
+    }
+
+    fn config() -> BenchConfig {
+        BenchConfig {
+            bundle: "models/tiny".into(),
+            providers: vec![ExecutionProviderKind::Cuda],
+            threads: None,
+            images: Vec::new(),
+            videos: Vec::new(),
+            prompt: PromptSpec::default(),
+            new_tokens: 2,
+            runs: 1,
+            warmup: 0,
+            ort_lib: None,
+            start_runs: 0,
+            cold_start: false,
+        }
+    }
+
+    #[test]
+    fn a_failing_worker_becomes_a_failed_result_with_its_reason() {
+        let scratch = ScratchDir::new().unwrap();
+        let out = scratch.0.join("cuda.json");
+        let cuda = ExecutionProviderKind::Cuda;
+        let cases = [
+            // The worker's own error, written before it exits non-zero.
+            (r#"printf '{"ep":"cuda","failed":"CUDA failure 2: out of memory"}' > "$out"; exit 1"#, "CUDA failure 2: out of memory"),
+            // Died without writing: how it ended.
+            ("exit 3", "the measuring process exited with status 3 without writing a result (its output is above)"),
+            ("kill -SEGV $$", "the measuring process was killed by signal 11 (SIGSEGV) without writing a result (its output is above)"),
+            // A skipped provider stays skipped.
+            (r#"printf '{"ep":"cuda","skipped":"no CUDA here"}' > "$out""#, "no CUDA here"),
+        ];
+        for (i, (body, reason)) in cases.into_iter().enumerate() {
+            let exe = fake_worker(&scratch.0, &format!("worker{i}"), body);
+            let result = run_child(&exe, &config(), cuda, &out).unwrap_or_else(|e| panic!("{body}: {e}"));
+            assert_eq!((result.ep, result.reason()), (cuda, Some(reason)), "{body}");
+            assert_eq!(result.status(), if reason.starts_with("no CUDA") { "skipped" } else { "failed" }, "{body}");
+        }
+    }
+
+    #[test]
+    fn figures_then_a_failed_exit_keep_the_figures_and_name_the_failure() {
+        let scratch = ScratchDir::new().unwrap();
+        let out = scratch.0.join("cpu.json");
+        let measured = serde_json::to_string(&sample_report().providers[0]).unwrap();
+        let exe = fake_worker(&scratch.0, "worker", &format!("printf '%s' '{measured}' > \"$out\"; exit 101"));
+        let result = run_child(&exe, &config(), ExecutionProviderKind::Cpu, &out).unwrap();
+        assert_eq!(result.status(), "measured");
+        assert_eq!(result.failed.as_deref(), Some("the measuring process exited with status 101 after writing its figures"));
+        // An unreadable result is an error of the bench itself, naming the file.
+        let exe = fake_worker(&scratch.0, "garbage", r#"echo '{' > "$out""#);
+        let err = run_child(&exe, &config(), ExecutionProviderKind::Cpu, &out).unwrap_err().to_string();
+        assert!(err.contains("unreadable result") && err.contains("cpu.json"), "{err}");
     }
 }

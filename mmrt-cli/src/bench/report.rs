@@ -2,6 +2,7 @@
 //! figure and sample, and CSV with one row per figure (environment repeated on
 //! each row, so files from several machines concatenate into one table).
 
+use super::device::Measured;
 use super::stats::Summary;
 use super::{Figures, ProviderResult, Report};
 
@@ -50,17 +51,49 @@ pub fn rows(f: &Figures, result: &ProviderResult) -> Vec<Row> {
         rows.push(row("rss_after_load_anon", "MiB", single(b.anon_bytes as f64 / MIB)));
         rows.push(row("rss_after_load_file", "MiB", single(b.file_bytes as f64 / MIB)));
     }
+    if let Some(Measured::Value(m)) = &f.device_memory {
+        rows.push(row("device_memory_peak", "MiB", single(m.peak_bytes as f64 / MIB)));
+    }
+    if let Some(Measured::Value(bw)) = &f.device_bandwidth {
+        rows.push(row("device_bandwidth", "GB/s", bw.bytes_per_s.map(|v| v / 1e9)));
+    }
     if let Some(st) = &result.start {
         rows.push(row("start_to_first_token_warm", "ms", st.warm_ms.clone()));
         if let Some(cold) = &st.cold_ms {
             rows.push(row("start_to_first_token_cold", "ms", cold.clone()));
         }
     }
-    if let Some(r) = &result.roofline {
+    if let Some(Measured::Value(r)) = &result.roofline {
         rows.push(row("decode_weight_read", "GB/s", single(r.achieved_bytes_per_s / 1e9)));
         rows.push(row("roofline_fraction", "of bandwidth", single(r.fraction)));
     }
     rows
+}
+
+/// The figures of a measured provider that are missing, each with why, and
+/// a failure of its process after the figures were written:
+/// `(figure, "not measured (why)" or "failed: why")`, in display order.
+pub fn missing(result: &ProviderResult) -> Vec<(&'static str, String)> {
+    let not = |figure, why: &str| (figure, format!("not measured ({why})"));
+    let mut out = Vec::new();
+    if let Some(f) = &result.figures {
+        if let Some(why) = f.device_memory.as_ref().and_then(Measured::reason) {
+            out.push(not("device_memory_peak", why));
+        }
+        if let Some(why) = f.device_bandwidth.as_ref().and_then(Measured::reason) {
+            out.push(not("device_bandwidth", why));
+        }
+        if let Some(why) = &result.failed {
+            out.push(("measuring_process", format!("failed: {why}")));
+        }
+    }
+    if let Some(why) = &result.start_failed {
+        out.push(("start_to_first_token", format!("failed: {why}")));
+    }
+    if let Some(why) = result.roofline.as_ref().and_then(Measured::reason) {
+        out.push(not("roofline", why));
+    }
+    out
 }
 
 /// The human-readable table.
@@ -98,9 +131,9 @@ pub fn table(report: &Report) -> String {
     );
     for result in &report.providers {
         out += "\n";
-        match (&result.skipped, &result.figures) {
-            (Some(reason), _) => out += &format!("{}: skipped: {reason}\n", result.ep.cli_name()),
-            (None, Some(f)) => {
+        match &result.figures {
+            None => out += &format!("{}: {}: {}\n", result.ep.cli_name(), result.status(), result.reason().unwrap_or_default()),
+            Some(f) => {
                 out += &format!(
                     "{} ({} prompt tokens)        {:>12} {:>12} {:>12}\n",
                     result.ep.cli_name(),
@@ -114,19 +147,31 @@ pub fn table(report: &Report) -> String {
                     let s = &r.summary;
                     out += &format!("{label:<34} {:>12} {:>12} {:>12}\n", num(s.median), num(s.min), num(s.max));
                 }
+                for (figure, text) in missing(result) {
+                    out += &format!("  {figure}: {text}\n");
+                }
+                for line in &f.nodes_on_cpu {
+                    out += &format!("  nodes on the CPU: {line}\n");
+                }
+                if let Some(lib) = f.onnxruntime_library.as_ref().filter(|l| **l != env.onnxruntime_library) {
+                    out += &format!("  onnxruntime library: {}\n", lib.display());
+                }
             }
-            (None, None) => out += &format!("{}: no figures\n", result.ep.cli_name()),
         }
     }
     out
 }
 
-/// The JSON document: the whole report plus, per provider, a flat `summary`
-/// of medians (figure name → median) for quick reading.
+/// The JSON document: the whole report plus, per provider, its `status`
+/// (`measured`, `skipped` or `failed`; the reason is in `skipped` or `failed`)
+/// and a flat `medians` map (figure name → median) for quick reading.
 pub fn json(report: &Report) -> serde_json::Value {
     let mut value = serde_json::to_value(report).expect("the report serializes");
     if let Some(providers) = value.get_mut("providers").and_then(|p| p.as_array_mut()) {
         for (json, result) in providers.iter_mut().zip(&report.providers) {
+            if let Some(obj) = json.as_object_mut() {
+                obj.insert("status".into(), result.status().into());
+            }
             if let (Some(f), Some(obj)) = (&result.figures, json.as_object_mut()) {
                 let medians: serde_json::Map<_, _> = rows(f, result)
                     .into_iter()
@@ -139,7 +184,8 @@ pub fn json(report: &Report) -> serde_json::Value {
     value
 }
 
-/// CSV: one row per figure and provider; skipped providers get one row with the reason.
+/// CSV: one row per figure and provider; a skipped or failed provider gets one
+/// row with the reason, a figure not measured one row with why.
 pub fn csv(report: &Report) -> String {
     let env = &report.environment;
     let mut out = String::from(
@@ -156,8 +202,8 @@ pub fn csv(report: &Report) -> String {
     .join(",");
     for result in &report.providers {
         let ep = result.ep.cli_name();
-        if let Some(reason) = &result.skipped {
-            out += &format!("{prefix},{ep},skipped,,,,,0,{}\n", field(reason));
+        if let (None, Some(reason)) = (&result.figures, result.reason()) {
+            out += &format!("{prefix},{ep},{},,,,,0,{}\n", result.status(), field(reason));
         }
         if let Some(f) = &result.figures {
             for r in rows(f, result) {
@@ -171,6 +217,9 @@ pub fn csv(report: &Report) -> String {
                     s.max,
                     s.samples.len()
                 );
+            }
+            for (figure, text) in missing(result) {
+                out += &format!("{prefix},{ep},{figure},,,,,0,{}\n", field(&text));
             }
         }
     }
@@ -222,6 +271,12 @@ mod tests {
         let table = table(&report);
         assert!(table.contains("cpu (27 prompt tokens)") && table.contains("cuda (27 prompt tokens)"), "{table}");
         assert!(table.contains("coreml: skipped: not in this build"), "{table}");
+        assert!(table.contains("tensorrt: failed: loading the decoder: TensorRT could not build an engine"), "{table}");
+        let cuda_section = &table[table.find("cuda (").unwrap()..table.find("coreml:").unwrap()];
+        for row in ["device_memory_peak [MiB]", "device_bandwidth [GB/s]", "roofline_fraction"] {
+            assert!(cuda_section.contains(row), "cuda lacks {row}: {table}");
+        }
+        assert!(!table[..table.find("cuda (").unwrap()].contains("device_"), "no device rows for the CPU: {table}");
         assert!(table.contains("denoiser [ms]"), "a stage only one provider ran is listed: {table}");
 
         let csv = csv(&report);
@@ -240,6 +295,8 @@ mod tests {
             assert_eq!(fields + 1, header_len, "{line}");
         }
         assert!(csv.contains(",coreml,skipped,"), "{csv}");
+        assert!(csv.contains(",tensorrt,failed,,,,,0,loading the decoder"), "{csv}");
+        assert!(csv.contains(",cuda,device_bandwidth,GB/s,2000,"), "{csv}");
         assert!(csv.contains(",cuda,denoiser,ms,"), "{csv}");
 
         let json = json(&report);
@@ -248,6 +305,50 @@ mod tests {
         assert!(json["providers"][2].get("medians").is_none());
         let fraction = json["providers"][0]["medians"]["roofline_fraction_of_bandwidth"].as_f64().unwrap();
         assert!((fraction - 400_000.0 * 4000.0 / 8e9).abs() < 1e-12);
+        let statuses: Vec<&str> = (0..4).map(|i| json["providers"][i]["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["measured", "measured", "skipped", "failed"]);
+        assert_eq!(json["providers"][3]["failed"], "loading the decoder: TensorRT could not build an engine");
+        // A GPU provider's roofline divides by its device bandwidth, not the host's.
+        let cuda = &json["providers"][1];
+        assert_eq!(cuda["roofline"]["bandwidth_of"], crate::bench::Roofline::DEVICE);
+        assert_eq!(cuda["roofline"]["bandwidth_bytes_per_s"], 2e12);
+        assert_eq!(json["providers"][0]["roofline"]["bandwidth_of"], crate::bench::Roofline::HOST);
+        assert_eq!(cuda["figures"]["device_memory"]["peak_bytes"], 600u64 << 20);
+        assert_eq!(cuda["medians"]["device_memory_peak_MiB"], 600.0);
+    }
+
+    #[test]
+    fn gpu_figures_not_measured_say_why_and_leave_no_roofline() {
+        use crate::bench::{device, Roofline};
+        let mut report = crate::bench::sample_report();
+        let cuda = &mut report.providers[1];
+        let f = cuda.figures.as_mut().unwrap();
+        f.device_bandwidth = Some(device::Measured::not("no CUDA provider"));
+        f.device_memory = Some(device::Measured::not("nvidia-smi could not run"));
+        f.onnxruntime_library = Some("/gpu/libonnxruntime.so".into());
+        f.nodes_on_cpu = vec!["decoder: 3 of 200 nodes on CPUExecutionProvider".into()];
+        cuda.roofline = Some(Roofline::for_provider(cuda.ep, f, 400_000, 8e9));
+        cuda.start_failed = Some("the start-up probe failed".into());
+
+        let table = table(&report);
+        for line in [
+            "  device_memory_peak: not measured (nvidia-smi could not run)",
+            "  device_bandwidth: not measured (no CUDA provider)",
+            "  start_to_first_token: failed: the start-up probe failed",
+            "  roofline: not measured (device bandwidth not measured: no CUDA provider)",
+            "  onnxruntime library: /gpu/libonnxruntime.so",
+            "  nodes on the CPU: decoder: 3 of 200 nodes on CPUExecutionProvider",
+        ] {
+            assert!(table.lines().any(|l| l == line), "table lacks {line:?}:\n{table}");
+        }
+        let cuda_section = &table[table.find("cuda (").unwrap()..table.find("coreml:").unwrap()];
+        assert!(!cuda_section.contains("roofline_fraction"), "no roofline against the host bandwidth: {table}");
+
+        let json = json(&report);
+        assert_eq!(json["providers"][1]["roofline"]["not_measured"], "device bandwidth not measured: no CUDA provider");
+        assert_eq!(json["providers"][1]["figures"]["device_bandwidth"]["not_measured"], "no CUDA provider");
+        assert!(json["providers"][1]["medians"].get("roofline_fraction_of_bandwidth").is_none());
+        assert!(csv(&report).contains(",cuda,device_bandwidth,,,,,0,not measured (no CUDA provider)"));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! `mmrt bench`: arguments → [`BenchConfig`], then either the whole benchmark
 //! (table on stdout, `--json`/`--csv`/`--svg` files) or, with the hidden
 //! `--worker-out`, one execution provider measured in this process (the
-//! child side; see [`crate::bench`]).
+//! child side; see [`crate::bench`]). The benchmark succeeds when at least
+//! one provider was measured; the others are reported skipped or failed.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -20,7 +21,8 @@ pub struct BenchArgs {
     #[arg(long, value_name = "DIR")]
     pub bundle: PathBuf,
     /// Execution providers to measure, comma-separated; those that cannot
-    /// register are skipped with the reason.
+    /// register are skipped, those that fail are reported failed, each with
+    /// the reason (the command fails only when none was measured).
     #[arg(long, value_parser = super::ep_parser(), value_delimiter = ',', default_value = "cpu")]
     pub ep: Vec<ExecutionProviderKind>,
     /// Intra-op threads, 1 to 4x the logical cores (default: ONNX Runtime's choice).
@@ -111,9 +113,14 @@ pub fn bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
         let [ep] = config.providers[..] else {
             return Err(Error::Bench("--worker-out measures exactly one --ep".into()));
         };
-        let result = bench::measure_provider(&config, ep)?;
+        let (result, failure) = match bench::measure_provider(&config, ep) {
+            Ok(result) => (result, None),
+            // The parent reports the error in its row; this process still fails.
+            Err(e) => (bench::ProviderResult::failed(ep, e.to_string()), Some(e)),
+        };
         let text = serde_json::to_string(&result).expect("results serialize");
-        return std::fs::write(out, text).map_err(|e| Error::io(out, e));
+        std::fs::write(out, text).map_err(|e| Error::io(out, e))?;
+        return failure.map_or(Ok(()), Err);
     }
 
     // Cheap checks before minutes of measuring.
@@ -140,7 +147,9 @@ pub fn bench(cli: &Cli, args: &BenchArgs) -> Result<()> {
         write(path, &bench::chart::svg(&report)?)?;
     }
     if report.providers.iter().all(|p| p.figures.is_none()) {
-        return Err(Error::Bench("no execution provider could be measured (reasons above)".into()));
+        let reasons: Vec<String> =
+            report.providers.iter().map(|p| format!("{} {}: {}", p.ep.cli_name(), p.status(), p.reason().unwrap_or_default())).collect();
+        return Err(Error::Bench(format!("no execution provider could be measured ({})", reasons.join("; "))));
     }
     Ok(())
 }
