@@ -18,9 +18,7 @@
 //!   constant inputs (`cross.*`) -> `logits [1, n, vocab]`, optionally
 //!   `hidden_states [1, n, d_llm]`, `present.* [1, kv_heads, past + n, head_dim]`
 
-use std::borrow::Cow;
-
-use ort::session::{IoBinding, SessionInputValue};
+use ort::session::IoBinding;
 use ort::value::{DynValue, TensorElementType};
 
 use super::graph::{StageGraph, StageLoader};
@@ -138,6 +136,11 @@ impl Decoder {
         Ok(Self { graph, input, positions, kv, outputs, context_length: stage.context_length, table, bound: None })
     }
 
+    /// The memory the decoder computes in (where its cache and constants belong).
+    pub fn device(&self) -> crate::runtime::device::DeviceKind {
+        self.graph.device()
+    }
+
     /// The declared dimensions of input `name` (`None` for a symbolic one).
     pub fn input_dims(&self, name: &str) -> Option<Vec<Option<i64>>> {
         self.graph.input_dims(name)
@@ -186,7 +189,7 @@ impl Decoder {
         let values = if self.kv.shared_buffer() {
             run_in_place(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), &mut self.bound, self.table.as_mut(), logits)?
         } else {
-            run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?
+            run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), true, self.table.as_mut(), logits)?
         };
         Ok(KvCache::new(values, total))
     }
@@ -206,7 +209,7 @@ impl Decoder {
         self.check_room(total)?;
         let ids = tensor::int_value(&[tokens.len(), 1], tokens.iter().map(|&t| t as i64).collect(), dtype, &stage, &name)?;
         let feeds: Vec<(&str, &DynValue)> = std::iter::once((name.as_str(), &ids)).chain(constants.iter().copied()).collect();
-        let values = run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), self.table.as_mut(), logits)?;
+        let values = run_moved(&mut self.graph, &self.kv, &mut self.outputs, &feeds, cache.into_values(), false, self.table.as_mut(), logits)?;
         Ok(KvCache::new(values, total))
     }
 
@@ -266,21 +269,42 @@ impl DecoderModel for Decoder {
     }
 }
 
-/// Past tensors move into the graph; the presents come back as the new cache.
+/// Past tensors move into the graph; the presents come back as the new
+/// cache, in the memory the stage computes in when `presents_on_device` (on
+/// a GPU they then never cross to the host) and on the host otherwise (beam
+/// search rearranges their rows there), while the logits and hidden rows
+/// come back to the host.
+#[allow(clippy::too_many_arguments)]
 fn run_moved(
     graph: &mut StageGraph,
     kv: &KvLayout,
     outputs: &mut OutputRows,
     feeds: &[(&str, &DynValue)],
     past: Vec<DynValue>,
+    presents_on_device: bool,
     table: Option<&mut TokenTable>,
     logits: &mut Vec<f32>,
 ) -> Result<Vec<DynValue>> {
-    let mut inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)> = Vec::with_capacity(feeds.len() + past.len());
-    inputs.extend(feeds.iter().map(|(n, v)| (Cow::Borrowed(*n), SessionInputValue::from(*v))));
-    inputs.extend(kv.past_names().iter().zip(past).map(|(n, v)| (Cow::Borrowed(n.as_str()), SessionInputValue::from(v))));
     let stage = graph.stage().to_string();
-    let mut results = graph.session_mut().run(inputs).map_err(|e| Error::stage(&stage, "running the graph", e))?;
+    let fail = |context: &'static str| {
+        let stage = stage.clone();
+        move |e: ort::Error| Error::stage(&stage, context, e)
+    };
+    let host = graph.session().allocator().memory_info().clone();
+    let device = if graph.device().is_host() || !presents_on_device { host.clone() } else { graph.device().memory_info().map_err(fail("describing the device memory"))? };
+    let mut binding = graph.session().create_binding().map_err(fail("creating an IoBinding"))?;
+    for (name, value) in feeds.iter().copied().chain(kv.past_names().iter().map(String::as_str).zip(&past)) {
+        binding.bind_input(name, value).map_err(fail("binding an input"))?;
+    }
+    drop(past);
+    for name in kv.present_names() {
+        binding.bind_output_to_device(name.as_str(), &device).map_err(fail("binding a present KV output"))?;
+    }
+    for name in outputs.logits_name().into_iter().chain(outputs.hidden_name()) {
+        binding.bind_output_to_device(name, &host).map_err(fail("binding an output"))?;
+    }
+    drop((host, device));
+    let mut results = graph.session_mut().run_binding(&binding).map_err(fail("running the graph"))?;
     outputs.take(&mut results, &stage, table, logits)?;
     kv.present_names().iter().map(|n| super::graph::take_output(&mut results, &stage, n)).collect()
 }

@@ -159,6 +159,28 @@ impl StageGraph {
         session::require_output(&self.session, &self.stage, name)
     }
 
+    /// [`Self::run`] with the outputs left in `device` memory (values another
+    /// stage on that device takes as inputs, such as Whisper's cross
+    /// keys/values, which the decoder reads at every step).
+    pub fn run_into(&mut self, inputs: &[(&str, &DynValue)], outputs: &[&str], device: DeviceKind) -> Result<Vec<DynValue>> {
+        if device.is_host() {
+            let inputs = inputs.iter().map(|(n, v)| (Cow::Borrowed(*n), SessionInputValue::from(*v))).collect();
+            return self.run(inputs, outputs);
+        }
+        let stage = self.stage.clone();
+        let fail = |context: &str, e: ort::Error| Error::stage(&stage, context, e);
+        let memory = device.memory_info().map_err(|e| fail("describing the device memory", e))?;
+        let mut binding = self.session.create_binding().map_err(|e| fail("creating an IoBinding", e))?;
+        for (name, value) in inputs {
+            binding.bind_input(*name, *value).map_err(|e| fail("binding an input", e))?;
+        }
+        for name in outputs {
+            binding.bind_output_to_device(*name, &memory).map_err(|e| fail("binding an output to the device", e))?;
+        }
+        let mut results = self.session.run_binding(&binding).map_err(|e| fail("running the graph", e))?;
+        outputs.iter().map(|name| take_output(&mut results, &stage, name)).collect()
+    }
+
     /// Run on named inputs and take the named outputs out, in order.
     pub fn run(&mut self, inputs: Vec<(Cow<'_, str>, SessionInputValue<'_>)>, outputs: &[&str]) -> Result<Vec<DynValue>> {
         run_named(&mut self.session, &self.stage, inputs, outputs)

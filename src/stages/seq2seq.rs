@@ -63,11 +63,13 @@ impl Seq2seqDecoder {
         &self.stage
     }
 
-    /// Project encoder states into the cross keys/values of every layer.
+    /// Project encoder states into the cross keys/values of every layer, left
+    /// in the memory the decoder computes in (on a GPU they are not uploaded
+    /// again at every step).
     pub fn cross_kv(&mut self, encoder_states: DynValue) -> Result<(CrossKv, Duration)> {
         let start = Instant::now();
         let wanted: Vec<&str> = self.cross_names.iter().map(String::as_str).collect();
-        let values = self.cross_graph.run(vec![(self.cross_input.as_str().into(), encoder_states.into())], &wanted)?;
+        let values = self.cross_graph.run_into(&[(self.cross_input.as_str(), &encoder_states)], &wanted, self.decoder.device())?;
         Ok((CrossKv(values), start.elapsed()))
     }
 

@@ -262,6 +262,11 @@ fn select_tensor_rows(value: DynValue, parents: &[usize], stage: &str) -> Result
     let dims = tensor::dims(&value);
     let dtype = tensor::element_type(&value).unwrap_or(TensorElementType::Float32);
     let mut old = value.downcast::<DynTensorValueType>().map_err(|e| Error::stage(stage, "reading a KV tensor", e))?;
+    if !old.memory_info().is_cpu_accessible() {
+        // The prompt's cache, made on a GPU: its rows are rearranged on the host (beam
+        // steps then keep their caches there).
+        old = old.to(ort::memory::AllocationDevice::CPU, 0).map_err(|e| Error::stage(stage, "copying a KV tensor to the host", e))?;
+    }
     if !old.memory_info().is_cpu_accessible() || dims.len() != 4 || dims.iter().any(|&d| d < 0) {
         return Err(Error::Tensor { stage: stage.into(), tensor: name.into(), expected: "a host tensor [beams, heads, seq, head_dim]".into(), found: format!("{dims:?}") });
     }
