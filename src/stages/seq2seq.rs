@@ -21,6 +21,7 @@ use super::io::KvCache;
 use crate::error::{Error, Result};
 use crate::generate::{DecoderModel, StepInput};
 use crate::manifest::Seq2seqDecoderStage;
+use crate::runtime::device::DeviceKind;
 
 /// Cross keys/values of one window, one pair per decoder layer, kept as
 /// runtime values and lent (not copied) to every decoder step of that window.
@@ -69,7 +70,10 @@ impl Seq2seqDecoder {
     pub fn cross_kv(&mut self, encoder_states: DynValue) -> Result<(CrossKv, Duration)> {
         let start = Instant::now();
         let wanted: Vec<&str> = self.cross_names.iter().map(String::as_str).collect();
-        let values = self.cross_graph.run_into(&[(self.cross_input.as_str(), &encoder_states)], &wanted, self.decoder.device())?;
+        // A session can only write into memory its own providers handle: device memory when
+        // both graphs run there (one fell back to the CPU: the host).
+        let device = if self.cross_graph.device() == self.decoder.device() { self.decoder.device() } else { DeviceKind::Host };
+        let values = self.cross_graph.run_into(&[(self.cross_input.as_str(), &encoder_states)], &wanted, device)?;
         Ok((CrossKv(values), start.elapsed()))
     }
 
