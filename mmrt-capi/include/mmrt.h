@@ -150,7 +150,8 @@ typedef struct MmrtRuntime MmrtRuntime;
 typedef struct MmrtModelOptions {
   // Bundle directory (holds bundle.json) or ONNX model folder; UTF-8, required.
   const char *bundle_path;
-  // Execution provider: "cpu" (NULL or "" too), "cuda", "tensorrt", "coreml".
+  // Execution provider: "cpu" (NULL or "" too), "cuda", "tensorrt", "coreml",
+  // optionally with its options: "cuda:device_id=0,gpu_mem_limit=4GiB".
   const char *provider;
   // Fail (`MMRT_ERROR_EXECUTION_PROVIDER`) instead of falling back to CPU
   // when the provider cannot be used; 0 = fall back.

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use mmrt::generate::{Sampling, StopReason};
 use mmrt::manifest::Modality;
 use mmrt::pipeline::{CancelFlag, MediaInput};
+use mmrt::runtime::provider_options::ProviderSpec;
 use mmrt::runtime::{ExecutionProviderKind, OrtRuntime, SessionConfig};
 use mmrt::{Bundle, Pipeline, Request};
 
@@ -61,7 +62,8 @@ pub struct MmrtResult {
 pub struct MmrtModelOptions {
     /// Bundle directory (holds bundle.json) or ONNX model folder; UTF-8, required.
     pub bundle_path: *const c_char,
-    /// Execution provider: "cpu" (NULL or "" too), "cuda", "tensorrt", "coreml".
+    /// Execution provider: "cpu" (NULL or "" too), "cuda", "tensorrt", "coreml",
+    /// optionally with its options: "cuda:device_id=0,gpu_mem_limit=4GiB".
     pub provider: *const c_char,
     /// Fail (`MMRT_ERROR_EXECUTION_PROVIDER`) instead of falling back to CPU
     /// when the provider cannot be used; 0 = fall back.
@@ -303,8 +305,8 @@ pub unsafe extern "C" fn mmrt_model_load(runtime: *const MmrtRuntime, options: *
         let options = *options;
         let bundle_path = path_arg(options.bundle_path, "options->bundle_path")?;
         let provider = if options.provider.is_null() { "" } else { str_arg(options.provider, "options->provider")? };
-        let provider: ExecutionProviderKind = if provider.is_empty() {
-            ExecutionProviderKind::Cpu
+        let provider: ProviderSpec = if provider.is_empty() {
+            ProviderSpec::plain(ExecutionProviderKind::Cpu)
         } else {
             provider.parse().map_err(|e: String| CallError::invalid(format!("options->provider: {e}")))?
         };
@@ -316,7 +318,13 @@ pub unsafe extern "C" fn mmrt_model_load(runtime: *const MmrtRuntime, options: *
                 Some(n)
             }
         };
-        let config = SessionConfig { provider, strict_provider: options.strict_provider != 0, threads, ..SessionConfig::default() };
+        let config = SessionConfig {
+            provider: provider.kind,
+            provider_options: provider.options,
+            strict_provider: options.strict_provider != 0,
+            threads,
+            ..SessionConfig::default()
+        };
         let bundle = Bundle::open(&bundle_path)?;
         let pipeline = Pipeline::load(&runtime, bundle, &config)?;
         if let Some(reason) = &pipeline.provider().fallback_reason {

@@ -433,6 +433,10 @@ fn bad_handles_and_null_pointers_are_error_codes() {
         options.provider = gpu.as_ptr();
         assert_eq!(mmrt_model_load(rt, &options, &mut other), MMRT_ERROR_INVALID_ARGUMENT);
         assert!(last_error().contains("quantum"), "{}", last_error());
+        let bad_option = c("cuda:device=1");
+        options.provider = bad_option.as_ptr();
+        assert_eq!(mmrt_model_load(rt, &options, &mut other), MMRT_ERROR_INVALID_ARGUMENT);
+        assert!(last_error().contains("no option \"device\"") && last_error().contains("device_id"), "{}", last_error());
         // A placeholder count that does not match the images is the request's fault.
         ok(mmrt_request_set_prompt(req, c("<image> and <image>").as_ptr()), "prompt");
         assert_eq!(mmrt_generate(model, req, None, null_mut(), null(), &mut result), MMRT_ERROR_REQUEST, "{}", last_error());
