@@ -31,13 +31,10 @@ pub enum DeviceKind {
 impl DeviceKind {
     /// The memory of a session whose first provider is `active` with `options`.
     pub fn of(active: ExecutionProviderKind, options: &ProviderOptions) -> Self {
-        match active {
-            ExecutionProviderKind::Cuda | ExecutionProviderKind::Tensorrt => {
-                let device_id = options.get("device_id").and_then(|d| d.parse().ok()).unwrap_or(0);
-                Self::Cuda { device_id }
-            }
-            ExecutionProviderKind::Cpu | ExecutionProviderKind::Coreml => Self::Host,
+        if !active.is_gpu() {
+            return Self::Host;
         }
+        Self::Cuda { device_id: options.get("device_id").and_then(|d| d.parse().ok()).unwrap_or(0) }
     }
 
     /// Whether the host can read and write this memory directly.

@@ -48,6 +48,11 @@ impl ExecutionProviderKind {
         }
     }
 
+    /// Whether the provider computes on an NVIDIA GPU (CUDA, or TensorRT backed by CUDA).
+    pub fn is_gpu(self) -> bool {
+        matches!(self, Self::Cuda | Self::Tensorrt)
+    }
+
     /// Whether the loaded ONNX Runtime library was built with this provider.
     pub fn is_compiled_in(self) -> bool {
         let available = match self {

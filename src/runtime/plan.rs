@@ -101,6 +101,12 @@ impl SessionPlan {
         Ok(plan)
     }
 
+    /// Whether any stage is asked to run on a GPU provider (a GPU-capable
+    /// ONNX Runtime library is then looked for first).
+    pub fn wants_gpu(&self) -> bool {
+        self.default.provider.is_gpu() || self.stages.values().any(|o| o.ep.is_some_and(ExecutionProviderKind::is_gpu))
+    }
+
     /// Check every stage's provider options against what its provider accepts
     /// (the manifest's `sessions` block is checked here, flags when parsed).
     pub fn check_provider_options(&self) -> Result<()> {
@@ -208,6 +214,8 @@ mod tests {
         assert_eq!(plan.for_stage("vision").provider, ExecutionProviderKind::Cuda);
         assert!(!plan.for_stage("vision").cpu_arena && llm.cpu_arena, "the arena is off for its stage only");
         assert_eq!(plan.for_stage("projector"), SessionConfig::default());
+        assert!(plan.wants_gpu(), "vision asks for CUDA");
+        assert!(!SessionPlan::uniform(SessionConfig::default()).with_overrides([(&name, &o)]).wants_gpu());
         assert!(plan.check_stage_names(["llm", "vision"]).is_ok());
         assert!(plan.check_stage_names(["llm"]).unwrap_err().to_string().contains("\"vision\""));
     }

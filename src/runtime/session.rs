@@ -158,13 +158,10 @@ fn register_chain(builder: &mut SessionBuilder, config: &SessionConfig, stage: &
     let mut registered = Vec::new();
     for (i, &kind) in fallback_chain(config.provider).iter().enumerate() {
         let options = if i == 0 { config.provider_options.clone() } else { backing_options(&config.provider_options, kind) };
-        let result = kind.register(builder, &options).map_err(|reason| match kind {
-            // Name the missing CUDA library or the driver, not only ONNX Runtime's message.
-            ExecutionProviderKind::Cuda | ExecutionProviderKind::Tensorrt => match super::library::cuda_unavailable_reason(info) {
-                Some(why) => format!("{reason}; {why}"),
-                None => reason,
-            },
-            _ => reason,
+        // A GPU provider's failure names the missing CUDA library or the driver, not only ONNX Runtime's message.
+        let result = kind.register(builder, &options).map_err(|reason| match kind.is_gpu().then(|| super::library::cuda_unavailable_reason(info)).flatten() {
+            Some(why) => format!("{reason}; {why}"),
+            None => reason,
         });
         match result {
             Ok(()) => registered.push(kind),

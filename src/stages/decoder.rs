@@ -300,9 +300,7 @@ fn run_moved(
     for name in kv.present_names() {
         binding.bind_output_to_device(name.as_str(), &device).map_err(fail("binding a present KV output"))?;
     }
-    for name in outputs.logits_name().into_iter().chain(outputs.hidden_name()) {
-        binding.bind_output_to_device(name, &host).map_err(fail("binding an output"))?;
-    }
+    outputs.bind_to(&mut binding, &host).map_err(fail("binding the logits and hidden states"))?;
     drop((host, device));
     let mut results = graph.session_mut().run_binding(&binding).map_err(fail("running the graph"))?;
     outputs.take(&mut results, &stage, table, logits)?;
@@ -354,12 +352,7 @@ fn run_in_place(
     }
     // Rows come back to the host; bound again each step because their shape follows the step's length.
     let host = graph.session().allocator().memory_info().clone();
-    if let Some(name) = outputs.logits_name() {
-        binding.bind_output_to_device(name, &host).map_err(fail("binding the logits"))?;
-    }
-    if let Some(hidden) = outputs.hidden_name() {
-        binding.bind_output_to_device(hidden, &host).map_err(fail("binding the hidden states"))?;
-    }
+    outputs.bind_to(binding, &host).map_err(fail("binding the logits and hidden states"))?;
     drop(host);
     let mut results = graph.session_mut().run_binding(binding).map_err(fail("running the graph"))?;
     outputs.take(&mut results, &stage, table, logits)?;

@@ -30,7 +30,7 @@ use ort::memory::{AllocationDevice, Allocator, AllocatorType, MemoryInfo, Memory
 use ort::session::Session;
 use ort::value::Tensor;
 
-use mmrt::runtime::{ExecutionProviderKind, OrtRuntime};
+use mmrt::runtime::OrtRuntime;
 
 use super::stats::Summary;
 
@@ -87,11 +87,6 @@ impl<T> From<std::result::Result<T, String>> for Measured<T> {
     fn from(r: std::result::Result<T, String>) -> Self {
         r.map_or_else(Measured::not, Measured::Value)
     }
-}
-
-/// Whether `ep` computes in device memory (these get the device figures).
-pub fn is_gpu(ep: ExecutionProviderKind) -> bool {
-    matches!(ep, ExecutionProviderKind::Cuda | ExecutionProviderKind::Tensorrt)
 }
 
 /// What the device copy probe measured.

@@ -275,7 +275,7 @@ impl Roofline {
     /// for GPU providers (the host figure would be the wrong ceiling there:
     /// no roofline rather than a wrong one when the device was not measured).
     pub fn for_provider(ep: ExecutionProviderKind, figures: &Figures, weight_bytes: u64, host_bandwidth: f64) -> device::Measured<Roofline> {
-        if !device::is_gpu(ep) {
+        if !ep.is_gpu() {
             return device::Measured::Value(Roofline::of(figures, weight_bytes, host_bandwidth, Roofline::HOST));
         }
         match &figures.device_bandwidth {
@@ -539,10 +539,10 @@ fn ended(status: std::process::ExitStatus) -> String {
 /// with the reason.
 pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Result<ProviderResult> {
     // Before the runtime loads: the device-wide fallback measures growth from here.
-    let sampler = device::is_gpu(ep).then(|| device::MemorySampler::start(std::process::id()));
+    let sampler = ep.is_gpu().then(|| device::MemorySampler::start(std::process::id()));
     let start = Instant::now();
     // A GPU provider: a GPU build first, its CUDA libraries preloaded.
-    let runtime = OrtRuntime::load_for(config.ort_lib.as_deref(), device::is_gpu(ep))?;
+    let runtime = OrtRuntime::load_for(config.ort_lib.as_deref(), ep.is_gpu())?;
     let runtime_init_ms = ms(start);
     // Not strict: nodes ONNX Runtime leaves to the CPU run there, as for a
     // user's `--ep`; a provider that does not register is caught below.
@@ -642,11 +642,11 @@ pub fn measure_provider(config: &BenchConfig, ep: ExecutionProviderKind) -> Resu
         warm.push(ms(start));
         progress.inc(1);
     }
-    if device::is_gpu(ep) {
+    if ep.is_gpu() {
         progress.set_message("device bandwidth");
     }
     // Last: its buffers must not count in the memory peak, nor its copies in the timings.
-    let device_bandwidth = device::is_gpu(ep).then(|| device::gpu_copy_bandwidth(&runtime, PROBE_REPS));
+    let device_bandwidth = ep.is_gpu().then(|| device::gpu_copy_bandwidth(&runtime, PROBE_REPS));
     progress.finish_and_clear();
 
     let mut derived: std::collections::HashMap<String, Summary> = derived.summaries().into_iter().collect();

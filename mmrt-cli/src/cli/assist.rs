@@ -98,8 +98,8 @@ pub fn assist(cli: &Cli, args: &AssistArgs) -> Result<()> {
     };
     check_out_path(&args.out)?;
     let settings = args.speech.settings();
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
     let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
     let options = LoadOptions { sessions: plan.clone(), ..LoadOptions::default() };
 
     let start = Instant::now();

@@ -57,8 +57,9 @@ pub fn chat(cli: &Cli, args: &ChatArgs) -> Result<()> {
         )));
     }
     let overrides = args.overrides(&bundle.manifest.generation)?;
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
-    let options = LoadOptions { sessions: args.session.plan()?, ..LoadOptions::default() };
+    let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
+    let options = LoadOptions { sessions: plan, ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

@@ -31,9 +31,10 @@ pub fn generate(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
         .as_deref()
         .ok_or_else(|| Error::Request(format!("bundle \"{name}\" writes a height map: pass --out-dir DIR ({0}.png and {0}.f32)", stage.name)))?;
     let out_dir = mmrt::media::prepare_out_dir(out_dir)?;
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
+    let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
     let start = Instant::now();
-    let mut generator = ConsistencyGenerator::open(&runtime, &bundle, &args.session.plan()?)?;
+    let mut generator = ConsistencyGenerator::open(&runtime, &bundle, &plan)?;
     let load_ms = ms_since(start);
     if let Some(reason) = &generator.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

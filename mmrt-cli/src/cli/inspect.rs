@@ -38,8 +38,8 @@ pub struct InspectArgs {
 /// Run the command.
 pub fn inspect(cli: &Cli, args: &InspectArgs) -> Result<()> {
     let bundle = Bundle::open_verified(&args.bundle, &mmrt::import::ImportOptions::with_variant(args.variant.clone()), super::verification(args.verify))?;
-    let loaded = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu());
     let plan = args.session.plan()?;
+    let loaded = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu());
     let (graphs, report) = match &loaded {
         // Opening every stage checks the manifest's tensor names against the graphs.
         Ok(rt) => {

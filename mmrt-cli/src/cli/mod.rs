@@ -163,15 +163,6 @@ impl SessionArgs {
         let overrides = per_stage.chain(settings).collect::<mmrt::Result<Vec<_>>>()?;
         Ok(SessionPlan::uniform(self.config()).with_overrides(overrides.iter().map(|(n, o)| (n, o))))
     }
-
-    /// Whether any stage is asked to run on a GPU provider (a GPU-capable
-    /// ONNX Runtime library is then looked for first).
-    pub(crate) fn wants_gpu(&self) -> bool {
-        let gpu = |k: ExecutionProviderKind| matches!(k, ExecutionProviderKind::Cuda | ExecutionProviderKind::Tensorrt);
-        gpu(self.ep.kind)
-            || self.ep_stage.iter().filter_map(|s| mmrt::runtime::plan::parse_ep_stage_flag(s).ok()).any(|(_, o)| o.ep.is_some_and(gpu))
-            || self.stage.iter().filter_map(|s| mmrt::runtime::plan::parse_stage_flag(s).ok()).any(|(_, o)| o.ep.is_some_and(gpu))
-    }
 }
 
 /// `--verify`: hash every checksummed file; otherwise checks remembered from earlier runs stand.

@@ -198,9 +198,10 @@ pub fn run(cli: &Cli, args: &RunArgs) -> Result<()> {
             bundle.name()
         ))
     })?;
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
+    let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
     let overrides = args.overrides(&bundle.manifest.generation)?;
-    let options = LoadOptions { sessions: args.session.plan()?, embedding_cache: args.video.embedding_cache()?, ..LoadOptions::default() };
+    let options = LoadOptions { sessions: plan, embedding_cache: args.video.embedding_cache()?, ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

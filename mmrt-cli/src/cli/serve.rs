@@ -90,6 +90,6 @@ pub fn serve(cli: &Cli, args: &ServeArgs) -> Result<()> {
         media: MediaPolicy { max_image_pixels: args.max_image_pixels, max_media_bytes: args.max_media_bytes, file_root },
         shutdown_grace: Duration::from_secs_f64(args.shutdown_grace),
     };
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), options.sessions.wants_gpu())?;
     serve::serve(&runtime, options)
 }

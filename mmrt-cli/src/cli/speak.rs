@@ -80,9 +80,10 @@ pub fn speak(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
     }
     let out_dir = args.out_dir.as_deref().map(mmrt::media::prepare_out_dir).transpose()?;
     let settings = args.speech.settings();
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
+    let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
     let start = Instant::now();
-    let mut voice = Voice::open(&runtime, &bundle, &args.session.plan()?)?;
+    let mut voice = Voice::open(&runtime, &bundle, &plan)?;
     let load_ms = ms_since(start);
     if let Some(reason) = &voice.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

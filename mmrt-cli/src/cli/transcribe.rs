@@ -41,8 +41,9 @@ pub fn transcribe(cli: &Cli, args: &RunArgs, bundle: Bundle) -> Result<()> {
             )));
         }
     }
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
-    let options = LoadOptions { sessions: args.session.plan()?, vad_model: args.vad.then(|| args.vad_model.clone()), ..LoadOptions::default() };
+    let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
+    let options = LoadOptions { sessions: plan, vad_model: args.vad.then(|| args.vad_model.clone()), ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;
     if let Some(reason) = &pipeline.provider().fallback_reason {
         eprintln!("warning: {reason}; running on CPU (use --strict-ep to make this an error)");

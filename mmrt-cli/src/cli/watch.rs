@@ -109,9 +109,9 @@ pub fn watch(cli: &Cli, args: &WatchArgs) -> Result<()> {
     let prompt = args.prompt.clone().or_else(|| bundle.manifest.prompt.default_prompt.clone()).ok_or_else(|| {
         Error::Request(format!("bundle \"{}\" has no default prompt: --prompt is required", bundle.name()))
     })?;
-    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), args.session.wants_gpu())?;
-    let cache = Arc::new(EmbeddingCache::default());
     let plan = args.session.plan()?;
+    let runtime = OrtRuntime::load_for(cli.ort_lib.as_deref(), plan.wants_gpu())?;
+    let cache = Arc::new(EmbeddingCache::default());
     let encoder = FrameEncoder::open_standalone(&runtime, &bundle, &plan, Modality::Video, cache.clone())?;
     let options = LoadOptions { sessions: plan, embedding_cache: Some(cache), ..LoadOptions::default() };
     let mut pipeline = Pipeline::load_with(&runtime, bundle, &options)?;

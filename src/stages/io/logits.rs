@@ -3,7 +3,8 @@
 //! table) and the last hidden state (kept as a value; its last row copied
 //! only when an output projector asks).
 
-use ort::session::SessionOutputs;
+use ort::memory::MemoryInfo;
+use ort::session::{IoBinding, SessionOutputs};
 use ort::value::DynValue;
 
 use crate::error::Result;
@@ -30,14 +31,13 @@ impl OutputRows {
         Self { logits, hidden, last_hidden: None, rows: Vec::new() }
     }
 
-    /// The logits output's name, when the graph has one.
-    pub fn logits_name(&self) -> Option<&str> {
-        self.logits.as_deref()
-    }
-
-    /// The hidden-state output's name, when there is one.
-    pub fn hidden_name(&self) -> Option<&str> {
-        self.hidden.as_deref()
+    /// Bind the logits and hidden-state outputs (those the graph has) to
+    /// `memory`: the host, where [`Self::take`] reads their rows.
+    pub fn bind_to(&self, binding: &mut IoBinding, memory: &MemoryInfo<'_>) -> ort::Result<()> {
+        for name in self.logits.iter().chain(&self.hidden) {
+            binding.bind_output_to_device(name.as_str(), memory)?;
+        }
+        Ok(())
     }
 
     /// Take this step's outputs: the last position's logits row of every
