@@ -163,10 +163,43 @@ fn tokenizer(c: &mut Criterion) {
     group.finish();
 }
 
+/// The GGUF block kernels on SmolLM2 135M's layer shapes: one decode step's
+/// projections of one layer (q/k/v stacked, o, gate/up stacked, down), one
+/// activation row, serial (the operator splits the rows over threads).
+fn quant_kernels(c: &mut Criterion) {
+    use mmrt::quant::{matmul, BlockMatrix, BlockType, Scratch};
+    let shapes = [(960, 576), (576, 576), (3072, 576), (576, 1536)];
+    let mut group = c.benchmark_group("quant");
+    for kind in [BlockType::Q4_1, BlockType::Q8_0] {
+        let weights: Vec<Vec<u8>> = shapes
+            .iter()
+            .map(|&(n, k)| {
+                let mut bytes: Vec<u8> = (0..n * kind.row_bytes(k).unwrap()).map(|i| (i * 131 % 251) as u8).collect();
+                for block in bytes.chunks_exact_mut(kind.block_bytes()) {
+                    block[..2].copy_from_slice(&half::f16::from_f32(0.01).to_bits().to_le_bytes());
+                }
+                bytes
+            })
+            .collect();
+        let xs: Vec<Vec<f32>> = shapes.iter().map(|&(_, k)| (0..k).map(|i| (i % 7) as f32 - 3.0).collect()).collect();
+        let mut ys: Vec<Vec<f32>> = shapes.iter().map(|&(n, _)| vec![0f32; n]).collect();
+        let mut scratch = Scratch::default();
+        group.bench_function(format!("{kind}_smollm2_layer_decode"), |b| {
+            b.iter(|| {
+                for (((w, &(n, k)), x), y) in weights.iter().zip(&shapes).zip(&xs).zip(ys.iter_mut()) {
+                    let w = BlockMatrix::new(kind, w, n, k).unwrap();
+                    matmul(&w, black_box(x), y, &mut scratch, |t, f| (0..t).for_each(f));
+                }
+            })
+        });
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     // Short windows: the development machines are small and shared.
     Criterion::default().warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3)).sample_size(30)
 }
 
-criterion_group! { name = benches; config = config(); targets = preprocess, sampling, kv_cache, tokenizer }
+criterion_group! { name = benches; config = config(); targets = preprocess, sampling, kv_cache, tokenizer, quant_kernels }
 criterion_main!(benches);

@@ -33,6 +33,7 @@ pub mod output_side;
 pub mod pipeline;
 pub mod preprocess;
 pub mod prompt;
+pub mod quant;
 pub mod runtime;
 pub mod stages;
 pub mod tensor;

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import bundle, parity
+from . import bundle, parity, quant
 from .fetch import SOURCES, fetch
 
 
@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-token-table", action="store_true",
                     help="keep a Q8_0 tied embedding in the graph (GatherBlockQuantized + MatMulNBits output layer) "
                          "instead of the runtime's token table")
+    ap.add_argument("--kernels", default=",".join(quant.KERNEL_TYPES),
+                    help="GGUF types whose projections become mmrt.GgufMatMul nodes reading the blocks in place "
+                         "(comma-separated; 'none': MatMulNBits everywhere, a graph any ONNX Runtime runs)")
     ap.add_argument("--goldens", type=Path, help="write transformers' greedy goldens to this file")
     ap.add_argument("--check", type=Path, help="compare the written bundles' greedy ids with this golden file")
     ap.add_argument("--agree", action="store_true", help="measure teacher-forced agreement of the quantized decoder")
@@ -73,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
           f"{time.time() - t0:.0f}s", file=sys.stderr)
     context = args.context or bundle.default_context(src.spec)
     fp32_kinds = tuple(k for k in args.fp32_kinds.split(",") if k)
+    kernels = () if args.kernels == "none" else tuple(k.strip().upper() for k in args.kernels.split(",") if k.strip())
+    unknown = [k for k in kernels if k not in quant.KERNEL_TYPES]
+    if unknown:
+        ap.error(f"--kernels: no mmrt kernel for {', '.join(unknown)} (have: {', '.join(quant.KERNEL_TYPES)})")
     written = []
     if args.out and args.f32:
         out = args.out.with_name(args.out.name + "-f32")
@@ -83,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
         bundle.clear(args.out)
         try:
             bundle.write_quantized(src, args.out, context, args.accuracy_level, fp32_kinds,
-                                   head_accuracy_level=args.head_accuracy_level, token_table=not args.no_token_table)
+                                   head_accuracy_level=args.head_accuracy_level, token_table=not args.no_token_table,
+                                   kernels=kernels)
         except ValueError as e:
             raise SystemExit(f"exporters.gguf: {gguf}: {e}")
         written += [args.out, args.out.with_name(args.out.name + bundle.TEXT_SUFFIX)]

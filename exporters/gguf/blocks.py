@@ -45,6 +45,8 @@ class BlockQuant:
     offsets: np.ndarray | None  # float32 [N, K // block] subtracted after scaling, or None
     block: int
     bits: int  # 4 or 8: the MatMulNBits width that holds the codes
+    raw: np.ndarray | None = None  # uint8 [N, row_bytes]: the GGUF's own blocks, rows as ``codes``
+    gguf_type: str | None = None  # e.g. "Q4_1", where ``raw`` is set
 
     def dequantize(self) -> np.ndarray:
         """float32 [N, K] in the same float operations as the GGUF reference."""
@@ -64,7 +66,9 @@ class BlockQuant:
     def rows(self, order: np.ndarray) -> "BlockQuant":
         """The same weight with its output rows taken in ``order`` (blocks run along K, so rows move whole)."""
         off = None if self.offsets is None else self.offsets[order]
-        return BlockQuant(self.codes[order], self.scales[order], self.zero_points[order], off, self.block, self.bits)
+        raw = None if self.raw is None else self.raw[order]
+        return BlockQuant(self.codes[order], self.scales[order], self.zero_points[order], off, self.block, self.bits,
+                          raw, self.gguf_type)
 
     def packed_codes(self) -> np.ndarray:
         """MatMulNBits ``B``: uint8 [N, K/block, block*bits/8], codes low-first along K."""
@@ -173,7 +177,10 @@ def decode(tensor) -> BlockQuant:
     if name not in DECODERS:
         raise ValueError(f"{tensor.name}: GGUF block type {name} is not supported (supported: {', '.join(sorted(DECODERS))})")
     k, n = (int(x) for x in tensor.shape)
-    return DECODERS[name](np.asarray(tensor.data), n, k)
+    data = np.asarray(tensor.data)
+    bq = DECODERS[name](data, n, k)
+    bq.raw, bq.gguf_type = np.ascontiguousarray(data).reshape(n, -1), name
+    return bq
 
 
 def check_exact(tensor) -> BlockQuant:

@@ -267,12 +267,15 @@ FP32_KINDS = (".weight",)
 
 
 def quantized_description(src: Source, types: dict[str, str], accuracy_level: int, fp32_kinds: tuple[str, ...],
-                          table: bool = False) -> str:
+                          table: bool = False, kernels: tuple[str, ...] = ()) -> str:
     counts: dict[str, int] = {}
     for t in types.values():
         counts[t] = counts.get(t, 0) + 1
     tied = "which is also the tied output layer" if src.spec.tied_embeddings else "and the output layer (MatMulNBits)"
-    return (f"{src.meta.name} ({src.meta.architecture}) from {src.gguf.name}, GGUF-faithful: every block-quantized weight "
+    in_place = sorted({t for t in types.values() if t in kernels})
+    kernel = (f"; the {', '.join(in_place)} projections are mmrt.GgufMatMul nodes that read the GGUF's blocks in place "
+              "(float32 arithmetic on the exact weights), the rest") if in_place else ""
+    return (f"{src.meta.name} ({src.meta.architecture}) from {src.gguf.name}, GGUF-faithful{kernel}: every block-quantized weight "
             f"({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) carried exactly into MatMulNBits "
             f"(integer zero points; accuracy_level {accuracy_level}, 0 for "
             f"{'every projection' if fp32_kinds == ('.weight',) else ', '.join(fp32_kinds) or 'none'} where 4-bit; "
@@ -284,19 +287,21 @@ def quantized_description(src: Source, types: dict[str, str], accuracy_level: in
 def write_quantized(src: Source, out: Path, context: int, accuracy_level: int = 4,
                     fp32_kinds: tuple[str, ...] = FP32_KINDS, description: str | None = None,
                     chat_template: str | None = None, head_accuracy_level: int | None = None,
-                    token_table: bool = True) -> dict[str, str]:
+                    token_table: bool = True, kernels: tuple[str, ...] | None = None) -> dict[str, str]:
     """The GGUF-faithful bundle; returns the GGUF type of every quantized weight. ``token_table``:
-    a Q8_0 tied embedding becomes the runtime's token table (table.py) instead of graph nodes."""
+    a Q8_0 tied embedding becomes the runtime's token table (table.py) instead of graph nodes.
+    ``kernels``: GGUF types read in place by ``mmrt.GgufMatMul`` (default :data:`quant.KERNEL_TYPES`)."""
     from . import quant
 
+    kernels = quant.KERNEL_TYPES if kernels is None else kernels
     w = src.weights()
     blocks, types = quant.load_blocks(src.gguf, w, src.spec)
     table = quant.token_table(src.spec, blocks) if token_table else None
     decoder = quant.build_q4_decoder(src.spec, float_params(w), blocks, accuracy_level, fp32_kinds=fp32_kinds,
                                      fp32_8bit=False, max_positions=context, head_accuracy_level=head_accuracy_level,
-                                     table_head=table is not None)
+                                     table_head=table is not None, kernels=kernels)
     embed = None if table is not None else quant.build_q4_embed(blocks[quant.EMBED_HF])
-    description = description or quantized_description(src, types, accuracy_level, fp32_kinds, table is not None)
+    description = description or quantized_description(src, types, accuracy_level, fp32_kinds, table is not None, kernels)
     write_both_forms(src, out, embed, decoder, description, context, chat_template, table)
     return types
 

@@ -49,6 +49,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 21
 MS_DOMAIN = "com.microsoft"
+MMRT_DOMAIN = "mmrt"  # mmrt's own operators (src/runtime/gguf_op.rs)
 ARCHITECTURES = ("llama", "qwen2", "gemma3_text")
 
 
@@ -300,6 +301,8 @@ def build_decoder(
 
     graph = helper.make_graph(b.nodes, f"{spec.model_type}_decoder", inputs, outputs, b.inits)
     opsets = [helper.make_opsetid("", OPSET), helper.make_opsetid(MS_DOMAIN, 1)]
+    if any(n.domain == MMRT_DOMAIN for n in b.nodes):
+        opsets.append(helper.make_opsetid(MMRT_DOMAIN, 1))
     model = helper.make_model(graph, opset_imports=opsets, producer_name="mmrt-exporters")
     model.ir_version = 10
     return model

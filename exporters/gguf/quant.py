@@ -18,6 +18,8 @@ are taken from the transformers reference (same values).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 from onnx import helper
@@ -88,13 +90,23 @@ def stack_rows(parts: list[BlockQuant]) -> BlockQuant:
     offsets = None
     if any(p.offsets is not None for p in parts):
         offsets = np.concatenate([p.offsets if p.offsets is not None else np.zeros_like(p.scales) for p in parts])
+    same_type = len({p.gguf_type for p in parts}) == 1 and all(p.raw is not None for p in parts)
+    raw = np.concatenate([p.raw for p in parts]) if same_type else None
     return BlockQuant(np.concatenate([p.codes for p in parts]), np.concatenate([p.scales for p in parts]),
-                      np.concatenate([p.zero_points for p in parts]), offsets, parts[0].block, parts[0].bits)
+                      np.concatenate([p.zero_points for p in parts]), offsets, parts[0].block, parts[0].bits,
+                      raw, parts[0].gguf_type if same_type else None)
+
+
+# GGUF block types mmrt's own operator reads in place (src/quant/): ``mmrt.GgufMatMul``, one node
+# over the GGUF's bytes, float32 arithmetic on the exact weights (no prepacked copy, no offset term).
+KERNEL_TYPES = ("Q4_1",)
 
 
 def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
-                 fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True):
-    """MatMulNBits with integer zero points, plus the offset term where the block has offsets.
+                 fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True, kernels: tuple[str, ...] = ()):
+    """MatMulNBits with integer zero points, plus the offset term where the block has offsets;
+    weights whose GGUF type is in ``kernels`` (see :data:`KERNEL_TYPES`) become ``mmrt.GgufMatMul``
+    over their raw blocks instead (a graph ONNX Runtime in Python cannot run: mmrt registers the op).
     ``accuracy_level`` for the layers, ``head_accuracy_level`` (default: the same) for the output layer;
     weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0
     (8-bit-code ones only when ``fp32_8bit``; otherwise they stay at ``accuracy_level``).
@@ -115,6 +127,9 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
 
     def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant, level: int) -> str:
         n, k = bq.codes.shape
+        if bq.gguf_type in kernels and bq.raw is not None:
+            return b.op("GgufMatMul", [x, b.const(key + ".blocks", bq.raw)], "ggmm", domain=gg.MMRT_DOMAIN,
+                        block_type=bq.gguf_type.lower(), K=k, N=n)
         nb = k // bq.block
         a = x
         if level == 0 and bq.bits == 8:
@@ -148,8 +163,10 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
         parts = [blocks[k] for k in keys]
         levels = {level_of(k) for k in keys}
         layout = {(p.bits, p.block, p.codes.shape[1]) for p in parts}
-        # 4-bit codes only: stacking 8-bit ones measured slower (Qwen2.5 Q5_0: 43.7 -> 38.4 tok/s decode)
-        if len(levels) != 1 or len(layout) != 1 or parts[0].bits != 4:
+        # 4-bit codes only: stacking 8-bit ones measured slower (Qwen2.5 Q5_0: 43.7 -> 38.4 tok/s decode);
+        # kernel weights stack when all share one GGUF type
+        kernel = len({p.gguf_type for p in parts}) == 1 and parts[0].gguf_type in kernels
+        if not kernel and (len(levels) != 1 or len(layout) != 1 or parts[0].bits != 4):
             outs = [linear(b, x, k) for k in keys]
             if bias is not None:
                 outs = [b.op("Add", [y, b.const(k + ".bias", v)], "bias") for y, k, v in zip(outs, keys, bias)]
@@ -163,7 +180,8 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
         return b.op("Split", [y, b.ints(sizes)], "part", n_out=len(keys), axis=-1)
 
     def head(b: gg.Builder, x: str) -> str:
-        return emit(b, x, "lm_head", blocks.get(HEAD_HF, blocks[EMBED_HF]), head_level)
+        table = dataclasses.replace(blocks.get(HEAD_HF, blocks[EMBED_HF]), raw=None)  # MatMulNBits, never the kernel
+        return emit(b, x, "lm_head", table, head_level)
 
     linear.many = many
     return linear, head
@@ -204,10 +222,12 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
 
 def build_q4_decoder(spec: gg.DecoderSpec, params, blocks, accuracy_level: int, all_logits: bool = False,
                      head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
-                     fp32_8bit: bool = True, max_positions: int = 2048, table_head: bool = False) -> onnx.ModelProto:
+                     fp32_8bit: bool = True, max_positions: int = 2048, table_head: bool = False,
+                     kernels: tuple[str, ...] = ()) -> onnx.ModelProto:
     """``table_head``: no output layer in the graph (it returns ``hidden_states``); the runtime's token
-    table computes the logits (exporters/gguf/table.py)."""
-    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit)
+    table computes the logits (exporters/gguf/table.py). ``kernels``: GGUF types read in place by
+    ``mmrt.GgufMatMul`` (the output layer never is)."""
+    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit, kernels)
     return gg.build_decoder(spec, params, linear, None if table_head else head, all_logits=all_logits,
                             max_positions=max_positions)
 

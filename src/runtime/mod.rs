@@ -10,6 +10,7 @@ pub mod cuda_libs;
 pub mod device;
 pub mod ep;
 pub mod graph_cache;
+pub mod gguf_op;
 pub mod library;
 pub mod placement;
 pub mod plan;

@@ -116,6 +116,9 @@ fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<
     builder = builder
         .with_optimization_level(GraphOptimizationLevel::Level3)
         .map_err(|e| err("setting the optimization level", &e))?;
+    // mmrt's own operators (GGUF weights read in place), for every graph that uses them
+    let domain = super::gguf_op::domain().map_err(|e| err("creating mmrt's operator domain", &e))?;
+    builder = builder.with_operators(domain).map_err(|e| err("registering mmrt's operators", &e))?;
     if let Some(n) = config.threads {
         crate::limits::check_threads(n).map_err(Error::Request)?;
         builder = builder.with_intra_threads(n).map_err(|e| err("setting the thread count", &e))?;

@@ -1,0 +1,280 @@
+//! GGUF block-quantized weights used in place: `y = x · Wᵀ` where `W`'s
+//! rows are the GGUF's own blocks, bytes unchanged, read from the mapped
+//! weight file. Nothing is unpacked or prepacked at load, so the weights
+//! cost their file size once (in the page cache) and nothing in the heap.
+//!
+//! The arithmetic is float32 over the exact weight values: each block's
+//! codes are turned into floats in registers and multiplied with the float
+//! activations, so the result equals `x · dequantize(W)ᵀ` up to float
+//! summation order. (llama.cpp and ONNX Runtime's int8 path quantize the
+//! activations to 8 bits instead, which costs agreement with the float
+//! model; see `exporters/gguf/blocks.py` for the same formats in Python.)
+//!
+//! One module per block type holds its layout, a row dequantizer and the
+//! one-row dot kernels; [`matmul`] picks the decode path (one activation row,
+//! fused dot) or the prefill path (rows dequantized into a float tile, then
+//! [`tile`]'s register-blocked product).
+
+pub mod q4_1;
+pub mod q8_0;
+pub mod tile;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Activations are summed per block of this many elements (every type's
+/// block length is a multiple of it) for the types whose blocks carry a
+/// minimum (`value = d·q + m`): `Σ m·x` is `m · Σ x`.
+pub const SUM_BLOCK: usize = 32;
+
+/// The GGUF block types with kernels here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockType {
+    /// 32 values: f16 scale `d`, f16 minimum `m`, 16 bytes of 4-bit codes; `d·q + m`.
+    Q4_1,
+    /// 32 values: f16 scale `d`, 32 int8 codes; `d·q`.
+    Q8_0,
+}
+
+impl BlockType {
+    /// Values per block.
+    pub fn block_len(self) -> usize {
+        match self {
+            BlockType::Q4_1 | BlockType::Q8_0 => 32,
+        }
+    }
+
+    /// Bytes per block.
+    pub fn block_bytes(self) -> usize {
+        match self {
+            BlockType::Q4_1 => q4_1::BLOCK_BYTES,
+            BlockType::Q8_0 => q8_0::BLOCK_BYTES,
+        }
+    }
+
+    /// Bytes of one row of `k` values, or `None` when `k` is not a whole
+    /// number of blocks.
+    pub fn row_bytes(self, k: usize) -> Option<usize> {
+        (k > 0 && k % self.block_len() == 0).then(|| k / self.block_len() * self.block_bytes())
+    }
+
+    /// Whether the dot kernels need the activations' per-block sums.
+    fn needs_sums(self) -> bool {
+        matches!(self, BlockType::Q4_1)
+    }
+
+    /// `out[r] = row r · x` for the rows held by `w` (`out.len()` rows).
+    fn dot_rows(self, w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
+        match self {
+            BlockType::Q4_1 => q4_1::dot_rows(w, x, sums, out),
+            BlockType::Q8_0 => q8_0::dot_rows(w, x, out),
+        }
+    }
+
+    /// One row's values as float32 (`out.len()` values).
+    fn dequantize_row(self, w: &[u8], out: &mut [f32]) {
+        match self {
+            BlockType::Q4_1 => q4_1::dequantize_row(w, out),
+            BlockType::Q8_0 => q8_0::dequantize_row(w, out),
+        }
+    }
+}
+
+impl FromStr for BlockType {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "q4_1" => Ok(BlockType::Q4_1),
+            "q8_0" => Ok(BlockType::Q8_0),
+            other => Err(format!("block type {other:?} has no kernel (supported: q4_1, q8_0)")),
+        }
+    }
+}
+
+impl fmt::Display for BlockType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            BlockType::Q4_1 => "q4_1",
+            BlockType::Q8_0 => "q8_0",
+        })
+    }
+}
+
+/// A weight `W [n, k]` as GGUF blocks, row-major (`n` rows of
+/// `row_bytes(k)` bytes), checked once.
+#[derive(Debug, Clone, Copy)]
+pub struct BlockMatrix<'a> {
+    pub kind: BlockType,
+    pub bytes: &'a [u8],
+    pub n: usize,
+    pub k: usize,
+}
+
+impl<'a> BlockMatrix<'a> {
+    /// `bytes` must hold exactly `n` rows of `k` values of `kind`.
+    pub fn new(kind: BlockType, bytes: &'a [u8], n: usize, k: usize) -> Result<Self, String> {
+        let row = kind.row_bytes(k).ok_or_else(|| format!("K = {k} is not a positive multiple of the {kind} block ({})", kind.block_len()))?;
+        if n == 0 || n.checked_mul(row) != Some(bytes.len()) {
+            return Err(format!("{} bytes of weights do not hold N = {n} rows of {row} bytes ({kind}, K = {k})", bytes.len()));
+        }
+        Ok(BlockMatrix { kind, bytes, n, k })
+    }
+
+    fn row_bytes(&self) -> usize {
+        self.bytes.len() / self.n
+    }
+
+    /// The bytes of rows `rows`.
+    fn rows(&self, rows: std::ops::Range<usize>) -> &'a [u8] {
+        let rb = self.row_bytes();
+        &self.bytes[rows.start * rb..rows.end * rb]
+    }
+}
+
+/// Scratch reused across calls (per kernel instance).
+#[derive(Debug, Default)]
+pub struct Scratch {
+    sums: Vec<f32>,
+}
+
+/// Rows of `W` a parallel task takes; a multiple of the tile height.
+const ROWS_PER_TASK: usize = 64;
+
+/// `y [m, n] = x [m, k] · Wᵀ`. `parallel(tasks, f)` runs `f(0..tasks)`,
+/// possibly on several threads (ONNX Runtime's pool in the operator); each
+/// task writes its own columns of `y`. Returns what `parallel` returns.
+pub fn matmul<R>(w: &BlockMatrix, x: &[f32], y: &mut [f32], scratch: &mut Scratch, parallel: impl FnOnce(usize, &(dyn Fn(usize) + Sync)) -> R) -> R {
+    let (n, k) = (w.n, w.k);
+    assert!(x.len() % k == 0 && y.len() == x.len() / k * n, "matmul: x and y do not fit K = {k}, N = {n}");
+    let m = x.len() / k;
+    if w.kind.needs_sums() {
+        block_sums(x, &mut scratch.sums);
+    }
+    let sums = scratch.sums.as_slice();
+    let out = SharedOut(y.as_mut_ptr());
+    let tasks = n.div_ceil(ROWS_PER_TASK);
+    let task = |t: usize| {
+        let rows = t * ROWS_PER_TASK..((t + 1) * ROWS_PER_TASK).min(n);
+        if m == 1 {
+            // SAFETY: tasks take disjoint row ranges, so disjoint elements of row 0 of y.
+            let out = unsafe { out.columns(0, n, rows.clone()) };
+            w.kind.dot_rows(w.rows(rows), x, sums, out);
+        } else {
+            tile::matmul_rows(w, rows, x, m, |r, c, v| {
+                // SAFETY: as above, columns `rows` of every row of y are this task's alone.
+                unsafe { out.write(r * n + c, v) }
+            });
+        }
+    };
+    parallel(tasks, &task)
+}
+
+/// Per-[`SUM_BLOCK`] sums of every activation row (`x.len() / 32` of them).
+fn block_sums(x: &[f32], sums: &mut Vec<f32>) {
+    sums.clear();
+    sums.extend(x.chunks_exact(SUM_BLOCK).map(|b| b.iter().sum::<f32>()));
+}
+
+/// `y`'s base pointer shared by tasks that write disjoint elements.
+#[derive(Clone, Copy)]
+struct SharedOut(*mut f32);
+
+// SAFETY: only used to write disjoint elements from the tasks of one `matmul` call.
+unsafe impl Send for SharedOut {}
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Elements `cols` of row `row` (rows of `n`).
+    unsafe fn columns<'a>(&self, row: usize, n: usize, cols: std::ops::Range<usize>) -> &'a mut [f32] {
+        std::slice::from_raw_parts_mut(self.0.add(row * n + cols.start), cols.len())
+    }
+
+    unsafe fn write(&self, at: usize, v: f32) {
+        *self.0.add(at) = v;
+    }
+}
+
+/// A float16's bits as f32 (scales and minimums are stored as IEEE halves).
+#[inline(always)]
+fn f16(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+#[inline(always)]
+fn le16(b: &[u8], at: usize) -> u16 {
+    u16::from_le_bytes([b[at], b[at + 1]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic stream of bytes / floats for test weights.
+    pub(crate) fn noise(seed: u64, n: usize) -> Vec<u8> {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        (0..n).map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 24) as u8
+        }).collect()
+    }
+
+    /// Valid blocks: random codes with small finite f16 scales/minimums.
+    pub(crate) fn blocks(kind: BlockType, n: usize, k: usize, seed: u64) -> Vec<u8> {
+        let mut bytes = noise(seed, n * kind.row_bytes(k).unwrap());
+        let halves: &[usize] = match kind {
+            BlockType::Q4_1 => &[0, 2],
+            BlockType::Q8_0 => &[0],
+        };
+        for (i, block) in bytes.chunks_exact_mut(kind.block_bytes()).enumerate() {
+            for &at in halves {
+                let v = half::f16::from_f32(((i * 7 + at) % 23) as f32 / 97.0 - 0.1);
+                block[at..at + 2].copy_from_slice(&v.to_bits().to_le_bytes());
+            }
+        }
+        bytes
+    }
+
+    pub(crate) fn reference(w: &BlockMatrix, x: &[f32]) -> Vec<f32> {
+        let m = x.len() / w.k;
+        let mut row = vec![0f32; w.k];
+        let mut y = vec![0f32; m * w.n];
+        for c in 0..w.n {
+            w.kind.dequantize_row(w.rows(c..c + 1), &mut row);
+            for r in 0..m {
+                y[r * w.n + c] = row.iter().zip(&x[r * w.k..(r + 1) * w.k]).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>() as f32;
+            }
+        }
+        y
+    }
+
+    fn serial(tasks: usize, f: &(dyn Fn(usize) + Sync)) {
+        (0..tasks).for_each(f)
+    }
+
+    #[test]
+    fn decode_and_prefill_paths_equal_the_dequantized_product() {
+        for kind in [BlockType::Q4_1, BlockType::Q8_0] {
+            for (n, k, m) in [(1, 32, 1), (70, 96, 1), (130, 576, 1), (67, 160, 3), (129, 64, 9)] {
+                let bytes = blocks(kind, n, k, (n * k + m) as u64);
+                let w = BlockMatrix::new(kind, &bytes, n, k).unwrap();
+                let x: Vec<f32> = noise(m as u64 + 11, m * k).iter().map(|&b| b as f32 / 64.0 - 2.0).collect();
+                let mut y = vec![f32::NAN; m * n];
+                matmul(&w, &x, &mut y, &mut Scratch::default(), serial);
+                for (i, (a, b)) in y.iter().zip(reference(&w, &x)).enumerate() {
+                    assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{kind} n {n} k {k} m {m} at {i}: {a} vs {b}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn shapes_that_do_not_fit_are_refused() {
+        assert!(BlockMatrix::new(BlockType::Q4_1, &[0; 40], 2, 32).is_ok());
+        assert!(BlockMatrix::new(BlockType::Q4_1, &[0; 41], 2, 32).unwrap_err().contains("41 bytes"));
+        assert!(BlockMatrix::new(BlockType::Q4_1, &[0; 40], 2, 48).unwrap_err().contains("multiple"));
+        assert!(BlockMatrix::new(BlockType::Q8_0, &[], 0, 32).is_err());
+        assert!("q5_k".parse::<BlockType>().unwrap_err().contains("no kernel"));
+    }
+}

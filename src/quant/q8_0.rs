@@ -1,0 +1,69 @@
+//! GGUF Q8_0 (`block_q8_0`): 32 values in 34 bytes, `f16 d` then 32 int8
+//! codes; value = `d·q`.
+
+use super::{f16, le16};
+
+pub const BLOCK_BYTES: usize = 34;
+const QK: usize = 32;
+
+pub fn dequantize_row(w: &[u8], out: &mut [f32]) {
+    for (block, o) in w.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK)) {
+        let d = f16(le16(block, 0));
+        for (o, &q) in o.iter_mut().zip(&block[2..]) {
+            *o = d * q as i8 as f32;
+        }
+    }
+}
+
+/// `out[r] = row r · x` (`x.len()` = K).
+pub fn dot_rows(w: &[u8], x: &[f32], out: &mut [f32]) {
+    let row_bytes = x.len() / QK * BLOCK_BYTES;
+    assert!(w.len() == out.len() * row_bytes);
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("f16c") {
+            // SAFETY: features detected above; lengths asserted.
+            return unsafe { x86::rows_avx512(w, x, out) };
+        }
+    }
+    rows_portable(w, x, out)
+}
+
+fn rows_portable(w: &[u8], x: &[f32], out: &mut [f32]) {
+    let row_bytes = x.len() / QK * BLOCK_BYTES;
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        let mut acc = 0f32;
+        for (block, xb) in row.chunks_exact(BLOCK_BYTES).zip(x.chunks_exact(QK)) {
+            let dot: f32 = block[2..].iter().zip(xb).map(|(&q, &v)| q as i8 as f32 * v).sum();
+            acc += f16(le16(block, 0)) * dot;
+        }
+        *o = acc;
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{BLOCK_BYTES, QK};
+
+    #[target_feature(enable = "avx512f,f16c,fma")]
+    pub unsafe fn rows_avx512(w: &[u8], x: &[f32], out: &mut [f32]) {
+        let nb = x.len() / QK;
+        let row_bytes = nb * BLOCK_BYTES;
+        for (r, o) in out.iter_mut().enumerate() {
+            let row = w.as_ptr().add(r * row_bytes);
+            let mut acc = _mm512_setzero_ps();
+            for b in 0..nb {
+                let block = row.add(b * BLOCK_BYTES);
+                let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(block as *const u16) as i32)));
+                let q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(block.add(2) as *const __m128i)));
+                let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(block.add(18) as *const __m128i)));
+                let xb = x.as_ptr().add(b * QK);
+                let t = _mm512_fmadd_ps(q1, _mm512_loadu_ps(xb.add(16)), _mm512_mul_ps(q0, _mm512_loadu_ps(xb)));
+                acc = _mm512_fmadd_ps(_mm512_set1_ps(d), t, acc);
+            }
+            *o = _mm512_reduce_add_ps(acc);
+        }
+    }
+}
