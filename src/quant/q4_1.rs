@@ -57,6 +57,7 @@ fn rows_portable(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::PREFETCH;
     use super::{BLOCK_BYTES, QK};
 
     /// `(d, m)` of a block: its first 4 bytes are two IEEE halves.
@@ -85,6 +86,7 @@ mod x86 {
                 let s = _mm_set1_ps(*sums.get_unchecked(b));
                 for (row, acc, min) in [(row0, &mut acc0, &mut min0), (row1, &mut acc1, &mut min1)] {
                     let block = row.add(b * BLOCK_BYTES);
+                    _mm_prefetch::<_MM_HINT_T0>(block.add(PREFETCH) as *const i8);
                     let dm = scale_min(block);
                     let v = _mm512_cvtepu8_epi32(_mm_loadu_si128(block.add(4) as *const __m128i));
                     let lo = _mm512_cvtepi32_ps(_mm512_and_si512(v, nibble));
@@ -122,6 +124,7 @@ mod x86 {
             let mut min = _mm_setzero_ps();
             for b in 0..nb {
                 let block = row.add(b * BLOCK_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(block.add(PREFETCH) as *const i8);
                 let dm = scale_min(block);
                 let xb = xp.add(b * QK);
                 let mut t = _mm256_setzero_ps();

@@ -45,6 +45,7 @@ fn rows_portable(w: &[u8], x: &[f32], out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::PREFETCH;
     use super::{BLOCK_BYTES, QK};
 
     #[target_feature(enable = "avx512f,f16c,fma")]
@@ -56,6 +57,7 @@ mod x86 {
             let mut acc = _mm512_setzero_ps();
             for b in 0..nb {
                 let block = row.add(b * BLOCK_BYTES);
+                _mm_prefetch::<_MM_HINT_T0>(block.add(PREFETCH) as *const i8);
                 let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(block as *const u16) as i32)));
                 let q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(block.add(2) as *const __m128i)));
                 let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(block.add(18) as *const __m128i)));

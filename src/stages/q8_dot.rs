@@ -149,6 +149,8 @@ mod x86 {
             let mut correction = 0f32;
             let mut b = 0;
             while b + 2 <= nb {
+                // the table streams from memory once a step (see crate::quant's PREFETCH)
+                _mm_prefetch::<_MM_HINT_T0>(row.add(b * BLOCK + 4096) as *const i8);
                 let c = _mm512_loadu_si512(row.add(b * BLOCK) as *const _);
                 let q = _mm512_loadu_si512(x.codes.as_ptr().add(b * BLOCK) as *const _);
                 let dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, q);
