@@ -41,7 +41,9 @@ fn smollm2_f32_greedy_ids_equal_transformers_generate() {
 
 #[test]
 fn smollm2_q4_1_bundle_agrees_with_f32_teacher_forced() {
-    agreement("smollm2-135m", true, 0.95);
+    // Q4_1 projections in mmrt.GgufMatMul (exact weights, float32): 98.7% measured, the rest is the
+    // token table's int8 output layer
+    agreement("smollm2-135m", true, 0.97);
 }
 
 #[test]

@@ -144,3 +144,22 @@ mod x86 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ggml's `block_q4_1`, written out by hand: d = 0.5, m = -1, byte j = (j + 1) | (15 - j) << 4,
+    /// so value j = 0.5·(j + 1) − 1 and value 16 + j = 0.5·(15 − j) − 1.
+    #[test]
+    fn dequantizes_ggml_block_q4_1() {
+        let mut block = vec![0x00, 0x38, 0x00, 0xBC]; // f16 0.5, f16 -1.0, little-endian
+        block.extend((0..16u8).map(|j| ((j + 1) & 0x0F) | ((15 - j) << 4)));
+        let mut out = [0f32; 32];
+        dequantize_row(&block, &mut out);
+        for j in 0..16 {
+            assert_eq!(out[j], 0.5 * ((j as f32 + 1.0) % 16.0) - 1.0, "value {j}");
+            assert_eq!(out[16 + j], 0.5 * (15.0 - j as f32) - 1.0, "value {}", 16 + j);
+        }
+    }
+}

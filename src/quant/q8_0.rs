@@ -69,3 +69,20 @@ mod x86 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// ggml's `block_q8_0`, written out by hand: d = -2, codes j − 16 as int8.
+    #[test]
+    fn dequantizes_ggml_block_q8_0() {
+        let mut block = vec![0x00, 0xC0]; // f16 -2.0
+        block.extend((0..32i8).map(|j| (j - 16) as u8));
+        let mut out = [0f32; 32];
+        dequantize_row(&block, &mut out);
+        for (j, v) in out.iter().enumerate() {
+            assert_eq!(*v, -2.0 * (j as f32 - 16.0), "value {j}");
+        }
+    }
+}
