@@ -15,7 +15,10 @@ fi
 [[ -f llama_cpp_python-${version}.tar.gz ]] || venv/bin/pip download --no-deps --no-binary=llama-cpp-python "llama-cpp-python==${version}" -d .
 [[ -d llama_cpp_python-${version} ]] || tar xzf llama_cpp_python-${version}.tar.gz
 cd llama_cpp_python-${version}/vendor/llama.cpp
+# AMX off: CPUs that list amx_* flags in a VM may still fault on tile instructions (SIGILL in
+# ggml's AMX matmul, seen here); mmrt uses no AMX either, so the comparison stays like for like.
 PATH="$root/.cache/bench/venv/bin:$PATH" cmake -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DGGML_NATIVE=ON -DLLAMA_CURL=OFF \
+  -DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" \
   -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF >&2
 PATH="$root/.cache/bench/venv/bin:$PATH" cmake --build build --target llama-bench llama-perplexity llama-quantize >&2
 echo "$(pwd)/build/bin/llama-bench"

@@ -268,20 +268,26 @@ FP32_KINDS = (".weight",)
 
 def quantized_description(src: Source, types: dict[str, str], accuracy_level: int, fp32_kinds: tuple[str, ...],
                           table: bool = False, kernels: tuple[str, ...] = ()) -> str:
-    counts: dict[str, int] = {}
-    for t in types.values():
-        counts[t] = counts.get(t, 0) + 1
+    from . import quant
+
+    def listing(kinds: list[str]) -> str:
+        return ", ".join(f"{kinds.count(t)} {t}" for t in sorted(set(kinds)))
+
+    tables = (quant.EMBED_HF, quant.HEAD_HF)
+    in_place = [t for k, t in types.items() if t in kernels and k not in tables]
+    nbits = [t for k, t in types.items() if not (t in kernels and k not in tables) and not (table and k == quant.EMBED_HF)]
+    parts = []
+    if in_place:
+        parts.append(f"{listing(in_place)} read in place by mmrt.GgufMatMul (the GGUF's own blocks, float32 "
+                     "arithmetic on the exact weights)")
+    if nbits:
+        parts.append(f"{listing(nbits)} carried exactly into MatMulNBits (integer zero points; accuracy_level "
+                     f"{accuracy_level}, 0 for {'every projection' if fp32_kinds == ('.weight',) else ', '.join(fp32_kinds) or 'none'} "
+                     "where 4-bit; per-block min offsets as a separate block-sum term)")
     tied = "which is also the tied output layer" if src.spec.tied_embeddings else "and the output layer (MatMulNBits)"
-    in_place = sorted({t for t in types.values() if t in kernels})
-    kernel = (f"; the {', '.join(in_place)} projections are mmrt.GgufMatMul nodes that read the GGUF's blocks in place "
-              "(float32 arithmetic on the exact weights), the rest") if in_place else ""
-    return (f"{src.meta.name} ({src.meta.architecture}) from {src.gguf.name}, GGUF-faithful{kernel}: every block-quantized weight "
-            f"({', '.join(f'{n} {t}' for t, n in sorted(counts.items()))}) carried exactly into MatMulNBits "
-            f"(integer zero points; accuracy_level {accuracy_level}, 0 for "
-            f"{'every projection' if fp32_kinds == ('.weight',) else ', '.join(fp32_kinds) or 'none'} where 4-bit; "
-            "per-block min offsets as a separate block-sum term)" + (
-                ". The Q8_0 embedding, also the tied output layer, is the token table." if table else
-                " and GatherBlockQuantized for the embedding, " + tied + "."))
+    return (f"{src.meta.name} ({src.meta.architecture}) from {src.gguf.name}, GGUF-faithful: " + "; ".join(parts) + (
+        ". The Q8_0 embedding, also the tied output layer, is the token table." if table else
+        "; GatherBlockQuantized for the embedding, " + tied + "."))
 
 
 def write_quantized(src: Source, out: Path, context: int, accuracy_level: int = 4,
