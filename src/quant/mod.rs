@@ -177,7 +177,7 @@ pub fn matmul<R>(w: &BlockMatrix, x: &[f32], y: &mut [f32], scratch: &mut Scratc
 }
 
 /// Per-[`SUM_BLOCK`] sums of every activation row (`x.len() / 32` of them).
-fn block_sums(x: &[f32], sums: &mut Vec<f32>) {
+pub(crate) fn block_sums(x: &[f32], sums: &mut Vec<f32>) {
     sums.clear();
     sums.extend(x.chunks_exact(SUM_BLOCK).map(|b| b.iter().sum::<f32>()));
 }
@@ -213,7 +213,7 @@ fn le16(b: &[u8], at: usize) -> u16 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A deterministic stream of bytes / floats for test weights.

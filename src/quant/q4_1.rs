@@ -150,6 +150,41 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant::tests::{blocks, noise};
+    use crate::quant::{block_sums, BlockType};
+
+    /// Every kernel this machine can run (the dispatcher only picks the widest), against the
+    /// f64 product over the dequantized rows.
+    #[test]
+    fn every_kernel_equals_the_dequantized_product() {
+        let (n, k) = (5, 96);
+        let w = blocks(BlockType::Q4_1, n, k, 7);
+        let x: Vec<f32> = noise(3, k).iter().map(|&b| b as f32 / 50.0 - 2.5).collect();
+        let mut sums = Vec::new();
+        block_sums(&x, &mut sums);
+        let mut row = vec![0f32; k];
+        let want: Vec<f64> = w.chunks_exact(k / QK * BLOCK_BYTES).map(|r| {
+            dequantize_row(r, &mut row);
+            row.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum()
+        }).collect();
+        let mut kernels: Vec<(&str, fn(&[u8], &[f32], &[f32], &mut [f32]))> = vec![("portable", rows_portable)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") && std::arch::is_x86_feature_detected!("f16c") {
+                kernels.push(("avx2", |w, x, s, o| unsafe { x86::rows_avx2(w, x, s, o) }));
+            }
+            if std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("f16c") {
+                kernels.push(("avx512", |w, x, s, o| unsafe { x86::rows_avx512(w, x, s, o) }));
+            }
+        }
+        for (name, kernel) in kernels {
+            let mut out = vec![f32::NAN; n];
+            kernel(&w, &x, &sums, &mut out);
+            for (r, (a, b)) in out.iter().zip(&want).enumerate() {
+                assert!((*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name} row {r}: {a} vs {b}");
+            }
+        }
+    }
 
     /// ggml's `block_q4_1`, written out by hand: d = 0.5, m = -1, byte j = (j + 1) | (15 - j) << 4,
     /// so value j = 0.5·(j + 1) − 1 and value 16 + j = 0.5·(15 − j) − 1.
