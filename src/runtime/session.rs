@@ -135,7 +135,14 @@ fn builder(runtime: &OrtRuntime, stage: &str, config: &SessionConfig) -> Result<
     Ok((builder, Registration { fallback, registered, capture }))
 }
 
+/// Held while a session is created: ONNX Runtime adds mmrt's operator domain
+/// to a process-wide table then, and two sessions created at once can both
+/// add it (the second fails: "the domain is already exist"). Seen in tests
+/// that load bundles on parallel threads.
+static CREATING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn commit(mut builder: SessionBuilder, graph: &Path, stage: &str) -> Result<Session> {
+    let _one_at_a_time = CREATING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     builder.commit_from_file(graph).map_err(|e| Error::stage(stage, &format!("loading {}", graph.display()), e))
 }
 
