@@ -150,8 +150,8 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::tests::{blocks, noise};
-    use crate::quant::{block_sums, BlockType};
+    use crate::quant::tests::{blocks, noise, reference};
+    use crate::quant::{block_sums, BlockMatrix, BlockType};
 
     /// Every kernel this machine can run (the dispatcher only picks the widest), against the
     /// f64 product over the dequantized rows.
@@ -162,11 +162,7 @@ mod tests {
         let x: Vec<f32> = noise(3, k).iter().map(|&b| b as f32 / 50.0 - 2.5).collect();
         let mut sums = Vec::new();
         block_sums(&x, &mut sums);
-        let mut row = vec![0f32; k];
-        let want: Vec<f64> = w.chunks_exact(k / QK * BLOCK_BYTES).map(|r| {
-            dequantize_row(r, &mut row);
-            row.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum()
-        }).collect();
+        let (want, _) = reference(&BlockMatrix::new(BlockType::Q4_1, &w, n, k).unwrap(), &x);
         let mut kernels: Vec<(&str, fn(&[u8], &[f32], &[f32], &mut [f32]))> = vec![("portable", rows_portable)];
         #[cfg(target_arch = "x86_64")]
         {
@@ -181,7 +177,7 @@ mod tests {
             let mut out = vec![f32::NAN; n];
             kernel(&w, &x, &sums, &mut out);
             for (r, (a, b)) in out.iter().zip(&want).enumerate() {
-                assert!((*a as f64 - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name} row {r}: {a} vs {b}");
+                assert!((a - b).abs() <= 1e-4 * (1.0 + b.abs()), "{name} row {r}: {a} vs {b}");
             }
         }
     }

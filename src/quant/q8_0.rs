@@ -73,8 +73,8 @@ mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::quant::tests::{blocks, noise};
-    use crate::quant::BlockType;
+    use crate::quant::tests::{blocks, noise, reference};
+    use crate::quant::{BlockMatrix, BlockType};
 
     /// The portable kernel (the AVX-512 one is what the dispatcher picks here and the
     /// module's product test covers) against the f64 product over the dequantized rows.
@@ -85,11 +85,9 @@ mod tests {
         let x: Vec<f32> = noise(9, k).iter().map(|&b| b as f32 / 50.0 - 2.5).collect();
         let mut out = vec![f32::NAN; n];
         rows_portable(&w, &x, &mut out);
-        let mut row = vec![0f32; k];
-        for (r, (o, wr)) in out.iter().zip(w.chunks_exact(k / QK * BLOCK_BYTES)).enumerate() {
-            dequantize_row(wr, &mut row);
-            let want: f64 = row.iter().zip(&x).map(|(a, b)| *a as f64 * *b as f64).sum();
-            assert!((*o as f64 - want).abs() <= 1e-4 * (1.0 + want.abs()), "row {r}: {o} vs {want}");
+        let (want, _) = reference(&BlockMatrix::new(BlockType::Q8_0, &w, n, k).unwrap(), &x);
+        for (r, (o, want)) in out.iter().zip(want).enumerate() {
+            assert!((o - want).abs() <= 1e-4 * (1.0 + want.abs()), "row {r}: {o} vs {want}");
         }
     }
 
