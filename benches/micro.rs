@@ -168,16 +168,20 @@ fn tokenizer(c: &mut Criterion) {
 /// ~64 MiB of Q4_1, so the weights stream from memory as in a real step),
 /// one activation row, serial (the operator splits the rows over threads).
 fn quant_kernels(c: &mut Criterion) {
-    use mmrt::quant::{matmul, BlockMatrix, BlockType, Scratch};
-    let shapes: Vec<(usize, usize)> = (0..30).flat_map(|_| [(960, 576), (576, 576), (3072, 576), (576, 1536)]).collect();
+    use mmrt::quant::{matmul, BlockMatrix, BlockType, Scratch, BLOCK_TYPES};
+    let smollm2: Vec<(usize, usize)> = (0..30).flat_map(|_| [(960, 576), (576, 576), (3072, 576), (576, 1536)]).collect();
+    // Gemma-3-270M-sized (18 layers, q/k/v and gate/up stacked) with K a multiple of 256 for every type
+    let layers: Vec<(usize, usize)> = (0..18).flat_map(|_| [(1536, 768), (768, 1024), (4096, 768), (768, 2048)]).collect();
     let mut group = c.benchmark_group("quant");
-    for kind in [BlockType::Q4_1, BlockType::Q8_0] {
+    let mut run = |group: &mut criterion::BenchmarkGroup<_>, kind: BlockType, name: &str, shapes: &[(usize, usize)]| {
         let weights: Vec<Vec<u8>> = shapes
             .iter()
             .map(|&(n, k)| {
                 let mut bytes: Vec<u8> = (0..n * kind.row_bytes(k).unwrap()).map(|i| (i * 131 % 251) as u8).collect();
                 for block in bytes.chunks_exact_mut(kind.block_bytes()) {
-                    block[..2].copy_from_slice(&half::f16::from_f32(0.01).to_bits().to_le_bytes());
+                    for &at in kind.half_fields() {
+                        block[at..at + 2].copy_from_slice(&half::f16::from_f32(0.01).to_bits().to_le_bytes());
+                    }
                 }
                 bytes
             })
@@ -185,14 +189,21 @@ fn quant_kernels(c: &mut Criterion) {
         let xs: Vec<Vec<f32>> = shapes.iter().map(|&(_, k)| (0..k).map(|i| (i % 7) as f32 - 3.0).collect()).collect();
         let mut ys: Vec<Vec<f32>> = shapes.iter().map(|&(n, _)| vec![0f32; n]).collect();
         let mut scratch = Scratch::default();
-        group.bench_function(format!("{kind}_smollm2_step_decode"), |b| {
+        group.throughput(criterion::Throughput::Bytes(weights.iter().map(|w| w.len() as u64).sum()));
+        group.bench_function(format!("{kind}_{name}_decode"), |b| {
             b.iter(|| {
-                for (((w, &(n, k)), x), y) in weights.iter().zip(&shapes).zip(&xs).zip(ys.iter_mut()) {
+                for (((w, &(n, k)), x), y) in weights.iter().zip(shapes).zip(&xs).zip(ys.iter_mut()) {
                     let w = BlockMatrix::new(kind, w, n, k).unwrap();
                     matmul(&w, black_box(x), y, &mut scratch, |t, f| (0..t).for_each(f));
                 }
             })
         });
+    };
+    for kind in [BlockType::Q4_1, BlockType::Q8_0] {
+        run(&mut group, kind, "smollm2_step", &smollm2);
+    }
+    for kind in BLOCK_TYPES {
+        run(&mut group, kind, "gemma_sized_layers", &layers);
     }
     group.finish();
 }

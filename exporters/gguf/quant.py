@@ -99,7 +99,7 @@ def stack_rows(parts: list[BlockQuant]) -> BlockQuant:
 
 # GGUF block types mmrt's own operator reads in place (src/quant/): ``mmrt.GgufMatMul``, one node
 # over the GGUF's bytes, float32 arithmetic on the exact weights (no prepacked copy, no offset term).
-KERNEL_TYPES = ("Q4_1",)
+KERNEL_TYPES = ("Q4_1", "Q5_0", "Q4_K", "Q6_K", "Q8_0")
 
 
 def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
@@ -159,25 +159,39 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
     def linear(b: gg.Builder, x: str, key: str) -> str:
         return emit(b, x, key, blocks[key], level_of(key))
 
+    def stacked(b: gg.Builder, x: str, keys: list[str], level: int, bias: list[np.ndarray] | None) -> list[str]:
+        """One node over the stacked rows of ``keys``, split back into one output per key."""
+        parts = [blocks[k] for k in keys]
+        name = keys[0] if len(keys) == 1 else keys[0].rsplit(".", 2)[0] + "." + "+".join(k.rsplit(".", 2)[1] for k in keys)
+        y = emit(b, x, name, parts[0] if len(keys) == 1 else stack_rows(parts), level)
+        if bias is not None:
+            y = b.op("Add", [y, b.const(name + ".bias", np.concatenate(bias).astype(np.float32))], "bias")
+        if len(keys) == 1:
+            return [y]
+        sizes = [p.codes.shape[0] for p in parts]
+        return b.op("Split", [y, b.ints(sizes)], "part", n_out=len(keys), axis=-1)
+
     def many(b: gg.Builder, x: str, keys: list[str], bias: list[np.ndarray] | None = None) -> list[str]:
         parts = [blocks[k] for k in keys]
+        if all(p.gguf_type in kernels and p.raw is not None for p in parts):
+            # kernel weights: one node per run of keys sharing a GGUF type (Gemma's Q5_0 q/k with a Q8_0 v)
+            outs, start = [], 0
+            while start < len(keys):
+                end = start + 1
+                while end < len(keys) and parts[end].gguf_type == parts[start].gguf_type:
+                    end += 1
+                outs += stacked(b, x, keys[start:end], 0, None if bias is None else bias[start:end])
+                start = end
+            return outs
         levels = {level_of(k) for k in keys}
         layout = {(p.bits, p.block, p.codes.shape[1]) for p in parts}
-        # 4-bit codes only: stacking 8-bit ones measured slower (Qwen2.5 Q5_0: 43.7 -> 38.4 tok/s decode);
-        # kernel weights stack when all share one GGUF type
-        kernel = len({p.gguf_type for p in parts}) == 1 and parts[0].gguf_type in kernels
-        if not kernel and (len(levels) != 1 or len(layout) != 1 or parts[0].bits != 4):
+        # 4-bit codes only: stacking 8-bit ones measured slower (Qwen2.5 Q5_0: 43.7 -> 38.4 tok/s decode)
+        if len(levels) != 1 or len(layout) != 1 or parts[0].bits != 4:
             outs = [linear(b, x, k) for k in keys]
             if bias is not None:
                 outs = [b.op("Add", [y, b.const(k + ".bias", v)], "bias") for y, k, v in zip(outs, keys, bias)]
             return outs
-        stacked = stack_rows(parts)
-        name = keys[0].rsplit(".", 2)[0] + "." + "+".join(k.rsplit(".", 2)[1] for k in keys)
-        y = emit(b, x, name, stacked, levels.pop())
-        if bias is not None:
-            y = b.op("Add", [y, b.const(name + ".bias", np.concatenate(bias).astype(np.float32))], "bias")
-        sizes = [p.codes.shape[0] for p in parts]
-        return b.op("Split", [y, b.ints(sizes)], "part", n_out=len(keys), axis=-1)
+        return stacked(b, x, keys, levels.pop(), bias)
 
     def head(b: gg.Builder, x: str) -> str:
         table = dataclasses.replace(blocks.get(HEAD_HF, blocks[EMBED_HF]), raw=None)  # MatMulNBits, never the kernel

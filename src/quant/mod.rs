@@ -16,6 +16,9 @@
 //! [`tile`]'s register-blocked product).
 
 pub mod q4_1;
+pub mod q4_k;
+pub mod q5_0;
+pub mod q6_k;
 pub mod q8_0;
 pub mod tile;
 
@@ -27,20 +30,31 @@ use std::str::FromStr;
 /// minimum (`value = d·q + m`): `Σ m·x` is `m · Σ x`.
 pub const SUM_BLOCK: usize = 32;
 
-/// The GGUF block types with kernels here.
+/// The GGUF block types with kernels here (named as GGUF names them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(non_camel_case_types)]
 pub enum BlockType {
     /// 32 values: f16 scale `d`, f16 minimum `m`, 16 bytes of 4-bit codes; `d·q + m`.
     Q4_1,
     /// 32 values: f16 scale `d`, 32 int8 codes; `d·q`.
     Q8_0,
+    /// 32 values: f16 scale `d`, 5-bit codes; `d·(q − 16)`.
+    Q5_0,
+    /// 256 values: f16 `d`, `dmin`, 6-bit scales and minimums per 32, 4-bit codes; `d·sc·q − dmin·m`.
+    Q4_K,
+    /// 256 values: 6-bit codes, int8 scales per 16, f16 `d`; `d·sc·(q − 32)`.
+    Q6_K,
 }
+
+/// Every type with kernels, in the order errors list them.
+pub const BLOCK_TYPES: [BlockType; 5] = [BlockType::Q4_1, BlockType::Q8_0, BlockType::Q5_0, BlockType::Q4_K, BlockType::Q6_K];
 
 impl BlockType {
     /// Values per block.
     pub fn block_len(self) -> usize {
         match self {
-            BlockType::Q4_1 | BlockType::Q8_0 => 32,
+            BlockType::Q4_1 | BlockType::Q8_0 | BlockType::Q5_0 => 32,
+            BlockType::Q4_K | BlockType::Q6_K => 256,
         }
     }
 
@@ -49,6 +63,18 @@ impl BlockType {
         match self {
             BlockType::Q4_1 => q4_1::BLOCK_BYTES,
             BlockType::Q8_0 => q8_0::BLOCK_BYTES,
+            BlockType::Q5_0 => q5_0::BLOCK_BYTES,
+            BlockType::Q4_K => q4_k::BLOCK_BYTES,
+            BlockType::Q6_K => q6_k::BLOCK_BYTES,
+        }
+    }
+
+    /// Byte offsets of a block's float16 fields (scales, minimums).
+    pub fn half_fields(self) -> &'static [usize] {
+        match self {
+            BlockType::Q4_1 | BlockType::Q4_K => &[0, 2],
+            BlockType::Q8_0 | BlockType::Q5_0 => &[0],
+            BlockType::Q6_K => &[208],
         }
     }
 
@@ -60,7 +86,7 @@ impl BlockType {
 
     /// Whether the dot kernels need the activations' per-block sums.
     fn needs_sums(self) -> bool {
-        matches!(self, BlockType::Q4_1)
+        matches!(self, BlockType::Q4_1 | BlockType::Q4_K)
     }
 
     /// `out[r] = row r · x` for the rows held by `w` (`out.len()` rows).
@@ -68,6 +94,9 @@ impl BlockType {
         match self {
             BlockType::Q4_1 => q4_1::dot_rows(w, x, sums, out),
             BlockType::Q8_0 => q8_0::dot_rows(w, x, out),
+            BlockType::Q5_0 => q5_0::dot_rows(w, x, sums, out),
+            BlockType::Q4_K => q4_k::dot_rows(w, x, sums, out),
+            BlockType::Q6_K => q6_k::dot_rows(w, x, sums, out),
         }
     }
 
@@ -76,6 +105,9 @@ impl BlockType {
         match self {
             BlockType::Q4_1 => q4_1::dequantize_row(w, out),
             BlockType::Q8_0 => q8_0::dequantize_row(w, out),
+            BlockType::Q5_0 => q5_0::dequantize_row(w, out),
+            BlockType::Q4_K => q4_k::dequantize_row(w, out),
+            BlockType::Q6_K => q6_k::dequantize_row(w, out),
         }
     }
 }
@@ -83,11 +115,11 @@ impl BlockType {
 impl FromStr for BlockType {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "q4_1" => Ok(BlockType::Q4_1),
-            "q8_0" => Ok(BlockType::Q8_0),
-            other => Err(format!("block type {other:?} has no kernel (supported: q4_1, q8_0)")),
-        }
+        let lower = s.to_ascii_lowercase();
+        BLOCK_TYPES.into_iter().find(|t| t.to_string() == lower).ok_or_else(|| {
+            let names: Vec<String> = BLOCK_TYPES.iter().map(|t| t.to_string()).collect();
+            format!("block type {lower:?} has no kernel (supported: {})", names.join(", "))
+        })
     }
 }
 
@@ -96,6 +128,9 @@ impl fmt::Display for BlockType {
         f.write_str(match self {
             BlockType::Q4_1 => "q4_1",
             BlockType::Q8_0 => "q8_0",
+            BlockType::Q5_0 => "q5_0",
+            BlockType::Q4_K => "q4_k",
+            BlockType::Q6_K => "q6_k",
         })
     }
 }
@@ -213,6 +248,139 @@ fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
+/// A float16's bits as f32 in plain integer and float operations, so it
+/// inlines into the lane-wise kernels on any target: the exponent and
+/// mantissa shifted into f32's places read as a number 2^112 too small
+/// (subnormals included, exactly); infinities and NaNs keep their class.
+#[inline(always)]
+fn half_to_f32(bits: u16) -> f32 {
+    let magnitude = (bits & 0x7FFF) as u32;
+    let scaled = f32::from_bits(magnitude << 13) * f32::from_bits(0x7780_0000); // 2^112
+    let value = if magnitude >= 0x7C00 { f32::from_bits(magnitude << 13 | 0x7F80_0000) } else { scaled };
+    f32::from_bits(value.to_bits() | ((bits & 0x8000) as u32) << 16)
+}
+
+/// `a·b + c`, fused where the instruction set has FMA (`f32::mul_add`
+/// without it is a library call).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FMA {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
+}
+
+/// Asks for the weights [`PREFETCH`] bytes ahead of `at` (x86; a no-op elsewhere).
+#[inline(always)]
+fn prefetch(at: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(PREFETCH) as *const i8)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = at;
+}
+
+/// `pub fn $name(w, x, sums, out)` over the widest kernel the CPU has,
+/// picked once: the hand-written AVX-512 one `$avx512`, else the
+/// `#[inline(always)]` lane-wise kernel `$lanes::<FMA>` compiled for AVX2 +
+/// FMA, else for the target's baseline (NEON with FMA on aarch64). The
+/// lane-wise kernels work on fixed arrays of 16 lanes with no cross-lane
+/// dependence, so the compiler maps them onto the vectors each instruction
+/// set has with no intrinsics per type; they are the reference the
+/// AVX-512 ones are tested against. `kernels()` lists every variant this
+/// CPU can run (tests, benches).
+macro_rules! per_isa {
+    ($name:ident, $lanes:ident, $avx512:path) => {
+        pub fn $name(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
+            static WIDEST: std::sync::OnceLock<fn(&[u8], &[f32], &[f32], &mut [f32])> = std::sync::OnceLock::new();
+            let kernel = WIDEST.get_or_init(|| kernels().next().expect("the baseline kernel is always there").1);
+            kernel(w, x, sums, out)
+        }
+
+        /// Every kernel this CPU can run, widest first.
+        pub fn kernels() -> impl Iterator<Item = (&'static str, fn(&[u8], &[f32], &[f32], &mut [f32]))> {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            fn avx2(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
+                $lanes::<true>(w, x, sums, out)
+            }
+            fn baseline(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
+                $lanes::<{ cfg!(target_arch = "aarch64") }>(w, x, sums, out)
+            }
+            let mut found: Vec<(&'static str, fn(&[u8], &[f32], &[f32], &mut [f32]))> = Vec::with_capacity(3);
+            #[cfg(target_arch = "x86_64")]
+            {
+                use std::arch::is_x86_feature_detected as has;
+                if has!("avx512f") && has!("avx2") && has!("fma") && has!("f16c") {
+                    // SAFETY: the features it was compiled for are present.
+                    found.push(("avx512", |w, x, s, o| unsafe { $avx512(w, x, s, o) }));
+                }
+                if has!("avx2") && has!("fma") {
+                    // SAFETY: as above.
+                    found.push(("avx2", |w, x, s, o| unsafe { avx2(w, x, s, o) }));
+                }
+            }
+            found.push(("baseline", baseline));
+            found.into_iter()
+        }
+    };
+}
+pub(crate) use per_isa;
+
+/// `out[r] = kernel(rows)` two weight rows at a time (they share the
+/// activation loads), the last odd row alone: `$rows` is bound to an array
+/// of 2, then of 1, row pointers (`row_bytes` apart from `$base`), so the
+/// kernel's row count is inferred from it.
+#[cfg(target_arch = "x86_64")]
+macro_rules! by_pairs {
+    ($out:expr, $base:expr, $row_bytes:expr, |$rows:ident| $kernel:expr) => {{
+        let (out, base, row_bytes): (&mut [f32], *const u8, usize) = ($out, $base, $row_bytes);
+        let mut r = 0;
+        while r + 2 <= out.len() {
+            let $rows = [base.add(r * row_bytes), base.add((r + 1) * row_bytes)];
+            out[r..r + 2].copy_from_slice(&$kernel);
+            r += 2;
+        }
+        if r < out.len() {
+            let $rows = [base.add(r * row_bytes)];
+            out[r] = $kernel[0];
+        }
+    }};
+}
+#[cfg(target_arch = "x86_64")]
+pub(crate) use by_pairs;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The float16 at `at` as f32.
+    #[target_feature(enable = "f16c")]
+    #[inline]
+    pub unsafe fn half(at: *const u8) -> f32 {
+        _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(at as *const u16) as i32)))
+    }
+
+    /// `table[i & 15]` for the 16 int32 lanes of `index` (`vpermps` reads only the low 4 bits,
+    /// so a nibble needs no mask and codes become floats with no conversion instruction).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub unsafe fn lookup(index: __m512i, table: __m512) -> __m512 {
+        _mm512_permutexvar_ps(index, table)
+    }
+
+    /// 16 bytes at `at` widened to int32 lanes.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub unsafe fn bytes16(at: *const u8) -> __m512i {
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(at as *const __m128i))
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -231,10 +399,7 @@ pub(crate) mod tests {
     /// Valid blocks: random codes with small finite f16 scales/minimums.
     pub(crate) fn blocks(kind: BlockType, n: usize, k: usize, seed: u64) -> Vec<u8> {
         let mut bytes = noise(seed, n * kind.row_bytes(k).unwrap());
-        let halves: &[usize] = match kind {
-            BlockType::Q4_1 => &[0, 2],
-            BlockType::Q8_0 => &[0],
-        };
+        let halves = kind.half_fields();
         for (i, block) in bytes.chunks_exact_mut(kind.block_bytes()).enumerate() {
             for &at in halves {
                 let v = half::f16::from_f32(((i * 7 + at) % 23) as f32 / 97.0 - 0.1);
@@ -268,8 +433,8 @@ pub(crate) mod tests {
 
     #[test]
     fn decode_and_prefill_paths_equal_the_dequantized_product() {
-        for kind in [BlockType::Q4_1, BlockType::Q8_0] {
-            for (n, k, m) in [(1, 32, 1), (70, 96, 1), (130, 576, 1), (67, 160, 3), (129, 64, 9)] {
+        for kind in BLOCK_TYPES {
+            for (n, k, m) in [(1, 256, 1), (70, 512, 1), (130, 768, 1), (67, 256, 3), (129, 512, 9)] {
                 let bytes = blocks(kind, n, k, (n * k + m) as u64);
                 let w = BlockMatrix::new(kind, &bytes, n, k).unwrap();
                 let x: Vec<f32> = noise(m as u64 + 11, m * k).iter().map(|&b| b as f32 / 64.0 - 2.0).collect();
@@ -283,6 +448,42 @@ pub(crate) mod tests {
         }
     }
 
+    /// Every compiled variant of the lane-wise kernels this CPU runs (the dispatcher only
+    /// picks the widest), against the f64 product over the dequantized rows.
+    #[test]
+    fn every_lane_kernel_variant_equals_the_dequantized_product() {
+        type Kernel = fn(&[u8], &[f32], &[f32], &mut [f32]);
+        for (kind, variants) in [
+            (BlockType::Q5_0, q5_0::kernels().collect::<Vec<(&str, Kernel)>>()),
+            (BlockType::Q4_K, q4_k::kernels().collect()),
+            (BlockType::Q6_K, q6_k::kernels().collect()),
+        ] {
+            let (n, k) = (5, 512);
+            let bytes = blocks(kind, n, k, 3);
+            let w = BlockMatrix::new(kind, &bytes, n, k).unwrap();
+            let x: Vec<f32> = noise(4, k).iter().map(|&b| b as f32 / 50.0 - 2.5).collect();
+            let mut sums = Vec::new();
+            block_sums(&x, &mut sums);
+            let (want, bound) = reference(&w, &x);
+            for (name, kernel) in variants {
+                let mut out = vec![f32::NAN; n];
+                kernel(&bytes, &x, &sums, &mut out);
+                for (r, ((a, b), e)) in out.iter().zip(&want).zip(&bound).enumerate() {
+                    assert!((a - b).abs() <= *e, "{kind} {name} row {r}: {a} vs {b} (bound {e})");
+                }
+            }
+        }
+    }
+
+    /// The inlined float16 conversion against the `half` crate on every bit pattern.
+    #[test]
+    fn half_to_f32_matches_half_on_every_value() {
+        for bits in 0..=u16::MAX {
+            let (got, want) = (half_to_f32(bits), half::f16::from_bits(bits).to_f32());
+            assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{bits:#06x}: {got} vs {want}");
+        }
+    }
+
     #[test]
     fn shapes_that_do_not_fit_are_refused() {
         assert!(BlockMatrix::new(BlockType::Q4_1, &[0; 40], 2, 32).is_ok());
@@ -290,5 +491,7 @@ pub(crate) mod tests {
         assert!(BlockMatrix::new(BlockType::Q4_1, &[0; 40], 2, 48).unwrap_err().contains("multiple"));
         assert!(BlockMatrix::new(BlockType::Q8_0, &[], 0, 32).is_err());
         assert!("q5_k".parse::<BlockType>().unwrap_err().contains("no kernel"));
+        assert_eq!("Q6_K".parse::<BlockType>(), Ok(BlockType::Q6_K));
+        assert!(BlockMatrix::new(BlockType::Q4_K, &[0; 144], 1, 32).unwrap_err().contains("multiple"));
     }
 }
