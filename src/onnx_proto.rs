@@ -16,14 +16,17 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
-/// How [`WeightInfo::bytes`] is computed, for the JSON report.
-pub const METHOD: &str = "sum over the decoder graph's initializers and Constant-node tensors of element count x element size, parsed from the ONNX protobuf (external-data tensors counted by their declared shape)";
+/// How [`WeightInfo::bytes`] and [`WeightInfo::bytes_per_step`] are computed, for the JSON report.
+pub const METHOD: &str = "sum over the decoder graph's initializers and Constant-node tensors of element count x element size, parsed from the ONNX protobuf (external-data tensors counted by their declared shape); per step, a table a step only looks rows up in (a Gather / GatherBlockQuantized data input, GroupQueryAttention's rotary caches) counts one row of it";
 
 /// Weights of one graph.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct WeightInfo {
     /// Total bytes of weight tensors.
     pub bytes: u64,
+    /// Bytes a one-token step reads: `bytes`, less all but one row of every
+    /// table the graph only looks rows up in.
+    pub bytes_per_step: u64,
     /// Number of weight tensors.
     pub tensors: usize,
     /// Bytes per ONNX element type (`float32`, `uint8`, ...).
@@ -34,6 +37,25 @@ pub struct WeightInfo {
     pub quantized_ops: BTreeMap<String, usize>,
     /// A one-word description: `int4 (MatMulNBits)`, `int8`, `float16`, ...
     pub quantization: String,
+    /// Weight tensors by name: (bytes, rows = first dimension).
+    #[serde(skip)]
+    sizes: BTreeMap<String, (u64, u64)>,
+    /// Names of the tensors used as lookup tables (see [`lookup_inputs`]).
+    #[serde(skip)]
+    lookups: std::collections::BTreeSet<String>,
+    /// Names of the tensors some operator reads whole (a table also used as
+    /// a tied output layer is read whole).
+    #[serde(skip)]
+    read_whole: std::collections::BTreeSet<String>,
+}
+
+/// Which inputs of an operator are tables it looks rows up in, not reads whole.
+fn lookup_inputs(op_type: &str) -> &'static [usize] {
+    match op_type {
+        "Gather" | "GatherBlockQuantized" => &[0],
+        "GroupQueryAttention" => &[7, 8], // cos_cache, sin_cache: one position's row per step
+        _ => &[],
+    }
 }
 
 /// Operators that mean the weights are quantized.
@@ -74,6 +96,8 @@ pub fn parse_model(bytes: &[u8]) -> std::result::Result<WeightInfo, String> {
         return Err("no graph in the model (is this an ONNX file?)".into());
     }
     info.quantization = quantization_label(&info);
+    let skipped: u64 = info.lookups.difference(&info.read_whole).filter_map(|n| info.sizes.get(n)).map(|&(bytes, rows)| bytes - bytes / rows.max(1)).sum();
+    info.bytes_per_step = info.bytes - skipped;
     Ok(info)
 }
 
@@ -258,8 +282,10 @@ fn parse_graph(bytes: &[u8], info: &mut WeightInfo, depth: usize) -> std::result
 fn parse_node(bytes: &[u8], info: &mut WeightInfo, depth: usize) -> std::result::Result<(), String> {
     let mut op_type = "";
     let mut tensors = Vec::new();
+    let mut inputs = Vec::new();
     for field in Fields(bytes) {
         match field? {
+            (1, value) => inputs.push(String::from_utf8_lossy(value.bytes()?).into_owned()),
             (4, value) => op_type = std::str::from_utf8(value.bytes()?).map_err(|e| e.to_string())?,
             (5, value) => {
                 for attr in Fields(value.bytes()?) {
@@ -273,6 +299,14 @@ fn parse_node(bytes: &[u8], info: &mut WeightInfo, depth: usize) -> std::result:
             _ => {}
         }
     }
+    let lookups = lookup_inputs(op_type);
+    for (i, name) in inputs.into_iter().enumerate() {
+        if lookups.contains(&i) {
+            info.lookups.insert(name);
+        } else {
+            info.read_whole.insert(name);
+        }
+    }
     if QUANTIZED_OPS.contains(&op_type) {
         *info.quantized_ops.entry(op_type.to_string()).or_default() += 1;
     }
@@ -284,20 +318,28 @@ fn parse_node(bytes: &[u8], info: &mut WeightInfo, depth: usize) -> std::result:
     Ok(())
 }
 
-/// `TensorProto`: dims = 1, data_type = 2, external_data = 13 (`key` = 1, `value` = 2).
+/// `TensorProto`: dims = 1, data_type = 2, name = 8, external_data = 13 (`key` = 1, `value` = 2).
 fn add_tensor(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), String> {
     let mut elements: u64 = 1;
+    let mut rows = None;
     let mut data_type = 0;
+    let mut tensor_name = String::new();
     for field in Fields(bytes) {
         match field? {
-            (1, Value::Varint(d)) => elements = elements.saturating_mul(d),
+            (1, Value::Varint(d)) => {
+                elements = elements.saturating_mul(d);
+                rows.get_or_insert(d);
+            }
             (1, Value::Bytes(packed)) => {
                 let mut rest = packed;
                 while !rest.is_empty() {
-                    elements = elements.saturating_mul(varint(&mut rest)?);
+                    let d = varint(&mut rest)?;
+                    elements = elements.saturating_mul(d);
+                    rows.get_or_insert(d);
                 }
             }
             (2, value) => data_type = value.varint()?,
+            (8, value) => tensor_name = String::from_utf8_lossy(value.bytes()?).into_owned(),
             (13, value) => {
                 let mut entry = (None, None);
                 for kv in Fields(value.bytes()?) {
@@ -321,6 +363,9 @@ fn add_tensor(bytes: &[u8], info: &mut WeightInfo) -> std::result::Result<(), St
     let size = (elements.saturating_mul(bits)).div_ceil(8);
     info.bytes += size;
     info.tensors += 1;
+    if !tensor_name.is_empty() {
+        info.sizes.insert(tensor_name, (size, rows.unwrap_or(1)));
+    }
     *info.bytes_by_type.entry(name.to_string()).or_default() += size;
     Ok(())
 }
@@ -473,7 +518,14 @@ mod tests {
     }
 
     fn tensor(dims: &[u64], data_type: u64, external: Option<&str>) -> Vec<u8> {
+        named_tensor("", dims, data_type, external)
+    }
+
+    fn named_tensor(name: &str, dims: &[u64], data_type: u64, external: Option<&str>) -> Vec<u8> {
         let mut t = Vec::new();
+        if !name.is_empty() {
+            field(&mut t, 8, name.as_bytes());
+        }
         for &d in dims {
             put_varint(&mut t, 1 << 3);
             put_varint(&mut t, d);
@@ -515,6 +567,35 @@ mod tests {
         assert_eq!(info.bytes_by_type["uint8"], 16000);
         assert_eq!(info.external_files, vec!["decoder.onnx.data".to_string()]);
         assert_eq!(info.quantization, "int4 (MatMulNBits)");
+        assert_eq!(info.bytes_per_step, info.bytes);
+    }
+
+    /// A table only gathered from counts one row per step; one that is also read whole (a tied
+    /// output layer) counts whole.
+    #[test]
+    fn tables_looked_up_count_one_row_per_step() {
+        let mut graph = Vec::new();
+        field(&mut graph, 5, &named_tensor("table", &[1000, 16], 1, None)); // 64000 B, rows of 64 B
+        field(&mut graph, 5, &named_tensor("w", &[64, 32], 1, None)); // 8192 B
+        let mut gather = Vec::new();
+        field(&mut gather, 1, b"table");
+        field(&mut gather, 1, b"ids");
+        field(&mut gather, 4, b"Gather");
+        field(&mut graph, 1, &gather);
+        let mut model = Vec::new();
+        field(&mut model, 7, &graph);
+        let info = parse_model(&model).unwrap();
+        assert_eq!(info.bytes, 64000 + 8192);
+        assert_eq!(info.bytes_per_step, 64 + 8192);
+
+        let mut head = Vec::new();
+        field(&mut head, 1, b"hidden");
+        field(&mut head, 1, b"table");
+        field(&mut head, 4, b"MatMul");
+        field(&mut graph, 1, &head);
+        let mut model = Vec::new();
+        field(&mut model, 7, &graph);
+        assert_eq!(parse_model(&model).unwrap().bytes_per_step, 64000 + 8192);
     }
 
     #[test]

@@ -380,6 +380,7 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         let path = bundle.resolve(&table.file)?;
         let bytes = std::fs::metadata(&path).map_err(|e| mmrt::Error::io(&path, e))?.len();
         info.bytes += bytes;
+        info.bytes_per_step += bytes;
         info.tensors += 1;
         *info.bytes_by_type.entry("token table (uint8 codes + float16 scales)".into()).or_default() += bytes;
         *info.quantized_ops.entry("token table q8_0 (mmrt)".into()).or_default() += 1;
@@ -412,7 +413,7 @@ pub fn run(exe: &Path, config: &BenchConfig) -> Result<Report> {
         let out = scratch.0.join(format!("{}.json", ep.cli_name()));
         let mut result = run_child(exe, &child, ep, &out).unwrap_or_else(|e| ProviderResult::failed(ep, e.to_string()));
         if let Some(f) = &result.figures {
-            result.roofline = Some(Roofline::for_provider(ep, f, info.bytes, bandwidth.bytes_per_s.median));
+            result.roofline = Some(Roofline::for_provider(ep, f, info.bytes_per_step, bandwidth.bytes_per_s.median));
             // The library this provider's processes load (a GPU build for GPU providers), for --cold-start to evict.
             let library = f.onnxruntime_library.clone().unwrap_or_else(|| runtime.info.library.clone());
             match start::measure(exe, &library, &child, ep) {

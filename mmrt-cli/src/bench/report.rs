@@ -124,7 +124,8 @@ pub fn table(report: &Report) -> String {
         bw.bytes_per_s.max / 1e9
     );
     out += &format!(
-        "decoder weights read per token: {:.2} MiB ({} tensors in {})\n",
+        "decoder weights read per token: {:.2} MiB of {:.2} MiB ({} tensors in {}; tables looked up in count one row)\n",
+        w.info.bytes_per_step as f64 / MIB,
         w.info.bytes as f64 / MIB,
         w.info.tensors,
         w.graph
