@@ -173,7 +173,7 @@ fn quant_kernels(c: &mut Criterion) {
     // Gemma-3-270M-sized (18 layers, q/k/v and gate/up stacked) with K a multiple of 256 for every type
     let layers: Vec<(usize, usize)> = (0..18).flat_map(|_| [(1536, 768), (768, 1024), (4096, 768), (768, 2048)]).collect();
     let mut group = c.benchmark_group("quant");
-    let mut run = |group: &mut criterion::BenchmarkGroup<_>, kind: BlockType, name: &str, shapes: &[(usize, usize)]| {
+    let run = |group: &mut criterion::BenchmarkGroup<_>, kind: BlockType, name: &str, shapes: &[(usize, usize)]| {
         let weights: Vec<Vec<u8>> = shapes
             .iter()
             .map(|&(n, k)| {

@@ -14,8 +14,6 @@
 //! When a bundle or the clips are missing the tests say so and pass (set
 //! `MMRT_REQUIRE_REAL=1` to make that a failure, as `.ci/run` does).
 
-#![cfg(feature = "video")]
-
 mod common;
 
 use std::path::{Path, PathBuf};

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(parity.measure_agreement(src, args.accuracy_level, args.segments, fp32_kinds,
                                                   llama_positions=args.llama_positions,
                                                   head_accuracy_level=args.head_accuracy_level,
-                                                  token_table=not args.no_token_table)))
+                                                  token_table=not args.no_token_table, kernels=kernels)))
     return 0 if ok else 1
 
 

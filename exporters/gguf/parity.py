@@ -212,10 +212,14 @@ def agreement(ref_logits: np.ndarray, q_logits: np.ndarray) -> tuple[int, int, f
 
 def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kinds: tuple[str, ...] = (),
                       fp32_8bit: bool = False, threads: int = 2, llama_positions: bool = False,
-                      head_accuracy_level: int | None = None, token_table: bool = True) -> dict:
+                      head_accuracy_level: int | None = None, token_table: bool = True,
+                      kernels: tuple[str, ...] | None = None) -> dict:
     """Teacher-forced next-token agreement and mean KL of the quantized decoder vs the transformers
     float32 model (its output layer the runtime's token table where the bundle has one): on every position of ``segments`` 512-token segments, or with ``llama_positions``
-    on exactly the positions ``llama-perplexity -c 512 --chunks segments --kl-divergence`` scores."""
+    on exactly the positions ``llama-perplexity -c 512 --chunks segments --kl-divergence`` scores.
+    Weights of the ``kernels`` types (default: :data:`quant.KERNEL_TYPES`, as the bundle is written)
+    are computed as ``mmrt.GgufMatMul`` computes them, float32 over the exact weights (emulated by a
+    MatMul, which Python's ONNX Runtime can run)."""
     import onnxruntime as ort
     import torch
 
@@ -228,7 +232,9 @@ def measure_agreement(src: Source, accuracy_level: int, segments: int, fp32_kind
     table = None if table is None else gguf_table.q8_0_parts(table)
     graph = quant.build_q4_decoder(spec, float_params(w), blocks, accuracy_level, all_logits=True,
                                    head_accuracy_level=head_accuracy_level, fp32_kinds=fp32_kinds,
-                                   fp32_8bit=fp32_8bit, table_head=table is not None).SerializeToString()
+                                   fp32_8bit=fp32_8bit, table_head=table is not None,
+                                   kernels=quant.KERNEL_TYPES if kernels is None else kernels,
+                                   emulate_kernels=True).SerializeToString()
     embed = quant.build_q4_embed(blocks[quant.EMBED_HF]).SerializeToString()
     del blocks, w
     so = ort.SessionOptions()

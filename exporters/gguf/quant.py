@@ -1,19 +1,23 @@
-"""GGUF-faithful quantized decoders: every block-quantized GGUF weight carried exactly into ONNX Runtime.
+"""GGUF-faithful quantized decoders: every block-quantized GGUF weight carried exactly into the graph.
 
-Every block-quantized GGUF weight goes into ``com.microsoft.MatMulNBits`` with
-the GGUF's own codes, block size, scales and *integer* zero points (the fast
-kernels), see :mod:`exporters.gguf.blocks` for the exact mapping. The per-block
-offsets of Q4_K (``- dmin·m``) and Q4_1 (``+ m``), which no integer zero point
-can express, are applied as a separate small term beside the MatMulNBits::
+By default every layer weight of a type in :data:`KERNEL_TYPES` (Q4_1, Q5_0, Q4_K, Q6_K, Q8_0: every
+type the supported GGUFs use) becomes one ``mmrt.GgufMatMul`` node over the GGUF's own blocks, bytes
+unchanged: mmrt's kernels (``src/quant/``) read them in place, float32 arithmetic on the exact
+weights, no prepacked copy. That graph needs mmrt (it registers the operator); for other runtimes,
+and with ``--kernels none``, the weights go into ``com.microsoft.MatMulNBits`` instead, with the
+GGUF's own codes, block size, scales and *integer* zero points (the fast kernels), see
+:mod:`exporters.gguf.blocks` for the exact mapping. The per-block offsets of Q4_K (``- dmin·m``) and
+Q4_1 (``+ m``), which no integer zero point can express, are then applied as a separate small term
+beside the MatMulNBits::
 
     y = MatMulNBits(x; q, scale, zp=0) - blocksum(x) @ offsets^T
 
 where ``blocksum(x)`` [.., K/32] sums the activations of each 32-element block
 and ``offsets`` [N, K/32] holds the offsets. The token embedding is a
 ``GatherBlockQuantized`` lookup for 8-bit tables (and a gather-then-dequantize
-for 4-bit ones); the output layer is the embedding table where tied, else the
-GGUF's ``output.weight``. Norm weights and biases are float32 in the GGUF and
-are taken from the transformers reference (same values).
+for 4-bit ones), or the runtime's token table (Q8_0, tied); the output layer is the embedding
+table where tied, else the GGUF's ``output.weight`` (MatMulNBits). Norm weights and biases are
+float32 in the GGUF and are taken from the transformers reference (same values).
 """
 
 from __future__ import annotations
@@ -103,10 +107,13 @@ KERNEL_TYPES = ("Q4_1", "Q5_0", "Q4_K", "Q6_K", "Q8_0")
 
 
 def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accuracy_level: int | None = None,
-                 fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True, kernels: tuple[str, ...] = ()):
+                 fp32_kinds: tuple[str, ...] = (), fp32_8bit: bool = True, kernels: tuple[str, ...] = (),
+                 emulate_kernels: bool = False):
     """MatMulNBits with integer zero points, plus the offset term where the block has offsets;
     weights whose GGUF type is in ``kernels`` (see :data:`KERNEL_TYPES`) become ``mmrt.GgufMatMul``
-    over their raw blocks instead (a graph ONNX Runtime in Python cannot run: mmrt registers the op).
+    over their raw blocks instead (a graph ONNX Runtime in Python cannot run: mmrt registers the op);
+    ``emulate_kernels`` writes those as what the operator computes, a float32 MatMul over the exact
+    dequantized weights (up to summation order), so Python can measure the shipped arithmetic.
     ``accuracy_level`` for the layers, ``head_accuracy_level`` (default: the same) for the output layer;
     weights whose name ends in one of ``fp32_kinds`` (e.g. ``mlp.down_proj.weight``) use accuracy_level 0
     (8-bit-code ones only when ``fp32_8bit``; otherwise they stay at ``accuracy_level``).
@@ -127,6 +134,8 @@ def nbits_linear(blocks: dict[str, BlockQuant], accuracy_level: int, head_accura
 
     def emit(b: gg.Builder, x: str, key: str, bq: BlockQuant, level: int) -> str:
         n, k = bq.codes.shape
+        if bq.gguf_type in kernels and bq.raw is not None and emulate_kernels:
+            return b.op("MatMul", [x, b.const(key + ".dequantized_t", np.ascontiguousarray(bq.dequantize().T))], "ggmm")
         if bq.gguf_type in kernels and bq.raw is not None:
             return b.op("GgufMatMul", [x, b.const(key + ".blocks", bq.raw)], "ggmm", domain=gg.MMRT_DOMAIN,
                         block_type=bq.gguf_type.lower(), K=k, N=n)
@@ -237,11 +246,12 @@ def build_q4_embed(bq: BlockQuant) -> onnx.ModelProto:
 def build_q4_decoder(spec: gg.DecoderSpec, params, blocks, accuracy_level: int, all_logits: bool = False,
                      head_accuracy_level: int | None = None, fp32_kinds: tuple[str, ...] = (),
                      fp32_8bit: bool = True, max_positions: int = 2048, table_head: bool = False,
-                     kernels: tuple[str, ...] = ()) -> onnx.ModelProto:
+                     kernels: tuple[str, ...] = (), emulate_kernels: bool = False) -> onnx.ModelProto:
     """``table_head``: no output layer in the graph (it returns ``hidden_states``); the runtime's token
     table computes the logits (exporters/gguf/table.py). ``kernels``: GGUF types read in place by
     ``mmrt.GgufMatMul`` (the output layer never is)."""
-    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit, kernels)
+    linear, head = nbits_linear(blocks, accuracy_level, head_accuracy_level, fp32_kinds, fp32_8bit, kernels,
+                                emulate_kernels)
     return gg.build_decoder(spec, params, linear, None if table_head else head, all_logits=all_logits,
                             max_positions=max_positions)
 

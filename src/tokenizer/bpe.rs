@@ -54,6 +54,7 @@ impl CompactTokenizer {
         if add_special {
             ids.extend_from_slice(&self.suffix);
         }
+        self.release_pages();
         ids
     }
 
@@ -77,6 +78,7 @@ impl CompactTokenizer {
             }
         }
         flush_bytes(&mut pending_bytes, &mut text);
+        self.release_pages();
         text
     }
 

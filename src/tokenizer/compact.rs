@@ -148,16 +148,19 @@ impl CompactTokenizer {
         }
         tokenizer.byte_ids = header.byte_fallback.then(|| tokenizer.find_byte_tokens());
         tokenizer.index_added(&header.added)?;
-        tokenizer.release_checked_pages();
+        tokenizer.release_pages();
         Ok(tokenizer)
     }
 
-    /// The checks above touched every page (Gemma: 11 MiB); encoding and decoding touch a few,
-    /// scattered (a token's offsets and text, a merge group). Dropping the pages from this
-    /// process's resident set costs nothing: the mapping is shared and read-only, so a page used
-    /// later comes back from the page cache with the same bytes (Gemma, a 400-token run: 2.5 MiB
-    /// of the file resident at the end). Random-access advice: no readahead on a cold cache.
-    fn release_checked_pages(&self) {
+    /// Drops the file's pages from this process's resident set. The checks at open touch every
+    /// page (Gemma: 11 MiB); encoding and decoding touch a few, scattered (a token's offsets and
+    /// text, a merge group), but Linux maps 64 KiB around every touched page of a file mapping
+    /// (fault-around, whatever the access advice), so a 128-token answer left ~10 MiB of the
+    /// file resident. Dropping costs little: the mapping is shared and read-only, so a page used
+    /// again comes back from the page cache with the same bytes. Called after opening and after
+    /// every encode and decode (one `madvise`, a few microseconds). Random-access advice: no
+    /// readahead on a cold cache.
+    pub(super) fn release_pages(&self) {
         #[cfg(unix)]
         {
             // SAFETY: DONTNEED on a shared read-only file mapping only unmaps resident pages; their

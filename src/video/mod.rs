@@ -1,4 +1,4 @@
-//! Frames in: video files (FFmpeg, the `video` feature), a directory of images,
+//! Frames in: video files (FFmpeg, through mmrt's plug-in), a directory of images,
 //! an animated GIF/WebP, and raw live streams (RGB24, YUV420p, MJPEG) on stdin,
 //! a FIFO or a device path — all behind one [`FrameSource`], plus the sampling
 //! that picks which frames a model sees ([`Sampling`]).
@@ -14,10 +14,9 @@
 //! sampled frame (a truncated file) is an error naming the file.
 
 mod images;
+mod plugin;
 mod raw;
 mod sampling;
-#[cfg(feature = "video")]
-mod ffmpeg;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -142,14 +141,8 @@ pub fn open_with(spec: &VideoSpec, options: OpenOptions) -> Result<Box<dyn Frame
     }
 }
 
-#[cfg(feature = "video")]
 fn open_file(path: &Path, options: OpenOptions) -> Result<Box<dyn FrameSource>> {
-    Ok(Box::new(ffmpeg::FileSource::open(path, options)?))
-}
-
-#[cfg(not(feature = "video"))]
-fn open_file(path: &Path, _: OpenOptions) -> Result<Box<dyn FrameSource>> {
-    Err(video_error(path, "video files need mmrt built with the `video` feature (FFmpeg); image directories, GIF/WebP and raw streams work without it"))
+    Ok(Box::new(plugin::FileSource::open(path, options)?))
 }
 
 /// What [`read_sampled`] read.
@@ -292,7 +285,6 @@ pub(crate) fn video_error(path: &Path, message: &str) -> Error {
 }
 
 /// RGB24 bytes (`stride` bytes per row) into an image of `width × height`.
-#[cfg(feature = "video")]
 pub(crate) fn rgb_image(data: &[u8], stride: usize, width: u32, height: u32) -> image::RgbImage {
     let row = width as usize * 3;
     let mut pixels = Vec::with_capacity(row * height as usize);

@@ -6,6 +6,9 @@
 //!
 //! Frame indices count frames in display order from the first one, as PyAV's
 //! `decode()` yields them; after a seek they are recomputed from timestamps.
+//!
+//! Errors are messages (mmrt names the file); warnings go to the caller's
+//! callback (see `lib.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
@@ -14,8 +17,34 @@ use ffmpeg_next as ff;
 use ff::format::Pixel;
 use ff::software::scaling;
 
-use super::{check_size, rgb_image, video_error, ClipInfo, FrameSource, OpenOptions, SourceFrame};
-use crate::error::Result;
+type Result<T> = std::result::Result<T, String>;
+
+/// What is known of a clip before decoding (mmrt's `ClipInfo`).
+pub struct ClipInfo {
+    pub width: u32,
+    pub height: u32,
+    pub frames: Option<u64>,
+    pub fps: Option<f64>,
+    pub duration_seconds: Option<f64>,
+    pub format: String,
+}
+
+/// A decoded frame: its pixels, when kept, are in [`FileSource::rgb`].
+pub struct Frame {
+    pub index: u64,
+    pub seconds: f64,
+    pub kept: bool,
+}
+
+/// Where warnings go.
+pub type Warn = Box<dyn Fn(&str)>;
+
+fn check_size(width: u32, height: u32, max_side: u32) -> Result<()> {
+    if width == 0 || height == 0 || width > max_side || height > max_side {
+        return Err(format!("frame size {width}x{height} is outside 1..={max_side} per side (limits::MAX_VIDEO_SIDE)"));
+    }
+    Ok(())
+}
 
 fn init() {
     static INIT: Once = Once::new();
@@ -29,6 +58,10 @@ fn init() {
 /// A video file being decoded.
 pub struct FileSource {
     path: PathBuf,
+    max_side: u32,
+    warn: Warn,
+    /// The last kept frame as RGB24 at the delivered size.
+    pub rgb: ff::frame::Video,
     input: ff::format::context::Input,
     stream: usize,
     decoder: ff::decoder::Video,
@@ -37,7 +70,7 @@ pub struct FileSource {
     size: Option<(u32, u32)>,
     time_base: f64,
     start_seconds: f64,
-    info: ClipInfo,
+    pub info: ClipInfo,
     frame: ff::frame::Video,
     next_index: u64,
     /// After a seek, the next frame's index comes from its timestamp.
@@ -49,19 +82,17 @@ pub struct FileSource {
     done: bool,
 }
 
-// SAFETY: the FFmpeg contexts are owned by this value alone and used from one thread at a time.
-unsafe impl Send for FileSource {}
-
 impl FileSource {
-    /// Open `path`'s best video stream.
-    pub fn open(path: &Path, options: OpenOptions) -> Result<Self> {
+    /// Open `path`'s best video stream, delivering frames at `size` (None: the clip's own),
+    /// refusing frames wider or taller than `max_side`.
+    pub fn open(path: &Path, size: Option<(u32, u32)>, max_side: u32, warn: Warn) -> Result<Self> {
         init();
         if !path.is_file() {
-            return Err(video_error(path, "no such file"));
+            return Err("no such file".into());
         }
-        let fail = |what: &str, e: ff::Error| video_error(path, &format!("{what}: {e}"));
+        let fail = |what: &str, e: ff::Error| format!("{what}: {e}");
         let input = ff::format::input(&path).map_err(|e| fail("cannot open as a video", e))?;
-        let stream = input.streams().best(ff::media::Type::Video).ok_or_else(|| video_error(path, "holds no video stream"))?;
+        let stream = input.streams().best(ff::media::Type::Video).ok_or("holds no video stream")?;
         let index = stream.index();
         let time_base = f64::from(stream.time_base());
         let start_seconds = if stream.start_time() == ff::ffi::AV_NOPTS_VALUE { 0.0 } else { stream.start_time() as f64 * time_base };
@@ -72,9 +103,9 @@ impl FileSource {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         context.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: threads, ..Default::default() });
         let decoder = context.decoder().video().map_err(|e| fail("no decoder for its codec", e))?;
-        check_size(path, decoder.width(), decoder.height())?;
+        check_size(decoder.width(), decoder.height(), max_side)?;
         let codec = decoder.codec().map(|c| c.name().to_string()).unwrap_or_default();
-        let (width, height) = options.size.unwrap_or((decoder.width(), decoder.height()));
+        let (width, height) = size.unwrap_or((decoder.width(), decoder.height()));
         let info = ClipInfo {
             width,
             height,
@@ -85,11 +116,14 @@ impl FileSource {
         };
         let mut source = Self {
             path: path.to_path_buf(),
+            max_side,
+            warn,
+            rgb: ff::frame::Video::empty(),
             input,
             stream: index,
             decoder,
             scaler: None,
-            size: options.size,
+            size,
             time_base,
             start_seconds,
             info,
@@ -120,7 +154,7 @@ impl FileSource {
         }
         if self.input.seek(0, ..1).is_err() {
             // Not seekable: reopen (a regular file always can be).
-            self.input = ff::format::input(&self.path).map_err(|e| video_error(&self.path, &format!("cannot reopen: {e}")))?;
+            self.input = ff::format::input(&self.path).map_err(|e| format!("cannot reopen: {e}"))?;
         }
         Ok((count > 0).then_some(count))
     }
@@ -136,36 +170,36 @@ impl FileSource {
                     Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => return Ok(true),
                     Err(e) => {
                         self.skipped += 1;
-                        log::warn!("video {}: a corrupt packet near frame {} was skipped ({e})", self.path.display(), self.next_index);
+                        (self.warn)(&format!("a corrupt packet near frame {} was skipped ({e})", self.next_index));
                     }
                 },
                 Err(ff::Error::Eof) => return Ok(false),
                 Err(ff::Error::InvalidData) => {
                     self.skipped += 1;
-                    log::warn!("video {}: unreadable data near frame {} was skipped", self.path.display(), self.next_index);
+                    (self.warn)(&format!("unreadable data near frame {} was skipped", self.next_index));
                 }
                 Err(e) => {
-                    log::warn!("video {}: reading stopped near frame {}: {e}", self.path.display(), self.next_index);
+                    (self.warn)(&format!("reading stopped near frame {}: {e}", self.next_index));
                     return Ok(false);
                 }
             }
         }
     }
 
-    /// The decoded frame in `self.frame`, as RGB24 at the delivered size.
-    fn convert(&mut self) -> Result<image::RgbImage> {
+    /// The decoded frame in `self.frame` into `self.rgb`, as RGB24 at the delivered size.
+    fn convert(&mut self) -> Result<()> {
         let (format, w, h) = (self.frame.format(), self.frame.width(), self.frame.height());
-        check_size(&self.path, w, h)?;
+        check_size(w, h, self.max_side)?;
         let (out_w, out_h) = self.size.unwrap_or((w, h));
         if !matches!(&self.scaler, Some((f, sw, sh, _)) if (*f, *sw, *sh) == (format, w, h)) {
             let scaler = scaling::Context::get(format, w, h, Pixel::RGB24, out_w, out_h, scaling::Flags::BILINEAR)
-                .map_err(|e| video_error(&self.path, &format!("no converter from {format:?} {w}x{h} to RGB: {e}")))?;
+                .map_err(|e| format!("no converter from {format:?} {w}x{h} to RGB: {e}"))?;
             self.scaler = Some((format, w, h, scaler));
         }
-        let mut rgb = ff::frame::Video::empty();
         let (.., scaler) = self.scaler.as_mut().expect("set above");
-        scaler.run(&self.frame, &mut rgb).map_err(|e| video_error(&self.path, &format!("colour conversion failed: {e}")))?;
-        Ok(rgb_image(rgb.data(0), rgb.stride(0), out_w, out_h))
+        scaler.run(&self.frame, &mut self.rgb).map_err(|e| format!("colour conversion failed: {e}"))?;
+        debug_assert_eq!((self.rgb.width(), self.rgb.height()), (out_w, out_h));
+        Ok(())
     }
 
     fn frame_seconds(&self) -> Option<f64> {
@@ -173,12 +207,10 @@ impl FileSource {
     }
 }
 
-impl FrameSource for FileSource {
-    fn info(&self) -> &ClipInfo {
-        &self.info
-    }
-
-    fn advance(&mut self, keep_from: u64) -> Result<Option<SourceFrame>> {
+impl FileSource {
+    /// The next frame in display order, its pixels converted into [`FileSource::rgb`] when its
+    /// index is at least `keep_from`; `None` at the end.
+    pub fn advance(&mut self, keep_from: u64) -> Result<Option<Frame>> {
         loop {
             if self.done {
                 return Ok(None);
@@ -194,8 +226,11 @@ impl FrameSource for FileSource {
                     self.resync = false;
                     self.next_index = index + 1;
                     let seconds = seconds.unwrap_or_else(|| if fps > 0.0 { index as f64 / fps } else { index as f64 });
-                    let image = if index >= keep_from { Some(self.convert()?) } else { None };
-                    return Ok(Some(SourceFrame { index, seconds, image }));
+                    let kept = index >= keep_from;
+                    if kept {
+                        self.convert()?;
+                    }
+                    return Ok(Some(Frame { index, seconds, kept }));
                 }
                 Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => {
                     if !self.feed()? {
@@ -207,29 +242,31 @@ impl FrameSource for FileSource {
                 }
                 Err(ff::Error::Eof) => self.done = true,
                 Err(e) if self.draining => {
-                    log::warn!("video {}: decoding stopped near frame {}: {e}", self.path.display(), self.next_index);
+                    (self.warn)(&format!("decoding stopped near frame {}: {e}", self.next_index));
                     self.done = true;
                 }
                 Err(e) => {
                     self.skipped += 1;
-                    log::warn!("video {}: a frame near {} could not be decoded and was skipped ({e})", self.path.display(), self.next_index);
+                    (self.warn)(&format!("a frame near {} could not be decoded and was skipped ({e})", self.next_index));
                 }
             }
         }
     }
 
-    fn skipped(&self) -> u64 {
+    /// Corrupt frames skipped so far.
+    pub fn skipped(&self) -> u64 {
         self.skipped
     }
 
-    fn seek_before(&mut self, index: u64) -> Result<bool> {
-        let Some(fps) = self.info.fps else { return Ok(false) };
+    /// Jump to a point before frame `index` when the container can; `false` when it cannot.
+    pub fn seek_before(&mut self, index: u64) -> bool {
+        let Some(fps) = self.info.fps else { return false };
         let target_us = ((self.start_seconds + index as f64 / fps) * 1e6) as i64;
         if self.input.seek(target_us, ..target_us + 1).is_err() {
-            return Ok(false);
+            return false;
         }
         self.decoder.flush();
         (self.resync, self.draining, self.done) = (true, false, false);
-        Ok(true)
+        true
     }
 }
