@@ -52,10 +52,7 @@ fn rows_lanes<const FMA: bool>(w: &[u8], x: &[f32], _sums: &[f32], out: &mut [f3
     }
 }
 
-#[cfg(target_arch = "x86_64")]
 super::per_isa!(dot_rows, rows_lanes, x86::rows_avx512);
-#[cfg(not(target_arch = "x86_64"))]
-super::per_isa!(dot_rows, rows_lanes, unreachable);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
