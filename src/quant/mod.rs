@@ -285,16 +285,17 @@ fn prefetch(at: *const u8) {
 }
 
 /// `pub fn $name(w, x, sums, out)` over the widest kernel the CPU has,
-/// picked once: the hand-written AVX-512 one `$avx512`, else the
-/// `#[inline(always)]` lane-wise kernel `$lanes::<FMA>` compiled for AVX2 +
-/// FMA, else for the target's baseline (NEON with FMA on aarch64). The
-/// lane-wise kernels work on fixed arrays of 16 lanes with no cross-lane
-/// dependence, so the compiler maps them onto the vectors each instruction
-/// set has with no intrinsics per type; they are the reference the
-/// AVX-512 ones are tested against. `kernels()` lists every variant this
-/// CPU can run (tests, benches).
+/// picked once: the hand-written AVX-512 one (x86-64 only: `$dots`, the
+/// dot products of `R` rows at once, run two rows at a time over blocks of
+/// `$block_bytes` bytes and `$qk` values), else the `#[inline(always)]`
+/// lane-wise kernel `$lanes::<FMA>` compiled for AVX2 + FMA, else for the
+/// target's baseline (NEON with FMA on aarch64). The lane-wise kernels work
+/// on fixed arrays of 16 lanes with no cross-lane dependence, so the compiler
+/// maps them onto the vectors each instruction set has with no intrinsics
+/// per type; they are the reference the AVX-512 ones are tested against.
+/// `kernels()` lists every variant this CPU can run (tests, benches).
 macro_rules! per_isa {
-    ($name:ident, $lanes:ident, $avx512:path) => {
+    ($name:ident, $lanes:ident, $dots:path, $block_bytes:expr, $qk:expr) => {
         pub fn $name(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
             static WIDEST: std::sync::OnceLock<fn(&[u8], &[f32], &[f32], &mut [f32])> = std::sync::OnceLock::new();
             let kernel = WIDEST.get_or_init(|| kernels().next().expect("the baseline kernel is always there").1);
@@ -303,6 +304,12 @@ macro_rules! per_isa {
 
         /// Every kernel this CPU can run, widest first.
         pub fn kernels() -> impl Iterator<Item = (&'static str, fn(&[u8], &[f32], &[f32], &mut [f32]))> {
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx512f,avx2,fma,f16c")]
+            unsafe fn avx512(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
+                let nb = x.len() / $qk;
+                $crate::quant::by_pairs!(out, w.as_ptr(), nb * $block_bytes, |rows| $dots(rows, x.as_ptr(), sums, nb));
+            }
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             fn avx2(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
@@ -317,7 +324,7 @@ macro_rules! per_isa {
                 use std::arch::is_x86_feature_detected as has;
                 if has!("avx512f") && has!("avx2") && has!("fma") && has!("f16c") {
                     // SAFETY: the features it was compiled for are present.
-                    found.push(("avx512", |w, x, s, o| unsafe { $avx512(w, x, s, o) }));
+                    found.push(("avx512", |w, x, s, o| unsafe { avx512(w, x, s, o) }));
                 }
                 if has!("avx2") && has!("fma") {
                     // SAFETY: as above.

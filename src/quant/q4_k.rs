@@ -78,27 +78,21 @@ fn rows_lanes<const FMA: bool>(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32
     }
 }
 
-super::per_isa!(dot_rows, rows_lanes, x86::rows_avx512);
+super::per_isa!(dot_rows, rows_lanes, x86::dots, BLOCK_BYTES, QK);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::x86::{bytes16, half, lookup};
-    use super::super::{by_pairs, PREFETCH, SUM_BLOCK};
+    use super::super::{PREFETCH, SUM_BLOCK};
     use super::{scales_mins, BLOCK_BYTES, QK};
 
     /// AVX-512: each 32-byte group's nibbles become floats by a `vpermps` lookup; the scales
     /// and minimums are unpacked per super-block in scalar code (16 per 256 values).
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub unsafe fn rows_avx512(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
-        let nb = x.len() / QK;
-        by_pairs!(out, w.as_ptr(), nb * BLOCK_BYTES, |rows| dots(rows, x.as_ptr(), sums, nb));
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     #[inline]
-    unsafe fn dots<const R: usize>(rows: [*const u8; R], x: *const f32, sums: &[f32], nb: usize) -> [f32; R] {
+    pub unsafe fn dots<const R: usize>(rows: [*const u8; R], x: *const f32, sums: &[f32], nb: usize) -> [f32; R] {
         let values = _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.);
         let mut acc = [_mm512_setzero_ps(); R];
         let mut mins = [0f32; R];

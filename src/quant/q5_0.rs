@@ -52,27 +52,21 @@ fn rows_lanes<const FMA: bool>(w: &[u8], x: &[f32], _sums: &[f32], out: &mut [f3
     }
 }
 
-super::per_isa!(dot_rows, rows_lanes, x86::rows_avx512);
+super::per_isa!(dot_rows, rows_lanes, x86::dots, BLOCK_BYTES, QK);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::x86::{bytes16, half, lookup};
-    use super::super::{by_pairs, PREFETCH};
+    use super::super::PREFETCH;
     use super::{BLOCK_BYTES, QK};
 
     /// AVX-512: a block's low nibbles index a table of `nibble − 16`, and the lanes whose fifth
     /// bit is set (a mask straight from the block's 32 bits) add 16.
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub unsafe fn rows_avx512(w: &[u8], x: &[f32], _sums: &[f32], out: &mut [f32]) {
-        let nb = x.len() / QK;
-        by_pairs!(out, w.as_ptr(), nb * BLOCK_BYTES, |rows| dots(rows, x.as_ptr(), nb));
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     #[inline]
-    unsafe fn dots<const R: usize>(rows: [*const u8; R], x: *const f32, nb: usize) -> [f32; R] {
+    pub unsafe fn dots<const R: usize>(rows: [*const u8; R], x: *const f32, _sums: &[f32], nb: usize) -> [f32; R] {
         let table = _mm512_setr_ps(-16., -15., -14., -13., -12., -11., -10., -9., -8., -7., -6., -5., -4., -3., -2., -1.);
         let sixteen = _mm512_set1_ps(16.0);
         let mut acc = [_mm512_setzero_ps(); R];

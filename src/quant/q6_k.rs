@@ -80,28 +80,22 @@ fn rows_lanes<const FMA: bool>(w: &[u8], x: &[f32], _sums: &[f32], out: &mut [f3
     }
 }
 
-super::per_isa!(dot_rows, rows_lanes, x86::rows_avx512);
+super::per_isa!(dot_rows, rows_lanes, x86::dots, BLOCK_BYTES, QK);
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use std::arch::x86_64::*;
 
     use super::super::x86::{bytes16, half, lookup};
-    use super::super::{by_pairs, PREFETCH};
+    use super::super::PREFETCH;
     use super::{BLOCK_BYTES, QK};
 
     /// AVX-512: a code `q − 32` is two lookups added, its low nibble's value (0..15) and its high
     /// bit pair's (16·hb − 32), both indexed by shifted bytes since `vpermps` reads only the low 4
     /// bits of an index (the high-pair table repeats every 4 entries).
     #[target_feature(enable = "avx512f,avx2,fma,f16c")]
-    pub unsafe fn rows_avx512(w: &[u8], x: &[f32], _sums: &[f32], out: &mut [f32]) {
-        let nb = x.len() / QK;
-        by_pairs!(out, w.as_ptr(), nb * BLOCK_BYTES, |rows| dots(rows, x.as_ptr(), nb));
-    }
-
-    #[target_feature(enable = "avx512f,avx2,fma,f16c")]
     #[inline]
-    unsafe fn dots<const R: usize>(rows: [*const u8; R], x: *const f32, nb: usize) -> [f32; R] {
+    pub unsafe fn dots<const R: usize>(rows: [*const u8; R], x: *const f32, _sums: &[f32], nb: usize) -> [f32; R] {
         let nibbles = _mm512_setr_ps(0., 1., 2., 3., 4., 5., 6., 7., 8., 9., 10., 11., 12., 13., 14., 15.);
         let highs = _mm512_setr_ps(-32., -16., 0., 16., -32., -16., 0., 16., -32., -16., 0., 16., -32., -16., 0., 16.);
         let mut acc = [_mm512_setzero_ps(); R];
