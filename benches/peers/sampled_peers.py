@@ -7,8 +7,7 @@ GGUF-faithful bundle and llama.cpp's ``llama-completion`` on the very GGUF, the 
 includes sampling on both sides: mmrt's ``decode_tokens_per_s`` times its decode loop (forward +
 sampling), llama.cpp's is its ``eval`` runs over ``eval time + sampling time``. Peak RSS from wait4.
 
-    bash benches/peers/build_llama_cpp.sh   # once; then, beside it:
-    (cd .cache/bench/llama_cpp_python-*/vendor/llama.cpp && cmake --build build --target llama-completion)
+    bash benches/peers/build_llama_cpp.sh   # once (llama-completion beside llama-bench)
     .cache/venv-exporters/bin/python benches/peers/sampled_peers.py --model gemma3 --rounds 5
 """
 
@@ -64,7 +63,7 @@ def main() -> None:
     gguf = str(fetch(source))
     binary = next(ROOT.glob(".cache/bench/llama_cpp_python-*/vendor/llama.cpp/build/bin/llama-completion"), None)
     if binary is None:
-        raise SystemExit("llama-completion is not built: see this script's docstring")
+        raise SystemExit("llama-completion is not built: run `bash benches/peers/build_llama_cpp.sh`")
     rows: dict[str, list[dict]] = {}
     for r in range(1, args.rounds + 1):
         for mode_name, mode in MODES.items():
