@@ -205,9 +205,7 @@ impl FileSource {
     fn frame_seconds(&self) -> Option<f64> {
         self.frame.pts().or_else(|| self.frame.timestamp()).map(|pts| pts as f64 * self.time_base)
     }
-}
 
-impl FileSource {
     /// The next frame in display order, its pixels converted into [`FileSource::rgb`] when its
     /// index is at least `keep_from`; `None` at the end.
     pub fn advance(&mut self, keep_from: u64) -> Result<Option<Frame>> {

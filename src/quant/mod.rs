@@ -237,19 +237,14 @@ impl SharedOut {
     }
 }
 
-/// A float16's bits as f32 (scales and minimums are stored as IEEE halves).
-#[inline(always)]
-fn f16(bits: u16) -> f32 {
-    half::f16::from_bits(bits).to_f32()
-}
-
 #[inline(always)]
 fn le16(b: &[u8], at: usize) -> u16 {
     u16::from_le_bytes([b[at], b[at + 1]])
 }
 
-/// A float16's bits as f32 in plain integer and float operations, so it
-/// inlines into the lane-wise kernels on any target: the exponent and
+/// A float16's bits as f32 (scales and minimums are stored as IEEE halves),
+/// in plain integer and float operations, so it inlines into every kernel
+/// on any target: the exponent and
 /// mantissa shifted into f32's places read as a number 2^112 too small
 /// (subnormals included, exactly); infinities and NaNs keep their class.
 #[inline(always)]

@@ -5,14 +5,14 @@
 //! Dot with a float row: `Σ_b d_b · Σ_i q_i x_i + m_b · Σ_i x_i`, the
 //! second sum being the caller's per-block activation sum.
 
-use super::{f16, le16};
+use super::{half_to_f32, le16};
 
 pub const BLOCK_BYTES: usize = 20;
 const QK: usize = 32;
 
 pub fn dequantize_row(w: &[u8], out: &mut [f32]) {
     for (block, o) in w.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK)) {
-        let (d, m) = (f16(le16(block, 0)), f16(le16(block, 2)));
+        let (d, m) = (half_to_f32(le16(block, 0)), half_to_f32(le16(block, 2)));
         for (j, &q) in block[4..].iter().enumerate() {
             o[j] = d * (q & 0x0F) as f32 + m;
             o[j + 16] = d * (q >> 4) as f32 + m;
@@ -47,7 +47,7 @@ fn rows_portable(w: &[u8], x: &[f32], sums: &[f32], out: &mut [f32]) {
             for (j, &q) in block[4..].iter().enumerate() {
                 dot += (q & 0x0F) as f32 * xb[j] + (q >> 4) as f32 * xb[j + 16];
             }
-            acc += f16(le16(block, 0)) * dot + f16(le16(block, 2)) * s;
+            acc += half_to_f32(le16(block, 0)) * dot + half_to_f32(le16(block, 2)) * s;
         }
         *o = acc;
     }

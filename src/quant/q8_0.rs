@@ -1,14 +1,14 @@
 //! GGUF Q8_0 (`block_q8_0`): 32 values in 34 bytes, `f16 d` then 32 int8
 //! codes; value = `d·q`.
 
-use super::{f16, le16};
+use super::{half_to_f32, le16};
 
 pub const BLOCK_BYTES: usize = 34;
 const QK: usize = 32;
 
 pub fn dequantize_row(w: &[u8], out: &mut [f32]) {
     for (block, o) in w.chunks_exact(BLOCK_BYTES).zip(out.chunks_exact_mut(QK)) {
-        let d = f16(le16(block, 0));
+        let d = half_to_f32(le16(block, 0));
         for (o, &q) in o.iter_mut().zip(&block[2..]) {
             *o = d * q as i8 as f32;
         }
@@ -35,7 +35,7 @@ fn rows_portable(w: &[u8], x: &[f32], out: &mut [f32]) {
         let mut acc = 0f32;
         for (block, xb) in row.chunks_exact(BLOCK_BYTES).zip(x.chunks_exact(QK)) {
             let dot: f32 = block[2..].iter().zip(xb).map(|(&q, &v)| q as i8 as f32 * v).sum();
-            acc += f16(le16(block, 0)) * dot;
+            acc += half_to_f32(le16(block, 0)) * dot;
         }
         *o = acc;
     }
@@ -45,6 +45,7 @@ fn rows_portable(w: &[u8], x: &[f32], out: &mut [f32]) {
 mod x86 {
     use std::arch::x86_64::*;
 
+    use super::super::x86::half;
     use super::super::PREFETCH;
     use super::{BLOCK_BYTES, QK};
 
@@ -58,7 +59,7 @@ mod x86 {
             for b in 0..nb {
                 let block = row.add(b * BLOCK_BYTES);
                 _mm_prefetch::<_MM_HINT_T0>(block.add(PREFETCH) as *const i8);
-                let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(std::ptr::read_unaligned(block as *const u16) as i32)));
+                let d = half(block);
                 let q0 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(block.add(2) as *const __m128i)));
                 let q1 = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(block.add(18) as *const __m128i)));
                 let xb = x.as_ptr().add(b * QK);
