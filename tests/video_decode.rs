@@ -364,6 +364,34 @@ fn seeking_gives_the_frames_decoding_through_gives() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The containers and codecs the plug-in's FFmpeg build promises (.ci/setup-ffmpeg, README "Video in"), each a
+/// 2-second 96x64 clip PyAV encodes here: same indices, times and frames (±1) as PyAV decoding it.
+#[test]
+fn every_promised_container_and_codec_decodes_like_pyav() {
+    let Some(py) = python() else { return };
+    let cases = [
+        ("h264.mkv", "libx264"),
+        ("vp9.webm", "libvpx-vp9"),
+        ("vp8.webm", "libvpx"),
+        ("hevc.mp4", "libx265"),
+        ("mjpeg.avi", "mjpeg"),
+        ("mpeg2.ts", "mpeg2video"),
+        ("mpeg4.mov", "mpeg4"),
+    ];
+    let mut failures = Vec::new();
+    for (name, codec) in cases {
+        let path = test_video(&format!("formats_{name}"));
+        if !path.is_file() {
+            python_module(&py, "exporters.video.synthetic", &[s(&path), "--codec", codec, "--size", "96x64", "--seconds", "2"]);
+        }
+        match parity_case(&py, &path, &["--frames", "6"], &["--frames", "6"], &uniform(50, 6)) {
+            Ok(line) => eprintln!("{line}"),
+            Err(e) => failures.push(e),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} formats differ from PyAV:\n  {}", failures.len(), cases.len(), failures.join("\n  "));
+}
+
 // ---------------------------------------------------------------- (b) the sampling rule, table-driven
 
 #[test]

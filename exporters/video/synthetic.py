@@ -1,12 +1,15 @@
-"""Synthetic clips for the bounded-memory tests (tests/video_decode.rs): long or large H.264 MP4s written with PyAV.
+"""Synthetic clips for tests/video_decode.rs, written with PyAV: long or large H.264 MP4s for the bounded-memory
+tests, and short clips in other containers and codecs for the plug-in's format coverage.
 
     python -m exporters.video.synthetic OUT.mp4 --size 64x64 --fps 25 --seconds 600      # a 10-minute clip
     python -m exporters.video.synthetic OUT.mp4 --size 3840x2160 --fps 25 --seconds 2    # a 4K clip
     python -m exporters.video.synthetic OUT.mp4 --faststart-copy SRC.mp4                  # SRC remuxed, moov first
+    python -m exporters.video.synthetic OUT.webm --codec libvpx-vp9 --seconds 2          # container from the suffix
 
 Frame k is a diagonal gradient shifted by k with a bright square moving across it (every frame differs, and the
-content is cheap to encode: libx264, preset ultrafast, yuv420p). Written to OUT.partial first and renamed, so an
-interrupted run never leaves a half clip under the final name. Prints {"path", "frames", "width", "height", "fps"}.
+content is cheap to encode: libx264, preset ultrafast, yuv420p; yuvj420p for MJPEG). The container is the one
+FFmpeg names for OUT's suffix (.mp4, .mkv, .webm, .avi, .ts, .mov). Written to a partial name first and renamed, so
+an interrupted run never leaves a half clip under the final name. Prints {"path", "frames", "width", "height", "fps"}.
 """
 
 from __future__ import annotations
@@ -41,10 +44,11 @@ def write_clip(out: Path, width: int, height: int, fps: int, seconds: float, cod
 
     n = max(1, round(fps * seconds))
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_name(out.name + ".partial")
-    with av.open(str(partial), mode="w", format="mp4") as container:
+    partial = out.with_name(f"{out.stem}.partial{out.suffix}")  # the suffix names the container
+    with av.open(str(partial), mode="w") as container:
         stream = container.add_stream(codec, rate=Fraction(fps))
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
             stream.options = {"preset": "ultrafast", "crf": "30"}
         for k in range(n):

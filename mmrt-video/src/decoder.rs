@@ -1,7 +1,8 @@
 //! Video files through FFmpeg's libraries (libavformat demuxes, libavcodec
 //! decodes with frame threads, libswscale converts to RGB24): MP4/MOV, MKV,
-//! WebM, AVI, MJPEG, MPEG-TS and every codec the system's FFmpeg was built
-//! with. Conversion is bilinear with FFmpeg's default colour matrix, which is
+//! WebM, AVI, MPEG-TS/PS, FLV, Ogg, IVF and raw streams holding H.264, HEVC,
+//! VP8, VP9, MPEG-1/2/4, H.263, MJPEG, Theora, ProRes or FFV1 (the build
+//! .ci/setup-ffmpeg makes; a system FFmpeg brings whatever it has). Conversion is bilinear with FFmpeg's default colour matrix, which is
 //! what PyAV's `to_ndarray(format="rgb24")` does, so frames equal PyAV's.
 //!
 //! Frame indices count frames in display order from the first one, as PyAV's
@@ -55,6 +56,46 @@ fn init() {
     });
 }
 
+/// Open a file's container. `avformat_find_stream_info` (what
+/// `ffmpeg_next::format::input` always runs) decodes the first frames to fill in
+/// what the header left out; an MP4/MOV header already gives the video
+/// stream's codec, size, rate, frame count and start, so there it is skipped:
+/// it would decode the keyframe twice (11 ms of bigbuckbunny.mp4's ~100).
+fn open_input(path: &Path) -> std::result::Result<ff::format::context::Input, ff::Error> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| ff::Error::InvalidData)?;
+    // SAFETY: FFmpeg's documented open sequence; on failure avformat_open_input frees the context and
+    // nulls the pointer, and on success `Input::wrap` owns it (closed with avformat_close_input on drop).
+    unsafe {
+        let mut context = std::ptr::null_mut();
+        match ff::ffi::avformat_open_input(&mut context, c_path.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut()) {
+            0 => {}
+            e => return Err(ff::Error::from(e)),
+        }
+        let input = ff::format::context::Input::wrap(context);
+        if !header_is_enough(&input) {
+            match ff::ffi::avformat_find_stream_info(context, std::ptr::null_mut()) {
+                e if e < 0 => return Err(ff::Error::from(e)),
+                _ => {}
+            }
+        }
+        Ok(input)
+    }
+}
+
+/// An MP4/MOV whose best video stream the header fully describes.
+fn header_is_enough(input: &ff::format::context::Input) -> bool {
+    let mov = input.format().name().split(',').any(|name| name == "mov" || name == "mp4");
+    let Some(stream) = input.streams().best(ff::media::Type::Video) else { return false };
+    // SAFETY: the stream's parameters live as long as `input`.
+    let parameters = unsafe { &*stream.parameters().as_ptr() };
+    mov && parameters.codec_id != ff::ffi::AVCodecID::AV_CODEC_ID_NONE
+        && parameters.width > 0
+        && parameters.height > 0
+        && stream.avg_frame_rate().numerator() > 0
+        && stream.frames() > 0
+}
+
 /// A video file being decoded.
 pub struct FileSource {
     path: PathBuf,
@@ -91,7 +132,7 @@ impl FileSource {
             return Err("no such file".into());
         }
         let fail = |what: &str, e: ff::Error| format!("{what}: {e}");
-        let input = ff::format::input(&path).map_err(|e| fail("cannot open as a video", e))?;
+        let input = open_input(path).map_err(|e| fail("cannot open as a video", e))?;
         let stream = input.streams().best(ff::media::Type::Video).ok_or("holds no video stream")?;
         let index = stream.index();
         let time_base = f64::from(stream.time_base());
@@ -154,7 +195,7 @@ impl FileSource {
         }
         if self.input.seek(0, ..1).is_err() {
             // Not seekable: reopen (a regular file always can be).
-            self.input = ff::format::input(&self.path).map_err(|e| format!("cannot reopen: {e}"))?;
+            self.input = open_input(&self.path).map_err(|e| format!("cannot reopen: {e}"))?;
         }
         Ok((count > 0).then_some(count))
     }
@@ -239,8 +280,10 @@ impl FileSource {
                     }
                 }
                 Err(ff::Error::Eof) => self.done = true,
-                Err(e) if self.draining => {
-                    (self.warn)(&format!("decoding stopped near frame {}: {e}", self.next_index));
+                Err(_) if self.draining => {
+                    // The input ended inside a frame (a truncated file): the end, counted as a skipped
+                    // frame. A reader still missing frames says so with the clip's count.
+                    self.skipped += 1;
                     self.done = true;
                 }
                 Err(e) => {

@@ -98,7 +98,7 @@ fn load() -> std::result::Result<Plugin, String> {
     }
     Err(format!(
         "video files need mmrt's FFmpeg plug-in, which was not found ({}); build it with `cargo build --release -p mmrt-video` \
-         (needs FFmpeg's libav*-dev: `bash .ci/setup-build`) or point MMRT_VIDEO_LIB at it",
+         (after `bash .ci/setup-build`, which builds its FFmpeg) or point MMRT_VIDEO_LIB at it",
         tried.join("; ")
     ))
 }
