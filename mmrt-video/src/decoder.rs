@@ -2,8 +2,9 @@
 //! decodes with frame threads, libswscale converts to RGB24): MP4/MOV, MKV,
 //! WebM, AVI, MPEG-TS/PS, FLV, Ogg, IVF and raw streams holding H.264, HEVC,
 //! VP8, VP9, MPEG-1/2/4, H.263, MJPEG, Theora, ProRes or FFV1 (the build
-//! .ci/setup-ffmpeg makes; a system FFmpeg brings whatever it has). Conversion is bilinear with FFmpeg's default colour matrix, which is
-//! what PyAV's `to_ndarray(format="rgb24")` does, so frames equal PyAV's.
+//! .ci/setup-ffmpeg makes; a system FFmpeg brings whatever it has).
+//! Conversion is bilinear with FFmpeg's default colour matrix, which is what
+//! PyAV's `to_ndarray(format="rgb24")` does, so frames equal PyAV's.
 //!
 //! Frame indices count frames in display order from the first one, as PyAV's
 //! `decode()` yields them; after a seek they are recomputed from timestamps.
@@ -68,15 +69,15 @@ fn open_input(path: &Path) -> std::result::Result<ff::format::context::Input, ff
     // nulls the pointer, and on success `Input::wrap` owns it (closed with avformat_close_input on drop).
     unsafe {
         let mut context = std::ptr::null_mut();
-        match ff::ffi::avformat_open_input(&mut context, c_path.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut()) {
-            0 => {}
-            e => return Err(ff::Error::from(e)),
+        let opened = ff::ffi::avformat_open_input(&mut context, c_path.as_ptr(), std::ptr::null_mut(), std::ptr::null_mut());
+        if opened < 0 {
+            return Err(ff::Error::from(opened));
         }
         let input = ff::format::context::Input::wrap(context);
         if !header_is_enough(&input) {
-            match ff::ffi::avformat_find_stream_info(context, std::ptr::null_mut()) {
-                e if e < 0 => return Err(ff::Error::from(e)),
-                _ => {}
+            let probed = ff::ffi::avformat_find_stream_info(context, std::ptr::null_mut());
+            if probed < 0 {
+                return Err(ff::Error::from(probed));
             }
         }
         Ok(input)
