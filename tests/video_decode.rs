@@ -392,6 +392,27 @@ fn every_promised_container_and_codec_decodes_like_pyav() {
     assert!(failures.is_empty(), "{} of {} formats differ from PyAV:\n  {}", failures.len(), cases.len(), failures.join("\n  "));
 }
 
+/// An H.264 clip with three B-frames between references (libx264 `bf=3`, 100 frames): the unreferenced pictures
+/// before each sampled frame are left out of the decoder (fewer frames decoded than the last index + 1), and the
+/// frames, indices and times still equal PyAV decoding every frame.
+#[test]
+fn unreferenced_pictures_left_out_change_no_sampled_frame() {
+    let Some(py) = python() else { return };
+    let path = test_video("bframes_4s_96x64.mp4");
+    if !path.is_file() {
+        python_module(&py, "exporters.video.synthetic", &[s(&path), "--bframes", "3", "--size", "96x64", "--seconds", "4"]);
+    }
+    let expected = uniform(100, 8);
+    if let Err(e) = parity_case(&py, &path, &["--frames", "8"], &["--frames", "8"], &expected) {
+        panic!("{e}");
+    }
+    let json = report("B-frame clip", &mmrt(&["frames", s(&path), "--frames", "8", "--json"]));
+    let decoded = json["frames_decoded"].as_u64().expect("frames_decoded");
+    let through = expected.last().unwrap() + 1;
+    assert!(decoded < through * 3 / 4, "decoded {decoded} frames to reach frame {}: unreferenced pictures were decoded", through - 1);
+    eprintln!("B-frame clip: decoded {decoded} of the {through} frames up to the last sampled one");
+}
+
 // ---------------------------------------------------------------- (b) the sampling rule, table-driven
 
 #[test]

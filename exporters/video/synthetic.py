@@ -39,7 +39,8 @@ def frame(k: int, width: int, height: int) -> np.ndarray:
     return rgb
 
 
-def write_clip(out: Path, width: int, height: int, fps: int, seconds: float, codec: str = "libx264") -> dict:
+def write_clip(out: Path, width: int, height: int, fps: int, seconds: float, codec: str = "libx264",
+               bframes: int = 0) -> dict:
     import av
 
     n = max(1, round(fps * seconds))
@@ -50,7 +51,7 @@ def write_clip(out: Path, width: int, height: int, fps: int, seconds: float, cod
         stream.width, stream.height = width, height
         stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
         if codec == "libx264":
-            stream.options = {"preset": "ultrafast", "crf": "30"}
+            stream.options = {"preset": "ultrafast", "crf": "30", "bf": str(bframes)}
         for k in range(n):
             vf = av.VideoFrame.from_ndarray(frame(k, width, height), format="rgb24")
             for packet in stream.encode(vf):
@@ -90,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=int, default=25)
     p.add_argument("--seconds", type=float, default=10.0)
     p.add_argument("--codec", default="libx264")
+    p.add_argument("--bframes", type=int, default=0, help="libx264: up to this many B-frames in a row (unreferenced)")
     p.add_argument("--faststart-copy", type=Path, metavar="SRC", help="remux SRC with its index first instead")
     a = p.parse_args(argv)
     if a.faststart_copy:
         print(json.dumps(faststart_copy(a.faststart_copy, a.out)))
         return 0
     width, height = (int(v) for v in a.size.lower().split("x"))
-    print(json.dumps(write_clip(a.out, width, height, a.fps, a.seconds, a.codec)))
+    print(json.dumps(write_clip(a.out, width, height, a.fps, a.seconds, a.codec, a.bframes)))
     return 0
 
 

@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use ffmpeg_next as ff;
+
+use crate::skip::NonReference;
 use ff::format::Pixel;
 use ff::software::scaling;
 
@@ -97,6 +99,26 @@ fn header_is_enough(input: &ff::format::context::Input) -> bool {
         && stream.frames() > 0
 }
 
+/// What leaves unreferenced pictures out: H.264 in `avcC` form at a constant
+/// frame rate (average and real rates agree), where a frame's index follows
+/// from its timestamp, as after a seek.
+fn droppable(stream: &ff::format::stream::Stream, fps: Option<f64>) -> Option<NonReference> {
+    let parameters = stream.parameters();
+    let constant = fps.is_some() && stream.avg_frame_rate() == stream.rate();
+    if parameters.id() != ff::codec::Id::H264 || !constant {
+        return None;
+    }
+    // SAFETY: extradata is `extradata_size` bytes owned by the stream's parameters, alive here.
+    let extradata = unsafe {
+        let p = &*parameters.as_ptr();
+        if p.extradata.is_null() || p.extradata_size <= 0 {
+            return None;
+        }
+        std::slice::from_raw_parts(p.extradata, p.extradata_size as usize)
+    };
+    NonReference::for_avcc(extradata)
+}
+
 /// A video file being decoded.
 pub struct FileSource {
     path: PathBuf,
@@ -117,6 +139,10 @@ pub struct FileSource {
     next_index: u64,
     /// After a seek, the next frame's index comes from its timestamp.
     resync: bool,
+    /// Unreferenced pictures before the next kept frame are left out (constant-rate H.264 only).
+    droppable: Option<NonReference>,
+    /// Once a picture was left out, every index comes from its frame's timestamp.
+    by_timestamp: bool,
     /// Corrupt packets and frames skipped.
     skipped: u64,
     /// The input is exhausted and the decoder is giving back what it holds.
@@ -144,6 +170,7 @@ impl FileSource {
         let mut context = ff::codec::context::Context::from_parameters(stream.parameters()).map_err(|e| fail("unsupported codec", e))?;
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
         context.set_threading(ff::codec::threading::Config { kind: ff::codec::threading::Type::Frame, count: threads, ..Default::default() });
+        let droppable = droppable(&stream, fps);
         let decoder = context.decoder().video().map_err(|e| fail("no decoder for its codec", e))?;
         check_size(decoder.width(), decoder.height(), max_side)?;
         let codec = decoder.codec().map(|c| c.name().to_string()).unwrap_or_default();
@@ -172,6 +199,8 @@ impl FileSource {
             frame: ff::frame::Video::empty(),
             next_index: 0,
             resync: false,
+            droppable,
+            by_timestamp: false,
             skipped: 0,
             draining: false,
             done: false,
@@ -201,12 +230,21 @@ impl FileSource {
         Ok((count > 0).then_some(count))
     }
 
+    /// Whether `packet` is an unreferenced picture shown before frame `keep_from`.
+    fn not_needed(&self, packet: &ff::Packet, keep_from: u64) -> bool {
+        let (Some(check), Some(fps), Some(pts)) = (&self.droppable, self.info.fps, packet.pts()) else { return false };
+        // Half a frame of margin: a timestamp rounding to frame `keep_from` is needed.
+        let before = (pts as f64 * self.time_base - self.start_seconds) * fps < keep_from as f64 - 0.5;
+        keep_from != u64::MAX && before && !packet.is_key() && packet.data().is_some_and(|d| check.is_unreferenced(d))
+    }
+
     /// Feed the decoder one packet of our stream; `false` once the input is exhausted.
-    fn feed(&mut self) -> Result<bool> {
+    fn feed(&mut self, keep_from: u64) -> Result<bool> {
         let mut packet = ff::Packet::empty();
         loop {
             match packet.read(&mut self.input) {
                 Ok(()) if packet.stream() != self.stream => continue,
+                Ok(()) if self.not_needed(&packet, keep_from) => self.by_timestamp = true,
                 Ok(()) => match self.decoder.send_packet(&packet) {
                     Ok(()) => return Ok(true),
                     Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => return Ok(true),
@@ -259,7 +297,7 @@ impl FileSource {
                 Ok(()) => {
                     let fps = self.info.fps.unwrap_or(0.0);
                     let seconds = self.frame_seconds();
-                    let index = match (self.resync, seconds) {
+                    let index = match (self.resync || self.by_timestamp, seconds) {
                         (true, Some(s)) if fps > 0.0 => ((s - self.start_seconds) * fps).round().max(0.0) as u64,
                         _ => self.next_index,
                     };
@@ -273,7 +311,7 @@ impl FileSource {
                     return Ok(Some(Frame { index, seconds, kept }));
                 }
                 Err(ff::Error::Other { errno: ff::util::error::EAGAIN }) => {
-                    if !self.feed()? {
+                    if !self.feed(keep_from)? {
                         self.draining = true;
                         if self.decoder.send_eof().is_err() {
                             self.done = true;

@@ -18,6 +18,7 @@
 //! No call unwinds into the caller: a panic becomes an error.
 
 mod decoder;
+mod skip;
 
 use std::ffi::{c_char, CStr};
 use std::panic::{catch_unwind, AssertUnwindSafe};
