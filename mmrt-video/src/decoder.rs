@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 
 use ffmpeg_next as ff;
-
-use crate::skip::NonReference;
 use ff::format::Pixel;
 use ff::software::scaling;
+
+use crate::skip::NonReference;
 
 type Result<T> = std::result::Result<T, String>;
 
