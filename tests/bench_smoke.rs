@@ -107,11 +107,14 @@ fn bench_writes_every_figure_as_json_csv_and_svg() {
 
     // Process start -> first token: three fresh `mmrt run --max-tokens 1`
     // processes, each of which loads the bundle, so none is much faster than
-    // the in-process cold load measured above.
+    // the in-process cold load measured above. "Much": half, since that load
+    // is a single sample and a busy 2-core machine stretches one sample by
+    // a third (CI saw 195 ms against processes of 145 ms); a process that
+    // skipped the load would be several times faster.
     let start = summary(&cpu["start"]["warm_ms"], "start.warm_ms");
     assert_eq!(start["samples"].as_array().unwrap().len(), 3, "{start}");
     let load = f["load_cold_ms"].as_f64().unwrap();
-    assert!(start["min"].as_f64().unwrap() >= 0.8 * load, "process start {start} vs in-process load {load} ms");
+    assert!(start["min"].as_f64().unwrap() >= 0.5 * load, "process start {start} vs in-process load {load} ms");
     assert!(cpu["start"]["cold_ms"].is_null(), "cold start is measured with --cold-start only");
 
     // CSV: a header and one row per figure, all with the header's column count.
