@@ -14,10 +14,7 @@ bash "${repo_root}/exporters/setup.sh"
 cd "${repo_root}"
 # mmrt opens espeak-ng's library at run time to phonemize (Debian: libespeak-ng1).
 if ! ldconfig -p 2>/dev/null | grep -q 'libespeak-ng\.so\.1'; then
-    echo "piper/build.sh: installing libespeak-ng1 (apt-get)" >&2
-    sudo_cmd=""; [[ "$(id -u)" != 0 ]] && sudo_cmd="sudo"
-    $sudo_cmd apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq libespeak-ng1 >/dev/null
+    bash "${repo_root}/.ci/apt-install" piper/build.sh libespeak-ng1
 fi
 py="${repo_root}/.cache/venv-exporters/bin/python"
 export CUDA_VISIBLE_DEVICES="" PYTHONHASHSEED=0
