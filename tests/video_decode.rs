@@ -121,12 +121,14 @@ fn test_video(name: &str) -> PathBuf {
     dir.join(name)
 }
 
-/// A synthetic H.264 clip (exporters/video/synthetic.py), generated once.
-fn synthetic_clip(name: &str, size: &str, seconds: &str) -> Option<PathBuf> {
+/// A synthetic 25 fps clip (exporters/video/synthetic.py: H.264 unless `extra` names another `--codec`; the
+/// container from `name`'s suffix), generated once.
+fn synthetic_clip(name: &str, size: &str, seconds: &str, extra: &[&str]) -> Option<PathBuf> {
     let path = test_video(name);
     if !path.is_file() {
         let py = python()?;
-        python_module(&py, "exporters.video.synthetic", &[path.to_str().unwrap(), "--size", size, "--fps", "25", "--seconds", seconds]);
+        let args = [&[path.to_str().unwrap(), "--size", size, "--fps", "25", "--seconds", seconds][..], extra].concat();
+        python_module(&py, "exporters.video.synthetic", &args);
     }
     Some(path)
 }
@@ -349,7 +351,7 @@ fn frames_equal_pyav_within_one_level() {
 #[test]
 fn seeking_gives_the_frames_decoding_through_gives() {
     let Some(py) = python() else { return };
-    let Some(path) = synthetic_clip("seek_60s_64x64.mp4", "64x64", "60") else { return };
+    let Some(path) = synthetic_clip("seek_60s_64x64.mp4", "64x64", "60", &[]) else { return };
     let cases: [(&[&str], &[&str], Vec<u64>); 2] = [
         (&["--frames", "8"], &["--frames", "8"], uniform(1500, 8)),
         (&["--fps", "0.1", "--frames", "5"], &["--fps", "0.1", "--max-frames", "5"], uniform(1500, rate_count(1500, 25.0, 0.1, 5))),
@@ -380,10 +382,7 @@ fn every_promised_container_and_codec_decodes_like_pyav() {
     ];
     let mut failures = Vec::new();
     for (name, codec) in cases {
-        let path = test_video(&format!("formats_{name}"));
-        if !path.is_file() {
-            python_module(&py, "exporters.video.synthetic", &[s(&path), "--codec", codec, "--size", "96x64", "--seconds", "2"]);
-        }
+        let Some(path) = synthetic_clip(&format!("formats_{name}"), "96x64", "2", &["--codec", codec]) else { return };
         match parity_case(&py, &path, &["--frames", "6"], &["--frames", "6"], &uniform(50, 6)) {
             Ok(line) => eprintln!("{line}"),
             Err(e) => failures.push(e),
@@ -398,10 +397,7 @@ fn every_promised_container_and_codec_decodes_like_pyav() {
 #[test]
 fn unreferenced_pictures_left_out_change_no_sampled_frame() {
     let Some(py) = python() else { return };
-    let path = test_video("bframes_4s_96x64.mp4");
-    if !path.is_file() {
-        python_module(&py, "exporters.video.synthetic", &[s(&path), "--bframes", "3", "--size", "96x64", "--seconds", "4"]);
-    }
+    let Some(path) = synthetic_clip("bframes_4s_96x64.mp4", "96x64", "4", &["--bframes", "3"]) else { return };
     let expected = uniform(100, 8);
     if let Err(e) = parity_case(&py, &path, &["--frames", "8"], &["--frames", "8"], &expected) {
         panic!("{e}");
@@ -629,14 +625,14 @@ fn bounded(what: &str, path: &Path, extra: &[&str], total: u64, max_mib: f64) {
 
 #[test]
 fn a_ten_minute_clip_streams_in_bounded_memory() {
-    let Some(path) = synthetic_clip("long_10min_64x64.mp4", "64x64", "600") else { return };
+    let Some(path) = synthetic_clip("long_10min_64x64.mp4", "64x64", "600", &[]) else { return };
     // libx264's default GOP is 250 frames: the sampled frames are 1875 apart, so the reader seeks.
     bounded("10-minute 64x64 clip (15000 frames)", &path, &[], 15_000, LONG_CLIP_MAX_RSS_MIB);
 }
 
 #[test]
 fn a_4k_clip_streams_in_bounded_memory() {
-    let Some(path) = synthetic_clip("uhd_2s_3840x2160.mp4", "3840x2160", "2") else { return };
+    let Some(path) = synthetic_clip("uhd_2s_3840x2160.mp4", "3840x2160", "2", &[]) else { return };
     // As a model takes them (scaled to its input size) and at the source size.
     bounded("2-second 3840x2160 clip, --size 224x224", &path, &["--size", "224x224"], 50, LONG_CLIP_MAX_RSS_MIB);
     bounded("2-second 3840x2160 clip, source size", &path, &[], 50, UHD_CLIP_MAX_RSS_MIB);

@@ -86,12 +86,17 @@ fn open_input(path: &Path) -> std::result::Result<ff::format::context::Input, ff
     }
 }
 
+/// A stream's codec parameters as FFmpeg holds them (its size and extradata have no safe accessor).
+fn codec_parameters<'a>(stream: &'a ff::format::stream::Stream<'_>) -> &'a ff::ffi::AVCodecParameters {
+    // SAFETY: `codecpar` is allocated with the stream and freed with its input, which outlives `stream`.
+    unsafe { &*(*stream.as_ptr()).codecpar }
+}
+
 /// An MP4/MOV whose best video stream the header fully describes.
 fn header_is_enough(input: &ff::format::context::Input) -> bool {
     let mov = input.format().name().split(',').any(|name| name == "mov" || name == "mp4");
     let Some(stream) = input.streams().best(ff::media::Type::Video) else { return false };
-    // SAFETY: the stream's parameters live as long as `input`.
-    let parameters = unsafe { &*stream.parameters().as_ptr() };
+    let parameters = codec_parameters(&stream);
     mov && parameters.codec_id != ff::ffi::AVCodecID::AV_CODEC_ID_NONE
         && parameters.width > 0
         && parameters.height > 0
@@ -103,19 +108,13 @@ fn header_is_enough(input: &ff::format::context::Input) -> bool {
 /// frame rate (average and real rates agree), where a frame's index follows
 /// from its timestamp, as after a seek.
 fn droppable(stream: &ff::format::stream::Stream, fps: Option<f64>) -> Option<NonReference> {
-    let parameters = stream.parameters();
+    let p = codec_parameters(stream);
     let constant = fps.is_some() && stream.avg_frame_rate() == stream.rate();
-    if parameters.id() != ff::codec::Id::H264 || !constant {
+    if p.codec_id != ff::ffi::AVCodecID::AV_CODEC_ID_H264 || !constant || p.extradata.is_null() || p.extradata_size <= 0 {
         return None;
     }
     // SAFETY: extradata is `extradata_size` bytes owned by the stream's parameters, alive here.
-    let extradata = unsafe {
-        let p = &*parameters.as_ptr();
-        if p.extradata.is_null() || p.extradata_size <= 0 {
-            return None;
-        }
-        std::slice::from_raw_parts(p.extradata, p.extradata_size as usize)
-    };
+    let extradata = unsafe { std::slice::from_raw_parts(p.extradata, p.extradata_size as usize) };
     NonReference::for_avcc(extradata)
 }
 
