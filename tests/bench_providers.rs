@@ -133,11 +133,9 @@ fn every_gpu_provider_is_reported_whatever_happens_to_it() {
 #[cfg(unix)]
 #[test]
 fn gpu_check_skips_clearly_without_a_gpu() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = common::target_tmp("bench_providers", "gpu_check");
     let smi = dir.join("nvidia-smi");
-    std::fs::write(&smi, "#!/bin/sh\necho 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'\nexit 9\n").unwrap();
-    std::fs::set_permissions(&smi, std::fs::Permissions::from_mode(0o755)).unwrap();
+    common::executable_script(&smi, "echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'\nexit 9\n");
     let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
     let script = common::root().join(".ci/gpu-check");
     let run = |args: &[&str]| {

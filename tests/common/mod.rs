@@ -181,3 +181,18 @@ pub fn target_tmp(group: &str, name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("create target tmp dir");
     dir
 }
+
+/// An executable `#!/bin/sh` script at `path` running `body`. `sh` writes it,
+/// not the test process: a test running beside this one may fork while a
+/// write handle of ours is open, and until that child execs it holds the
+/// handle, so running the script would fail with "Text file busy" (ETXTBSY).
+#[cfg(unix)]
+pub fn executable_script(path: &Path, body: &str) {
+    let script = format!("#!/bin/sh\n{body}");
+    let status = std::process::Command::new("sh")
+        .args(["-c", r#"printf '%s' "$1" > "$2" && chmod 755 "$2""#, "sh", &script])
+        .arg(path)
+        .status()
+        .expect("run sh");
+    assert!(status.success(), "writing {}", path.display());
+}

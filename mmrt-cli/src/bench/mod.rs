@@ -913,11 +913,20 @@ mod tests {
 
     /// A stand-in for the `mmrt` worker: a shell script running `body` with
     /// `$out` set to its `--worker-out` file (the last argument).
+    ///
+    /// `sh` writes the script, not this process: a test running beside this
+    /// one may fork while a write handle of ours is open, and until that
+    /// child execs it holds the handle, so running the script would fail
+    /// with "Text file busy" (ETXTBSY).
     fn fake_worker(dir: &Path, name: &str, body: &str) -> PathBuf {
-        use std::os::unix::fs::PermissionsExt;
         let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\nfor a in \"$@\"; do out=\"$a\"; done\n{body}\n")).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = format!("#!/bin/sh\nfor a in \"$@\"; do out=\"$a\"; done\n{body}\n");
+        let status = std::process::Command::new("sh")
+            .args(["-c", r#"printf '%s' "$1" > "$2" && chmod 755 "$2""#, "sh", &script])
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(status.success(), "writing {}", path.display());
         path
     }
 
