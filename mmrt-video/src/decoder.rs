@@ -233,7 +233,7 @@ impl FileSource {
     fn not_needed(&self, packet: &ff::Packet, keep_from: u64) -> bool {
         let (Some(check), Some(fps), Some(pts)) = (&self.droppable, self.info.fps, packet.pts()) else { return false };
         // Half a frame of margin: a timestamp rounding to frame `keep_from` is needed.
-        let before = (pts as f64 * self.time_base - self.start_seconds) * fps < keep_from as f64 - 0.5;
+        let before = self.position(pts as f64 * self.time_base, fps) < keep_from as f64 - 0.5;
         keep_from != u64::MAX && before && !packet.is_key() && packet.data().is_some_and(|d| check.is_unreferenced(d))
     }
 
@@ -281,6 +281,11 @@ impl FileSource {
         Ok(())
     }
 
+    /// Where a timestamp (in seconds) falls in frames from the first one; rounded, it is that frame's index.
+    fn position(&self, seconds: f64, fps: f64) -> f64 {
+        (seconds - self.start_seconds) * fps
+    }
+
     fn frame_seconds(&self) -> Option<f64> {
         self.frame.pts().or_else(|| self.frame.timestamp()).map(|pts| pts as f64 * self.time_base)
     }
@@ -297,7 +302,7 @@ impl FileSource {
                     let fps = self.info.fps.unwrap_or(0.0);
                     let seconds = self.frame_seconds();
                     let index = match (self.resync || self.by_timestamp, seconds) {
-                        (true, Some(s)) if fps > 0.0 => ((s - self.start_seconds) * fps).round().max(0.0) as u64,
+                        (true, Some(s)) if fps > 0.0 => self.position(s, fps).round().max(0.0) as u64,
                         _ => self.next_index,
                     };
                     self.resync = false;
